@@ -1,0 +1,100 @@
+// The bench harness: runs suites, writes their JSON, and keeps docs/BENCHMARKS.md's tables current.
+import { execSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resultsTable, type Suite } from './suite.ts';
+import { suites } from './suites/index.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const docPath = path.join(root, 'docs', 'BENCHMARKS.md');
+
+export interface BenchOptions {
+  suite?: string;
+  json?: string;
+  args?: string[];
+  /** Rewrite this suite's table in docs/BENCHMARKS.md even though a single suite was run. */
+  record?: boolean;
+}
+
+export interface BenchFile {
+  suite: string;
+  results: Record<string, number>;
+  env: Record<string, string | number>;
+}
+
+/** The machine and software a figure was measured on; saved beside every result. */
+export function benchEnv(): Record<string, string | number> {
+  let commit = 'unknown';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+  } catch {}
+  return {
+    node: process.version,
+    platform: `${os.platform()}-${os.arch()}`,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    commit,
+    date: new Date().toISOString(),
+  };
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchFile[]> {
+  const names = opts.suite ? [opts.suite] : Object.keys(suites);
+  for (const n of names) {
+    if (!(n in suites)) {
+      throw new Error(
+        `unknown bench suite '${n}'; expected one of: ${Object.keys(suites).join(', ') || '(none yet)'}`,
+      );
+    }
+  }
+  const files: BenchFile[] = [];
+  const reports: Array<{ suite: Suite; body: string }> = [];
+  for (const n of names) {
+    const suite = await suites[n]!();
+    if (!opts.suite && !suite.quick) {
+      console.log(`bench: skipping '${n}' (long; run it with --suite ${n})`);
+      continue;
+    }
+    console.log(`bench: suite '${n}': ${suite.description}`);
+    const out = await suite.run({ args: opts.args ?? [], log: (l) => console.log(`  ${l}`) });
+    const file: BenchFile = { suite: n, results: out.results, env: benchEnv() };
+    files.push(file);
+    console.log(resultsTable(out.results));
+    reports.push({ suite, body: `${resultsTable(out.results)}\n\n${out.report ?? ''}`.trim() });
+  }
+  if (opts.json) {
+    writeFileSync(opts.json, `${JSON.stringify(files.length === 1 ? files[0] : files, null, 2)}\n`);
+    console.log(`bench: wrote ${opts.json}`);
+  }
+  // Only a full run (no --suite) rewrites the record, so a partial run never leaves it half-new.
+  if (!opts.suite || opts.record) {
+    for (const r of reports) recordSuite(r.suite, r.body, files.find((f) => f.suite === r.suite.name)!);
+  }
+  return files;
+}
+
+/** Replace (or append) the suite's section of docs/BENCHMARKS.md between its markers. */
+function recordSuite(suite: Suite, body: string, file: BenchFile): void {
+  const start = `<!-- bench:${suite.name}:start -->`;
+  const end = `<!-- bench:${suite.name}:end -->`;
+  const env = file.env;
+  const section = [
+    start,
+    `Measured ${String(env.date).slice(0, 10)} at commit \`${env.commit}\` on ${env.cores} × ${env.cpu}, Node ${env.node}, with \`npm run bench -- --suite ${suite.name}\`.`,
+    '',
+    body,
+    end,
+  ].join('\n');
+  let doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Benchmarks\n';
+  const i = doc.indexOf(start);
+  const j = doc.indexOf(end);
+  if (i >= 0 && j > i) doc = doc.slice(0, i) + section + doc.slice(j + end.length);
+  else doc = `${doc.trimEnd()}\n\n## Suite \`${suite.name}\`\n\n${section}\n`;
+  writeFileSync(docPath, doc);
+  console.log(`bench: updated docs/BENCHMARKS.md (${suite.name})`);
+}

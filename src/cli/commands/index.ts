@@ -1,0 +1,15 @@
+import type { Command } from 'commander';
+import { registerBench } from './bench.ts';
+import { registerCredit } from './credit.ts';
+import { registerStart } from './start.ts';
+import { registerStore } from './store.ts';
+import { registerTool } from './tool.ts';
+
+/** Every subcommand of `stepwise`; each file under ./commands exports one `register*`. */
+export const commands: Array<(program: Command) => void> = [
+  registerStart,
+  registerBench,
+  registerTool,
+  registerCredit,
+  registerStore,
+];
