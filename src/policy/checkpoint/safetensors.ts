@@ -1,0 +1,203 @@
+/**
+ * safetensors read/write (https://github.com/huggingface/safetensors, "Format").
+ *
+ * A file is: 8 bytes little-endian u64 N, then N bytes of JSON header, then the raw tensor bytes.
+ * The header maps each tensor name to `{ dtype, shape, data_offsets: [begin, end] }` (offsets into
+ * the byte buffer that follows the header) and may hold `__metadata__`, a string -> string map.
+ *
+ * Hand-written on purpose: the format is this one paragraph, and no well-kept npm package reads
+ * and writes it without pulling in a tensor library. Data is little-endian; typed arrays use the
+ * platform's byte order, so we refuse to run on a big-endian machine rather than write bad files.
+ */
+
+import { readFile, writeFile } from 'node:fs/promises';
+import { endianness } from 'node:os';
+
+/** The dtypes we read and write, with the typed array that holds each. */
+export type Dtype = 'F32' | 'F64' | 'I32' | 'I64' | 'U8' | 'I8';
+type ArrayFor = {
+  F32: Float32Array;
+  F64: Float64Array;
+  I32: Int32Array;
+  I64: BigInt64Array;
+  U8: Uint8Array;
+  I8: Int8Array;
+};
+export type TensorData = ArrayFor[Dtype];
+
+export interface Tensor {
+  dtype: Dtype;
+  shape: number[];
+  data: TensorData;
+}
+
+const arrayTypes = {
+  F32: Float32Array,
+  F64: Float64Array,
+  I32: Int32Array,
+  I64: BigInt64Array,
+  U8: Uint8Array,
+  I8: Int8Array,
+} as const;
+
+interface HeaderEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+function checkLittleEndian(): void {
+  if (endianness() !== 'LE')
+    throw new Error('safetensors: this platform is big-endian; only little-endian is supported');
+}
+
+/** The dtype a typed array is stored as (Float32Array -> F32, ...). */
+export function dtypeOf(data: TensorData): Dtype {
+  for (const [dtype, ctor] of Object.entries(arrayTypes)) {
+    if (data instanceof ctor) return dtype as Dtype;
+  }
+  throw new Error(`safetensors: unsupported array type ${(data as object).constructor.name}`);
+}
+
+/** A tensor from a typed array and a shape; the dtype follows the array type. */
+export function tensor(data: TensorData, shape: number[]): Tensor {
+  return { dtype: dtypeOf(data), shape, data };
+}
+
+const elementCount = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Serialize tensors (written in name order, so the bytes depend only on the content) and an
+ * optional metadata map.
+ */
+export function encodeSafetensors(
+  tensors: Record<string, Tensor>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
+  checkLittleEndian();
+  const names = Object.keys(tensors).sort();
+  const header: Record<string, HeaderEntry | Record<string, string>> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const name of names) {
+    if (name === '__metadata__')
+      throw new Error("safetensors: '__metadata__' is reserved and cannot name a tensor");
+    const t = tensors[name]!;
+    const expected = elementCount(t.shape);
+    if (t.shape.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new Error(
+        `safetensors: tensor '${name}' has a bad shape [${t.shape}]; expected non-negative integers`,
+      );
+    }
+    if (t.data.length !== expected) {
+      throw new Error(
+        `safetensors: tensor '${name}' has ${t.data.length} elements but shape [${t.shape}] needs ${expected}`,
+      );
+    }
+    if (dtypeOf(t.data) !== t.dtype) {
+      throw new Error(
+        `safetensors: tensor '${name}' says dtype ${t.dtype} but holds a ${dtypeOf(t.data)} array`,
+      );
+    }
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  // Pad the header with spaces so the data starts 8-byte aligned (the format allows trailing spaces).
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) {
+    const p = new Uint8Array(padded).fill(0x20);
+    p.set(json);
+    json = p;
+  }
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const name of names) {
+    const d = tensors[name]!.data;
+    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
+    at += d.byteLength;
+  }
+  return out;
+}
+
+/** Parse safetensors bytes; every tensor's data is copied into its own (aligned) typed array. */
+export function decodeSafetensors(bytes: Uint8Array): {
+  tensors: Record<string, Tensor>;
+  metadata: Record<string, string>;
+} {
+  checkLittleEndian();
+  if (bytes.length < 8) throw new Error(`safetensors: file is ${bytes.length} bytes; expected at least 8`);
+  const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  if (8 + headerLength > bytes.length) {
+    throw new Error(
+      `safetensors: header length ${headerLength} runs past the end of the file (${bytes.length} bytes)`,
+    );
+  }
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)),
+    );
+  } catch (e) {
+    throw new Error(`safetensors: header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  const dataStart = 8 + headerLength;
+  const dataLength = bytes.length - dataStart;
+  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  const tensors: Record<string, Tensor> = {};
+  const spans: [number, number, string][] = [];
+  for (const [name, raw] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const e = raw as HeaderEntry;
+    const ctor = arrayTypes[e.dtype as Dtype];
+    if (!ctor) {
+      throw new Error(
+        `safetensors: tensor '${name}' has dtype '${e.dtype}'; supported: ${Object.keys(arrayTypes).join(', ')}`,
+      );
+    }
+    const [begin, end] = e.data_offsets;
+    const expected = elementCount(e.shape) * ctor.BYTES_PER_ELEMENT;
+    if (!(begin >= 0 && end >= begin && end <= dataLength) || end - begin !== expected) {
+      throw new Error(
+        `safetensors: tensor '${name}' has data_offsets [${begin}, ${end}] but ${e.dtype}[${e.shape}] needs ${expected} bytes within ${dataLength}`,
+      );
+    }
+    spans.push([begin, end, name]);
+    // slice() copies, which also fixes alignment: a typed array needs an offset that is a multiple
+    // of its element size, and the file does not promise one.
+    const copy = bytes.slice(dataStart + begin, dataStart + end);
+    tensors[name] = { dtype: e.dtype as Dtype, shape: e.shape, data: new ctor(copy.buffer) };
+  }
+  // The format requires the tensors to tile the data buffer exactly: no gaps, no overlaps.
+  spans.sort((a, b) => a[0] - b[0]);
+  let covered = 0;
+  for (const [begin, end, name] of spans) {
+    if (begin !== covered)
+      throw new Error(`safetensors: tensor '${name}' starts at ${begin}; expected ${covered}`);
+    covered = end;
+  }
+  if (covered !== dataLength) {
+    throw new Error(
+      `safetensors: tensors cover ${covered} of ${dataLength} data bytes; expected all of them`,
+    );
+  }
+  return { tensors, metadata };
+}
+
+/** Write a .safetensors file. */
+export async function saveSafetensors(
+  path: string,
+  tensors: Record<string, Tensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  await writeFile(path, encodeSafetensors(tensors, metadata));
+}
+
+/** Read a .safetensors file. */
+export async function loadSafetensors(
+  path: string,
+): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }> {
+  return decodeSafetensors(new Uint8Array(await readFile(path)));
+}
