@@ -1,0 +1,102 @@
+// Checkpoint folders: everything needed to restore a policy, in formats other tools read.
+//
+//   <dir>/model.safetensors      parameters (F32), names as in paramSpecs
+//   <dir>/config.json            { format, model: ModelConfig, step }
+//   <dir>/tokenizer.json         the tokenizer's own JSON (written by the tokenizer module)
+//   <dir>/optimizer.safetensors  AdamW moments (optional: present when saved from training)
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { ModelConfig } from '../model/config.ts';
+import { checkParams, type Params, paramSpecs } from '../model/params.ts';
+import { loadSafetensors, saveSafetensors, type Tensor } from './safetensors.ts';
+
+const FORMAT = 'stepwise-policy-1';
+
+const ConfigFile = z.object({
+  format: z.literal(FORMAT),
+  model: ModelConfig,
+  /** Optimizer steps taken so far (AdamW's bias correction resumes from it). */
+  step: z.number().int().min(0).default(0),
+});
+
+export interface Checkpoint {
+  config: ModelConfig;
+  params: Params;
+  /** The tokenizer's JSON text, stored verbatim. */
+  tokenizerJson?: string;
+  /** AdamW first and second moments per parameter name, and the step count. */
+  optimizer?: { m: Params; v: Params };
+  step: number;
+}
+
+function toTensors(config: ModelConfig, params: Params, suffix = ''): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const spec of paramSpecs(config)) {
+    out[spec.name + suffix] = { dtype: 'F32', shape: spec.shape, data: params.get(spec.name)! };
+  }
+  return out;
+}
+
+function fromTensors(
+  config: ModelConfig,
+  tensors: Record<string, Tensor>,
+  file: string,
+  suffix = '',
+): Params {
+  const params: Params = new Map();
+  for (const spec of paramSpecs(config)) {
+    const t = tensors[spec.name + suffix];
+    if (!t) throw new Error(`checkpoint ${file}: tensor '${spec.name + suffix}' is missing`);
+    if (t.dtype !== 'F32' || t.shape.join(',') !== spec.shape.join(',')) {
+      throw new Error(
+        `checkpoint ${file}: tensor '${spec.name + suffix}' is ${t.dtype}[${t.shape}]; expected F32[${spec.shape}]`,
+      );
+    }
+    params.set(spec.name, t.data as Float32Array);
+  }
+  return params;
+}
+
+export async function saveCheckpoint(dir: string, ckpt: Checkpoint): Promise<void> {
+  checkParams(ckpt.config, ckpt.params);
+  await mkdir(dir, { recursive: true });
+  await saveSafetensors(path.join(dir, 'model.safetensors'), toTensors(ckpt.config, ckpt.params), {
+    format: FORMAT,
+  });
+  const config = { format: FORMAT, model: ckpt.config, step: ckpt.step };
+  await writeFile(path.join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  if (ckpt.tokenizerJson !== undefined) await writeFile(path.join(dir, 'tokenizer.json'), ckpt.tokenizerJson);
+  if (ckpt.optimizer) {
+    await saveSafetensors(path.join(dir, 'optimizer.safetensors'), {
+      ...toTensors(ckpt.config, ckpt.optimizer.m, '.m'),
+      ...toTensors(ckpt.config, ckpt.optimizer.v, '.v'),
+    });
+  }
+}
+
+export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+  const configPath = path.join(dir, 'config.json');
+  if (!existsSync(configPath)) throw new Error(`no checkpoint at '${dir}': config.json is missing`);
+  const parsed = ConfigFile.safeParse(JSON.parse(await readFile(configPath, 'utf8')));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`checkpoint ${configPath}: '${issue.path.join('.')}': ${issue.message}`);
+  }
+  const config = parsed.data.model;
+  const { tensors } = await loadSafetensors(path.join(dir, 'model.safetensors'));
+  const params = fromTensors(config, tensors, 'model.safetensors');
+  const tokPath = path.join(dir, 'tokenizer.json');
+  const tokenizerJson = existsSync(tokPath) ? await readFile(tokPath, 'utf8') : undefined;
+  const optPath = path.join(dir, 'optimizer.safetensors');
+  let optimizer: Checkpoint['optimizer'];
+  if (existsSync(optPath)) {
+    const opt = (await loadSafetensors(optPath)).tensors;
+    optimizer = {
+      m: fromTensors(config, opt, 'optimizer.safetensors', '.m'),
+      v: fromTensors(config, opt, 'optimizer.safetensors', '.v'),
+    };
+  }
+  return { config, params, tokenizerJson, optimizer, step: parsed.data.step };
+}

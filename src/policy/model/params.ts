@@ -1,0 +1,123 @@
+// The model's parameters as named host arrays: their names and shapes (one list that every graph,
+// the checkpoint and the optimizer state agree on) and a seeded GPT-2-style initialization.
+import type { ModelConfig } from './config.ts';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  /** How a fresh model sets it: normal(0, std), or a constant. */
+  init: { kind: 'normal'; std: number } | { kind: 'const'; value: number };
+  /** AdamW's weight decay applies to matrices only (not to norm gains/biases), as in GPT-2/nanoGPT. */
+  decay: boolean;
+}
+
+/** Named parameter arrays in spec order; shapes come from `paramSpecs`. */
+export type Params = Map<string, Float32Array>;
+
+function norm(prefix: string, c: ModelConfig): ParamSpec[] {
+  const gain: ParamSpec = {
+    name: `${prefix}.gain`,
+    shape: [c.width],
+    init: { kind: 'const', value: 1 },
+    decay: false,
+  };
+  if (c.norm === 'rmsnorm') return [gain];
+  return [
+    gain,
+    { name: `${prefix}.bias`, shape: [c.width], init: { kind: 'const', value: 0 }, decay: false },
+  ];
+}
+
+/** Every parameter of a config, in a fixed order (the order of graph inputs and of the checkpoint). */
+export function paramSpecs(c: ModelConfig): ParamSpec[] {
+  const d = c.width;
+  const std = 0.02;
+  // Residual output projections are scaled down so the residual stream's variance does not grow
+  // with depth (GPT-2's 1/sqrt(2 * layers)).
+  const residualStd = std / Math.sqrt(2 * c.layers);
+  const specs: ParamSpec[] = [
+    { name: 'embedding', shape: [c.vocabSize, d], init: { kind: 'normal', std }, decay: true },
+  ];
+  if (c.positions === 'learned') {
+    specs.push({
+      name: 'positions',
+      shape: [c.contextLength, d],
+      init: { kind: 'normal', std: 0.01 },
+      decay: true,
+    });
+  }
+  for (let l = 0; l < c.layers; l++) {
+    const p = `layers.${l}`;
+    specs.push(
+      ...norm(`${p}.attnNorm`, c),
+      { name: `${p}.qkv`, shape: [d, 3 * d], init: { kind: 'normal', std }, decay: true },
+      { name: `${p}.attnOut`, shape: [d, d], init: { kind: 'normal', std: residualStd }, decay: true },
+      ...norm(`${p}.mlpNorm`, c),
+      { name: `${p}.mlpIn`, shape: [d, c.mlpRatio * d], init: { kind: 'normal', std }, decay: true },
+      {
+        name: `${p}.mlpOut`,
+        shape: [c.mlpRatio * d, d],
+        init: { kind: 'normal', std: residualStd },
+        decay: true,
+      },
+    );
+  }
+  specs.push(...norm('finalNorm', c));
+  return specs;
+}
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * A seeded normal generator for initialization. Written here (10 lines) rather than imported
+ * because initialization must not depend on the sampling PRNG's stream: changing how sampling
+ * draws must never change a fresh model. mulberry32 + Box-Muller.
+ */
+function normalSource(seed: number): () => number {
+  let s = seed >>> 0;
+  const uniform = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => {
+    const u = 1 - uniform();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
+  };
+}
+
+/** Fresh parameters for a config, identical for identical (config, seed). */
+export function initParams(c: ModelConfig, seed = 0): Params {
+  const normal = normalSource(seed);
+  const params: Params = new Map();
+  for (const spec of paramSpecs(c)) {
+    const a = new Float32Array(elementCount(spec.shape));
+    if (spec.init.kind === 'const') a.fill(spec.init.value);
+    else for (let i = 0; i < a.length; i++) a[i] = spec.init.std * normal();
+    params.set(spec.name, a);
+  }
+  return params;
+}
+
+/** Check that a parameter map matches a config exactly (names and sizes); errors name the culprit. */
+export function checkParams(c: ModelConfig, params: Params): void {
+  const specs = paramSpecs(c);
+  for (const spec of specs) {
+    const a = params.get(spec.name);
+    if (!a) throw new Error(`parameter '${spec.name}' is missing; expected shape [${spec.shape.join(', ')}]`);
+    if (a.length !== elementCount(spec.shape)) {
+      throw new Error(
+        `parameter '${spec.name}' has ${a.length} values; expected shape [${spec.shape.join(', ')}] = ${elementCount(spec.shape)}`,
+      );
+    }
+  }
+  if (params.size !== specs.length) {
+    const known = new Set(specs.map((s) => s.name));
+    const extra = [...params.keys()].filter((k) => !known.has(k));
+    throw new Error(`unexpected parameters for this config: ${extra.join(', ')}`);
+  }
+}
