@@ -1,0 +1,74 @@
+import type { z } from 'zod';
+import {
+  type Batch,
+  baseDiagnostics,
+  envRewards,
+  episodeReturns,
+  episodeScores,
+  indexBatch,
+  invalidRows,
+  keyStats,
+  normalizeByGroup,
+} from './shared.ts';
+import {
+  type BaseDiagnostics,
+  type CreditResult,
+  type GrpoOptions,
+  grpoOptionsSchema,
+  type NormMode,
+  type StepRow,
+} from './types.ts';
+
+export interface GrpoDetails {
+  [column: string]: Float64Array;
+  /** Episode score S: the trajectory's episodeReturn, minus the penalty on an invalid row. */
+  score: Float64Array;
+}
+
+/**
+ * The group-relative episode advantage A_E shared by GRPO, GiGPO (step 1) and HGPO's base
+ * group: each row's score S normalized by its group's statistics (std_s; a group with a single
+ * value gets mean 0 and std 1).
+ */
+export function episodeAdvantage(
+  batch: Batch,
+  trajectoryReturn: Float64Array,
+  score: Float64Array,
+  mode: NormMode,
+  statistics: 'steps' | 'trajectories',
+): Float64Array {
+  if (statistics === 'steps') {
+    return normalizeByGroup(score, batch.rowGroup, keyStats(score, batch.rowGroup, batch.nGroups, 1), mode);
+  }
+  const stats = keyStats(trajectoryReturn, batch.trajectoryGroup, batch.nGroups, 1);
+  return normalizeByGroup(score, batch.rowGroup, stats, mode);
+}
+
+/**
+ * GRPO: Group Relative Policy Optimization (Shao et al., DeepSeekMath, arXiv:2402.03300), in its
+ * multi-turn form: every step of a trajectory gets the trajectory's outcome, normalized within its
+ * group.
+ *
+ * Options (ALGORITHMS.md defaults): `mode` ('mean_std_norm'), `statistics` ('steps': mean and
+ * std_s over the scores of all step rows of the group, as the multi-turn reference does;
+ * 'trajectories': over the group's episodeReturns, each trajectory once), `penalty` (true) with
+ * `penaltyCoef` (0.1): an invalid row's score is episodeReturn - coef.
+ */
+export function grpo(
+  rows: readonly StepRow[],
+  options: z.input<typeof grpoOptionsSchema> = {},
+): CreditResult<GrpoDetails> {
+  const opts: GrpoOptions = grpoOptionsSchema.parse(options);
+  const batch = indexBatch(rows);
+  const reward = envRewards(batch);
+  const invalid = invalidRows(batch);
+  const trajectoryReturn = episodeReturns(batch, reward);
+  const score = episodeScores(batch, trajectoryReturn, invalid, opts.penalty ? opts.penaltyCoef : 0);
+  const advantages = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, opts.statistics);
+  return {
+    estimator: 'grpo',
+    advantages,
+    details: { score },
+    diagnostics: baseDiagnostics(batch, trajectoryReturn, advantages) satisfies BaseDiagnostics,
+  };
+}
