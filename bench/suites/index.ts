@@ -4,4 +4,6 @@ import type { Suite } from '../suite.ts';
  * Every benchmark suite, by name. Each issue adds its own file under bench/suites and one line
  * here; suites load lazily so that one suite's heavy imports never slow another.
  */
-export const suites: Record<string, () => Promise<Suite>> = {};
+export const suites: Record<string, () => Promise<Suite>> = {
+  tokenizer: async () => (await import('./tokenizer.ts')).suite,
+};

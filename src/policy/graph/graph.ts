@@ -1,0 +1,331 @@
+import { createHash } from 'node:crypto';
+import {
+  canonicalDim,
+  type Dim,
+  formatShape,
+  isStatic,
+  numericFactor,
+  type Shape,
+  symbolsOf,
+} from './dims.ts';
+import { encodeModel } from './onnx.ts';
+
+/** Element types a graph tensor can have. float64 is for gradient checks; training runs in float32. */
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
+
+export const isFloat = (d: DType): d is 'float32' | 'float64' => d === 'float32' || d === 'float64';
+
+/** The ONNX opset every graph is built against; onnxruntime 1.30 supports it fully. */
+export const OPSET = 18;
+
+/** Reverse-mode rule of the op that produced a tensor: given dL/dy, the dL/dinput of each input. */
+export interface GradFn {
+  op: string;
+  inputs: Tensor[];
+  /** needs[i] tells whether inputs[i] needs a gradient, so rules can skip work; undefined = no gradient. */
+  backward(dy: Tensor, needs: boolean[]): (Tensor | undefined)[];
+}
+
+/** A symbolic tensor: a named value in a graph, with a dtype and a (possibly symbolic) shape. */
+export class Tensor {
+  gradFn?: GradFn;
+  constructor(
+    readonly graph: Graph,
+    readonly name: string,
+    readonly dtype: DType,
+    readonly shape: Shape,
+  ) {}
+  get rank(): number {
+    return this.shape.length;
+  }
+  toString(): string {
+    return `${this.name}: ${this.dtype}${formatShape(this.shape)}`;
+  }
+}
+
+/** A float-valued attribute (plain numbers in `attrs` are ints). */
+export class FloatAttr {
+  constructor(readonly value: number) {}
+}
+export const float = (v: number) => new FloatAttr(v);
+
+/** A tensor-valued attribute (ConstantOfShape's value). */
+export class TensorAttr {
+  constructor(readonly data: ConstData) {}
+}
+
+export type Attr = number | number[] | string | FloatAttr | TensorAttr;
+
+export interface ConstData {
+  dtype: DType;
+  dims: number[];
+  raw: Uint8Array;
+}
+
+export interface Node {
+  opType: string;
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Record<string, Attr>;
+}
+
+export type Values = ArrayLike<number> | readonly bigint[] | BigInt64Array;
+
+/** Packs numbers into the little-endian bytes ONNX stores (every platform ORT runs on is little-endian). */
+export function toRaw(dtype: DType, values: Values): Uint8Array {
+  const n = values.length;
+  let arr: ArrayBufferView;
+  if (dtype === 'float32') arr = Float32Array.from(values as ArrayLike<number>);
+  else if (dtype === 'float64') arr = Float64Array.from(values as ArrayLike<number>);
+  else if (dtype === 'int32') arr = Int32Array.from(values as ArrayLike<number>);
+  else if (dtype === 'int64') {
+    const a = new BigInt64Array(n);
+    for (let i = 0; i < n; i++) a[i] = BigInt(values[i] as number | bigint);
+    arr = a;
+  } else arr = Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
+  return new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
+}
+
+/**
+ * A graph under construction. Ops (see ops/) emit nodes into it; `toOnnx()` serializes the part
+ * that the declared outputs depend on.
+ */
+export class Graph {
+  readonly nodes: Node[] = [];
+  readonly inputs: Tensor[] = [];
+  readonly outputs: { name: string; tensor: Tensor }[] = [];
+  readonly initializers = new Map<string, ConstData>();
+  private readonly constCache = new Map<string, Tensor>();
+  private readonly symbols = new Map<string, { tensor: Tensor; axis: number }>();
+  private readonly dimCache = new Map<string, Tensor>();
+  private readonly shapeCache = new Map<string, Tensor>();
+  private readonly names = new Set<string>();
+  private counter = 0;
+
+  constructor(readonly name = 'stepwise') {}
+
+  /** A graph input. String dims are symbolic ('batch'); the same name means the same size. */
+  input(name: string, dtype: DType, shape: Shape): Tensor {
+    this.claim(name);
+    const t = new Tensor(this, name, dtype, shape.map(canonicalDim));
+    shape.forEach((d, axis) => {
+      if (typeof d === 'number') {
+        if (!Number.isInteger(d) || d < 0)
+          throw new Error(`input '${name}': bad dim ${d} in ${formatShape(shape)}`);
+        return;
+      }
+      if (!/^[A-Za-z_][\w]*$/.test(d)) {
+        throw new Error(`input '${name}': symbolic dim '${d}' must be a plain name (letters, digits, _)`);
+      }
+      if (!this.symbols.has(d)) this.symbols.set(d, { tensor: t, axis });
+    });
+    this.inputs.push(t);
+    return t;
+  }
+
+  /** Declares a graph output. */
+  output(name: string, t: Tensor): void {
+    if (t.graph !== this) throw new Error(`output '${name}': tensor ${t.name} belongs to another graph`);
+    if (this.outputs.some((o) => o.name === name)) throw new Error(`output '${name}' is declared twice`);
+    if (t.name === name) {
+      this.outputs.push({ name, tensor: t });
+      return;
+    }
+    this.claim(name);
+    const out = new Tensor(this, name, t.dtype, t.shape);
+    this.nodes.push({
+      opType: 'Identity',
+      name: `Identity_${name}`,
+      inputs: [t.name],
+      outputs: [name],
+      attrs: {},
+    });
+    this.outputs.push({ name, tensor: out });
+  }
+
+  /** A constant tensor (stored once as an initializer; identical constants share one). */
+  constant(values: Values | number, dtype: DType = 'float32', shape?: readonly number[]): Tensor {
+    const vals: Values = typeof values === 'number' ? [values] : values;
+    const dims = shape ? [...shape] : typeof values === 'number' ? [] : [vals.length];
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (count !== vals.length) {
+      throw new Error(
+        `constant: ${vals.length} values do not fill shape ${formatShape(dims)} (${count} elements)`,
+      );
+    }
+    const raw = toRaw(dtype, vals);
+    const key = `${dtype}|${dims.join(',')}|${raw.byteLength <= 64 ? Buffer.from(raw).toString('hex') : createHash('sha1').update(raw).digest('hex')}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const name = this.fresh('const');
+    this.initializers.set(name, { dtype, dims, raw });
+    const t = new Tensor(this, name, dtype, dims);
+    this.constCache.set(key, t);
+    return t;
+  }
+
+  /** A scalar constant of a dtype. */
+  scalar(value: number, dtype: DType): Tensor {
+    return this.constant(value, dtype, []);
+  }
+
+  /**
+   * Emits one ONNX node with a single output of the given dtype and shape and returns it. Ops call
+   * this; users call the op functions.
+   */
+  emit(
+    opType: string,
+    inputs: (Tensor | undefined)[],
+    attrs: Record<string, Attr>,
+    out: { dtype: DType; shape: Shape },
+  ): Tensor {
+    for (const t of inputs) {
+      if (t && t.graph !== this) throw new Error(`${opType}: input ${t.name} belongs to another graph`);
+    }
+    const name = this.fresh(opType);
+    const y = new Tensor(this, name, out.dtype, out.shape.map(canonicalDim));
+    this.nodes.push({
+      opType,
+      name,
+      inputs: inputs.map((t) => t?.name ?? ''),
+      outputs: [name],
+      attrs,
+    });
+    return y;
+  }
+
+  /** Like emit, for ops with several outputs (Split). */
+  emitMulti(
+    opType: string,
+    inputs: (Tensor | undefined)[],
+    attrs: Record<string, Attr>,
+    outs: { dtype: DType; shape: Shape }[],
+  ): Tensor[] {
+    const name = this.fresh(opType);
+    const ys = outs.map((o, i) => new Tensor(this, `${name}_${i}`, o.dtype, o.shape.map(canonicalDim)));
+    for (const y of ys) this.names.add(y.name);
+    this.nodes.push({
+      opType,
+      name,
+      inputs: inputs.map((t) => t?.name ?? ''),
+      outputs: ys.map((y) => y.name),
+      attrs,
+    });
+    return ys;
+  }
+
+  /**
+   * Names a run-time size that no input declares (e.g. the length of a slice of a symbolic axis):
+   * its value is read from axis `axis` of `t` when needed. Returns the name.
+   */
+  bindSymbol(name: string, t: Tensor, axis: number): string {
+    if (!this.symbols.has(name)) this.symbols.set(name, { tensor: t, axis });
+    return name;
+  }
+
+  /** A 1-D int64 tensor holding dim d at run time (a constant when d is a number). */
+  dim(d: Dim): Tensor {
+    d = canonicalDim(d);
+    if (typeof d === 'number') return this.constant([d], 'int64');
+    const hit = this.dimCache.get(d);
+    if (hit) return hit;
+    let acc: Tensor | undefined;
+    for (const sym of symbolsOf(d)) {
+      const src = this.symbols.get(sym);
+      if (!src) throw new Error(`symbolic dim '${sym}' has no source: no graph input declares it`);
+      let t = this.dimCache.get(sym);
+      if (!t) {
+        t = this.emit(
+          'Shape',
+          [src.tensor],
+          { start: src.axis, end: src.axis + 1 },
+          { dtype: 'int64', shape: [1] },
+        );
+        this.dimCache.set(sym, t);
+      }
+      acc = acc ? this.emit('Mul', [acc, t], {}, { dtype: 'int64', shape: [1] }) : t;
+    }
+    const coef = numericFactor(d);
+    if (coef !== 1)
+      acc = this.emit('Mul', [acc!, this.constant([coef], 'int64')], {}, { dtype: 'int64', shape: [1] });
+    this.dimCache.set(d, acc!);
+    return acc!;
+  }
+
+  /** A 1-D int64 tensor holding a shape at run time; a constant when the shape is static. */
+  shapeTensor(shape: Shape): Tensor {
+    if (isStatic(shape)) return this.constant(shape, 'int64');
+    const key = shape.map(canonicalDim).join(',');
+    const hit = this.shapeCache.get(key);
+    if (hit) return hit;
+    // Runs of static dims become one constant; each symbolic dim is its (cached) Shape slice.
+    const parts: Tensor[] = [];
+    let run: number[] = [];
+    for (const d of shape) {
+      if (typeof d === 'number') run.push(d);
+      else {
+        if (run.length) parts.push(this.constant(run, 'int64'));
+        run = [];
+        parts.push(this.dim(d));
+      }
+    }
+    if (run.length) parts.push(this.constant(run, 'int64'));
+    const t =
+      parts.length === 1
+        ? parts[0]!
+        : this.emit('Concat', parts, { axis: 0 }, { dtype: 'int64', shape: [shape.length] });
+    this.shapeCache.set(key, t);
+    return t;
+  }
+
+  /** Serializes the nodes the outputs depend on into ONNX model bytes. */
+  toOnnx(): Uint8Array {
+    if (this.outputs.length === 0)
+      throw new Error('toOnnx: the graph has no outputs; declare them with output()');
+    const producer = new Map<string, Node>();
+    for (const n of this.nodes) for (const o of n.outputs) producer.set(o, n);
+    const keep = new Set<Node>();
+    const usedInits = new Set<string>();
+    const stack = this.outputs.map((o) => o.name);
+    const seen = new Set<string>();
+    while (stack.length) {
+      const name = stack.pop()!;
+      if (!name || seen.has(name)) continue;
+      seen.add(name);
+      const n = producer.get(name);
+      if (n) {
+        if (!keep.has(n)) {
+          keep.add(n);
+          stack.push(...n.inputs);
+        }
+      } else if (this.initializers.has(name)) usedInits.add(name);
+    }
+    return encodeModel({
+      name: this.name,
+      opset: OPSET,
+      nodes: this.nodes.filter((n) => keep.has(n)),
+      inputs: this.inputs,
+      outputs: this.outputs.map((o) => o.tensor),
+      initializers: [...usedInits].map((name) => ({ name, ...this.initializers.get(name)! })),
+    });
+  }
+
+  /** Number of nodes the outputs depend on (for tests and size budgets). */
+  get size(): number {
+    return this.nodes.length;
+  }
+
+  private claim(name: string): void {
+    if (this.names.has(name)) throw new Error(`tensor name '${name}' is already used in this graph`);
+    this.names.add(name);
+  }
+
+  private fresh(prefix: string): string {
+    let name: string;
+    do name = `${prefix}_${this.counter++}`;
+    while (this.names.has(name));
+    this.names.add(name);
+    return name;
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * stepwise's ONNX graph builder and reverse-mode autodiff. See README.md in this folder.
+ */
+export { grad, zerosLike } from './autodiff.ts';
+export type { Dim, Shape } from './dims.ts';
+export { formatShape } from './dims.ts';
+export { type DType, float, Graph, isFloat, OPSET, Tensor } from './graph.ts';
+export * from './ops/elementwise.ts';
+export { matmul } from './ops/matmul.ts';
+export * from './ops/reduce.ts';
+export * from './ops/shape.ts';

@@ -1,0 +1,283 @@
+/** Ops that move data without arithmetic: reshape, transpose, (un)squeeze, expand, slice, concat, gather. */
+import { record, zerosLike } from '../autodiff.ts';
+import {
+  broadcastShapes,
+  canonicalDim,
+  type Dim,
+  dimEquals,
+  divDims,
+  formatShape,
+  normAxis,
+  productOf,
+  type Shape,
+  shapeEquals,
+} from '../dims.ts';
+import type { Tensor } from '../graph.ts';
+import { add, sub } from './elementwise.ts';
+import { unbroadcast } from './reduce.ts';
+
+/**
+ * New shape with the same elements. Dims may be numbers, symbolic names (products allowed:
+ * 'batch*seq') or one -1 (inferred). At run time the target is a constant whenever at most one
+ * dim is symbolic (that one is passed as -1), so no Shape ops are emitted for the common cases.
+ */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const holes = shape.filter((d) => d === -1).length;
+  if (holes > 1) throw new Error(`reshape: at most one -1 allowed in ${formatShape(shape)}`);
+  const known = shape.filter((d) => d !== -1);
+  let out: Dim[];
+  if (holes === 1) {
+    const inferred = divDims(productOf(x.shape), productOf(known));
+    if (inferred === undefined) {
+      throw new Error(
+        `reshape: cannot reshape ${x.name} of shape ${formatShape(x.shape)} to ${formatShape(shape)}`,
+      );
+    }
+    out = shape.map((d) => (d === -1 ? inferred : canonicalDim(d)));
+  } else {
+    out = shape.map(canonicalDim);
+    if (!dimEquals(productOf(x.shape), productOf(out))) {
+      throw new Error(
+        `reshape: cannot reshape ${x.name} of shape ${formatShape(x.shape)} (${productOf(x.shape)} elements) to ${formatShape(shape)} (${productOf(out)} elements)`,
+      );
+    }
+  }
+  if (shapeEquals(out, x.shape)) return x;
+  const g = x.graph;
+  const firstSym = out.findIndex((d) => typeof d !== 'number');
+  const target = out.map((d, i) => (i === firstSym ? -1 : d));
+  const y = g.emit('Reshape', [x, g.shapeTensor(target)], {}, { dtype: x.dtype, shape: out });
+  return record(y, 'reshape', [x], (dy) => [reshape(dy, x.shape)]);
+}
+
+/** Permutes axes (reverses them when perm is omitted). */
+export function transpose(x: Tensor, perm?: number[]): Tensor {
+  const p = perm ?? x.shape.map((_, i) => x.rank - 1 - i);
+  const sorted = [...p].sort((a, b) => a - b);
+  if (p.length !== x.rank || sorted.some((v, i) => v !== i)) {
+    throw new Error(
+      `transpose: perm [${p}] is not a permutation of the ${x.rank} axes of ${x.name} ${formatShape(x.shape)}`,
+    );
+  }
+  const y = x.graph.emit('Transpose', [x], { perm: p }, { dtype: x.dtype, shape: p.map((a) => x.shape[a]!) });
+  const inverse = p.map((_, i) => p.indexOf(i));
+  return record(y, 'transpose', [x], (dy) => [transpose(dy, inverse)]);
+}
+
+/** Swaps the last two axes (matrix transpose over a batch). */
+export function transposeLast(x: Tensor): Tensor {
+  if (x.rank < 2) throw new Error(`transposeLast: needs rank >= 2, got ${x.name} ${formatShape(x.shape)}`);
+  const perm = x.shape.map((_, i) => i);
+  perm[x.rank - 2] = x.rank - 1;
+  perm[x.rank - 1] = x.rank - 2;
+  return transpose(x, perm);
+}
+
+/** Inserts size-1 axes at `axes` (positions in the output). */
+export function unsqueeze(x: Tensor, axes: number | number[]): Tensor {
+  const rank = x.rank + (typeof axes === 'number' ? 1 : axes.length);
+  const ax = (typeof axes === 'number' ? [axes] : axes)
+    .map((a) => normAxis('unsqueeze', a, rank))
+    .sort((a, b) => a - b);
+  const out: Dim[] = [];
+  let k = 0;
+  for (let i = 0; i < rank; i++) out.push(ax.includes(i) ? 1 : x.shape[k++]!);
+  const g = x.graph;
+  const y = g.emit('Unsqueeze', [x, g.constant(ax, 'int64')], {}, { dtype: x.dtype, shape: out });
+  return record(y, 'unsqueeze', [x], (dy) => [squeeze(dy, ax)]);
+}
+
+/** Removes size-1 axes. */
+export function squeeze(x: Tensor, axes: number | number[]): Tensor {
+  const ax = (typeof axes === 'number' ? [axes] : axes)
+    .map((a) => normAxis('squeeze', a, x.rank))
+    .sort((a, b) => a - b);
+  for (const a of ax) {
+    if (!dimEquals(x.shape[a]!, 1)) {
+      throw new Error(
+        `squeeze: axis ${a} of ${x.name} ${formatShape(x.shape)} has size ${x.shape[a]}, expected 1`,
+      );
+    }
+  }
+  const g = x.graph;
+  const out = x.shape.filter((_, i) => !ax.includes(i));
+  const y = g.emit('Squeeze', [x, g.constant(ax, 'int64')], {}, { dtype: x.dtype, shape: out });
+  return record(y, 'squeeze', [x], (dy) => [unsqueeze(dy, ax)]);
+}
+
+/** Broadcasts x to `shape` (numpy rules). */
+export function expand(x: Tensor, shape: Shape): Tensor {
+  const out = broadcastShapes('expand', x.shape, shape);
+  if (shapeEquals(out, x.shape)) return x;
+  const g = x.graph;
+  const y = g.emit('Expand', [x, g.shapeTensor(shape)], {}, { dtype: x.dtype, shape: out });
+  return record(y, 'expand', [x], (dy) => [unbroadcast(dy, x.shape)]);
+}
+
+/** Sizes are clamped like Python slices; `end` defaults to the end of the axis. */
+const END = 2 ** 62;
+
+/**
+ * x[..., start:end, ...] along one axis (step 1; negative indices count from the end, as in
+ * Python). On a symbolic axis the result keeps a symbolic size: 'seq' sliced [1:] or [:-1] has size
+ * 'seq-1' both ways, so the two shifted halves of a sequence line up.
+ */
+export function slice(x: Tensor, axis: number, start: number, end = END): Tensor {
+  const a = normAxis('slice', axis, x.rank);
+  const d = x.shape[a]!;
+  const g = x.graph;
+  let size: Dim;
+  let symbolic = false;
+  if (typeof d === 'number') {
+    const norm = (i: number) => Math.min(Math.max(i < 0 ? i + d : i, 0), d);
+    size = Math.max(norm(end) - norm(start), 0);
+  } else if (start >= 0 && end >= 0 && end !== END) size = Math.max(end - start, 0);
+  else if (start < 0 && end < 0) size = Math.max(end - start, 0);
+  else if (start < 0 && end === END) size = -start;
+  else if (start === 0 && end === END) return x;
+  else {
+    // Size d - k with k = start (when end is the end) or start + |end|.
+    const k = start + (end === END ? 0 : -end);
+    size = d.includes('*') ? `slice${g.size}` : `${d}-${k}`;
+    symbolic = true;
+  }
+  const out = x.shape.map((e, i) => (i === a ? size : e));
+  const y = g.emit(
+    'Slice',
+    [x, g.constant([start], 'int64'), g.constant([end], 'int64'), g.constant([a], 'int64')],
+    {},
+    { dtype: x.dtype, shape: out },
+  );
+  if (symbolic) g.bindSymbol(size as string, y, a);
+  return record(y, 'slice', [x], (dy) => {
+    // dx = dy padded with zeros back to x's extent along the axis.
+    let begin: Tensor | number;
+    let after: Tensor | number;
+    if (typeof d === 'number') {
+      const norm = (i: number) => Math.min(Math.max(i < 0 ? i + d : i, 0), d);
+      begin = norm(start);
+      after = d - Math.max(norm(end), begin);
+    } else {
+      begin = start >= 0 ? start : add(g.dim(d), start);
+      after = end === END ? 0 : end < 0 ? -end : sub(g.dim(d), end);
+    }
+    const pieces = (v: Tensor | number) => (typeof v === 'number' ? g.constant([v], 'int64') : v);
+    const before = x.shape.map((_, i) => (i === a ? begin : 0));
+    const behind = x.shape.map((_, i) => (i === a ? after : 0));
+    const all = [...before, ...behind];
+    const pads = all.every((v) => typeof v === 'number')
+      ? g.constant(all as number[], 'int64')
+      : g.emit('Concat', all.map(pieces), { axis: 0 }, { dtype: 'int64', shape: [all.length] });
+    return [g.emit('Pad', [dy, pads], { mode: 'constant' }, { dtype: dy.dtype, shape: x.shape })];
+  });
+}
+
+/** Joins tensors along an axis; the other dims must agree. */
+export function concat(ts: Tensor[], axis: number): Tensor {
+  if (ts.length === 0) throw new Error('concat: needs at least one tensor');
+  const first = ts[0]!;
+  const a = normAxis('concat', axis, first.rank);
+  for (const t of ts) {
+    const ok =
+      t.dtype === first.dtype &&
+      t.rank === first.rank &&
+      t.shape.every((d, i) => i === a || dimEquals(d, first.shape[i]!));
+    if (!ok) {
+      throw new Error(
+        `concat: along axis ${a} all tensors need the same dtype and other dims; got ${ts.map((x) => `${x.dtype}${formatShape(x.shape)}`).join(', ')}`,
+      );
+    }
+  }
+  if (ts.length === 1) return first;
+  const g = first.graph;
+  const sizes = ts.map((t) => t.shape[a]!);
+  const total = sizes.every((s) => typeof s === 'number')
+    ? (sizes as number[]).reduce((p, q) => p + q, 0)
+    : `concat${g.size}`;
+  const y = g.emit(
+    'Concat',
+    ts,
+    { axis: a },
+    { dtype: first.dtype, shape: first.shape.map((d, i) => (i === a ? total : d)) },
+  );
+  if (typeof total === 'string') g.bindSymbol(total, y, a);
+  return record(y, 'concat', ts, (dy) =>
+    g.emitMulti(
+      'Split',
+      [dy, g.shapeTensor(sizes)],
+      { axis: a },
+      ts.map((t) => ({ dtype: t.dtype, shape: t.shape })),
+    ),
+  );
+}
+
+function expectIndices(op: string, t: Tensor): void {
+  if (t.dtype !== 'int64' && t.dtype !== 'int32')
+    throw new Error(`${op}: indices must be int64 or int32, got ${t}`);
+}
+
+/**
+ * Picks slices of x along `axis` by index (an embedding lookup is gather(table, ids)). The gradient
+ * with respect to x scatters-adds dy back (repeated ids accumulate); it is implemented for axis 0.
+ */
+export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
+  expectIndices('gather', indices);
+  const a = normAxis('gather', axis, x.rank);
+  const out = [...x.shape.slice(0, a), ...indices.shape, ...x.shape.slice(a + 1)];
+  const g = x.graph;
+  const y = g.emit('Gather', [x, indices], { axis: a }, { dtype: x.dtype, shape: out });
+  return record(y, 'gather', [x, indices], (dy) => {
+    if (a !== 0)
+      throw new Error(`gather: the gradient with respect to data is only implemented for axis 0, got ${a}`);
+    const idx = g.emit(
+      'Unsqueeze',
+      [indices, g.constant([indices.rank], 'int64')],
+      {},
+      {
+        dtype: indices.dtype,
+        shape: [...indices.shape, 1],
+      },
+    );
+    const idx64 =
+      indices.dtype === 'int64'
+        ? idx
+        : g.emit('Cast', [idx], { to: 7 }, { dtype: 'int64', shape: idx.shape });
+    return [
+      g.emit(
+        'ScatterND',
+        [zerosLike(x), idx64, dy],
+        { reduction: 'add' },
+        { dtype: x.dtype, shape: x.shape },
+      ),
+      undefined,
+    ];
+  });
+}
+
+/**
+ * out[i][j] = x[i][indices[i][j]] along `axis` (indices has x's rank): picks one entry per position,
+ * e.g. the log-prob of each target token. The gradient scatters-adds dy back.
+ */
+export function gatherElements(x: Tensor, indices: Tensor, axis = -1): Tensor {
+  expectIndices('gatherElements', indices);
+  const a = normAxis('gatherElements', axis, x.rank);
+  if (indices.rank !== x.rank) {
+    throw new Error(
+      `gatherElements: indices must have the rank of data; got data ${formatShape(x.shape)} and indices ${formatShape(indices.shape)}`,
+    );
+  }
+  const g = x.graph;
+  const y = g.emit('GatherElements', [x, indices], { axis: a }, { dtype: x.dtype, shape: indices.shape });
+  return record(y, 'gatherElements', [x, indices], (dy) => [
+    g.emit(
+      'ScatterElements',
+      [zerosLike(x), indices, dy],
+      { axis: a, reduction: 'add' },
+      {
+        dtype: x.dtype,
+        shape: x.shape,
+      },
+    ),
+    undefined,
+  ]);
+}

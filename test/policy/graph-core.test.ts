@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import {
+  add,
+  Graph,
+  gelu,
+  grad,
+  logSoftmax,
+  matmul,
+  mul,
+  reduceMean,
+  reduceSum,
+  reshape,
+  tanh,
+} from '../../src/policy/graph/index.ts';
+import { gradCheck, run, session } from './graph-helpers.ts';
+
+describe('graph core', () => {
+  it('serializes a graph that onnxruntime-node loads and runs', async () => {
+    const g = new Graph();
+    const a = g.input('a', 'float32', ['batch', 3]);
+    const w = g.constant([1, 2, 3, 4, 5, 6], 'float32', [3, 2]);
+    g.output('y', add(matmul(a, w), 1));
+    const out = await run(await session(g.toOnnx()), {
+      a: { dtype: 'float32', dims: [2, 3], data: [1, 0, 0, 0, 1, 1] },
+    });
+    expect(out.y!.dims).toEqual([2, 2]);
+    expect(out.y!.data).toEqual([2, 3, 8 + 1, 10 + 1]);
+  });
+
+  it('de-duplicates constants and prunes nodes no output needs', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2]);
+    const c1 = g.constant([1, 2], 'float32');
+    const c2 = g.constant([1, 2], 'float32');
+    expect(c1).toBe(c2);
+    mul(x, 100); // dead
+    g.output('y', add(x, c1));
+    const bytes = g.toOnnx();
+    const text = Buffer.from(bytes).toString('latin1');
+    expect(text.includes('Mul')).toBe(false);
+  });
+
+  it('gradients of a small MLP match finite differences in float64', async () => {
+    const err = await gradCheck(
+      (x, w1, w2) => logSoftmax(matmul(gelu(matmul(x, w1)), w2)),
+      [{ shape: [4, 3] }, { shape: [3, 5] }, { shape: [5, 2] }],
+    );
+    expect(err).toBeLessThan(1e-6);
+  });
+
+  it('accumulates gradients of a tensor used several times (fan-out)', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float64', [3]);
+    // loss = sum(x*x + tanh(x) + x) -> dloss/dx = 2x + 1 - tanh(x)^2 + 1
+    const loss = reduceSum(add(add(mul(x, x), tanh(x)), x));
+    const [dx] = grad(loss, [x]);
+    g.output('dx', dx!);
+    const xs = [0.3, -1.2, 2];
+    const out = await run(await session(g.toOnnx()), { x: { dtype: 'float64', dims: [3], data: xs } });
+    xs.forEach((v, i) => {
+      expect(out.dx!.data[i]).toBeCloseTo(2 * v + 1 - Math.tanh(v) ** 2 + 1, 12);
+    });
+  });
+
+  it('handles symbolic batch and sequence dims through reshape', async () => {
+    const err = await gradCheck(
+      (x, w) => reduceMean(reshape(matmul(x, w), [-1, 2]), 0),
+      [{ shape: ['batch', 'seq', 3], dims: [2, 3, 3] }, { shape: [3, 2] }],
+    );
+    expect(err).toBeLessThan(1e-6);
+  });
+});

@@ -1,0 +1,143 @@
+/** Shared by the graph tests: run a graph in onnxruntime-node, and check gradients numerically. */
+import ort from 'onnxruntime-node';
+import {
+  type Dim,
+  type DType,
+  Graph,
+  grad,
+  mul,
+  reduceSum,
+  type Tensor,
+} from '../../src/policy/graph/index.ts';
+
+export type Feed = { dtype: DType; dims: number[]; data: ArrayLike<number> | BigInt64Array };
+
+export function ortTensor(f: Feed): ort.Tensor {
+  const { dtype, dims, data } = f;
+  if (dtype === 'float64')
+    return new ort.Tensor('float64', Float64Array.from(data as ArrayLike<number>), dims);
+  if (dtype === 'float32')
+    return new ort.Tensor('float32', Float32Array.from(data as ArrayLike<number>), dims);
+  if (dtype === 'int64') {
+    const a =
+      data instanceof BigInt64Array ? data : BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(v));
+    return new ort.Tensor('int64', a, dims);
+  }
+  if (dtype === 'int32') return new ort.Tensor('int32', Int32Array.from(data as ArrayLike<number>), dims);
+  return new ort.Tensor('bool', Uint8Array.from(data as ArrayLike<number>), dims);
+}
+
+export async function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, { logSeverityLevel: 3, intraOpNumThreads: 1 });
+}
+
+/** Runs a session; returns each output as numbers with its dims. */
+export async function run(
+  s: ort.InferenceSession,
+  feeds: Record<string, Feed>,
+): Promise<Record<string, { data: number[]; dims: number[] }>> {
+  const ins: Record<string, ort.Tensor> = {};
+  for (const [k, v] of Object.entries(feeds)) ins[k] = ortTensor(v);
+  const outs = await s.run(ins);
+  const res: Record<string, { data: number[]; dims: number[] }> = {};
+  for (const [k, v] of Object.entries(outs)) {
+    res[k] = { data: Array.from(v.data as ArrayLike<number | bigint>, Number), dims: [...v.dims] };
+  }
+  return res;
+}
+
+/** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface CheckInput {
+  /** Shape in the graph (may be symbolic). */
+  shape: Dim[];
+  /** Concrete dims fed (defaults to shape when static). */
+  dims?: number[];
+  /** Values in [lo, hi) (default [-1, 1)). */
+  range?: [number, number];
+  /** Fixed values instead of random ones. */
+  data?: number[];
+  /** Not differentiated (e.g. indices or a condition). */
+  dtype?: DType;
+}
+
+/**
+ * Builds f on float64 inputs, projects its output onto a random tensor w (loss = sum(f(x) * w),
+ * which exercises the whole vector-Jacobian product), and compares grad() with central differences.
+ * Returns the worst relative error over the float inputs: |analytic - numeric| / max(|analytic|, |numeric|)
+ * in the 2-norm.
+ */
+export async function gradCheck(
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: CheckInput[],
+  { seed = 1, h = 1e-5 }: { seed?: number; h?: number } = {},
+): Promise<number> {
+  const rand = rng(seed);
+  const feeds: Record<string, Feed> = {};
+  inputs.forEach((spec, i) => {
+    const dims = spec.dims ?? (spec.shape as number[]);
+    const n = dims.reduce((a, b) => a * b, 1);
+    const [lo, hi] = spec.range ?? [-1, 1];
+    const data = spec.data ?? Array.from({ length: n }, () => lo + (hi - lo) * rand());
+    feeds[`x${i}`] = { dtype: spec.dtype ?? 'float64', dims, data };
+  });
+  // Pass 1: the output's concrete dims.
+  const g1 = new Graph();
+  const y1 = f(...inputs.map((s, i) => g1.input(`x${i}`, s.dtype ?? 'float64', s.shape)));
+  g1.output('y', y1);
+  const { y } = await run(await session(g1.toOnnx()), feeds);
+  const w = Array.from({ length: y!.data.length }, () => rand() * 2 - 1);
+  // Pass 2: loss and gradients.
+  const g = new Graph();
+  const xs = inputs.map((s, i) => g.input(`x${i}`, s.dtype ?? 'float64', s.shape));
+  const out = f(...xs);
+  const wt = g.constant(w, 'float64', y!.dims);
+  const loss = reduceSum(mul(out, out.rank === y!.dims.length ? wt : wt));
+  const floatIdx = inputs
+    .map((s, i) => ((s.dtype ?? 'float64') === 'float64' ? i : -1))
+    .filter((i) => i >= 0);
+  const grads = grad(
+    loss,
+    floatIdx.map((i) => xs[i]!),
+  );
+  g.output('loss', loss);
+  for (const [k, d] of grads.entries()) g.output(`g${k}`, d);
+  const s = await session(g.toOnnx());
+  const base = await run(s, feeds);
+  let worst = 0;
+  for (const [k, i] of floatIdx.entries()) {
+    const x = feeds[`x${i}`]!;
+    const analytic = base[`g${k}`]!.data;
+    const numeric: number[] = [];
+    const data = Array.from(x.data as ArrayLike<number>);
+    for (let j = 0; j < data.length; j++) {
+      const at = async (v: number) => {
+        const d = data.slice();
+        d[j] = v;
+        return (await run(s, { ...feeds, [`x${i}`]: { ...x, data: d } })).loss!.data[0]!;
+      };
+      numeric.push(((await at(data[j]! + h)) - (await at(data[j]! - h))) / (2 * h));
+    }
+    let diff = 0;
+    let na = 0;
+    let nn = 0;
+    for (let j = 0; j < numeric.length; j++) {
+      diff += (analytic[j]! - numeric[j]!) ** 2;
+      na += analytic[j]! ** 2;
+      nn += numeric[j]! ** 2;
+    }
+    const err = Math.sqrt(diff) / Math.max(Math.sqrt(na), Math.sqrt(nn), 1e-12);
+    worst = Math.max(worst, err);
+  }
+  return worst;
+}
