@@ -2,13 +2,12 @@
 
 // --- policy (src/policy) ---
 export {
-  type ChatMessage,
-  type ChatRole,
-  SPECIAL_TOKENS,
-  type SpecialToken,
-  Tokenizer,
-  TokenizerTrainOptions,
-} from './policy/tokenizer/tokenizer.ts';
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  saveSafetensors,
+  type Tensor as SafetensorsTensor,
+} from './policy/checkpoint/safetensors.ts';
 export {
   Rng,
   type Sampled,
@@ -18,12 +17,13 @@ export {
   samplingOptions,
 } from './policy/runtime/sampling.ts';
 export {
-  decodeSafetensors,
-  encodeSafetensors,
-  loadSafetensors,
-  saveSafetensors,
-  type Tensor as SafetensorsTensor,
-} from './policy/checkpoint/safetensors.ts';
+  type ChatMessage,
+  type ChatRole,
+  SPECIAL_TOKENS,
+  type SpecialToken,
+  Tokenizer,
+  TokenizerTrainOptions,
+} from './policy/tokenizer/tokenizer.ts';
 
 // --- envs (src/envs) ---
 

@@ -1,0 +1,258 @@
+/**
+ * A byte-level BPE tokenizer with chat special tokens.
+ *
+ * Ids:  0..255            the 256 bytes (always present, so any string round-trips)
+ *       256..261          special tokens, see SPECIAL_TOKENS
+ *       262..vocabSize-1  learned merges, in the order they were learned
+ *
+ * Special tokens are never produced by `encode`: plain text is always encoded as bytes and merges,
+ * so a user who types "<|end|>" gets the 7 characters '<', '|', 'e', ... as ordinary tokens, not
+ * the end token. Only `applyChatTemplate` (or code that inserts the ids itself) emits specials.
+ * `decode` renders a special token as its name ("<|end|>"), so decoded text alone cannot tell the
+ * two apart; look at the ids when that matters.
+ *
+ * JS strings can hold lone UTF-16 surrogates, which have no UTF-8 encoding; like every UTF-8
+ * encoder we turn them into U+FFFD. Every well-formed string round-trips exactly.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { pretokenize } from './pretokenize.ts';
+import { mergePair, pairKey, trainMerges } from './train.ts';
+
+/** Special token names and their ids. */
+export const SPECIAL_TOKENS = {
+  '<|pad|>': 256,
+  '<|end|>': 257,
+  '<|system|>': 258,
+  '<|user|>': 259,
+  '<|assistant|>': 260,
+  '<|tool|>': 261,
+} as const;
+export type SpecialToken = keyof typeof SPECIAL_TOKENS;
+const FIRST_MERGE_ID = 262;
+
+export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+const ROLE_TOKEN: Record<ChatRole, number> = {
+  system: SPECIAL_TOKENS['<|system|>'],
+  user: SPECIAL_TOKENS['<|user|>'],
+  assistant: SPECIAL_TOKENS['<|assistant|>'],
+  tool: SPECIAL_TOKENS['<|tool|>'],
+};
+
+export const TokenizerTrainOptions = z.object({
+  /** Total vocabulary: 256 bytes + 6 specials + merges. Fewer if the text runs out of pairs. */
+  vocabSize: z.number().int().min(FIRST_MERGE_ID).max(1048576).default(2048),
+  /** A pair must occur at least this often (counting word frequency) to become a merge. */
+  minFrequency: z.number().int().min(1).default(2),
+});
+export type TokenizerTrainOptions = z.infer<typeof TokenizerTrainOptions>;
+
+/** The JSON form of a tokenizer (tokenizer.json in a checkpoint). */
+const TokenizerJson = z.object({
+  type: z.literal('stepwise-byte-bpe'),
+  version: z.literal(1),
+  specials: z.record(z.string(), z.number().int()),
+  merges: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])),
+});
+export type TokenizerJson = z.infer<typeof TokenizerJson>;
+
+/** Words cached per tokenizer before the cache is cleared (bounds memory on endless new text). */
+const CACHE_LIMIT = 100_000;
+
+export class Tokenizer {
+  /** Merge rules in order: token FIRST_MERGE_ID + r = merges[r][0] followed by merges[r][1]. */
+  readonly merges: readonly (readonly [number, number])[];
+  /** pairKey(a, b) -> merged id; a lower id is an earlier merge, i.e. a higher priority. */
+  private readonly mergeOf = new Map<number, number>();
+  /** The bytes each token stands for (specials: the UTF-8 of their name). */
+  private readonly bytesOf: Uint8Array[] = [];
+  private readonly cache = new Map<string, number[]>();
+  private readonly encoder = new TextEncoder();
+
+  constructor(merges: readonly (readonly [number, number])[]) {
+    this.merges = merges;
+    for (let b = 0; b < 256; b++) this.bytesOf.push(Uint8Array.of(b));
+    for (const name of Object.keys(SPECIAL_TOKENS)) this.bytesOf.push(this.encoder.encode(name));
+    merges.forEach(([a, b], r) => {
+      const id = FIRST_MERGE_ID + r;
+      if (a >= id || b >= id || (a >= 256 && a < FIRST_MERGE_ID) || (b >= 256 && b < FIRST_MERGE_ID)) {
+        throw new Error(`tokenizer: merge ${r} is [${a}, ${b}]; expected two earlier non-special tokens`);
+      }
+      this.mergeOf.set(pairKey(a, b), id);
+      const ba = this.bytesOf[a]!;
+      const bb = this.bytesOf[b]!;
+      const joined = new Uint8Array(ba.length + bb.length);
+      joined.set(ba);
+      joined.set(bb, ba.length);
+      this.bytesOf.push(joined);
+    });
+  }
+
+  /** Learn a tokenizer from texts (deterministic: the same texts give the same tokenizer). */
+  static train(texts: Iterable<string>, options: z.input<typeof TokenizerTrainOptions> = {}): Tokenizer {
+    const parsed = TokenizerTrainOptions.safeParse(options);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new Error(`invalid tokenizer options: '${issue.path.join('.')}': ${issue.message}`);
+    }
+    const { vocabSize, minFrequency } = parsed.data;
+    return new Tokenizer(
+      trainMerges(texts, { firstId: FIRST_MERGE_ID, maxMerges: vocabSize - FIRST_MERGE_ID, minFrequency }),
+    );
+  }
+
+  /** Number of token ids (bytes + specials + merges); the model's vocabulary must be this size. */
+  get vocabSize(): number {
+    return FIRST_MERGE_ID + this.merges.length;
+  }
+
+  /** Id of a special token, e.g. `tok.special('<|end|>')`. */
+  special(name: SpecialToken): number {
+    return SPECIAL_TOKENS[name];
+  }
+
+  /** The end token: ends every chat message, so generation stops on it. */
+  get endId(): number {
+    return SPECIAL_TOKENS['<|end|>'];
+  }
+
+  get padId(): number {
+    return SPECIAL_TOKENS['<|pad|>'];
+  }
+
+  isSpecial(id: number): boolean {
+    return id >= 256 && id < FIRST_MERGE_ID;
+  }
+
+  /** Plain text -> ids. Never yields a special token (see the module comment). */
+  encode(text: string): number[] {
+    const ids: number[] = [];
+    for (const word of pretokenize(text)) {
+      for (const id of this.encodeWord(word)) ids.push(id);
+    }
+    return ids;
+  }
+
+  /** BPE on one word, cached: rollouts encode the same prompts thousands of times. */
+  private encodeWord(word: string): number[] {
+    const hit = this.cache.get(word);
+    if (hit) return hit;
+    let ids = Array.from(this.encoder.encode(word));
+    // Apply the earliest-learned merge present, until none applies (the order training used).
+    while (ids.length > 1) {
+      let best = -1;
+      let a = 0;
+      let b = 0;
+      for (let i = 0; i + 1 < ids.length; i++) {
+        const m = this.mergeOf.get(pairKey(ids[i]!, ids[i + 1]!));
+        if (m !== undefined && (best < 0 || m < best)) {
+          best = m;
+          a = ids[i]!;
+          b = ids[i + 1]!;
+        }
+      }
+      if (best < 0) break;
+      ids = mergePair(ids, a, b, best);
+    }
+    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+    this.cache.set(word, ids);
+    return ids;
+  }
+
+  /** The bytes a token stands for (a special token: the UTF-8 of its name). */
+  tokenBytes(id: number): Uint8Array {
+    const bytes = this.bytesOf[id];
+    if (!bytes) throw new Error(`tokenizer: token id ${id} is out of range [0, ${this.vocabSize})`);
+    return bytes;
+  }
+
+  /**
+   * Ids -> text. Invalid UTF-8 (e.g. a cut-off multi-byte character) becomes U+FFFD. Special
+   * tokens appear as their names unless `skipSpecial` is set.
+   */
+  decode(ids: Iterable<number>, options: { skipSpecial?: boolean } = {}): string {
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    for (const id of ids) {
+      if (options.skipSpecial && this.isSpecial(id)) continue;
+      const b = this.tokenBytes(id);
+      parts.push(b);
+      length += b.length;
+    }
+    const all = new Uint8Array(length);
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return new TextDecoder('utf-8').decode(all);
+  }
+
+  /**
+   * Messages -> ids. Layout, with no separators beyond the special tokens:
+   *
+   *   <|system|>You are ...<|end|><|user|>Hi<|end|><|assistant|>Hello!<|end|><|tool|>...<|end|>
+   *
+   * and, with `addGenerationPrompt`, a trailing `<|assistant|>` for the model to continue; its
+   * reply ends with `<|end|>`, the stop token. Each content is encoded on its own with `encode`,
+   * so a message can never forge a role or end token.
+   */
+  applyChatTemplate(
+    messages: readonly ChatMessage[],
+    options: { addGenerationPrompt?: boolean } = {},
+  ): number[] {
+    const ids: number[] = [];
+    for (const [i, m] of messages.entries()) {
+      const role = ROLE_TOKEN[m.role];
+      if (role === undefined) {
+        throw new Error(
+          `applyChatTemplate: message ${i} has role '${m.role}'; expected system, user, assistant or tool`,
+        );
+      }
+      ids.push(role);
+      for (const id of this.encode(m.content)) ids.push(id);
+      ids.push(this.endId);
+    }
+    if (options.addGenerationPrompt) ids.push(ROLE_TOKEN.assistant);
+    return ids;
+  }
+
+  toJSON(): TokenizerJson {
+    return {
+      type: 'stepwise-byte-bpe',
+      version: 1,
+      specials: { ...SPECIAL_TOKENS },
+      merges: this.merges.map(([a, b]) => [a, b]),
+    };
+  }
+
+  /** From `toJSON()`'s object or its JSON text. */
+  static fromJSON(json: string | unknown): Tokenizer {
+    const raw = typeof json === 'string' ? JSON.parse(json) : json;
+    const parsed = TokenizerJson.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new Error(`tokenizer JSON: '${issue.path.join('.')}': ${issue.message}`);
+    }
+    for (const [name, id] of Object.entries(SPECIAL_TOKENS)) {
+      if (parsed.data.specials[name] !== id) {
+        throw new Error(
+          `tokenizer JSON: special token '${name}' has id ${parsed.data.specials[name]}; expected ${id}`,
+        );
+      }
+    }
+    return new Tokenizer(parsed.data.merges);
+  }
+
+  async save(path: string): Promise<void> {
+    await writeFile(path, JSON.stringify(this.toJSON()));
+  }
+
+  static async load(path: string): Promise<Tokenizer> {
+    return Tokenizer.fromJSON(await readFile(path, 'utf8'));
+  }
+}
