@@ -1,0 +1,349 @@
+import { describe, expect, it } from 'vitest';
+import { TASK_TYPES } from '../../src/envs/household/catalog.ts';
+import { HouseholdEnv } from '../../src/envs/household/env.ts';
+import { HouseholdExpert } from '../../src/envs/household/expert.ts';
+import {
+  HouseholdGenerator,
+  type HouseholdTask,
+  isHeldOutCombo,
+  isHeldOutLayout,
+} from '../../src/envs/household/generator.ts';
+import { HouseholdState, type HouseholdWorld } from '../../src/envs/household/world.ts';
+import { Rng } from '../../src/envs/rng.ts';
+import { SPLITS } from '../../src/envs/types.ts';
+
+const expert = new HouseholdExpert();
+
+/** Plays `n` random admissible commands from a seeded RNG and returns the transcript. */
+function randomTranscript(env: HouseholdEnv, task: HouseholdTask, n: number, seed: number): string[] {
+  const rng = new Rng(seed);
+  const out = [env.resetSync(task.seed, task)];
+  for (let i = 0; i < n; i++) {
+    const action = rng.pick(env.admissibleActions());
+    const r = env.stepSync(action);
+    out.push(action, r.observation, String(r.reward), String(r.done));
+    if (r.done) break;
+  }
+  return out;
+}
+
+/** A hand-written kitchen, so that win conditions are checked against worlds we know exactly. */
+function kitchen(goal: HouseholdWorld['goal']): HouseholdTask {
+  const world: HouseholdWorld = {
+    room: 'kitchen',
+    layout: 0,
+    receptacles: [
+      { name: 'countertop 1', kind: 'countertop', open: true },
+      { name: 'cabinet 1', kind: 'cabinet', open: false },
+      { name: 'cabinet 2', kind: 'cabinet', open: false },
+      { name: 'sinkbasin 1', kind: 'sinkbasin', open: true },
+      { name: 'microwave 1', kind: 'microwave', open: false },
+      { name: 'fridge 1', kind: 'fridge', open: false },
+      { name: 'desk 1', kind: 'desk', open: true },
+    ],
+    objects: [
+      { name: 'mug 1', kind: 'mug', at: 'countertop 1' },
+      { name: 'mug 2', kind: 'mug', at: 'cabinet 1' },
+      { name: 'cup 1', kind: 'cup', at: 'countertop 1' },
+      { name: 'desklamp 1', kind: 'desklamp', at: 'desk 1' },
+    ],
+    goal,
+    goalText: 'test goal.',
+  };
+  return {
+    env: 'household',
+    id: 'household/test/0',
+    kind: goal.type,
+    split: 'train',
+    seed: 0,
+    payload: world,
+  };
+}
+
+function play(env: HouseholdEnv, actions: string[]) {
+  return actions.map((a) => {
+    expect(env.admissibleActions()).toContain(a);
+    return env.stepSync(a);
+  });
+}
+
+describe('household env', () => {
+  it('opens in TextWorld style and gives ALFWorld feedback', () => {
+    const env = new HouseholdEnv();
+    const first = env.resetSync(
+      0,
+      kitchen({ type: 'pick_and_place_simple', object: 'mug', target: 'sinkbasin' }),
+    );
+    expect(first).toBe(
+      'You are in the middle of a room. Looking quickly around you, you see a countertop 1, a cabinet 1, ' +
+        'a cabinet 2, a sinkbasin 1, a microwave 1, a fridge 1, and a desk 1.\n\nYour task is to: test goal.',
+    );
+    expect(env.anchor).toBe(first);
+    expect(env.stepSync('go to cabinet 1').observation).toBe(
+      'You arrive at cabinet 1. The cabinet 1 is closed.',
+    );
+    expect(env.stepSync('open cabinet 1').observation).toBe(
+      'You open the cabinet 1. The cabinet 1 is open. In it, you see a mug 2.',
+    );
+    expect(env.stepSync('take mug 2 from cabinet 1').observation).toBe(
+      'You pick up the mug 2 from the cabinet 1.',
+    );
+    expect(env.stepSync('inventory').observation).toBe('You are carrying: a mug 2.');
+    expect(env.stepSync('go to countertop 1').observation).toBe(
+      'You arrive at countertop 1. On the countertop 1, you see a mug 1, and a cup 1.',
+    );
+    expect(env.anchor).toBe('You arrive at countertop 1. On the countertop 1, you see a mug 1, and a cup 1.');
+    // Holding one object at a time: taking another is impossible.
+    expect(env.admissibleActions().filter((a) => a.startsWith('take'))).toEqual([]);
+  });
+
+  it('is deterministic: same task and seed, same world and transcript', () => {
+    const a = new HouseholdEnv();
+    const b = new HouseholdEnv();
+    for (let seed = 0; seed < 30; seed++) {
+      const task = a.generator.generate('train', seed);
+      expect(b.generator.generate('train', seed)).toEqual(task);
+      expect(randomTranscript(a, task, 40, seed)).toEqual(randomTranscript(b, task, 40, seed));
+      // reset(seed) without a task draws the same task from the configured split.
+      expect(b.resetSync(seed)).toBe(a.resetSync(seed, task));
+    }
+  });
+
+  it('the expert solves 1000 tasks of every task type (admissible commands only, won on the last step)', () => {
+    const env = new HouseholdEnv();
+    for (const type of TASK_TYPES) {
+      let solved = 0;
+      for (let seed = 0; seed < 1000; seed++) {
+        const split = SPLITS[seed % 3]!;
+        const task = env.generator.generate(split, seed, type);
+        expect(task.kind).toBe(type);
+        env.resetSync(seed, task);
+        const { actions } = expert.demonstrate(task);
+        let won = false;
+        for (let i = 0; i < actions.length; i++) {
+          if (!env.admissibleActions().includes(actions[i]!)) break;
+          const r = env.stepSync(actions[i]!);
+          if (r.info.won) {
+            won = i === actions.length - 1 && r.reward === 10 && r.done;
+            break;
+          }
+        }
+        if (won) solved++;
+      }
+      expect({ type, solved }).toEqual({ type, solved: 1000 });
+    }
+  });
+
+  it('impossible but well-formed commands say "Nothing happens." and change nothing; malformed ones are invalid', () => {
+    const env = new HouseholdEnv({ objects: 8 });
+    const rng = new Rng(7);
+    for (let seed = 0; seed < 40; seed++) {
+      const task = env.generator.generate('train', seed);
+      env.resetSync(seed, task);
+      const names = [
+        ...task.payload.receptacles.map((r) => r.name),
+        ...task.payload.objects.map((o) => o.name),
+        'cabinet 99',
+      ];
+      for (let i = 0; i < 20; i++) {
+        const admissible = new Set(env.admissibleActions());
+        const x = rng.pick(names);
+        const y = rng.pick(names);
+        const candidates = [
+          `go to ${x}`,
+          `open ${x}`,
+          `close ${x}`,
+          `take ${x} from ${y}`,
+          `move ${x} to ${y}`,
+          `heat ${x} with ${y}`,
+          `cool ${x} with ${y}`,
+          `clean ${x} with ${y}`,
+          `use ${x}`,
+          `examine ${x}`,
+        ].filter((c) => !admissible.has(c));
+        const state = (env as unknown as { state: HouseholdState }).state;
+        for (const c of candidates) {
+          const before = state.snapshot();
+          const r = env.stepSync(c);
+          expect(r).toMatchObject({
+            observation: 'Nothing happens.',
+            reward: 0,
+            info: { valid: true, won: false },
+          });
+          expect(state.snapshot()).toBe(before);
+          if (r.done) break;
+        }
+        if (env.stepCount >= 45) break;
+        const before = state.snapshot();
+        const bad = env.stepSync('dance with the mug');
+        expect(bad.info.valid).toBe(false);
+        expect(state.snapshot()).toBe(before);
+        if (bad.done) break;
+        env.stepSync(rng.pick(env.admissibleActions()));
+        if (env.stepCount >= 45) break;
+      }
+    }
+  });
+
+  it('wins exactly when each goal holds (and not on the near misses)', () => {
+    const env = new HouseholdEnv();
+    const won = (rs: { info: { won: boolean } }[]) => rs.map((r) => r.info.won);
+
+    // Clean: placing an uncleaned mug does not win; the cleaned one does.
+    env.resetSync(0, kitchen({ type: 'pick_clean_then_place_in_recep', object: 'mug', target: 'cabinet' }));
+    let rs = play(env, [
+      'go to countertop 1',
+      'take mug 1 from countertop 1',
+      'go to cabinet 2',
+      'open cabinet 2',
+    ]);
+    rs.push(...play(env, ['move mug 1 to cabinet 2', 'take mug 1 from cabinet 2', 'go to sinkbasin 1']));
+    rs.push(...play(env, ['clean mug 1 with sinkbasin 1', 'go to cabinet 2', 'move mug 1 to cabinet 2']));
+    expect(won(rs)).toEqual([false, false, false, false, false, false, false, false, false, true]);
+    expect(rs.at(-1)).toMatchObject({ reward: 10, done: true });
+
+    // Heat: a cleaned (not heated) mug does not win; cooling after heating undoes it.
+    env.resetSync(0, kitchen({ type: 'pick_heat_then_place_in_recep', object: 'mug', target: 'countertop' }));
+    rs = play(env, ['go to cabinet 1', 'open cabinet 1', 'take mug 2 from cabinet 1', 'go to sinkbasin 1']);
+    rs.push(
+      ...play(env, ['clean mug 2 with sinkbasin 1', 'go to microwave 1', 'heat mug 2 with microwave 1']),
+    );
+    rs.push(...play(env, ['go to fridge 1', 'cool mug 2 with fridge 1', 'go to countertop 1']));
+    rs.push(
+      ...play(env, ['move mug 2 to countertop 1', 'take mug 2 from countertop 1', 'go to microwave 1']),
+    );
+    rs.push(
+      ...play(env, ['heat mug 2 with microwave 1', 'go to countertop 1', 'move mug 2 to countertop 1']),
+    );
+    expect(won(rs).indexOf(true)).toBe(rs.length - 1);
+
+    // Cool: a cup (another kind) cooled and placed does not win a mug task.
+    env.resetSync(0, kitchen({ type: 'pick_cool_then_place_in_recep', object: 'mug', target: 'cabinet' }));
+    rs = play(env, [
+      'go to countertop 1',
+      'take cup 1 from countertop 1',
+      'go to fridge 1',
+      'cool cup 1 with fridge 1',
+    ]);
+    rs.push(...play(env, ['go to cabinet 1', 'open cabinet 1', 'move cup 1 to cabinet 1']));
+    expect(won(rs).some(Boolean)).toBe(false);
+    rs = play(env, [
+      'go to countertop 1',
+      'take mug 1 from countertop 1',
+      'go to fridge 1',
+      'cool mug 1 with fridge 1',
+    ]);
+    rs.push(...play(env, ['go to cabinet 1', 'move mug 1 to cabinet 1']));
+    expect(won(rs)).toEqual([false, false, false, false, false, true]);
+
+    // Pick two: one mug is not enough; two mugs in two different cabinets are not either.
+    env.resetSync(0, kitchen({ type: 'pick_two_obj_and_place', object: 'mug', target: 'cabinet' }));
+    rs = play(env, [
+      'go to countertop 1',
+      'take mug 1 from countertop 1',
+      'go to cabinet 2',
+      'open cabinet 2',
+    ]);
+    rs.push(...play(env, ['move mug 1 to cabinet 2', 'go to cabinet 1', 'open cabinet 1']));
+    expect(won(rs).some(Boolean)).toBe(false);
+    rs = play(env, ['take mug 2 from cabinet 1', 'go to cabinet 2', 'move mug 2 to cabinet 2']);
+    expect(won(rs)).toEqual([false, false, true]);
+
+    // Look in light: lamp on while not holding the mug does not win; arriving with the mug does.
+    env.resetSync(0, kitchen({ type: 'look_at_obj_in_light', object: 'mug' }));
+    rs = play(env, ['go to desk 1', 'use desklamp 1', 'go to countertop 1', 'take cup 1 from countertop 1']);
+    rs.push(...play(env, ['go to desk 1', 'go to countertop 1', 'move cup 1 to countertop 1']));
+    rs.push(...play(env, ['take mug 1 from countertop 1', 'go to desk 1']));
+    expect(won(rs).indexOf(true)).toBe(rs.length - 1);
+
+    // Pick and place: a cup in the cabinet does not place a mug.
+    env.resetSync(0, kitchen({ type: 'pick_and_place_simple', object: 'mug', target: 'sinkbasin' }));
+    rs = play(env, [
+      'go to countertop 1',
+      'take cup 1 from countertop 1',
+      'go to sinkbasin 1',
+      'move cup 1 to sinkbasin 1',
+    ]);
+    expect(won(rs).some(Boolean)).toBe(false);
+    rs = play(env, [
+      'go to countertop 1',
+      'take mug 1 from countertop 1',
+      'go to sinkbasin 1',
+      'move mug 1 to sinkbasin 1',
+    ]);
+    expect(won(rs)).toEqual([false, false, false, true]);
+  });
+
+  it('no generated task starts won', () => {
+    const gen = new HouseholdGenerator({ distractors: 3 });
+    for (let seed = 0; seed < 600; seed++) {
+      const task = gen.generate(SPLITS[seed % 3]!, seed);
+      expect(new HouseholdState(task.payload).goalHolds()).toBe(false);
+    }
+  });
+
+  it('splits: train and valid-seen are disjoint instances of seen layouts and combos; valid-unseen is held out', () => {
+    const gen = new HouseholdGenerator();
+    const fingerprints = { train: new Set<string>(), 'valid-seen': new Set<string>() };
+    const combos = (t: HouseholdTask) =>
+      `${t.payload.goal.type}|${t.payload.goal.object}|${t.payload.goal.target}`;
+    const seen = { layouts: new Set<number>(), combos: new Set<string>() };
+    const unseen = { layouts: new Set<number>(), combos: new Set<string>() };
+    for (let seed = 0; seed < 1000; seed++) {
+      for (const split of ['train', 'valid-seen'] as const) {
+        const t = gen.generate(split, seed);
+        fingerprints[split].add(JSON.stringify({ ...t.payload, goalText: '' }));
+        expect(isHeldOutLayout(t.payload.layout)).toBe(false);
+        expect(isHeldOutCombo(t.payload.goal)).toBe(false);
+        seen.layouts.add(t.payload.layout);
+        seen.combos.add(combos(t));
+      }
+      const u = gen.generate('valid-unseen', seed);
+      unseen.layouts.add(u.payload.layout);
+      unseen.combos.add(combos(u));
+    }
+    for (const f of fingerprints['valid-seen']) expect(fingerprints.train.has(f)).toBe(false);
+    for (const l of unseen.layouts) expect(seen.layouts.has(l)).toBe(false);
+    for (const c of unseen.combos) expect(seen.combos.has(c)).toBe(false);
+    expect(unseen.layouts.size).toBeGreaterThan(10);
+    expect(unseen.combos.size).toBeGreaterThan(20);
+  });
+
+  it('keeps default prompts short, and grows with the size knobs', () => {
+    const small = new HouseholdEnv();
+    const big = new HouseholdEnv({ receptacles: 24, objects: 30, distractors: 6 });
+    let smallMax = 0;
+    let bigMax = 0;
+    for (let seed = 0; seed < 200; seed++) {
+      const text = (env: HouseholdEnv) => `${env.resetSync(seed)}\n${env.admissibleActions().join('\n')}`;
+      smallMax = Math.max(smallMax, text(small).length);
+      bigMax = Math.max(bigMax, text(big).length);
+      expect(big.task!.payload.receptacles.length).toBeGreaterThanOrEqual(24);
+      expect(big.task!.payload.objects.length).toBeGreaterThanOrEqual(37);
+    }
+    // About 4 characters per token: a few hundred tokens.
+    expect(smallMax).toBeLessThan(1200);
+    expect(bigMax).toBeGreaterThan(smallMax);
+  });
+
+  it('ends at the step limit, and fails clearly on misuse', async () => {
+    const env = new HouseholdEnv({ maxSteps: 5 });
+    await env.reset(3);
+    const rs = [];
+    for (let i = 0; i < 5; i++) rs.push(await env.step('look'));
+    expect(rs.map((r) => r.done)).toEqual([false, false, false, false, true]);
+    await expect(env.step('look')).rejects.toThrow(/finished; call reset\(\) first/);
+    expect(() => new HouseholdEnv().stepSync('look')).toThrow(/call reset\(\) before step\(\)/);
+    expect(() => env.generator.generate('train', 0, 'make_coffee')).toThrow(
+      /unknown task type "make_coffee" \(expected one of: pick_and_place_simple/,
+    );
+    expect(() => new HouseholdEnv({ taskTypes: ['make_coffee' as never] })).toThrow(/taskTypes/);
+  });
+
+  it('tasks survive a JSON round trip', () => {
+    const env = new HouseholdEnv();
+    const task = env.generator.generate('valid-unseen', 11);
+    const copy = JSON.parse(JSON.stringify(task)) as HouseholdTask;
+    expect(randomTranscript(env, copy, 30, 1)).toEqual(randomTranscript(env, task, 30, 1));
+  });
+});
