@@ -1,0 +1,8 @@
+// The trajectory store's public API (see store.ts for a usage sketch).
+export { decodeLogprobs, decodeTokens, encodeLogprobs, encodeTokens } from './blobs.ts';
+export { type CheckFinding, type CheckReport, checkStore, formatCheckReport } from './check.ts';
+export type { TrainingRow } from './queries.ts';
+export { migrate, migrations, SCHEMA_VERSION } from './schema.ts';
+export { type OpenOptions, openStore, TrajectoryStore } from './store.ts';
+export type * from './types.ts';
+export type { WriteOptions } from './writer.ts';

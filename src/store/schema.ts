@@ -1,0 +1,166 @@
+/**
+ * The store's schema as an ordered list of migrations. The database's `PRAGMA user_version` is
+ * the number of migrations applied; opening a store applies the missing ones in order, each in
+ * its own transaction. A migration, once released, is never edited: changes go in a new one.
+ */
+import type Database from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    description:
+      'runs, iterations, groups, trajectories, steps, tool calls, advantages, metrics, checkpoints',
+    sql: `
+      CREATE TABLE runs (
+        id          TEXT PRIMARY KEY,
+        config      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+        status      TEXT NOT NULL DEFAULT 'running'
+                    CHECK (status IN ('running', 'finished', 'failed', 'stopped')),
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+      ) STRICT;
+
+      -- A row exists only for an iteration written whole (see writer.ts).
+      CREATE TABLE iterations (
+        id          INTEGER PRIMARY KEY,
+        run_id      TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        iteration   INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        UNIQUE (run_id, iteration)
+      ) STRICT;
+
+      CREATE TABLE groups (
+        id            INTEGER PRIMARY KEY,
+        iteration_id  INTEGER NOT NULL REFERENCES iterations(id) ON DELETE CASCADE,
+        group_key     TEXT NOT NULL,
+        task_id       TEXT NOT NULL,
+        task_type     TEXT,
+        seed          INTEGER NOT NULL,
+        split         TEXT NOT NULL,
+        UNIQUE (iteration_id, group_key)
+      ) STRICT;
+
+      CREATE TABLE trajectories (
+        id              INTEGER PRIMARY KEY,
+        group_id        INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+        trajectory_key  TEXT NOT NULL,
+        outcome         TEXT NOT NULL,
+        won             INTEGER NOT NULL CHECK (won IN (0, 1)),
+        length          INTEGER NOT NULL,
+        return          REAL NOT NULL,
+        UNIQUE (group_id, trajectory_key)
+      ) STRICT;
+
+      CREATE TABLE steps (
+        id                 INTEGER PRIMARY KEY,
+        trajectory_id      INTEGER NOT NULL REFERENCES trajectories(id) ON DELETE CASCADE,
+        step_index         INTEGER NOT NULL,
+        role               TEXT NOT NULL,
+        env_reward         REAL NOT NULL,
+        valid              INTEGER NOT NULL CHECK (valid IN (0, 1)),
+        done               INTEGER NOT NULL CHECK (done IN (0, 1)),
+        anchor_is_json     INTEGER NOT NULL DEFAULT 0 CHECK (anchor_is_json IN (0, 1)),
+        -- Large columns last: SQLite reads a row's columns in order, so scans of the small
+        -- ones above (checks, statistics) skip the overflow pages of texts and blobs.
+        anchor             TEXT NOT NULL,
+        extras             TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(extras)),
+        prompt_text        TEXT NOT NULL,
+        prompt_tokens      BLOB NOT NULL,
+        response_text      TEXT NOT NULL,
+        response_tokens    BLOB NOT NULL,
+        response_logprobs  BLOB NOT NULL,
+        UNIQUE (trajectory_id, step_index)
+      ) STRICT;
+
+      CREATE TABLE tool_calls (
+        id            INTEGER PRIMARY KEY,
+        step_id       INTEGER NOT NULL REFERENCES steps(id) ON DELETE CASCADE,
+        call_index    INTEGER NOT NULL,
+        tool          TEXT NOT NULL,
+        arguments     TEXT NOT NULL,
+        started_at    REAL NOT NULL,
+        duration_ms   REAL NOT NULL,
+        ok            INTEGER NOT NULL CHECK (ok IN (0, 1)),
+        error_kind    TEXT,
+        truncated     INTEGER NOT NULL CHECK (truncated IN (0, 1)),
+        output_chars  INTEGER NOT NULL,
+        UNIQUE (step_id, call_index)
+      ) STRICT;
+
+      CREATE TABLE advantages (
+        id         INTEGER PRIMARY KEY,
+        step_id    INTEGER NOT NULL REFERENCES steps(id) ON DELETE CASCADE,
+        estimator  TEXT NOT NULL,
+        value      REAL NOT NULL,
+        details    TEXT CHECK (details IS NULL OR json_valid(details)),
+        UNIQUE (step_id, estimator)
+      ) STRICT;
+
+      CREATE TABLE metrics (
+        id         INTEGER PRIMARY KEY,
+        run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        iteration  INTEGER NOT NULL,
+        name       TEXT NOT NULL,
+        value      REAL NOT NULL,
+        UNIQUE (run_id, iteration, name)
+      ) STRICT;
+
+      CREATE TABLE checkpoints (
+        id          INTEGER PRIMARY KEY,
+        run_id      TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        iteration   INTEGER NOT NULL,
+        path        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        info        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(info)),
+        UNIQUE (run_id, iteration)
+      ) STRICT;
+    `,
+  },
+  {
+    version: 2,
+    description: "indexes for the viewer's lookups by parent and the metric series",
+    sql: `
+      CREATE INDEX groups_by_iteration ON groups(iteration_id);
+      CREATE INDEX trajectories_by_group ON trajectories(group_id);
+      CREATE INDEX tool_calls_by_step ON tool_calls(step_id);
+      CREATE INDEX advantages_by_estimator ON advantages(estimator, step_id);
+      CREATE INDEX metrics_by_name ON metrics(run_id, name, iteration);
+    `,
+  },
+];
+
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = migrations[migrations.length - 1]!.version;
+
+export function schemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/**
+ * Brings the database to version `to` (default: the newest). A database from a newer stepwise
+ * is refused rather than read with a schema this code does not know.
+ */
+export function migrate(db: Database.Database, to: number = SCHEMA_VERSION): void {
+  const current = schemaVersion(db);
+  if (current > SCHEMA_VERSION) throw newerSchemaError(current);
+  for (const m of migrations) {
+    if (m.version <= current || m.version > to) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    })();
+  }
+}
+
+export function newerSchemaError(found: number): Error {
+  return new Error(
+    `store schema version ${found} is newer than this stepwise supports (version ${SCHEMA_VERSION}); ` +
+      'upgrade stepwise to open it',
+  );
+}
