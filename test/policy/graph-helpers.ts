@@ -58,6 +58,22 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** Names of the differentiable ops every gradCheck so far went through (for coverage checks). */
+export const opsSeen = new Set<string>();
+
+function collectOps(t: Tensor, into: Set<string>, seen = new Set<Tensor>()): void {
+  if (seen.has(t) || !t.gradFn) return;
+  seen.add(t);
+  into.add(t.gradFn.op);
+  for (const x of t.gradFn.inputs) collectOps(x, into, seen);
+}
+
+export interface CheckOptions {
+  seed?: number;
+  /** Finite-difference step. */
+  h?: number;
+}
+
 export interface CheckInput {
   /** Shape in the graph (may be symbolic). */
   shape: Dim[];
@@ -80,7 +96,7 @@ export interface CheckInput {
 export async function gradCheck(
   f: (...xs: Tensor[]) => Tensor,
   inputs: CheckInput[],
-  { seed = 1, h = 1e-5 }: { seed?: number; h?: number } = {},
+  { seed = 1, h = 1e-5 }: CheckOptions = {},
 ): Promise<number> {
   const rand = rng(seed);
   const feeds: Record<string, Feed> = {};
@@ -101,8 +117,13 @@ export async function gradCheck(
   const g = new Graph();
   const xs = inputs.map((s, i) => g.input(`x${i}`, s.dtype ?? 'float64', s.shape));
   const out = f(...xs);
-  const wt = g.constant(w, 'float64', y!.dims);
-  const loss = reduceSum(mul(out, out.rank === y!.dims.length ? wt : wt));
+  collectOps(out, opsSeen);
+  // w is a flat input reshaped at run time to the output's shape, which may be symbolic.
+  const wFlat = g.input('w', 'float64', ['wn']);
+  const outShape = g.emit('Shape', [out], {}, { dtype: 'int64', shape: [out.rank] });
+  const wt = g.emit('Reshape', [wFlat, outShape], {}, { dtype: 'float64', shape: out.shape });
+  feeds.w = { dtype: 'float64', dims: [w.length], data: w };
+  const loss = reduceSum(mul(out, wt));
   const floatIdx = inputs
     .map((s, i) => ((s.dtype ?? 'float64') === 'float64' ? i : -1))
     .filter((i) => i >= 0);

@@ -5,7 +5,20 @@ export { grad, zerosLike } from './autodiff.ts';
 export type { Dim, Shape } from './dims.ts';
 export { formatShape } from './dims.ts';
 export { type DType, float, Graph, isFloat, OPSET, Tensor } from './graph.ts';
+export { causalMask, layerNorm, rmsNorm } from './nn.ts';
 export * from './ops/elementwise.ts';
 export { matmul } from './ops/matmul.ts';
 export * from './ops/reduce.ts';
 export * from './ops/shape.ts';
+export {
+  type AdamWArgs,
+  AdamWConfig,
+  type AdamWResult,
+  adamw,
+  allFinite,
+  clipByGlobalNorm,
+  globalNorm,
+  type TrainStepArgs,
+  type TrainStepResult,
+  trainStep,
+} from './optim.ts';
