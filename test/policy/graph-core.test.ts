@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   add,
+  concat,
   Graph,
   gelu,
   grad,
@@ -10,6 +11,8 @@ import {
   reduceMean,
   reduceSum,
   reshape,
+  softmax,
+  squeeze,
   tanh,
 } from '../../src/policy/graph/index.ts';
 import { gradCheck, run, session } from './graph-helpers.ts';
@@ -68,5 +71,32 @@ describe('graph core', () => {
       [{ shape: ['batch', 'seq', 3], dims: [2, 3, 3] }, { shape: [3, 2] }],
     );
     expect(err).toBeLessThan(1e-6);
+  });
+});
+
+describe('shape errors name the op and the shapes', () => {
+  const g = new Graph();
+  const a = g.input('a', 'float32', [2, 3]);
+  const b = g.input('b', 'float32', [4, 5]);
+  const s = g.input('s', 'float32', ['batch', 3]);
+  const t = g.input('t', 'float32', ['seq', 3]);
+  const ids = g.input('ids', 'int64', [2]);
+
+  it.each([
+    ['matmul', () => matmul(a, b), /matmul: .*\[2, 3\].*\[4, 5\]/],
+    ['add', () => add(a, b), /add: shapes \[2, 3\] and \[4, 5\] do not broadcast/],
+    ['symbolic dims', () => add(s, t), /add: shapes \[batch, 3\] and \[seq, 3\] do not broadcast/],
+    [
+      'reshape',
+      () => reshape(a, [4, 2]),
+      /reshape: cannot reshape a of shape \[2, 3\] \(6 elements\) to \[4, 2\]/,
+    ],
+    ['dtype', () => add(a, ids), /add: operands have different dtypes/],
+    ['softmax axis', () => softmax(a, 2), /softmax: axis 2 is out of range for a tensor of rank 2/],
+    ['concat', () => concat([a, b], 0), /concat: along axis 0 .*float32\[2, 3\], float32\[4, 5\]/],
+    ['squeeze', () => squeeze(a, 0), /squeeze: axis 0 of a \[2, 3\] has size 2, expected 1/],
+    ['grad of non-scalar', () => grad(a, [a]), /grad: loss must be a scalar \(got shape \[2, 3\]\)/],
+  ])('%s', (_, f, message) => {
+    expect(f).toThrow(message);
   });
 });

@@ -82,7 +82,8 @@ export function adamw(args: AdamWArgs): AdamWResult {
       `adamw: got ${params.length} params, ${grads.length} grads, ${m.length} m and ${v.length} v; expected one of each per parameter`,
     );
   }
-  const lr = args.lr ?? cfg.lr;
+  const lrValue = args.lr ?? cfg.lr;
+  const lr = typeof lrValue === 'number' ? step.graph.scalar(lrValue, step.dtype) : lrValue;
   const t = add(step, 1);
   // Bias corrections folded into two scalars, as PyTorch does:
   // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
