@@ -36,11 +36,11 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
   // with depth (GPT-2's 1/sqrt(2 * layers)).
   const residualStd = std / Math.sqrt(2 * c.layers);
   const specs: ParamSpec[] = [
-    { name: 'embedding', shape: [c.vocabSize, d], init: { kind: 'normal', std }, decay: true },
+    { name: 'tokenEmbedding', shape: [c.vocabSize, d], init: { kind: 'normal', std }, decay: true },
   ];
   if (c.positions === 'learned') {
     specs.push({
-      name: 'positions',
+      name: 'positionEmbedding',
       shape: [c.contextLength, d],
       init: { kind: 'normal', std: 0.01 },
       decay: true,

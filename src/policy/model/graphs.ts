@@ -1,0 +1,137 @@
+// The graphs the runtime runs, all from the one `transformer`:
+//
+//   score    ids, targets [batch, seq] -> per-token log-probs (and entropies) of the targets
+//   prefill  left-padded prompts -> last-position logits + keys/values of every layer
+//   decode   one token per row + past keys/values -> logits + keys/values grown by one
+//   train    score's forward + the loss + grad + clip + AdamW, with a non-finite guard (train.ts)
+//
+// Parameters are graph inputs named as in paramSpecs, so one session serves every update; the
+// runtime keeps them as ORT tensors between calls.
+import {
+  exp,
+  Graph,
+  gatherElements,
+  logSoftmax,
+  mul,
+  neg,
+  reduceSum,
+  slice,
+  squeeze,
+  type Tensor,
+  unsqueeze,
+} from '../graph/index.ts';
+import type { ModelConfig } from './config.ts';
+import { paramSpecs } from './params.ts';
+import {
+  arangePositions,
+  causalBias,
+  type LayerCache,
+  type ParamTensors,
+  transformer,
+} from './transformer.ts';
+
+export type FloatType = 'float32' | 'float64';
+
+/** Declare every parameter as a graph input (name = parameter name). */
+export function paramInputs(g: Graph, c: ModelConfig, dtype: FloatType = 'float32'): ParamTensors {
+  const params: ParamTensors = new Map();
+  for (const spec of paramSpecs(c)) params.set(spec.name, g.input(spec.name, dtype, spec.shape));
+  return params;
+}
+
+export interface TokenScores {
+  /** [batch, seq] log p(targets[b, t] | ids[b, 0..t]). */
+  logprobs: Tensor;
+  /** [batch, seq] entropy of the next-token distribution at each position. */
+  entropy: Tensor;
+}
+
+/**
+ * Teacher-forced log-probs of `targets` for right-padded rows (positions 0..seq-1, causal mask
+ * built in the graph). Shared by the score graph and the train step.
+ */
+export function scoreTokens(c: ModelConfig, params: ParamTensors, ids: Tensor, targets: Tensor): TokenScores {
+  const g = ids.graph;
+  const dtype = params.get('tokenEmbedding')!.dtype as FloatType;
+  const positions = arangePositions(g, ids);
+  const { logits } = transformer(c, params, { ids, positions, bias: causalBias(g, positions, dtype) });
+  const logp = logSoftmax(logits, -1);
+  const logprobs = squeeze(gatherElements(logp, unsqueeze(targets, -1), -1), -1);
+  const entropy = neg(reduceSum(mul(exp(logp), logp), -1));
+  return { logprobs, entropy };
+}
+
+/** The score graph: inputs ids, targets (int64 [batch, seq]) + parameters; outputs logprobs, entropy. */
+export function buildScoreGraph(c: ModelConfig, dtype: FloatType = 'float32'): Graph {
+  const g = new Graph('score');
+  const ids = g.input('ids', 'int64', ['batch', 'seq']);
+  const targets = g.input('targets', 'int64', ['batch', 'seq']);
+  const params = paramInputs(g, c, dtype);
+  const { logprobs, entropy } = scoreTokens(c, params, ids, targets);
+  g.output('logprobs', logprobs);
+  g.output('entropy', entropy);
+  return g;
+}
+
+function cacheOutputs(g: Graph, presents: LayerCache[]): void {
+  presents.forEach((kv, l) => {
+    g.output(`present.${l}.k`, kv.k);
+    g.output(`present.${l}.v`, kv.v);
+  });
+}
+
+/**
+ * The prefill graph for left-padded prompts. Inputs: ids, positions (int64 [batch, seq]), bias
+ * (float [batch, 1, seq, seq], causal + padding) + parameters. Outputs: logits of the last position
+ * [batch, vocab] and present.{l}.k / present.{l}.v [batch, heads, seq, headSize].
+ */
+export function buildPrefillGraph(c: ModelConfig, dtype: FloatType = 'float32'): Graph {
+  const g = new Graph('prefill');
+  const ids = g.input('ids', 'int64', ['batch', 'seq']);
+  const positions = g.input('positions', 'int64', ['batch', 'seq']);
+  const bias = g.input('bias', dtype, ['batch', 1, 'seq', 'seq']);
+  const params = paramInputs(g, c, dtype);
+  const { logits, presents } = transformer(c, params, { ids, positions, bias });
+  g.output('logits', squeeze(slice(logits, 1, -1), 1));
+  cacheOutputs(g, presents);
+  return g;
+}
+
+/**
+ * The one-token decode graph. Inputs: ids, positions (int64 [batch, 1]), bias (float
+ * [batch, 1, 1, past + 1]), past.{l}.k / past.{l}.v [batch, heads, past, headSize] + parameters.
+ * Outputs: logits [batch, vocab], present.{l}.k / .v with past + 1 keys.
+ */
+export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32'): Graph {
+  const g = new Graph('decode');
+  const ids = g.input('ids', 'int64', ['batch', 1]);
+  const positions = g.input('positions', 'int64', ['batch', 1]);
+  const bias = g.input('bias', dtype, ['batch', 1, 1, 'keys']);
+  const hs = c.width / c.heads;
+  const past: LayerCache[] = [];
+  for (let l = 0; l < c.layers; l++) {
+    past.push({
+      k: g.input(`past.${l}.k`, dtype, ['batch', c.heads, 'past', hs]),
+      v: g.input(`past.${l}.v`, dtype, ['batch', c.heads, 'past', hs]),
+    });
+  }
+  const params = paramInputs(g, c, dtype);
+  const { logits, presents } = transformer(c, params, { ids, positions, bias, past });
+  g.output('logits', squeeze(logits, 1));
+  cacheOutputs(g, presents);
+  return g;
+}
+
+/**
+ * The full-logits graph (right-padded rows, causal): ids [batch, seq] -> logits [batch, seq, vocab].
+ * Used by tests as the reference the cached decode must match, and as the exported ONNX model.
+ */
+export function buildLogitsGraph(c: ModelConfig, dtype: FloatType = 'float32'): Graph {
+  const g = new Graph('logits');
+  const ids = g.input('ids', 'int64', ['batch', 'seq']);
+  const params = paramInputs(g, c, dtype);
+  const positions = arangePositions(g, ids);
+  const { logits } = transformer(c, params, { ids, positions, bias: causalBias(g, positions, dtype) });
+  g.output('logits', logits);
+  return g;
+}

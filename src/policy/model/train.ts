@@ -1,0 +1,77 @@
+// The train-step graph: forward, loss, backward, global-norm clip, AdamW and the non-finite guard
+// in one ONNX graph, so one session.run is one optimizer step.
+//
+// Inputs   ids, targets                   int64 [batch, seq]  (targets[b, t] = the token after ids[b, t])
+//          mask                           float [batch, seq]  (1 on tokens that count)
+//          advantages, oldLogprobs, refLogprobs   float [batch, seq]   (RL only)
+//          lr, step                       float scalars        (step = updates applied so far)
+//          <param>, m.<param>, v.<param>  parameters and AdamW moments
+// Outputs  new.<param>, new.m.<param>, new.v.<param>, new.step
+//          loss, kl, entropy, clipFraction, gradNorm (float scalars), skipped (bool scalar)
+import { Graph, stopGradient, type Tensor, trainStep } from '../graph/index.ts';
+import type { ModelConfig } from './config.ts';
+import { type FloatType, paramInputs, scoreTokens } from './graphs.ts';
+import { type LossConfig, lossTerms } from './loss.ts';
+import { paramSpecs } from './params.ts';
+
+export const METRICS = ['loss', 'kl', 'entropy', 'clipFraction', 'gradNorm'] as const;
+export type MetricName = (typeof METRICS)[number];
+
+/** Names of the per-token float inputs a loss kind needs (besides ids and targets). */
+export function tokenInputs(kind: LossConfig['kind']): string[] {
+  return kind === 'rl' ? ['mask', 'advantages', 'oldLogprobs', 'refLogprobs'] : ['mask'];
+}
+
+export function buildTrainGraph(c: ModelConfig, cfg: LossConfig, dtype: FloatType = 'float32'): Graph {
+  const g = new Graph(`train-${cfg.kind}`);
+  const ids = g.input('ids', 'int64', ['batch', 'seq']);
+  const targets = g.input('targets', 'int64', ['batch', 'seq']);
+  const perToken: Record<string, Tensor> = {};
+  for (const name of tokenInputs(cfg.kind)) perToken[name] = g.input(name, dtype, ['batch', 'seq']);
+  const lr = g.input('lr', dtype, []);
+  const step = g.input('step', dtype, []);
+  const specs = paramSpecs(c);
+  const params = paramInputs(g, c, dtype);
+  const m = specs.map((s) => g.input(`m.${s.name}`, dtype, s.shape));
+  const v = specs.map((s) => g.input(`v.${s.name}`, dtype, s.shape));
+
+  const scores = scoreTokens(c, params, ids, targets);
+  // The entropy enters the gradient only through the RL bonus; otherwise it is a metric.
+  const entropy = cfg.kind === 'rl' && cfg.entropyCoef > 0 ? scores.entropy : stopGradient(scores.entropy);
+  const terms = lossTerms(
+    {
+      logprobs: scores.logprobs,
+      entropy,
+      mask: perToken.mask!,
+      advantages: perToken.advantages,
+      oldLogprobs: perToken.oldLogprobs,
+      refLogprobs: perToken.refLogprobs,
+    },
+    cfg,
+  );
+  const paramList = specs.map((s) => params.get(s.name)!);
+  const out = trainStep({
+    loss: terms.loss,
+    params: paramList,
+    m,
+    v,
+    step,
+    lr,
+    maxGradNorm: cfg.maxGradNorm,
+    decay: specs.map((s) => s.decay),
+    config: { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adamEps, weightDecay: cfg.weightDecay },
+  });
+  specs.forEach((s, i) => {
+    g.output(`new.${s.name}`, out.params[i]!);
+    g.output(`new.m.${s.name}`, out.m[i]!);
+    g.output(`new.v.${s.name}`, out.v[i]!);
+  });
+  g.output('new.step', out.step);
+  g.output('loss', terms.loss);
+  g.output('kl', terms.kl);
+  g.output('entropy', terms.entropy);
+  g.output('clipFraction', terms.clipFraction);
+  g.output('gradNorm', out.gradNorm);
+  g.output('skipped', out.skipped);
+  return g;
+}

@@ -1,0 +1,351 @@
+// Runs the model's graphs in ONNX Runtime. Parameters and AdamW moments live here as ORT tensors
+// between calls: a train step's outputs become the next call's inputs without a copy through JS.
+import * as ort from 'onnxruntime-node';
+import type { ModelConfig } from '../model/config.ts';
+import { buildDecodeGraph, buildLogitsGraph, buildPrefillGraph, buildScoreGraph } from '../model/graphs.ts';
+import type { LossConfig } from '../model/loss.ts';
+import { checkParams, elementCount, type Params, paramSpecs } from '../model/params.ts';
+import { buildTrainGraph, METRICS, type MetricName, tokenInputs } from '../model/train.ts';
+import { MASKED } from '../model/transformer.ts';
+import { createSession, type Device } from './session.ts';
+
+/** One training sequence. Per-token arrays are aligned with `tokens`; entry 0 is never used. */
+export interface TokenRow {
+  tokens: number[];
+  /** 1 where the token counts in the loss (response tokens), 0 elsewhere (prompt, padding). */
+  mask: number[];
+  advantages?: number[];
+  /** Log-probs of the tokens under the policy that sampled them. */
+  oldLogprobs?: number[];
+  /** Log-probs of the tokens under the frozen reference policy. */
+  refLogprobs?: number[];
+}
+
+export type TokenBatch = TokenRow[];
+
+export type UpdateMetrics = Record<MetricName, number> & {
+  /** True when the loss or gradient was not finite: nothing was updated. */
+  skipped: boolean;
+  tokens: number;
+};
+
+/** Keys and values of every layer for a batch of rows being decoded together. */
+export interface KvCache {
+  feeds: Record<string, ort.Tensor>;
+  /** Number of cached positions (including left padding). */
+  length: number;
+}
+
+const i64 = (values: ArrayLike<number>, dims: number[]) =>
+  new ort.Tensor('int64', BigInt64Array.from(Array.from(values, (v) => BigInt(v))), dims);
+
+export class ModelRunner {
+  readonly config: ModelConfig;
+  readonly device: Device;
+  /** Parameters, in paramSpecs order. */
+  params: Map<string, ort.Tensor> = new Map();
+  private m = new Map<string, ort.Tensor>();
+  private v = new Map<string, ort.Tensor>();
+  /** AdamW updates applied so far. */
+  step = 0;
+  private sessions = new Map<string, Promise<ort.InferenceSession>>();
+  private actualDevice?: Device;
+
+  constructor(config: ModelConfig, params: Params, device: Device = 'cpu') {
+    this.config = config;
+    this.device = device;
+    this.setParams(params);
+  }
+
+  /** Replace the parameters (and reset nothing else: moments stay, like loading weights mid-run). */
+  setParams(params: Params): void {
+    checkParams(this.config, params);
+    for (const s of paramSpecs(this.config)) {
+      this.params.set(s.name, new ort.Tensor('float32', params.get(s.name)!, s.shape));
+    }
+  }
+
+  /** Current parameters as host arrays (views of the ORT tensors' data, not copies). */
+  getParams(): Params {
+    const out: Params = new Map();
+    for (const [k, t] of this.params) out.set(k, t.data as Float32Array);
+    return out;
+  }
+
+  getOptimizerState(): { m: Params; v: Params } | undefined {
+    if (this.m.size === 0) return undefined;
+    const pick = (src: Map<string, ort.Tensor>) => {
+      const out: Params = new Map();
+      for (const [k, t] of src) out.set(k, t.data as Float32Array);
+      return out;
+    };
+    return { m: pick(this.m), v: pick(this.v) };
+  }
+
+  setOptimizerState(state: { m: Params; v: Params }, step: number): void {
+    checkParams(this.config, state.m);
+    checkParams(this.config, state.v);
+    for (const s of paramSpecs(this.config)) {
+      this.m.set(s.name, new ort.Tensor('float32', state.m.get(s.name)!, s.shape));
+      this.v.set(s.name, new ort.Tensor('float32', state.v.get(s.name)!, s.shape));
+    }
+    this.step = step;
+  }
+
+  /** The device sessions really run on (after a CUDA fallback), once a session exists. */
+  get runningOn(): Device | undefined {
+    return this.actualDevice;
+  }
+
+  private session(key: string, build: () => Uint8Array): Promise<ort.InferenceSession> {
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = createSession(build(), this.actualDevice ?? this.device).then((r) => {
+        this.actualDevice = r.device;
+        return r.session;
+      });
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  private paramFeeds(): Record<string, ort.Tensor> {
+    return Object.fromEntries(this.params);
+  }
+
+  // --- checks: bad input fails here with a message, not deep inside ONNX Runtime ----------------
+
+  checkTokens(rows: number[][], what = 'row'): void {
+    const V = this.config.vocabSize;
+    rows.forEach((r, i) => {
+      if (r.length === 0) throw new Error(`${what} ${i} is empty; expected at least one token`);
+      if (r.length > this.config.contextLength) {
+        throw new Error(
+          `${what} ${i} has ${r.length} tokens, more than the context length ${this.config.contextLength}`,
+        );
+      }
+      r.forEach((t, j) => {
+        if (!Number.isInteger(t) || t < 0 || t >= V) {
+          throw new Error(
+            `${what} ${i}: token id ${t} at position ${j} is out of range; expected an integer in [0, ${V - 1}]`,
+          );
+        }
+      });
+    });
+  }
+
+  // --- inference -----------------------------------------------------------------------------------
+
+  /** Full logits [rows, seq, vocab] for right-padded rows (tests, export checks). */
+  async logits(rows: number[][]): Promise<{ data: Float32Array; seq: number }> {
+    this.checkTokens(rows);
+    const seq = Math.max(...rows.map((r) => r.length));
+    const ids = rows.flatMap((r) => [...r, ...new Array(seq - r.length).fill(0)]);
+    const s = await this.session('logits', () => buildLogitsGraph(this.config).toOnnx());
+    const out = await s.run({ ...this.paramFeeds(), ids: i64(ids, [rows.length, seq]) });
+    return { data: out.logits!.data as Float32Array, seq };
+  }
+
+  /**
+   * Teacher-forced log-probs: for each row, log p(tokens[t] | tokens[< t]) for t = 1..len-1 (entry 0
+   * is 0: the first token has no context). Rows are right-padded into one batch.
+   */
+  async score(rows: number[][]): Promise<{ logprobs: Float32Array[]; entropy: Float32Array[] }> {
+    this.checkTokens(rows);
+    const seq = Math.max(...rows.map((r) => r.length)) - 1;
+    if (seq < 1)
+      return {
+        logprobs: rows.map((r) => new Float32Array(r.length)),
+        entropy: rows.map((r) => new Float32Array(r.length)),
+      };
+    const ids: number[] = [];
+    const targets: number[] = [];
+    for (const r of rows) {
+      for (let t = 0; t < seq; t++) {
+        ids.push(t < r.length ? r[t]! : 0);
+        targets.push(t + 1 < r.length ? r[t + 1]! : 0);
+      }
+    }
+    const s = await this.session('score', () => buildScoreGraph(this.config).toOnnx());
+    const out = await s.run({
+      ...this.paramFeeds(),
+      ids: i64(ids, [rows.length, seq]),
+      targets: i64(targets, [rows.length, seq]),
+    });
+    const lp = out.logprobs!.data as Float32Array;
+    const ent = out.entropy!.data as Float32Array;
+    const cut = (src: Float32Array, r: number[], i: number) => {
+      const a = new Float32Array(r.length);
+      a.set(src.subarray(i * seq, i * seq + r.length - 1), 1);
+      return a;
+    };
+    return { logprobs: rows.map((r, i) => cut(lp, r, i)), entropy: rows.map((r, i) => cut(ent, r, i)) };
+  }
+
+  /**
+   * Run left-padded prompts through the prefill graph. Returns each row's next-token logits and
+   * the cache to decode from. Padding sits on the left so every row's next token has the same index.
+   */
+  async prefill(prompts: number[][]): Promise<{ logits: Float32Array[]; cache: KvCache; pads: number[] }> {
+    this.checkTokens(prompts, 'prompt');
+    const B = prompts.length;
+    const T = Math.max(...prompts.map((p) => p.length));
+    const pads = prompts.map((p) => T - p.length);
+    const ids: number[] = [];
+    const positions: number[] = [];
+    const bias = new Float32Array(B * T * T);
+    prompts.forEach((p, b) => {
+      const pad = pads[b]!;
+      for (let t = 0; t < T; t++) {
+        ids.push(t < pad ? 0 : p[t - pad]!);
+        positions.push(Math.max(0, t - pad));
+        for (let k = 0; k < T; k++) {
+          // Query t sees key k when k <= t and k is not padding. A padding query sees itself only,
+          // so its softmax row stays finite (its output is never used).
+          const visible = k <= t && (k >= pad || k === t);
+          bias[(b * T + t) * T + k] = visible ? 0 : MASKED;
+        }
+      }
+    });
+    const s = await this.session('prefill', () => buildPrefillGraph(this.config).toOnnx());
+    const out = await s.run({
+      ...this.paramFeeds(),
+      ids: i64(ids, [B, T]),
+      positions: i64(positions, [B, T]),
+      bias: new ort.Tensor('float32', bias, [B, 1, T, T]),
+    });
+    const V = this.config.vocabSize;
+    const logits = out.logits!.data as Float32Array;
+    return {
+      logits: prompts.map((_, b) => logits.subarray(b * V, (b + 1) * V)),
+      cache: { feeds: this.cacheFeeds(out), length: T },
+      pads,
+    };
+  }
+
+  private cacheFeeds(out: ort.InferenceSession.OnnxValueMapType): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (let l = 0; l < this.config.layers; l++) {
+      feeds[`past.${l}.k`] = out[`present.${l}.k`] as ort.Tensor;
+      feeds[`past.${l}.v`] = out[`present.${l}.v`] as ort.Tensor;
+    }
+    return feeds;
+  }
+
+  /**
+   * One decode step: each row's next token at its position; keys before `pads[b]` are padding.
+   * Returns the next logits per row and the grown cache.
+   */
+  async decode(
+    tokens: number[],
+    cache: KvCache,
+    pads: number[],
+  ): Promise<{ logits: Float32Array[]; cache: KvCache }> {
+    const B = tokens.length;
+    const keys = cache.length + 1;
+    if (keys > this.config.contextLength) {
+      throw new Error(`decode: ${keys} positions exceed the context length ${this.config.contextLength}`);
+    }
+    this.checkTokens([tokens], 'decode tokens');
+    const bias = new Float32Array(B * keys);
+    for (let b = 0; b < B; b++) for (let k = 0; k < pads[b]!; k++) bias[b * keys + k] = MASKED;
+    const s = await this.session('decode', () => buildDecodeGraph(this.config).toOnnx());
+    const out = await s.run({
+      ...this.paramFeeds(),
+      ...cache.feeds,
+      ids: i64(tokens, [B, 1]),
+      positions: i64(
+        tokens.map((_, b) => cache.length - pads[b]!),
+        [B, 1],
+      ),
+      bias: new ort.Tensor('float32', bias, [B, 1, 1, keys]),
+    });
+    const V = this.config.vocabSize;
+    const logits = out.logits!.data as Float32Array;
+    return {
+      logits: tokens.map((_, b) => logits.subarray(b * V, (b + 1) * V)),
+      cache: { feeds: this.cacheFeeds(out), length: keys },
+    };
+  }
+
+  // --- training ------------------------------------------------------------------------------------
+
+  private ensureMoments(): void {
+    if (this.m.size > 0) return;
+    for (const s of paramSpecs(this.config)) {
+      this.m.set(s.name, new ort.Tensor('float32', new Float32Array(elementCount(s.shape)), s.shape));
+      this.v.set(s.name, new ort.Tensor('float32', new Float32Array(elementCount(s.shape)), s.shape));
+    }
+  }
+
+  /** Pack rows into the train graph's [batch, seq] inputs (shifted by one: targets are next tokens). */
+  packBatch(batch: TokenBatch, cfg: LossConfig): Record<string, ort.Tensor> {
+    if (batch.length === 0) throw new Error('update: the batch is empty; expected at least one row');
+    this.checkTokens(
+      batch.map((r) => r.tokens),
+      'batch row',
+    );
+    const needed = tokenInputs(cfg.kind);
+    const B = batch.length;
+    const seq = Math.max(...batch.map((r) => r.tokens.length)) - 1;
+    if (seq < 1) throw new Error('update: every row has a single token; expected at least two per row');
+    const ids = new BigInt64Array(B * seq);
+    const targets = new BigInt64Array(B * seq);
+    const floats: Record<string, Float32Array> = {};
+    for (const n of needed) floats[n] = new Float32Array(B * seq);
+    batch.forEach((row, b) => {
+      for (const n of needed) {
+        const arr = row[n as keyof TokenRow] as number[] | undefined;
+        if (!arr) throw new Error(`update: batch row ${b} has no '${n}'; the '${cfg.kind}' loss needs it`);
+        if (arr.length !== row.tokens.length) {
+          throw new Error(
+            `update: batch row ${b}: '${n}' has ${arr.length} entries; expected ${row.tokens.length} (one per token)`,
+          );
+        }
+      }
+      for (let t = 0; t < row.tokens.length - 1; t++) {
+        ids[b * seq + t] = BigInt(row.tokens[t]!);
+        targets[b * seq + t] = BigInt(row.tokens[t + 1]!);
+        for (const n of needed) floats[n]![b * seq + t] = (row[n as keyof TokenRow] as number[])[t + 1]!;
+      }
+    });
+    const feeds: Record<string, ort.Tensor> = {
+      ids: new ort.Tensor('int64', ids, [B, seq]),
+      targets: new ort.Tensor('int64', targets, [B, seq]),
+    };
+    for (const n of needed) feeds[n] = new ort.Tensor('float32', floats[n]!, [B, seq]);
+    return feeds;
+  }
+
+  /** One optimizer step on a batch: forward, loss, backward, clip, AdamW, in one session.run. */
+  async update(batch: TokenBatch, cfg: LossConfig): Promise<UpdateMetrics> {
+    const feeds = this.packBatch(batch, cfg);
+    this.ensureMoments();
+    const { learningRate, ...baked } = cfg;
+    const s = await this.session(`train:${JSON.stringify(baked)}`, () =>
+      buildTrainGraph(this.config, cfg).toOnnx(),
+    );
+    for (const [k, t] of this.params) feeds[k] = t;
+    for (const [k, t] of this.m) feeds[`m.${k}`] = t;
+    for (const [k, t] of this.v) feeds[`v.${k}`] = t;
+    feeds.lr = new ort.Tensor('float32', Float32Array.of(learningRate), []);
+    feeds.step = new ort.Tensor('float32', Float32Array.of(this.step), []);
+    const out = await s.run(feeds);
+    for (const k of this.params.keys()) {
+      this.params.set(k, out[`new.${k}`] as ort.Tensor);
+      this.m.set(k, out[`new.m.${k}`] as ort.Tensor);
+      this.v.set(k, out[`new.v.${k}`] as ort.Tensor);
+    }
+    this.step = (out['new.step']!.data as Float32Array)[0]!;
+    const metrics = {} as UpdateMetrics;
+    for (const name of METRICS) metrics[name] = (out[name]!.data as Float32Array)[0]!;
+    metrics.skipped = Boolean((out.skipped!.data as Uint8Array)[0]);
+    metrics.tokens = (feeds.mask!.data as Float32Array).reduce((a, b) => a + b, 0);
+    return metrics;
+  }
+
+  async dispose(): Promise<void> {
+    for (const s of this.sessions.values()) await (await s).release();
+    this.sessions.clear();
+  }
+}
