@@ -169,31 +169,54 @@ export function checkStore(db: Database.Database): CheckReport {
     });
   }
 
-  const integrity = db.pragma('integrity_check', { simple: false }) as Array<{ integrity_check: string }>;
-  const problems = integrity.map((r) => r.integrity_check).filter((m) => m !== 'ok');
-  if (problems.length > 0) {
-    findings.push({ severity: 'error', check: 'integrity', message: problems.slice(0, EXAMPLES).join('; ') });
-  }
+  // Each phase may itself fail on a damaged file; such a failure is a finding, not a crash.
+  const attempt = (check: string, body: () => void): boolean => {
+    try {
+      body();
+      return true;
+    } catch (err) {
+      findings.push({ severity: 'error', check, message: `failed: ${(err as Error).message}` });
+      return false;
+    }
+  };
 
-  const fk = db.pragma('foreign_key_check') as Array<{ table: string; rowid: number; parent: string }>;
-  if (fk.length > 0) {
-    const ex = fk.slice(0, EXAMPLES).map((r) => `${r.table} row ${r.rowid} -> missing ${r.parent}`);
-    findings.push({
-      severity: 'error',
-      check: 'foreign keys',
-      message: `${fk.length} rows referencing missing parents: ${listed(fk.length, ex)}`,
-    });
-  }
+  let intact = attempt('integrity', () => {
+    const rows = db.pragma('integrity_check', { simple: false }) as Array<{ integrity_check: string }>;
+    const problems = rows.map((r) => r.integrity_check).filter((m) => m !== 'ok');
+    if (problems.length > 0) {
+      findings.push({
+        severity: 'error',
+        check: 'integrity',
+        message: problems.slice(0, EXAMPLES).join('; '),
+      });
+      intact = false;
+    }
+  });
+  intact =
+    attempt('foreign keys', () => {
+      const fk = db.pragma('foreign_key_check') as Array<{ table: string; rowid: number; parent: string }>;
+      if (fk.length === 0) return;
+      const ex = fk.slice(0, EXAMPLES).map((r) => `${r.table} row ${r.rowid} -> missing ${r.parent}`);
+      findings.push({
+        severity: 'error',
+        check: 'foreign keys',
+        message: `${fk.length} rows referencing missing parents: ${listed(fk.length, ex)}`,
+      });
+    }) && intact;
 
-  // The invariants below read the tables; on a damaged file they may fail themselves.
+  // The store's own invariants need readable tables of the expected schema.
   const counts: Record<string, number> = {};
-  if (problems.length === 0 && version === SCHEMA_VERSION) {
-    for (const t of TABLES) counts[t] = db.prepare(`SELECT count(*) FROM ${t}`).pluck().get() as number;
+  if (intact && version === SCHEMA_VERSION) {
+    attempt('counts', () => {
+      for (const t of TABLES) counts[t] = db.prepare(`SELECT count(*) FROM ${t}`).pluck().get() as number;
+    });
     for (const rule of rules) {
-      const n = db.prepare(rule.countSql).pluck().get() as number;
-      if (n === 0) continue;
-      const ex = db.prepare(rule.exampleSql).pluck().all() as string[];
-      findings.push({ severity: rule.severity, check: rule.check, message: rule.message(n, ex) });
+      attempt(rule.check, () => {
+        const n = db.prepare(rule.countSql).pluck().get() as number;
+        if (n === 0) return;
+        const ex = db.prepare(rule.exampleSql).pluck().all() as string[];
+        findings.push({ severity: rule.severity, check: rule.check, message: rule.message(n, ex) });
+      });
     }
   }
   return { ok: !findings.some((f) => f.severity === 'error'), schemaVersion: version, counts, findings };

@@ -1,6 +1,16 @@
 // The trajectory store's public API (see store.ts for a usage sketch).
 export { decodeLogprobs, decodeTokens, encodeLogprobs, encodeTokens } from './blobs.ts';
 export { type CheckFinding, type CheckReport, checkStore, formatCheckReport } from './check.ts';
+export {
+  exportJsonl,
+  type ImportOptions,
+  type ImportRow,
+  type ImportSummary,
+  importRowSchema,
+  importRows,
+  parseJsonl,
+  stepToJson,
+} from './jsonl.ts';
 export type { TrainingRow } from './queries.ts';
 export { migrate, migrations, SCHEMA_VERSION } from './schema.ts';
 export { type OpenOptions, openStore, TrajectoryStore } from './store.ts';
