@@ -150,8 +150,9 @@ function checkId(v: unknown, row: number, field: string): void {
 /** A finite number field of a row, or a CreditInputError naming it. */
 export function numberField(rows: readonly StepRow[], i: number, field: keyof StepRow): number {
   const v = rows[i][field];
+  if (v === undefined) throw new CreditInputError(i, field, 'missing; expected a finite number');
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new CreditInputError(i, field, `expected a finite number, got ${JSON.stringify(v) ?? 'nothing'}`);
+    throw new CreditInputError(i, field, `expected a finite number, got ${JSON.stringify(v)}`);
   }
   return v;
 }

@@ -49,7 +49,7 @@ export const stepRowSchema = z.looseObject({
   groupId: id,
   trajectoryId: id,
   stepIndex: z.number().int().nonnegative(),
-  anchor: z.json().refine((v) => v !== undefined, 'expected an anchor (text or JSON)'),
+  anchor: z.json(),
   envReward: z.number().finite(),
   valid: z.boolean(),
   episodeReturn: z.number().finite().optional(),
