@@ -30,5 +30,39 @@ export {
 // --- tools (src/tools) ---
 
 // --- store (src/store) ---
+export {
+  type AdvantageRecord,
+  type CheckFinding,
+  type CheckpointInfo,
+  type CheckReport,
+  checkStore,
+  exportJsonl,
+  type GroupInfo,
+  type GroupInput,
+  type ImportOptions,
+  type ImportSummary,
+  type IterationInfo,
+  type IterationInput,
+  importRows,
+  type MetricPoint,
+  type OpenOptions,
+  openStore,
+  parseJsonl,
+  type RunInfo,
+  type RunStatus,
+  SCHEMA_VERSION as STORE_SCHEMA_VERSION,
+  type StepDetail,
+  type StepInput,
+  // The store's step row (typed-array tokens, extras apart); src/credit's StepRow is the estimators' input.
+  type StepRow as StoredStepRow,
+  stepToJson,
+  type ToolCallRecord,
+  type TrainingRow,
+  type TrajectoryInfo,
+  type TrajectoryInput,
+  type TrajectoryRef,
+  TrajectoryStore,
+  type WriteOptions,
+} from './store/index.ts';
 
 // --- credit (src/credit) ---
