@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
-import { resultsTable, type Suite } from '../suite.ts';
+import type { Suite } from '../suite.ts';
 
 /**
  * Real English without shipping or downloading any: the documentation comments of @types/node
@@ -83,8 +83,6 @@ export const suite: Suite = {
       prompt_encode_us: promptUs,
     };
     const report = [
-      resultsTable(results),
-      '',
       'Corpus: the documentation comments of `@types/node` (English prose from the Node.js docs),',
       'modules alternately used for training and held out. `cold` = empty word cache; `cached` = the',
       'same text again (rollouts re-encode the same prompts). `prompt_encode_us`: one ~1000-character',
