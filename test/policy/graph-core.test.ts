@@ -11,6 +11,7 @@ import {
   reduceMean,
   reduceSum,
   reshape,
+  slice,
   softmax,
   squeeze,
   tanh,
@@ -100,3 +101,42 @@ describe('shape errors name the op and the shapes', () => {
     expect(f).toThrow(message);
   });
 });
+
+describe('graph size', () => {
+  it('joins the gradients of slices that tile an axis with a Concat, not Pads', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 'seq', 12]);
+    const parts = [slice(x, -1, 0, 4), slice(x, -1, 4, 8), slice(x, -1, 8)];
+    const loss = reduceSum(mul(mul(parts[0]!, parts[1]!), parts[2]!));
+    g.output('dx', grad(loss, [x])[0]!);
+    const ops = opTypes(g);
+    expect(ops).not.toContain('Pad');
+    expect(ops).not.toContain('Sum');
+  });
+
+  it('emits no Shape ops for reshapes with one symbolic dim', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', ['batch', 4, 6]);
+    const y = reshape(reshape(x, [-1, 6]), ['batch', 2, 12]);
+    g.output('dx', grad(reduceSum(mul(y, y)), [x])[0]!);
+    // The one Shape is the full reduction's backward, which expands to y's run-time shape.
+    expect(opTypes(g).filter((op) => op === 'Shape' || op === 'Concat')).toEqual(['Shape']);
+  });
+});
+
+/** ONNX op types of the nodes a graph's outputs depend on. */
+function opTypes(g: Graph): string[] {
+  g.toOnnx();
+  const producer = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const seen = new Set<string>();
+  const stack = g.outputs.map((o) => o.name);
+  const ops: string[] = [];
+  while (stack.length) {
+    const n = producer.get(stack.pop()!);
+    if (!n || seen.has(n.name)) continue;
+    seen.add(n.name);
+    ops.push(n.opType);
+    stack.push(...n.inputs);
+  }
+  return ops;
+}

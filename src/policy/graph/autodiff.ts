@@ -63,7 +63,7 @@ export function grad(loss: Tensor, wrt: Tensor[], seed?: Tensor): Tensor[] {
     const t = order[i]!;
     const parts = pending.get(t);
     if (!parts || !needs.has(t)) continue;
-    const dy = parts.length === 1 ? parts[0]! : g.emit('Sum', parts, {}, { dtype: t.dtype, shape: t.shape });
+    const dy = accumulate(t, parts);
     done.set(t, dy);
     const fn = t.gradFn;
     if (!fn) continue;
@@ -84,14 +84,37 @@ export function grad(loss: Tensor, wrt: Tensor[], seed?: Tensor): Tensor[] {
   return wrt.map((w) => done.get(w) ?? zerosLike(w));
 }
 
+/**
+ * Sums the gradient contributions of one tensor. When some of them are the zero-padded gradients of
+ * slices that tile an axis (q, k and v cut from one projection), they become one Concat: no Pads,
+ * no additions of zeros.
+ */
+function accumulate(t: Tensor, parts: Tensor[]): Tensor {
+  if (parts.length === 1) return parts[0]!;
+  const g = t.graph;
+  const pads = parts.filter((p) => p.padOf && p.padOf.axis === parts.find((q) => q.padOf)!.padOf!.axis);
+  if (pads.length > 1) {
+    const pieces = pads.map((p) => p.padOf!).sort((a, b) => a.begin - b.begin);
+    const dim = t.shape[pieces[0]!.axis];
+    const tiles =
+      pieces.every((p, i) => p.begin === (i === 0 ? 0 : pieces[i - 1]!.end)) && pieces.at(-1)!.end === dim;
+    if (tiles) {
+      const joined = g.emit(
+        'Concat',
+        pieces.map((p) => p.dy),
+        { axis: pieces[0]!.axis },
+        { dtype: t.dtype, shape: t.shape },
+      );
+      parts = [joined, ...parts.filter((p) => !pads.includes(p))];
+      if (parts.length === 1) return joined;
+    }
+  }
+  return g.emit('Sum', parts, {}, { dtype: t.dtype, shape: t.shape });
+}
+
 /** Zeros with t's dtype and shape (an Expand of a scalar, so no large constant is stored). */
 export function zerosLike(t: Tensor): Tensor {
   const g = t.graph;
   if (t.rank === 0) return g.scalar(0, t.dtype);
-  return g.emit(
-    'Expand',
-    [g.scalar(0, t.dtype), g.shapeTensor(t.shape)],
-    {},
-    { dtype: t.dtype, shape: t.shape },
-  );
+  return g.emit('Expand', [g.scalar(0, t.dtype), g.shapeOf(t)], {}, { dtype: t.dtype, shape: t.shape });
 }

@@ -29,6 +29,11 @@ export interface GradFn {
 /** A symbolic tensor: a named value in a graph, with a dtype and a (possibly symbolic) shape. */
 export class Tensor {
   gradFn?: GradFn;
+  /**
+   * Set on the zero-padded gradient of a static slice: `dy` placed at [begin, end) of `axis`.
+   * grad() joins the pieces of a tensor sliced into parts with one Concat instead of Pads and a Sum.
+   */
+  padOf?: { dy: Tensor; axis: number; begin: number; end: number };
   constructor(
     readonly graph: Graph,
     readonly name: string,
@@ -276,6 +281,18 @@ export class Graph {
         ? parts[0]!
         : this.emit('Concat', parts, { axis: 0 }, { dtype: 'int64', shape: [shape.length] });
     this.shapeCache.set(key, t);
+    return t;
+  }
+
+  /** x's shape as a 1-D int64 tensor at run time: a constant when static, else one Shape node. */
+  shapeOf(x: Tensor): Tensor {
+    if (isStatic(x.shape)) return this.constant(x.shape, 'int64');
+    const key = `of:${x.name}`;
+    let t = this.shapeCache.get(key);
+    if (!t) {
+      t = this.emit('Shape', [x], {}, { dtype: 'int64', shape: [x.rank] });
+      this.shapeCache.set(key, t);
+    }
     return t;
   }
 

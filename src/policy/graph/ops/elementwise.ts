@@ -135,19 +135,20 @@ const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_K = 0.044715;
 
 /**
- * GELU, tanh form: 0.5 x (1 + tanh(c (x + k x^3))), c = sqrt(2/pi), k = 0.044715. An op of its own
- * (forward from primitives, one hand-written derivative) so the backward is a few nodes instead of
- * the chain of eight primitive rules.
+ * GELU, tanh form: 0.5 x (1 + tanh(c (x + k x^3))), c = sqrt(2/pi), k = 0.044715, computed as the
+ * equal x * sigmoid(u) with u = 2c (x + k x^3) (because 0.5 (1 + tanh(z)) = sigmoid(2z)). An op of
+ * its own, with one hand-written derivative, because it runs on the widest activation of the MLP:
+ * 4 multiplies forward and 7 elementwise ops backward instead of twice that through primitive rules.
  */
 export function gelu(x: Tensor): Tensor {
   expectFloat('gelu', x);
   const x2 = mul(x, x);
-  const t = tanh(mul(mul(x, add(mul(x2, GELU_K), 1)), GELU_C));
-  const y = mul(mul(x, 0.5), add(t, 1));
-  // dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3k x^2)
+  const s = sigmoid(mul(x, add(mul(x2, 2 * GELU_C * GELU_K), 2 * GELU_C)));
+  const y = mul(x, s);
+  // dy/dx = s + x s (1 - s) u' = s + (y - y s) (2c + 6ck x^2)
   return record(y, 'gelu', [x], (dy) => {
-    const inner = mul(mul(sub(1, mul(t, t)), add(mul(x2, 3 * GELU_K * GELU_C), GELU_C)), mul(x, 0.5));
-    return [mul(dy, add(mul(add(t, 1), 0.5), inner))];
+    const du = add(mul(x2, 6 * GELU_C * GELU_K), 2 * GELU_C);
+    return [mul(dy, add(mul(sub(y, mul(y, s)), du), s))];
   });
 }
 

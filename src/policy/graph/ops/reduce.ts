@@ -48,11 +48,11 @@ function keepDims(dy: Tensor, x: Tensor, axes: number[], keepdims: boolean): Ten
   );
 }
 
-/** Broadcasts t (whose shape broadcasts to `shape`) to exactly `shape`. */
-export function expandTo(t: Tensor, shape: Shape): Tensor {
-  if (shapeEquals(t.shape, shape)) return t;
+/** Broadcasts t (whose shape broadcasts to like's) to exactly like's shape. */
+export function expandLike(t: Tensor, like: Tensor): Tensor {
+  if (shapeEquals(t.shape, like.shape)) return t;
   const g = t.graph;
-  return g.emit('Expand', [t, g.shapeTensor(shape)], {}, { dtype: t.dtype, shape });
+  return g.emit('Expand', [t, g.shapeOf(like)], {}, { dtype: t.dtype, shape: like.shape });
 }
 
 /**
@@ -87,7 +87,7 @@ export function reduceSum(
 ): Tensor {
   const ax = axesOf('reduceSum', x, axes);
   const y = emitReduce('ReduceSum', x, ax, keepdims);
-  return record(y, 'reduceSum', [x], (dy) => [expandTo(keepDims(dy, x, ax, keepdims), x.shape)]);
+  return record(y, 'reduceSum', [x], (dy) => [expandLike(keepDims(dy, x, ax, keepdims), x)]);
 }
 
 /** Number of elements reduced over, as a scalar of x's dtype (a constant when static). */
@@ -107,7 +107,7 @@ export function reduceMean(
   const ax = axesOf('reduceMean', x, axes);
   const y = emitReduce('ReduceMean', x, ax, keepdims);
   return record(y, 'reduceMean', [x], (dy) => [
-    expandTo(div(keepDims(dy, x, ax, keepdims), countOf(x, ax)), x.shape),
+    expandLike(div(keepDims(dy, x, ax, keepdims), countOf(x, ax)), x),
   ]);
 }
 

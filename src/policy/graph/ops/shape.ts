@@ -168,7 +168,11 @@ export function slice(x: Tensor, axis: number, start: number, end = END): Tensor
     const pads = all.every((v) => typeof v === 'number')
       ? g.constant(all as number[], 'int64')
       : g.emit('Concat', all.map(pieces), { axis: 0 }, { dtype: 'int64', shape: [all.length] });
-    return [g.emit('Pad', [dy, pads], { mode: 'constant' }, { dtype: dy.dtype, shape: x.shape })];
+    const dx = g.emit('Pad', [dy, pads], { mode: 'constant' }, { dtype: dy.dtype, shape: x.shape });
+    if (typeof begin === 'number' && typeof after === 'number' && typeof d === 'number') {
+      dx.padOf = { dy, axis: a, begin, end: d - after };
+    }
+    return [dx];
   });
 }
 
