@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { detectProtection, type Protection } from './sandbox.ts';
+import { PythonWorker } from './worker.ts';
+
+/**
+ * A pool of warm Python workers. Starting pyodide takes seconds, so the pool keeps `size` started
+ * interpreters waiting; a tool takes one for an episode and throws it away after (an interpreter
+ * that ran agent code is never reused by another episode). Several tools share one pool.
+ */
+
+export const PythonPoolOptions = z.object({
+  /** Warm interpreters kept waiting. */
+  size: z.number().int().min(0).default(2),
+  /** WebAssembly memory cap per interpreter (bytes). */
+  memoryBytes: z
+    .number()
+    .int()
+    .min(64 * 1024 * 1024)
+    .default(512 * 1024 * 1024),
+  startTimeoutMs: z.number().int().positive().default(60_000),
+  /** Print the active protection once when the pool starts (to stderr). */
+  announce: z.boolean().default(true),
+});
+export type PythonPoolOptions = z.input<typeof PythonPoolOptions>;
+
+export class PythonPool {
+  readonly options: z.output<typeof PythonPoolOptions>;
+  readonly protection: Protection;
+  private idle: PythonWorker[] = [];
+  private closed = false;
+
+  constructor(options: PythonPoolOptions = {}) {
+    this.options = PythonPoolOptions.parse(options);
+    this.protection = detectProtection();
+    if (this.options.announce) console.error(`stepwise: ${this.protection.summary}`);
+    this.refill();
+  }
+
+  /** A started interpreter; waits for one when none is warm yet. */
+  async acquire(): Promise<PythonWorker> {
+    let failures = 0;
+    for (;;) {
+      if (this.closed) throw new Error('PythonPool.acquire: the pool is closed');
+      const worker = this.idle.shift() ?? this.spawn();
+      this.refill();
+      try {
+        await worker.ready;
+        if (worker.alive) return worker;
+      } catch (err) {
+        // One failed start can be bad luck (a start-up timeout under load); two in a row is a fault.
+        if (++failures >= 2) throw err;
+      }
+    }
+  }
+
+  /** Give a worker back: kept if it never ran code, killed otherwise. */
+  release(worker: PythonWorker): void {
+    if (!this.closed && worker.alive && !worker.used && this.idle.length < this.options.size) {
+      this.idle.push(worker);
+    } else worker.kill();
+    this.refill();
+  }
+
+  /** Wait until `size` interpreters are warm (for benchmarks and tests). */
+  async warm(): Promise<void> {
+    this.refill();
+    await Promise.all(this.idle.map((w) => w.ready));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.idle) w.kill();
+    this.idle = [];
+  }
+
+  private spawn(): PythonWorker {
+    return new PythonWorker({
+      memoryBytes: this.options.memoryBytes,
+      startTimeoutMs: this.options.startTimeoutMs,
+    });
+  }
+
+  /** Start workers until `size` are warm or warming. `idle` holds both: acquire awaits `ready`. */
+  private refill(): void {
+    if (this.closed) return;
+    this.idle = this.idle.filter((w) => w.alive);
+    while (this.idle.length < this.options.size) this.idle.push(this.spawn());
+  }
+}
+
+let shared: PythonPool | undefined;
+
+/** The process-wide pool behind `pythonTool()`s that are not given their own. */
+export function sharedPythonPool(options?: PythonPoolOptions): PythonPool {
+  shared ??= new PythonPool(options);
+  return shared;
+}
+
+/** Close the shared pool (tests, CLI exit). */
+export async function closeSharedPythonPool(): Promise<void> {
+  await shared?.close();
+  shared = undefined;
+}

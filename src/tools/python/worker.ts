@@ -1,0 +1,128 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { detectProtection, type Protection, workerCommand } from './sandbox.ts';
+
+/** One pyodide interpreter in its own (sandboxed) process, which the host can kill at any time. */
+
+export interface PythonWorkerOptions {
+  /** Cap of the interpreter's WebAssembly memory (bytes); beyond it Python raises MemoryError. */
+  memoryBytes: number;
+  /** How long the interpreter may take to start before the worker is given up. */
+  startTimeoutMs: number;
+}
+
+export type RunReply =
+  | { status: 'done'; output: string; error: string | null; fatal: boolean }
+  | { status: 'timeout' | 'aborted' | 'crashed'; detail: string };
+
+type Message =
+  | { ready: true; loadMs: number }
+  | { id: number; output: string; error: string | null; fatal: boolean };
+
+const STDERR_TAIL = 2_000;
+
+export class PythonWorker {
+  readonly ready: Promise<void>;
+  readonly protection: Protection;
+  /** Milliseconds from spawn to the interpreter accepting code. */
+  startMs = Number.NaN;
+  /** True once code ran in it: it then holds an episode's state and is never handed to another. */
+  used = false;
+  private readonly child: ChildProcess;
+  private dead = false;
+  private exitNote = '';
+  private stderrTail = '';
+  private nextId = 1;
+  private waiting?: { id: number; resolve: (reply: RunReply) => void };
+
+  constructor(options: PythonWorkerOptions) {
+    this.protection = detectProtection();
+    const pages = Math.max(256, Math.floor(options.memoryBytes / 65_536));
+    const nodeFlags = [`--wasm-max-mem-pages=${pages}`, '--max-old-space-size=256', '--no-warnings'];
+    const { command, args, env } = workerCommand(this.protection, nodeFlags);
+    const spawned = performance.now();
+    // detached: the worker leads its own process group, so a kill reaches anything it started.
+    this.child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached: true });
+    this.child.stderr?.on('data', (d: Buffer) => {
+      this.stderrTail = (this.stderrTail + d.toString()).slice(-STDERR_TAIL);
+    });
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.kill();
+        reject(new Error(`python worker did not start within ${options.startTimeoutMs} ms`));
+      }, options.startTimeoutMs);
+      this.child.on('message', (msg: Message) => {
+        if ('ready' in msg) {
+          clearTimeout(timer);
+          this.startMs = performance.now() - spawned;
+          resolve();
+        } else if (this.waiting?.id === msg.id) {
+          const { resolve: done } = this.waiting;
+          this.waiting = undefined;
+          done({ status: 'done', output: msg.output, error: msg.error, fatal: msg.fatal });
+        }
+      });
+      this.child.on('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`python worker could not be started: ${err.message}`));
+      });
+      this.child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        this.dead = true;
+        this.exitNote = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        reject(new Error(`python worker ${this.exitNote} while starting: ${this.stderrTail.trim()}`));
+        this.waiting?.resolve({ status: 'crashed', detail: `python worker ${this.exitNote}` });
+        this.waiting = undefined;
+      });
+    });
+    // Callers that never await `ready` must not see an unhandled rejection.
+    this.ready.catch(() => {});
+  }
+
+  get alive(): boolean {
+    return !this.dead;
+  }
+
+  /**
+   * Runs `code`; on the deadline or an abort the process is killed (its state is gone) and the
+   * reply says so. One call at a time.
+   */
+  async run(code: string, timeMs: number, outputChars: number, signal?: AbortSignal): Promise<RunReply> {
+    await this.ready;
+    if (this.dead) return { status: 'crashed', detail: `python worker ${this.exitNote}` };
+    if (this.waiting) throw new Error('PythonWorker.run: a call is already running in this worker');
+    this.used = true;
+    const id = this.nextId++;
+    return new Promise<RunReply>((resolve) => {
+      const finish = (reply: RunReply) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(reply);
+      };
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        this.kill();
+        finish({ status: 'timeout', detail: `timed out after ${timeMs} ms` });
+      }, timeMs);
+      const onAbort = () => {
+        this.waiting = undefined;
+        this.kill();
+        finish({ status: 'aborted', detail: 'the call was aborted' });
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting = { id, resolve: finish };
+      this.child.send({ type: 'run', id, code, outputChars });
+    });
+  }
+
+  /** SIGKILL the worker's whole process group (bwrap, node and anything they started). */
+  kill(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.exitNote = 'killed by the host';
+    try {
+      if (this.child.pid) process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      this.child.kill('SIGKILL');
+    }
+  }
+}
