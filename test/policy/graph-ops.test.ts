@@ -134,7 +134,11 @@ const cases: Case[] = [
     (a) => concat([tanh(slice(a, 1, 0, 2)), exp(slice(a, 1, 2, 5)), slice(a, 1, 5)], 1),
     [{ shape: [2, 7] }],
   ],
-  ['slices with a gap (gradient summed)', (a) => mul(slice(a, 0, 0, 2), slice(a, 0, 3, 5)), [{ shape: [6, 2] }]],
+  [
+    'slices with a gap (gradient summed)',
+    (a) => mul(slice(a, 0, 0, 2), slice(a, 0, 3, 5)),
+    [{ shape: [6, 2] }],
+  ],
   ['concat axis 1', (a, b) => concat([a, b, a], 1), [{ shape: [2, 3] }, { shape: [2, 1] }]],
   [
     'concat symbolic axis',

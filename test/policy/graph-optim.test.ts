@@ -147,11 +147,22 @@ describe('optimizer nodes', () => {
         });
     }
 
-    it('updates normally when everything is finite', async () => {
-      const res = await (await build())([1, 2, 3], [1, 1, 1]);
+    it('updates normally when everything is finite: clipped gradient, then AdamW', async () => {
+      const p = [1, 2, 3];
+      const x = [4, 4, 4];
+      const res = await (await build())(p, x);
       expect(res.skipped!.data).toEqual([0]);
       expect(res.step_out!.data).toEqual([6]);
-      expect(res.p_out!.data[0]).not.toBe(1);
+      // d/dp sum(sqrt(p) x) = x / (2 sqrt(p)); norm ~2.7 > 1, so scaled by 1 / (norm + 1e-6).
+      const g = p.map((v, i) => x[i]! / (2 * Math.sqrt(v)));
+      const norm = Math.hypot(...g);
+      expect(res.norm!.data[0]).toBeCloseTo(norm, 12);
+      const clipped = g.map((v) => v / (norm + 1e-6));
+      const ref = { p: [...p], m: [0.1, 0.2, 0.3], v: [0.01, 0.02, 0.03] };
+      adamwReference(ref.p, clipped, ref.m, ref.v, 6, { lr: 0.1, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.01 });
+      expect(maxAbsDiff(res.p_out!.data, ref.p)).toBeLessThan(1e-12);
+      expect(maxAbsDiff(res.m_out!.data, ref.m)).toBeLessThan(1e-12);
+      expect(maxAbsDiff(res.v_out!.data, ref.v)).toBeLessThan(1e-12);
     });
 
     it('skips the update when the loss is NaN', async () => {

@@ -31,8 +31,12 @@ export function globalNorm(ts: Tensor[]): Tensor {
  */
 export function clipByGlobalNorm(grads: Tensor[], maxNorm: number): { grads: Tensor[]; norm: Tensor } {
   const norm = globalNorm(grads);
-  const scale = minimum(div(maxNorm, add(norm, 1e-6)), 1);
+  const scale = clipScale(norm, maxNorm);
   return { grads: grads.map((g) => mul(g, scale)), norm };
+}
+
+function clipScale(norm: Tensor, maxNorm: number): Tensor {
+  return minimum(div(maxNorm, add(norm, 1e-6)), 1);
 }
 
 /** bool scalar: every element of every tensor is finite. */
@@ -64,6 +68,8 @@ export interface AdamWArgs {
   decay?: boolean[];
   /** bool scalar; where false the outputs equal the inputs (the non-finite guard). */
   apply?: Tensor;
+  /** Scalar every gradient is multiplied by first (the global-norm clip factor). */
+  gradScale?: Tensor;
 }
 
 export interface AdamWResult {
@@ -73,39 +79,51 @@ export interface AdamWResult {
   step: Tensor;
 }
 
-/** One AdamW update, as nodes. */
+/**
+ * One AdamW update, as nodes. Written for few full-size ops per parameter (each one streams the
+ * whole parameter through memory): the bias corrections, the weight decay and the guard are folded
+ * into scalars. With `apply` false the scalars become identities (beta = 1, step size = 0, decay
+ * factor = 1) and the gradient is replaced by 0 before it can spread a NaN, so parameters and
+ * moments come out bit-for-bit unchanged at the cost of one Where per parameter.
+ */
 export function adamw(args: AdamWArgs): AdamWResult {
   const cfg = AdamWConfig.parse(args.config ?? {});
-  const { params, grads, m, v, step, apply } = args;
+  const { params, grads, m, v, step, apply, gradScale } = args;
   if (grads.length !== params.length || m.length !== params.length || v.length !== params.length) {
     throw new Error(
       `adamw: got ${params.length} params, ${grads.length} grads, ${m.length} m and ${v.length} v; expected one of each per parameter`,
     );
   }
-  const lrValue = args.lr ?? cfg.lr;
-  const lr = typeof lrValue === 'number' ? step.graph.scalar(lrValue, step.dtype) : lrValue;
+  const graph = step.graph;
+  const scalar = (x: Tensor | number) => (typeof x === 'number' ? graph.scalar(x, step.dtype) : x);
+  const lr = scalar(args.lr ?? cfg.lr);
   const t = add(step, 1);
-  // Bias corrections folded into two scalars, as PyTorch does:
-  // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-  const stepSize = div(lr, sub(1, pow(cfg.beta1, t)));
-  const invSqrtBc2 = div(1, sqrt(sub(1, pow(cfg.beta2, t))));
-  const guard = (next: Tensor, prev: Tensor) => (apply ? where(apply, next, prev) : next);
-  const out: AdamWResult = { params: [], m: [], v: [], step: guard(t, step) };
+  // lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+  //   = [lr sqrt(1 - b2^t) / (1 - b1^t)] * m / (sqrt(v) + eps sqrt(1 - b2^t))
+  const sqrtBc2 = sqrt(sub(1, pow(cfg.beta2, t)));
+  const eps = mul(sqrtBc2, cfg.eps);
+  const stepSize = div(mul(lr, sqrtBc2), sub(1, pow(cfg.beta1, t)));
+  const decayFactor = sub(1, mul(lr, cfg.weightDecay));
+  const on = (x: Tensor | number, off: number) => (apply ? where(apply, scalar(x), off) : scalar(x));
+  const [b1, b2, step1, decay1] = [on(cfg.beta1, 1), on(cfg.beta2, 1), on(stepSize, 0), on(decayFactor, 1)];
+  const [c1, c2] = [sub(1, b1), sub(1, b2)];
+  const scale = gradScale && on(gradScale, 1); // a NaN norm makes a NaN scale
+  const out: AdamWResult = { params: [], m: [], v: [], step: apply ? where(apply, t, step) : t };
   params.forEach((p, i) => {
-    const g = grads[i]!;
-    const m1 = add(mul(m[i]!, cfg.beta1), mul(g, 1 - cfg.beta1));
-    const v1 = add(mul(v[i]!, cfg.beta2), mul(mul(g, g), 1 - cfg.beta2));
-    const decay = (args.decay?.[i] ?? true) && cfg.weightDecay > 0;
-    const decayed = decay ? mul(p, sub(1, mul(lr, cfg.weightDecay))) : p;
-    const update = div(mul(m1, stepSize), add(mul(sqrt(v1), invSqrtBc2), cfg.eps));
-    out.params.push(guard(sub(decayed, update), p));
-    out.m.push(guard(m1, m[i]!));
-    out.v.push(guard(v1, v[i]!));
+    let g = grads[i]!;
+    if (apply) g = where(apply, g, 0);
+    if (scale) g = mul(g, scale);
+    const m1 = add(mul(m[i]!, b1), mul(g, c1));
+    const v1 = add(mul(v[i]!, b2), mul(mul(g, g), c2));
+    const decayed = (args.decay?.[i] ?? true) && cfg.weightDecay > 0 ? mul(p, decay1) : p;
+    out.params.push(sub(decayed, mul(div(m1, add(sqrt(v1), eps)), step1)));
+    out.m.push(m1);
+    out.v.push(v1);
   });
   return out;
 }
 
-export interface TrainStepArgs extends Omit<AdamWArgs, 'grads' | 'apply'> {
+export interface TrainStepArgs extends Omit<AdamWArgs, 'grads' | 'apply' | 'gradScale'> {
   loss: Tensor;
   /** Global-norm clip threshold (ALGORITHMS.md default 1.0); omit for no clipping. */
   maxGradNorm?: number;
@@ -125,12 +143,11 @@ export interface TrainStepResult extends AdamWResult {
  */
 export function trainStep(args: TrainStepArgs): TrainStepResult {
   const grads = grad(args.loss, args.params);
-  const clipped =
-    args.maxGradNorm === undefined
-      ? { grads, norm: globalNorm(grads) }
-      : clipByGlobalNorm(grads, args.maxGradNorm);
-  const ok = allFinite([args.loss, clipped.norm]);
+  const norm = globalNorm(grads);
+  // The clip factor goes into AdamW as a scalar, so clipping costs no pass over the gradients.
+  const gradScale = args.maxGradNorm === undefined ? undefined : clipScale(norm, args.maxGradNorm);
+  const ok = allFinite([args.loss, norm]);
   const g = args.loss.graph;
   const skipped = g.emit('Not', [ok], {}, { dtype: 'bool', shape: [] });
-  return { ...adamw({ ...args, grads: clipped.grads, apply: ok }), gradNorm: clipped.norm, skipped };
+  return { ...adamw({ ...args, grads, apply: ok, gradScale }), gradNorm: norm, skipped };
 }
