@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { type SearchDocument, SearchIndex, type SearchIndexOptions } from '../../tools/search/index.ts';
+import { readJsonl } from '../jsonl.ts';
 import { Rng } from '../rng.ts';
 import { checkKind, SPLITS, type Split } from '../types.ts';
 import type { QASource, SearchTask } from './generator.ts';
@@ -37,33 +37,6 @@ export const UserQuestion = z.object({
   supporting: z.array(z.string()).default([]),
 });
 export type UserQuestion = z.infer<typeof UserQuestion>;
-
-/**
- * Parse a JSON Lines file with `schema`. Errors name the file, the line and the field:
- * `questions.jsonl line 3: field "answers": expected array, received string`.
- */
-export function readJsonl<S extends z.ZodType>(file: string, schema: S, text?: string): z.output<S>[] {
-  const content = text ?? readFileSync(file, 'utf8');
-  const out: z.output<S>[] = [];
-  content.split('\n').forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === '') return;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      throw new Error(`${file} line ${i + 1}: not valid JSON (${(err as Error).message})`);
-    }
-    const parsed = schema.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const field = issue.path.length > 0 ? `field "${issue.path.join('.')}"` : 'line';
-      throw new Error(`${file} line ${i + 1}: ${field}: ${issue.message}`);
-    }
-    out.push(parsed.data);
-  });
-  return out;
-}
 
 /** Questions over a user's corpus; `generate(split, seed)` picks among that split's questions. */
 export class UserQA implements QASource {
