@@ -10,6 +10,7 @@
 import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { type CheckReport, checkStore } from './check.ts';
+import { Checkpointer, SAFETY_NET_PAGES } from './checkpointer.ts';
 import { Reader } from './queries.ts';
 import { migrate, newerSchemaError, SCHEMA_VERSION, schemaVersion } from './schema.ts';
 import type { Json, RunStatus } from './types.ts';
@@ -18,6 +19,11 @@ import { Writer } from './writer.ts';
 export interface OpenOptions {
   /** Open for reading only (the viewer, `store check`, `store export`): no migration, no writes. */
   readonly?: boolean;
+  /**
+   * Run WAL checkpoints in a worker thread instead of inside the writer's commits (default true;
+   * see checkpointer.ts). Off, SQLite checkpoints during commits as usual.
+   */
+  backgroundCheckpoint?: boolean;
 }
 
 /** An open store: the writer's and the reader's methods on one connection. */
@@ -29,6 +35,7 @@ export class TrajectoryStore {
     readonly db: Database.Database,
     readonly path: string,
     readonly readonly: boolean,
+    private readonly checkpointer?: Checkpointer,
   ) {
     this.writer = readonly ? undefined : new Writer(db);
     this.reader = new Reader(db);
@@ -47,8 +54,14 @@ export class TrajectoryStore {
   setRunStatus(runId: string, status: RunStatus): void {
     this.w.setRunStatus(runId, status);
   }
-  writeIteration: Writer['writeIteration'] = (...a) => this.w.writeIteration(...a);
-  writeAdvantages: Writer['writeAdvantages'] = (...a) => this.w.writeAdvantages(...a);
+  writeIteration: Writer['writeIteration'] = (...a) => {
+    this.w.writeIteration(...a);
+    this.checkpointer?.nudge();
+  };
+  writeAdvantages: Writer['writeAdvantages'] = (...a) => {
+    this.w.writeAdvantages(...a);
+    this.checkpointer?.nudge();
+  };
   writeMetrics: Writer['writeMetrics'] = (...a) => this.w.writeMetrics(...a);
   addCheckpoint: Writer['addCheckpoint'] = (...a) => this.w.addCheckpoint(...a);
 
@@ -69,7 +82,10 @@ export class TrajectoryStore {
     return checkStore(this.db);
   }
 
+  /** Closes the store; a writer first copies the WAL into the database file (a plain file to copy). */
   close(): void {
+    this.checkpointer?.close();
+    if (!this.readonly && this.db.open) this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }
 }
@@ -116,10 +132,19 @@ export function openStore(path: string, options: OpenOptions = {}): TrajectorySt
       // NORMAL is safe in WAL mode: a crash of the process loses nothing committed; only a power
       // loss may drop the last transactions, never corrupt the file.
       db.pragma('synchronous = NORMAL');
+      // Wait for a checkpoint in progress (the background one) instead of failing with SQLITE_BUSY.
+      db.pragma('busy_timeout = 10000');
       migrate(db);
     }
     db.pragma('foreign_keys = ON');
-    return new TrajectoryStore(db, path, readonly);
+    let checkpointer: Checkpointer | undefined;
+    if (!readonly && (options.backgroundCheckpoint ?? true)) {
+      db.pragma(`wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
+      // A WAL file larger than this is cut back when it restarts, so it never stays huge.
+      db.pragma(`journal_size_limit = ${64 * 2 ** 20}`);
+      checkpointer = new Checkpointer(path);
+    }
+    return new TrajectoryStore(db, path, readonly, checkpointer);
   } catch (err) {
     db.close();
     throw err;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -94,5 +94,33 @@ describe('schema versions', () => {
     expect(() => ro.db.prepare('DELETE FROM runs').run()).toThrow(/readonly/);
     ro.close();
     w.close();
+  });
+
+  it('checkpoints the WAL into the database file from a background thread', async () => {
+    const file = path.join(dir, 'bg.db');
+    const store = openStore(file);
+    store.createRun('r');
+    const before = statSync(file).size;
+    // ~40 steps with 20k-token prompts: about 3 MB, far below the writer's own checkpoint
+    // threshold (16384 pages), so only the background checkpoint can move it into the file.
+    const groups = sampleGroups(4, 4).map((g) => ({
+      ...g,
+      trajectories: g.trajectories.map((t) => ({
+        ...t,
+        steps: t.steps.map((st) => ({ ...st, promptTokens: new Int32Array(20_000).fill(st.stepIndex) })),
+      })),
+    }));
+    store.writeIteration('r', { iteration: 0, groups });
+    const deadline = Date.now() + 20_000;
+    while (statSync(file).size < before + 2_000_000 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(statSync(file).size).toBeGreaterThan(before + 2_000_000);
+    store.close();
+    // Closing leaves everything in the database file.
+    expect(statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0).toBe(0);
+    const ro = openStore(file, { readonly: true });
+    expect(ro.trainingRows('r', 0)[5]!.promptTokens).toHaveLength(20_000);
+    ro.close();
   });
 });
