@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   decodeSafetensors,
@@ -22,7 +23,39 @@ function handBuilt(headerJson: string, data: number[]): Uint8Array {
   return out;
 }
 
+const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'reference.safetensors');
+
+/** The tensors of fixtures/reference-safetensors.py, which wrote the fixture with the reference library. */
+const referenceTensors = {
+  embedding: tensor(
+    Float32Array.from({ length: 12 }, (_, i) => i / 8 - 0.5),
+    [3, 4],
+  ),
+  scale: tensor(new Float64Array([Math.PI, -1e-300, 2.5]), [3]),
+  ids: tensor(new Int32Array([-7, 0, 2 ** 31 - 1]), [1, 3]),
+  steps: tensor(new BigInt64Array([-(2n ** 63n), 2n ** 40n + 3n]), [2]),
+  bytes: tensor(new Uint8Array([0, 128, 255]), [3]),
+  signed: tensor(new Int8Array([-128, 5]), [2]),
+};
+
 describe('safetensors', () => {
+  it('reads a file written by the reference implementation (Hugging Face safetensors 0.8)', () => {
+    const { tensors, metadata } = decodeSafetensors(new Uint8Array(readFileSync(fixture)));
+    expect(metadata).toEqual({ format: 'np' });
+    expect(Object.keys(tensors).sort()).toEqual(Object.keys(referenceTensors).sort());
+    for (const [name, t] of Object.entries(referenceTensors)) {
+      const got = tensors[name]!;
+      expect(got.dtype, name).toBe(t.dtype);
+      expect(got.shape, name).toEqual(t.shape);
+      expect(got.data, name).toEqual(t.data);
+    }
+  });
+
+  it('writes the same bytes as the reference implementation', () => {
+    const ours = encodeSafetensors(referenceTensors, { format: 'np' });
+    expect(Buffer.from(ours).equals(readFileSync(fixture))).toBe(true);
+  });
+
   it('reads a file built by hand from the spec', () => {
     // a: F32 [2] = [1.0, -2.0]  (0x3f800000, 0xc0000000 little-endian); b: I64 [1] = [-3]
     const bytes = handBuilt(

@@ -67,15 +67,21 @@ export function tensor(data: TensorData, shape: number[]): Tensor {
 const elementCount = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /**
- * Serialize tensors (written in name order, so the bytes depend only on the content) and an
- * optional metadata map.
+ * Tensor order in a file, as the reference implementation writes it: by dtype, widest first
+ * (its dtype enum order, descending), then by name. Wider types first keeps every tensor's data
+ * aligned to its element size, and the bytes depend only on the content.
  */
+const dtypeRank: Record<Dtype, number> = { I64: 5, F64: 4, F32: 3, I32: 2, I8: 1, U8: 0 };
+
+/** Serialize tensors and an optional metadata map (same bytes as the reference writer). */
 export function encodeSafetensors(
   tensors: Record<string, Tensor>,
   metadata: Record<string, string> = {},
 ): Uint8Array {
   checkLittleEndian();
-  const names = Object.keys(tensors).sort();
+  const names = Object.keys(tensors).sort(
+    (a, b) => dtypeRank[tensors[b]!.dtype] - dtypeRank[tensors[a]!.dtype] || (a < b ? -1 : a > b ? 1 : 0),
+  );
   const header: Record<string, HeaderEntry | Record<string, string>> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
