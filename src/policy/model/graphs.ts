@@ -21,7 +21,7 @@ import {
   unsqueeze,
 } from '../graph/index.ts';
 import type { ModelConfig } from './config.ts';
-import { paramSpecs } from './params.ts';
+import { type Params, paramSpecs } from './params.ts';
 import {
   arangePositions,
   causalBias,
@@ -36,6 +36,14 @@ export type FloatType = 'float32' | 'float64';
 export function paramInputs(g: Graph, c: ModelConfig, dtype: FloatType = 'float32'): ParamTensors {
   const params: ParamTensors = new Map();
   for (const spec of paramSpecs(c)) params.set(spec.name, g.input(spec.name, dtype, spec.shape));
+  return params;
+}
+
+/** Bake parameter values into the graph as initializers (a standalone model needs no weight inputs). */
+export function paramConstants(g: Graph, c: ModelConfig, weights: Params): ParamTensors {
+  const params: ParamTensors = new Map();
+  for (const spec of paramSpecs(c))
+    params.set(spec.name, g.constant(weights.get(spec.name)!, 'float32', spec.shape));
   return params;
 }
 
@@ -124,12 +132,13 @@ export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32'): 
 
 /**
  * The full-logits graph (right-padded rows, causal): ids [batch, seq] -> logits [batch, seq, vocab].
- * Used by tests as the reference the cached decode must match, and as the exported ONNX model.
+ * Used by tests as the reference the cached decode must match and, with `weights` baked in as
+ * initializers, as the exported standalone ONNX model.
  */
-export function buildLogitsGraph(c: ModelConfig, dtype: FloatType = 'float32'): Graph {
+export function buildLogitsGraph(c: ModelConfig, dtype: FloatType = 'float32', weights?: Params): Graph {
   const g = new Graph('logits');
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
-  const params = paramInputs(g, c, dtype);
+  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
   const positions = arangePositions(g, ids);
   const { logits } = transformer(c, params, { ids, positions, bias: causalBias(g, positions, dtype) });
   g.output('logits', logits);

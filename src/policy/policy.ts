@@ -1,0 +1,138 @@
+// The trainable policy: a tokenizer, a transformer and its ONNX Runtime graphs behind one object
+// that generates, scores, updates, saves and exports.
+import { writeFile } from 'node:fs/promises';
+import type { z } from 'zod';
+import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint/checkpoint.ts';
+import { type ModelConfig, modelConfig, type PresetName } from './model/config.ts';
+import { buildLogitsGraph } from './model/graphs.ts';
+import { LossConfig } from './model/loss.ts';
+import { initParams } from './model/params.ts';
+import { type GenerateOptions, type Generation, generate, generateOptions } from './runtime/generate.ts';
+import { ModelRunner, type TokenBatch, type UpdateMetrics } from './runtime/runner.ts';
+import { type Device, resolveDevice } from './runtime/session.ts';
+import { type ChatMessage, Tokenizer } from './tokenizer/tokenizer.ts';
+
+/** A prompt: plain text, chat messages (templated with a generation prompt), or token ids. */
+export type Prompt = string | readonly ChatMessage[] | readonly number[];
+
+export interface PolicyInit {
+  /** A preset name or a model config; its vocabSize is replaced by the tokenizer's. */
+  model: PresetName | z.input<typeof ModelConfig>;
+  tokenizer: Tokenizer;
+  /** 'cpu' (default) or 'cuda' (falls back to CPU with a hint when CUDA is not installed). */
+  device?: string;
+  /** Seed of the initial weights. */
+  seed?: number;
+}
+
+export class Policy {
+  readonly tokenizer: Tokenizer;
+  readonly config: ModelConfig;
+  readonly runner: ModelRunner;
+
+  private constructor(tokenizer: Tokenizer, runner: ModelRunner) {
+    this.tokenizer = tokenizer;
+    this.config = runner.config;
+    this.runner = runner;
+  }
+
+  /** A fresh, randomly initialized policy. */
+  static create(init: PolicyInit): Policy {
+    const base = modelConfig(init.model);
+    const config = modelConfig({ ...base, vocabSize: init.tokenizer.vocabSize });
+    const device = resolveDevice(init.device ?? 'cpu');
+    return new Policy(init.tokenizer, new ModelRunner(config, initParams(config, init.seed ?? 0), device));
+  }
+
+  /** Restore a policy saved with `save` (weights, config, tokenizer and optimizer state). */
+  static async load(dir: string, options: { device?: string } = {}): Promise<Policy> {
+    const ckpt = await loadCheckpoint(dir);
+    if (ckpt.tokenizerJson === undefined) throw new Error(`checkpoint '${dir}' has no tokenizer.json`);
+    const runner = new ModelRunner(ckpt.config, ckpt.params, resolveDevice(options.device ?? 'cpu'));
+    if (ckpt.optimizer) runner.setOptimizerState(ckpt.optimizer, ckpt.step);
+    return new Policy(Tokenizer.fromJSON(ckpt.tokenizerJson), runner);
+  }
+
+  get device(): Device {
+    return this.runner.runningOn ?? this.runner.device;
+  }
+
+  /** Prompt -> token ids. Chat messages get the chat template with a trailing assistant tag. */
+  encodePrompt(prompt: Prompt): number[] {
+    if (typeof prompt === 'string') return this.tokenizer.encode(prompt);
+    if (prompt.length > 0 && typeof prompt[0] === 'number') return [...(prompt as readonly number[])];
+    return this.tokenizer.applyChatTemplate(prompt as readonly ChatMessage[], { addGenerationPrompt: true });
+  }
+
+  /**
+   * Sample a continuation of each prompt, in one batch. Generation stops at the end token (unless
+   * `stopTokens` says otherwise), a stop string, `maxNewTokens` or the context length.
+   */
+  async generate(
+    prompts: readonly Prompt[],
+    options: z.input<typeof GenerateOptions> = {},
+  ): Promise<Generation[]> {
+    const opts = generateOptions({ stopTokens: [this.tokenizer.endId], ...options });
+    return generate(
+      this.runner,
+      prompts.map((p) => this.encodePrompt(p)),
+      opts,
+      this.tokenizer,
+    );
+  }
+
+  /** Teacher-forced log-probs of `continuation` after `prompt`, one per continuation token. */
+  async score(prompt: Prompt, continuation: readonly number[]): Promise<number[]> {
+    return (await this.scoreBatch([{ prompt, continuation }]))[0]!;
+  }
+
+  /** `score` for many pairs in one batch. */
+  async scoreBatch(
+    pairs: readonly { prompt: Prompt; continuation: readonly number[] }[],
+  ): Promise<number[][]> {
+    const rows = pairs.map((p) => {
+      const prompt = this.encodePrompt(p.prompt);
+      if (prompt.length === 0) throw new Error('score: the prompt is empty; expected at least one token');
+      return { prompt, tokens: [...prompt, ...p.continuation] };
+    });
+    const { logprobs } = await this.runner.score(rows.map((r) => r.tokens));
+    return rows.map((r, i) => Array.from(logprobs[i]!.subarray(r.prompt.length)));
+  }
+
+  /** One optimizer step on a token batch with the RL loss (default) or the SFT loss. */
+  async update(batch: TokenBatch, loss: z.input<typeof LossConfig> = {}): Promise<UpdateMetrics> {
+    const parsed = LossConfig.safeParse(loss);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new Error(`invalid loss config: '${issue.path.join('.')}': ${issue.message}`);
+    }
+    return this.runner.update(batch, parsed.data);
+  }
+
+  checkpoint(): Checkpoint {
+    return {
+      config: this.config,
+      params: this.runner.getParams(),
+      tokenizerJson: JSON.stringify(this.tokenizer.toJSON()),
+      optimizer: this.runner.getOptimizerState(),
+      step: this.runner.step,
+    };
+  }
+
+  /** Write a checkpoint folder: model.safetensors, config.json, tokenizer.json (+ optimizer state). */
+  async save(dir: string): Promise<void> {
+    await saveCheckpoint(dir, this.checkpoint());
+  }
+
+  /**
+   * Write a standalone ONNX model (weights inside): input `ids` int64 [batch, seq], output `logits`
+   * float32 [batch, seq, vocab], causal, positions 0..seq-1. Plain onnxruntime runs it.
+   */
+  async exportOnnx(path: string): Promise<void> {
+    await writeFile(path, buildLogitsGraph(this.config, 'float32', this.runner.getParams()).toOnnx());
+  }
+
+  async dispose(): Promise<void> {
+    await this.runner.dispose();
+  }
+}
