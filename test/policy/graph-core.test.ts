@@ -1,16 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import {
   add,
+  causalMask,
   concat,
   Graph,
   gelu,
   grad,
+  layerNorm,
   logSoftmax,
   matmul,
   mul,
   reduceMean,
   reduceSum,
   reshape,
+  rmsNorm,
   slice,
   softmax,
   squeeze,
@@ -45,7 +48,7 @@ describe('graph core', () => {
   });
 
   it('gradients of a small MLP match finite differences in float64', async () => {
-    const err = await gradCheck(
+    const { fd: err } = await gradCheck(
       (x, w1, w2) => logSoftmax(matmul(gelu(matmul(x, w1)), w2)),
       [{ shape: [4, 3] }, { shape: [3, 5] }, { shape: [5, 2] }],
     );
@@ -67,7 +70,7 @@ describe('graph core', () => {
   });
 
   it('handles symbolic batch and sequence dims through reshape', async () => {
-    const err = await gradCheck(
+    const { fd: err } = await gradCheck(
       (x, w) => reduceMean(reshape(matmul(x, w), [-1, 2]), 0),
       [{ shape: ['batch', 'seq', 3], dims: [2, 3, 3] }, { shape: [3, 2] }],
     );
@@ -140,3 +143,57 @@ function opTypes(g: Graph): string[] {
   }
   return ops;
 }
+
+describe('composite ops compute what they claim (float64, against JS formulas)', () => {
+  const xs = [-2.5, -1, -0.3, 0, 0.4, 1.7];
+
+  it('gelu is the tanh form', async () => {
+    const g = new Graph();
+    g.output('y', gelu(g.input('x', 'float64', [6])));
+    const { y } = await run(await session(g.toOnnx()), { x: { dtype: 'float64', dims: [6], data: xs } });
+    const ref = xs.map((x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))));
+    y!.data.forEach((v, i) => expect(v).toBeCloseTo(ref[i]!, 14));
+  });
+
+  it('layerNorm and rmsNorm normalize the last axis', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float64', [2, 3]);
+    const gain = g.constant([1, 2, 3], 'float64');
+    const bias = g.constant([0.5, 0, -0.5], 'float64');
+    g.output('ln', layerNorm(x, gain, bias, 1e-5));
+    g.output('rms', rmsNorm(x, gain, 1e-6));
+    const { ln, rms } = await run(await session(g.toOnnx()), {
+      x: { dtype: 'float64', dims: [2, 3], data: xs },
+    });
+    for (let r = 0; r < 2; r++) {
+      const row = xs.slice(3 * r, 3 * r + 3);
+      const mean = row.reduce((a, b) => a + b) / 3;
+      const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / 3;
+      const ms = row.reduce((a, b) => a + b * b, 0) / 3;
+      row.forEach((v, i) => {
+        expect(ln!.data[3 * r + i]).toBeCloseTo(
+          ((v - mean) / Math.sqrt(variance + 1e-5)) * (i + 1) + [0.5, 0, -0.5][i]!,
+          12,
+        );
+        expect(rms!.data[3 * r + i]).toBeCloseTo((v / Math.sqrt(ms + 1e-6)) * (i + 1), 12);
+      });
+    }
+  });
+
+  it('causalMask lets query i see keys j <= i + (keys - queries), static and symbolic', async () => {
+    const expected = (q: number, k: number) =>
+      Array.from({ length: q * k }, (_, n) => (n % k <= Math.floor(n / k) + k - q ? 1 : 0));
+    const g = new Graph();
+    g.output('static', causalMask(g, 2, 4));
+    const q = g.input('q', 'float32', ['queries']);
+    const k = g.input('k', 'float32', ['keys']);
+    g.output('symbolic', causalMask(q.graph, q.shape[0]!, k.shape[0]!));
+    const out = await run(await session(g.toOnnx()), {
+      q: { dtype: 'float32', dims: [3], data: [0, 0, 0] },
+      k: { dtype: 'float32', dims: [5], data: [0, 0, 0, 0, 0] },
+    });
+    expect(out.static!.data).toEqual(expected(2, 4));
+    expect(out.symbolic!.dims).toEqual([3, 5]);
+    expect(out.symbolic!.data).toEqual(expected(3, 5));
+  });
+});

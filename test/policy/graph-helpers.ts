@@ -87,17 +87,55 @@ export interface CheckInput {
   dtype?: DType;
 }
 
+function relError(a: number[], b: number[]): number {
+  let diff = 0;
+  let na = 0;
+  let nb = 0;
+  for (let j = 0; j < a.length; j++) {
+    diff += (a[j]! - b[j]!) ** 2;
+    na += a[j]! ** 2;
+    nb += b[j]! ** 2;
+  }
+  return Math.sqrt(diff) / Math.max(Math.sqrt(na), Math.sqrt(nb), 1e-12);
+}
+
+/** A session computing loss = sum(f(x) * w) and its gradients w.r.t. the float inputs, in `dtype`. */
+async function lossAndGrads(
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: CheckInput[],
+  dtype: 'float32' | 'float64',
+) {
+  const g = new Graph();
+  const xs = inputs.map((s, i) => g.input(`x${i}`, s.dtype ?? dtype, s.shape));
+  const out = f(...xs);
+  collectOps(out, opsSeen);
+  // w is a flat input reshaped at run time to the output's shape, which may be symbolic.
+  const wFlat = g.input('w', dtype, ['wn']);
+  const outShape = g.emit('Shape', [out], {}, { dtype: 'int64', shape: [out.rank] });
+  const wt = g.emit('Reshape', [wFlat, outShape], {}, { dtype, shape: out.shape });
+  const loss = reduceSum(mul(out, wt));
+  const floatIdx = inputs.map((s, i) => (s.dtype === undefined ? i : -1)).filter((i) => i >= 0);
+  const grads = grad(
+    loss,
+    floatIdx.map((i) => xs[i]!),
+  );
+  g.output('loss', loss);
+  for (const [k, d] of grads.entries()) g.output(`g${k}`, d);
+  return { s: await session(g.toOnnx()), floatIdx };
+}
+
 /**
  * Builds f on float64 inputs, projects its output onto a random tensor w (loss = sum(f(x) * w),
  * which exercises the whole vector-Jacobian product), and compares grad() with central differences.
- * Returns the worst relative error over the float inputs: |analytic - numeric| / max(|analytic|, |numeric|)
- * in the 2-norm.
+ * `fd` is the worst relative error over the float inputs, |analytic - numeric| / max(|analytic|,
+ * |numeric|) in the 2-norm. The same graph is also built in float32 (every op must have float
+ * kernels too); `float32` is its gradients' relative error against the float64 ones.
  */
 export async function gradCheck(
   f: (...xs: Tensor[]) => Tensor,
   inputs: CheckInput[],
   { seed = 1, h = 1e-5 }: CheckOptions = {},
-): Promise<number> {
+): Promise<{ fd: number; float32: number }> {
   const rand = rng(seed);
   const feeds: Record<string, Feed> = {};
   inputs.forEach((spec, i) => {
@@ -113,32 +151,13 @@ export async function gradCheck(
   g1.output('y', y1);
   const { y } = await run(await session(g1.toOnnx()), feeds);
   const w = Array.from({ length: y!.data.length }, () => rand() * 2 - 1);
-  // Pass 2: loss and gradients.
-  const g = new Graph();
-  const xs = inputs.map((s, i) => g.input(`x${i}`, s.dtype ?? 'float64', s.shape));
-  const out = f(...xs);
-  collectOps(out, opsSeen);
-  // w is a flat input reshaped at run time to the output's shape, which may be symbolic.
-  const wFlat = g.input('w', 'float64', ['wn']);
-  const outShape = g.emit('Shape', [out], {}, { dtype: 'int64', shape: [out.rank] });
-  const wt = g.emit('Reshape', [wFlat, outShape], {}, { dtype: 'float64', shape: out.shape });
   feeds.w = { dtype: 'float64', dims: [w.length], data: w };
-  const loss = reduceSum(mul(out, wt));
-  const floatIdx = inputs
-    .map((s, i) => ((s.dtype ?? 'float64') === 'float64' ? i : -1))
-    .filter((i) => i >= 0);
-  const grads = grad(
-    loss,
-    floatIdx.map((i) => xs[i]!),
-  );
-  g.output('loss', loss);
-  for (const [k, d] of grads.entries()) g.output(`g${k}`, d);
-  const s = await session(g.toOnnx());
+  // Pass 2: loss and gradients, float64.
+  const { s, floatIdx } = await lossAndGrads(f, inputs, 'float64');
   const base = await run(s, feeds);
-  let worst = 0;
+  let fd = 0;
   for (const [k, i] of floatIdx.entries()) {
     const x = feeds[`x${i}`]!;
-    const analytic = base[`g${k}`]!.data;
     const numeric: number[] = [];
     const data = Array.from(x.data as ArrayLike<number>);
     for (let j = 0; j < data.length; j++) {
@@ -149,16 +168,17 @@ export async function gradCheck(
       };
       numeric.push(((await at(data[j]! + h)) - (await at(data[j]! - h))) / (2 * h));
     }
-    let diff = 0;
-    let na = 0;
-    let nn = 0;
-    for (let j = 0; j < numeric.length; j++) {
-      diff += (analytic[j]! - numeric[j]!) ** 2;
-      na += analytic[j]! ** 2;
-      nn += numeric[j]! ** 2;
-    }
-    const err = Math.sqrt(diff) / Math.max(Math.sqrt(na), Math.sqrt(nn), 1e-12);
-    worst = Math.max(worst, err);
+    fd = Math.max(fd, relError(base[`g${k}`]!.data, numeric));
   }
-  return worst;
+  // Pass 3: the same in float32.
+  const f32 = await lossAndGrads(f, inputs, 'float32');
+  const feeds32: Record<string, Feed> = {};
+  for (const [name, feed] of Object.entries(feeds)) {
+    feeds32[name] = feed.dtype === 'float64' ? { ...feed, dtype: 'float32' } : feed;
+  }
+  const low = await run(f32.s, feeds32);
+  let float32 = 0;
+  for (const k of floatIdx.keys())
+    float32 = Math.max(float32, relError(low[`g${k}`]!.data, base[`g${k}`]!.data));
+  return { fd, float32 };
 }
