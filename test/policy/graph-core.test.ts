@@ -152,7 +152,7 @@ describe('composite ops compute what they claim (float64, against JS formulas)',
     g.output('y', gelu(g.input('x', 'float64', [6])));
     const { y } = await run(await session(g.toOnnx()), { x: { dtype: 'float64', dims: [6], data: xs } });
     const ref = xs.map((x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))));
-    y!.data.forEach((v, i) => expect(v).toBeCloseTo(ref[i]!, 14));
+    for (const [i, v] of y!.data.entries()) expect(v).toBeCloseTo(ref[i]!, 14);
   });
 
   it('layerNorm and rmsNorm normalize the last axis', async () => {
