@@ -17,7 +17,7 @@ export type Prompt = string | readonly ChatMessage[] | readonly number[];
 
 export interface PolicyInit {
   /** A preset name or a model config; its vocabSize is replaced by the tokenizer's. */
-  model: PresetName | z.input<typeof ModelConfig>;
+  model: PresetName | (Omit<z.input<typeof ModelConfig>, 'vocabSize'> & { vocabSize?: number });
   tokenizer: Tokenizer;
   /** 'cpu' (default) or 'cuda' (falls back to CPU with a hint when CUDA is not installed). */
   device?: string;
@@ -38,7 +38,7 @@ export class Policy {
 
   /** A fresh, randomly initialized policy. */
   static create(init: PolicyInit): Policy {
-    const base = modelConfig(init.model);
+    const base = typeof init.model === 'string' ? modelConfig(init.model) : init.model;
     const config = modelConfig({ ...base, vocabSize: init.tokenizer.vocabSize });
     const device = resolveDevice(init.device ?? 'cpu');
     return new Policy(init.tokenizer, new ModelRunner(config, initParams(config, init.seed ?? 0), device));
