@@ -24,6 +24,9 @@ export {
   Tokenizer,
   TokenizerTrainOptions,
 } from './policy/tokenizer/tokenizer.ts';
+// The ONNX graph builder and its autodiff, as one namespace: graph.Graph, graph.matmul, graph.grad,
+// graph.trainStep, ... (see src/policy/graph/README.md).
+export * as graph from './policy/graph/index.ts';
 
 // --- envs (src/envs) ---
 
