@@ -8,6 +8,9 @@ export {
   saveSafetensors,
   type Tensor as SafetensorsTensor,
 } from './policy/checkpoint/safetensors.ts';
+// The ONNX graph builder and its autodiff, as one namespace: graph.Graph, graph.matmul, graph.grad,
+// graph.trainStep, ... (see src/policy/graph/README.md).
+export * as graph from './policy/graph/index.ts';
 export {
   Rng,
   type Sampled,
@@ -24,9 +27,6 @@ export {
   Tokenizer,
   TokenizerTrainOptions,
 } from './policy/tokenizer/tokenizer.ts';
-// The ONNX graph builder and its autodiff, as one namespace: graph.Graph, graph.matmul, graph.grad,
-// graph.trainStep, ... (see src/policy/graph/README.md).
-export * as graph from './policy/graph/index.ts';
 
 // --- envs (src/envs) ---
 
