@@ -1,6 +1,7 @@
 // stepwise's public API. Each area exports what a user needs from it, in its own block.
 
 // --- policy (src/policy) ---
+export { type Checkpoint, loadCheckpoint, saveCheckpoint } from './policy/checkpoint/checkpoint.ts';
 export {
   decodeSafetensors,
   encodeSafetensors,
@@ -12,6 +13,18 @@ export {
 // graph.trainStep, ... (see src/policy/graph/README.md).
 export * as graph from './policy/graph/index.ts';
 export {
+  type ModelConfig,
+  modelConfig,
+  type PresetName,
+  parameterCount,
+  presets,
+} from './policy/model/config.ts';
+export { LossAgg, LossConfig } from './policy/model/loss.ts';
+export { type Params, paramSpecs } from './policy/model/params.ts';
+export { Policy, type PolicyInit, type Prompt } from './policy/policy.ts';
+export { GenerateOptions, type Generation } from './policy/runtime/generate.ts';
+export type { TokenBatch, TokenRow, UpdateMetrics } from './policy/runtime/runner.ts';
+export {
   Rng,
   type Sampled,
   SamplingOptions,
@@ -19,6 +32,7 @@ export {
   sampleToken,
   samplingOptions,
 } from './policy/runtime/sampling.ts';
+export { CUDA_INSTALL_HINT, Device } from './policy/runtime/session.ts';
 export {
   type ChatMessage,
   type ChatRole,
