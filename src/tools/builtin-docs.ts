@@ -100,7 +100,7 @@ export const BUILTIN_DOCUMENTS: SearchDocument[] = [
   [
     'paris',
     'Paris',
-    'Paris is the capital and largest city of France. It lies on the river Seine and had about 2.1 million inhabitants in 2020.',
+    'Paris is the capital and largest city of France. It lies on the river Seine and had about two million inhabitants in 2020.',
   ],
   [
     'mount-everest',

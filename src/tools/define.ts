@@ -142,3 +142,10 @@ export function describeZodError(tool: string, error: z.ZodError): string {
     })
     .join('; ');
 }
+
+/** The text an agent reads for a result: the output, or the error and what was printed before it. */
+export function observationText(result: ToolResult): string {
+  if (result.ok) return result.output;
+  const head = `Error (${result.errorKind ?? 'tool_error'}): ${result.error ?? 'failed'}`;
+  return result.output ? `${head}\n${result.output}` : head;
+}
