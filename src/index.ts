@@ -65,6 +65,7 @@ export {
   type OpenOptions,
   openStore,
   parseJsonl,
+  type ResumePoint,
   type RunInfo,
   type RunStatus,
   SCHEMA_VERSION as STORE_SCHEMA_VERSION,

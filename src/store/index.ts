@@ -11,7 +11,7 @@ export {
   parseJsonl,
   stepToJson,
 } from './jsonl.ts';
-export type { TrainingRow } from './queries.ts';
+export type { ResumePoint, TrainingRow } from './queries.ts';
 export { migrate, migrations, SCHEMA_VERSION } from './schema.ts';
 export { type OpenOptions, openStore, TrajectoryStore } from './store.ts';
 export type * from './types.ts';

@@ -22,6 +22,12 @@ import type {
   TrajectoryRef,
 } from './types.ts';
 
+export interface ResumePoint {
+  nextIteration: number;
+  lastCompleteIteration: number | undefined;
+  checkpoint: CheckpointInfo | undefined;
+}
+
 /** A step row with the estimator's advantage, when one was asked for and stored. */
 export interface TrainingRow extends StepRow {
   advantage?: number;
@@ -189,6 +195,21 @@ export class Reader {
   lastCompleteIteration(runId: string): number | undefined {
     const last = this.db.prepare('SELECT max(iteration) FROM iterations WHERE run_id = ?').pluck().get(runId);
     return (last as number | null) ?? undefined;
+  }
+
+  /**
+   * Where a resumed run starts: the iteration after the last complete one, and the newest
+   * checkpoint taken at or before that complete iteration (the weights to load).
+   */
+  resumePoint(runId: string): ResumePoint {
+    const last = this.lastCompleteIteration(runId);
+    const checkpoint =
+      last === undefined
+        ? undefined
+        : this.checkpoints(runId)
+            .filter((c) => c.iteration <= last)
+            .at(-1);
+    return { nextIteration: last === undefined ? 0 : last + 1, lastCompleteIteration: last, checkpoint };
   }
 
   iterations(runId: string): IterationInfo[] {

@@ -69,6 +69,7 @@ export class TrajectoryStore {
   runs: Reader['runs'] = () => this.reader.runs();
   run: Reader['run'] = (...a) => this.reader.run(...a);
   lastCompleteIteration: Reader['lastCompleteIteration'] = (...a) => this.reader.lastCompleteIteration(...a);
+  resumePoint: Reader['resumePoint'] = (...a) => this.reader.resumePoint(...a);
   iterations: Reader['iterations'] = (...a) => this.reader.iterations(...a);
   groups: Reader['groups'] = (...a) => this.reader.groups(...a);
   trajectory: Reader['trajectory'] = (...a) => this.reader.trajectory(...a);

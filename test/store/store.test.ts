@@ -127,9 +127,26 @@ describe('store writes and queries', () => {
     expect(() => store.writeMetrics('r', 4, { bad: Number.NaN })).toThrow(
       /metric 'bad' of iteration 4 is NaN/,
     );
+    expect(store.resumePoint('r')).toEqual({
+      nextIteration: 4,
+      lastCompleteIteration: 3,
+      checkpoint: undefined,
+    });
+    expect(store.resumePoint('new')).toEqual({
+      nextIteration: 0,
+      lastCompleteIteration: undefined,
+      checkpoint: undefined,
+    });
     store.addCheckpoint('r', 3, 'checkpoints/it3', { loss: 1 });
+    // A checkpoint of an iteration that never completed is not a resume point.
+    store.addCheckpoint('r', 9, 'checkpoints/it9');
+    expect(store.resumePoint('r')).toMatchObject({
+      nextIteration: 4,
+      checkpoint: { iteration: 3, path: 'checkpoints/it3' },
+    });
     expect(store.checkpoints('r')).toMatchObject([
       { iteration: 3, path: 'checkpoints/it3', info: { loss: 1 } },
+      { iteration: 9, path: 'checkpoints/it9', info: {} },
     ]);
     store.setRunStatus('r', 'finished');
     expect(store.run('r')!.status).toBe('finished');
