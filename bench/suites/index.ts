@@ -7,4 +7,5 @@ import type { Suite } from '../suite.ts';
 export const suites: Record<string, () => Promise<Suite>> = {
   tokenizer: async () => (await import('./tokenizer.ts')).suite,
   tfjs: async () => (await import('./tfjs.ts')).suite,
+  graph: async () => (await import('./graph.ts')).suite,
 };
