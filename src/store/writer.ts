@@ -153,7 +153,18 @@ export class Writer {
     const where = `group '${groupKey}', trajectory '${t.trajectoryId}'`;
     if (t.steps.length === 0) throw new Error(`${where} has no steps; expected at least one`);
     let sum = 0;
-    for (const s of t.steps) sum += s.envReward;
+    for (const s of t.steps) {
+      // SQLite would store NaN as NULL and fail with a bare constraint error; say what was wrong.
+      if (!Number.isFinite(s.envReward)) {
+        throw new Error(
+          `${where}, step ${s.stepIndex}: envReward is ${s.envReward}; expected a finite number`,
+        );
+      }
+      sum += s.envReward;
+    }
+    if (t.episodeReturn !== undefined && !Number.isFinite(t.episodeReturn)) {
+      throw new Error(`${where}: episodeReturn is ${t.episodeReturn}; expected a finite number`);
+    }
     const trajectoryId = this.insertTrajectory.run(
       groupId,
       t.trajectoryId,
@@ -225,6 +236,11 @@ export class Writer {
   }
 
   private writeAdvantage(stepId: number | bigint, a: AdvantageRecord): void {
+    if (!Number.isFinite(a.value)) {
+      throw new Error(
+        `advantage '${a.estimator}' of step row ${stepId} is ${a.value}; expected a finite number`,
+      );
+    }
     this.upsertAdvantage.run(
       stepId,
       a.estimator,

@@ -122,6 +122,17 @@ describe('store writes and queries', () => {
       ]),
     ).toThrow(/no step 7 of trajectory 'it-g0-t0' in group 'g0'/);
     expect(store.trainingRows('r', 3, 'rloo').filter((r) => r.advantage !== undefined)).toHaveLength(0);
+    expect(() =>
+      store.writeAdvantages('r', 3, [
+        {
+          groupId: 'g0',
+          trajectoryId: 'it-g0-t0',
+          stepIndex: 0,
+          estimator: 'rloo',
+          value: Number.POSITIVE_INFINITY,
+        },
+      ]),
+    ).toThrow(/advantage 'rloo' of step row \d+ is Infinity; expected a finite number/);
 
     store.writeMetrics('r', 3, { eval_success: 0.875 });
     expect(() => store.writeMetrics('r', 4, { bad: Number.NaN })).toThrow(
@@ -168,6 +179,11 @@ describe('store writes and queries', () => {
     shadow[0]!.trajectories[0]!.steps[0]!.extras = { anchor: 1 };
     expect(() => store.writeIteration('r', { iteration: 0, groups: shadow })).toThrow(
       /extras key 'anchor' shadows/,
+    );
+    const nan = structuredClone(groups);
+    (nan[0]!.trajectories[1]!.steps[1] as { envReward: number }).envReward = Number.NaN;
+    expect(() => store.writeIteration('r', { iteration: 0, groups: nan })).toThrow(
+      "group 'g0', trajectory 'it-g0-t1', step 1: envReward is NaN; expected a finite number",
     );
     const order = structuredClone(groups);
     (order[0]!.trajectories[1]!.steps[0] as { stepIndex: number }).stepIndex = 1;
