@@ -11,6 +11,9 @@ import type { PythonWorker } from './worker.ts';
  * which the error says); the next call gets a fresh interpreter.
  */
 
+/** How long an idle interpreter may take to answer a ping before it counts as busy. */
+const PING_MS = 500;
+
 export interface PythonToolOptions {
   limits?: Partial<ToolLimits>;
   /** Where interpreters come from; the process-wide shared pool by default. */
@@ -63,6 +66,13 @@ export class PythonTool implements Tool<typeof CodeInput> {
     if (!parsed.success) return errorResult('bad_arguments', 'python: expected {"code": string}', started);
     if (ctx.signal?.aborted) return errorResult('aborted', 'the call was aborted before it started', started);
     if (this.worker && !this.worker.alive) this.worker = undefined;
+    let note = '';
+    if (this.worker?.used && !(await this.worker.ping(PING_MS))) {
+      // Code from an earlier call is still running in there: it goes, and so does the state.
+      this.worker.kill();
+      this.worker = undefined;
+      note = 'note: code left running by an earlier call was stopped and the Python state was reset\n';
+    }
     try {
       this.worker ??= await this.pool.acquire();
     } catch (err) {
@@ -80,12 +90,12 @@ export class PythonTool implements Tool<typeof CodeInput> {
       this.worker.kill();
       this.worker = undefined;
     }
-    if (reply.error === null) return finishResult(reply.output, outputChars, started);
+    if (reply.error === null) return finishResult(note + reply.output, outputChars, started);
     const lastLine = reply.error.trimEnd().split('\n').at(-1) ?? reply.error;
     const kind: ToolErrorKind = /^MemoryError\b/.test(lastLine) ? 'memory' : 'tool_error';
     const shown = reply.output === '' || reply.output.endsWith('\n') ? reply.output : `${reply.output}\n`;
-    const note = reply.fatal ? '; the Python state was reset' : '';
-    return errorResult(kind, `${lastLine}${note}`, started, shown + reply.error, outputChars);
+    const reset = reply.fatal ? '; the Python state was reset' : '';
+    return errorResult(kind, `${lastLine}${reset}`, started, note + shown + reply.error, outputChars);
   }
 }
 

@@ -55,6 +55,31 @@ subprocess.Popen = _denied("subprocess")
 subprocess.run = subprocess.call = subprocess.check_call = subprocess.check_output = _denied("subprocess")
 socket.socket = _denied("socket")
 socket.create_connection = socket.socketpair = socket.fromfd = _denied("socket")
+# Import hooks cannot be airtight (code can remove them), which is why the Node and OS layers exist;
+# this one makes the easy path to calling WebAssembly exports directly (ctypes) fail.
+class _StepwiseBlockedImports:
+    blocked = ("ctypes", "_ctypes")
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.blocked:
+            raise ImportError(f"{name} is not available in the stepwise sandbox")
+        return None
+
+for _name in [n for n in sys.modules if n.split(".")[0] in _StepwiseBlockedImports.blocked]:
+    del sys.modules[_name]
+sys.meta_path.insert(0, _StepwiseBlockedImports())
+
+# Modules loaded while pyodide started hold JavaScript objects (the event loop's scheduler, say);
+# each one is a way back into this process's JavaScript, so each is replaced by a stub.
+from pyodide.ffi import JsProxy
+for _module in list(sys.modules.values()):
+    _dict = getattr(_module, "__dict__", None)
+    if isinstance(_dict, dict):
+        for _key, _value in list(_dict.items()):
+            if isinstance(_value, JsProxy):
+                _dict[_key] = _denied(f"{getattr(_module, '__name__', '?')}.{_key} (a JavaScript object)")
+del JsProxy
+
 os.environ.clear()
 os.environ.update({"HOME": "/home/pyodide", "LANG": "C.UTF-8"})
 
@@ -92,7 +117,7 @@ for (const name of ['js', 'pyodide_js']) {
   }
 }
 const runner = py.globals.get('_stepwise_runner');
-py.runPython('del _stepwise_runner, _Runner, _denied, _name');
+py.runPython('del _stepwise_runner, _Runner, _denied, _name, _module, _dict, _key, _value');
 
 // Node-level layer: whatever reaches these from inside WebAssembly finds them closed.
 function closed(what) {
@@ -128,6 +153,8 @@ process.env = {};
 
 const decoder = new TextDecoder();
 process.on('message', (msg) => {
+  // The host pings before each call: no answer means code from an earlier call is still running.
+  if (msg.type === 'ping') return process.send({ pong: msg.id });
   if (msg.type !== 'run') return;
   chunks = [];
   bytes = 0;

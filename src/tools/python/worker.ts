@@ -33,11 +33,17 @@ export class PythonWorker {
   private stderrTail = '';
   private nextId = 1;
   private waiting?: { id: number; resolve: (reply: RunReply) => void };
+  private pongs = new Map<number, () => void>();
 
   constructor(options: PythonWorkerOptions) {
     this.protection = detectProtection();
     const pages = Math.max(256, Math.floor(options.memoryBytes / 65_536));
-    const nodeFlags = [`--wasm-max-mem-pages=${pages}`, '--max-old-space-size=256', '--no-warnings'];
+    const nodeFlags = [
+      `--wasm-max-mem-pages=${pages}`,
+      '--max-old-space-size=256',
+      '--disallow-code-generation-from-strings',
+      '--no-warnings',
+    ];
     const { command, args, env } = workerCommand(this.protection, nodeFlags);
     const spawned = performance.now();
     // detached: the worker leads its own process group, so a kill reaches anything it started.
@@ -51,7 +57,11 @@ export class PythonWorker {
         reject(new Error(`python worker did not start within ${options.startTimeoutMs} ms`));
       }, options.startTimeoutMs);
       this.child.on('message', (msg: Message) => {
-        if ('ready' in msg) {
+        if ('pong' in msg) {
+          const id = (msg as { pong: number }).pong;
+          this.pongs.get(id)?.();
+          this.pongs.delete(id);
+        } else if ('ready' in msg) {
           clearTimeout(timer);
           this.startMs = performance.now() - spawned;
           resolve();
@@ -111,6 +121,27 @@ export class PythonWorker {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting = { id, resolve: finish };
       this.child.send({ type: 'run', id, code, outputChars });
+    });
+  }
+
+  /**
+   * True when the worker answers within `timeoutMs`. A worker that ran code earlier and does not
+   * answer is still busy with something that code scheduled to outlive its call.
+   */
+  async ping(timeoutMs: number): Promise<boolean> {
+    await this.ready;
+    if (this.dead) return false;
+    const id = this.nextId++;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pongs.delete(id);
+        resolve(false);
+      }, timeoutMs);
+      this.pongs.set(id, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      this.child.send({ type: 'ping', id });
     });
   }
 
