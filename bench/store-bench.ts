@@ -94,17 +94,23 @@ export async function benchStore(
     // Two payloads built before the clock starts, written alternately and back to back: the
     // background checkpoint then competes with the writes instead of running in idle gaps.
     const payloads = [makeIteration(0), makeIteration(1)];
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (let it = 0; it < ITERATIONS; it++)
       store.writeIteration('bench', { iteration: it, groups: payloads[it % 2]! });
     const writeMs = performance.now() - t0;
     store.close(); // the final checkpoint: every row is in the database file after this
     const totalMs = performance.now() - t0;
-    const rowsPerS = (ITERATIONS * stepsPerIteration) / (totalMs / 1000);
+    const cpu = process.cpuUsage(cpu0);
+    const rows = ITERATIONS * stepsPerIteration;
+    const rowsPerS = rows / (totalMs / 1000);
     log(
       `store: ${ITERATIONS} iterations of ${stepsPerIteration} steps: writes ${writeMs.toFixed(0)} ms, ` +
         `with the final checkpoint ${totalMs.toFixed(0)} ms: ${rowsPerS.toFixed(0)} rows/s`,
     );
+    // CPU time of all threads (writer + checkpointer): the figure to compare on a busy machine.
+    const cpuS = (cpu.user + cpu.system) / 1e6;
+    log(`store: ${cpuS.toFixed(2)} s of CPU for the writes: ${(rows / cpuS).toFixed(0)} rows per CPU-second`);
 
     // Median of several reads of one iteration, as the trainer reads it before an update.
     const reader = openStore(file, { readonly: true });
