@@ -195,6 +195,30 @@ describe('Tokenizer', () => {
     expect(tok.decode(tok.encode('a\ud800b'))).toBe('a\ufffdb');
   });
 
+  it('learns merges inside multi-byte characters and still round-trips anything', () => {
+    const rng = new Rng(4);
+    const words = Array.from({ length: 40 }, () => randomText(rng, 3).replaceAll(' ', ''));
+    const corpus = Array.from({ length: 2000 }, () => words[rng.nextUint32() % words.length]).join(' ');
+    const uni = Tokenizer.train([corpus], { vocabSize: 600 });
+    expect(uni.vocabSize).toBeGreaterThan(262 + 40); // at least every word's bytes got merged
+    const ids = uni.encode(corpus);
+    expect(ids.length).toBeLessThan(new TextEncoder().encode(corpus).length / 4);
+    expect(uni.decode(ids)).toBe(corpus);
+    for (let i = 0; i < 100; i++) {
+      const t = randomText(rng, 30);
+      expect(uni.decode(uni.encode(t))).toBe(t);
+    }
+  });
+
+  it('keeps special tokens atomic: no merge may contain one', () => {
+    const json = tok.toJSON();
+    expect(() => Tokenizer.fromJSON({ ...json, merges: [[97, tok.endId]] })).toThrow(
+      /merge 0 is \[97, 257\]/,
+    );
+    expect(tok.tokenBytes(tok.endId)).toEqual(new TextEncoder().encode('<|end|>'));
+    for (const [a, b] of tok.merges) expect(tok.isSpecial(a) || tok.isSpecial(b)).toBe(false);
+  });
+
   it('never produces special tokens from plain text; a typed "<|end|>" stays plain bytes', () => {
     const rng = new Rng(3);
     const names = Object.keys(SPECIAL_TOKENS);
