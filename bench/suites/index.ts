@@ -8,4 +8,5 @@ export const suites: Record<string, () => Promise<Suite>> = {
   tokenizer: async () => (await import('./tokenizer.ts')).suite,
   tfjs: async () => (await import('./tfjs.ts')).suite,
   graph: async () => (await import('./graph.ts')).suite,
+  credit: async () => (await import('./credit.ts')).suite,
 };

@@ -106,7 +106,7 @@ export function gigpo(
 /** Step groups of exactly equal anchors inside each group. */
 export function exactStepGroups(batch: Batch): { stepGroup: Int32Array; count: number } {
   const anchors = internAnchors(batch);
-  const ids = new PairIds(anchors.count);
+  const ids = new PairIds();
   const stepGroup = new Int32Array(batch.n);
   for (let i = 0; i < batch.n; i++) stepGroup[i] = ids.id(batch.rowGroup[i], anchors.id[i]);
   return { stepGroup, count: ids.size };

@@ -27,8 +27,9 @@ export interface HgpoDetails {
   /** R_t: the discounted step return, after the invalid-action penalty. */
   return: Float64Array;
   /**
-   * `level[k][i]`: row i's item a_k at level k (k = 0 is the base group, when on); NaN when the
-   * row has no level-k group of two or more members. An item equal to 0 is dropped from A.
+   * `level[k][i]`: row i's item a_k at level k; NaN when the row has no level-k group of two or
+   * more members. An item equal to 0 is dropped from A. k = 0 is the base group, whose columns
+   * are empty when `baseGroup` is off.
    */
   level: Float64Array[];
   /** `levelGroupSize[k][i]`: members of row i's level-k group (0 when the row has no level k). */
@@ -69,63 +70,74 @@ export function hgpo(
   const returns = discountedReturns(batch, reward, invalid, opts.gamma, coef);
   const levels = opts.history + 1;
 
-  // Level-k keys built incrementally: the tuple of the last k anchors of step s is the level-(k-1)
-  // tuple of step s-1 followed by anchor s, so key_k(s) = id(key_{k-1}(s-1), anchor_s), all integers.
   const anchors = internAnchors(batch);
-  const key: Int32Array[] = [];
-  const ids: PairIds[] = [];
-  for (let k = 0; k <= levels; k++) {
-    key.push(new Int32Array(k === 0 ? 0 : n).fill(-1));
-    ids.push(new PairIds(anchors.count));
-  }
-  for (let t = 0; t < batch.nTrajectories; t++) {
-    for (let p = trajectoryStart[t]; p < trajectoryStart[t + 1]; p++) {
-      const i = order[p];
-      const a = anchors.id[i];
-      key[1][i] = ids[1].id(batch.rowGroup[i], a);
-      const prev = p > trajectoryStart[t] ? order[p - 1] : -1;
-      for (let k = 2; k <= levels && prev >= 0 && key[k - 1][prev] >= 0; k++) {
-        key[k][i] = ids[k].id(key[k - 1][prev], a);
-      }
-    }
-  }
-
   const level: Float64Array[] = [];
   const levelGroupSize: Int32Array[] = [];
-  const num = new Float64Array(n);
+  // sum(w_k a_k) accumulates in `advantages` itself, sum(w_k) in `den`
+  const advantages = new Float64Array(n);
   const den = new Float64Array(n);
   const levelCoverage: number[] = [0];
   const levelGroups: number[] = [0];
 
-  // k = 0: the base group (GiGPO's episode advantage), weight 1.
-  const base = new Float64Array(n).fill(Number.NaN);
-  const baseSize = new Int32Array(n);
+  // k = 0: the base group (GiGPO's episode advantage), weight 1; empty columns when off.
   if (opts.baseGroup) {
     const score = episodeScores(batch, trajectoryReturn, invalid, coef);
-    base.set(episodeAdvantage(batch, trajectoryReturn, score, opts.mode, 'steps'));
+    const base = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, 'steps');
+    const baseSize = new Int32Array(n);
     const groupRows = new Int32Array(batch.nGroups);
     for (let i = 0; i < n; i++) groupRows[batch.rowGroup[i]]++;
     for (let i = 0; i < n; i++) {
       baseSize[i] = groupRows[batch.rowGroup[i]];
       if (base[i] !== 0) {
-        num[i] += base[i];
+        advantages[i] += base[i];
         den[i] += 1;
       }
     }
     levelCoverage[0] = 1;
     levelGroups[0] = batch.nGroups;
+    level.push(base);
+    levelGroupSize.push(baseSize);
+  } else {
+    level.push(new Float64Array(0));
+    levelGroupSize.push(new Int32Array(0));
   }
-  level.push(base);
-  levelGroupSize.push(baseSize);
 
+  // Levels are built one after the other, with integer keys: the tuple of the last k anchors of
+  // step s is the level-(k-1) tuple of step s-1 followed by anchor s, so
+  // key_k(s) = id(key_{k-1}(s-1), anchor_s). A tuple is unique (its group a singleton) when the
+  // level-(k-1) tuple of s-1 (its prefix) or of s (its suffix) is: such rows get key -1 and cost
+  // no lookup, which skips most of the deeper levels' work on real rollouts.
+  let prevKey = new Int32Array(n);
+  let prevCount = new Int32Array(0);
+  let key = new Int32Array(n);
   for (let k = 1; k <= levels; k++) {
-    const stats = keyStats(returns, key[k], ids[k].size, 0);
-    const items = new Float64Array(n).fill(Number.NaN);
+    const ids = new PairIds();
+    key.fill(-1);
     const sizes = new Int32Array(n);
+    for (let t = 0; t < batch.nTrajectories; t++) {
+      const lo = trajectoryStart[t];
+      const hi = trajectoryStart[t + 1];
+      for (let p = lo + k - 1; p < hi; p++) {
+        const i = order[p];
+        if (k === 1) {
+          key[i] = ids.id(batch.rowGroup[i], anchors.id[i]);
+          continue;
+        }
+        sizes[i] = 1; // the row has a level-k tuple; a singleton unless found below
+        const prefix = prevKey[order[p - 1]];
+        const suffix = prevKey[i];
+        if (prefix < 0 || suffix < 0 || prevCount[prefix] < 2 || prevCount[suffix] < 2) continue;
+        key[i] = ids.id(prefix, anchors.id[i]);
+      }
+    }
+    const stats = keyStats(returns, key, ids.size, 0);
+    const items = new Float64Array(n).fill(Number.NaN);
     const w = (k + 1) ** opts.alpha;
     let covered = 0;
+    let kept = 0;
+    for (let g = 0; g < ids.size; g++) if (stats.count[g] >= 2) kept++;
     for (let i = 0; i < n; i++) {
-      const g = key[k][i];
+      const g = key[i];
       if (g < 0) continue;
       const size = stats.count[g];
       sizes[i] = size;
@@ -134,23 +146,23 @@ export function hgpo(
       const a = normalize(returns[i], stats.mean[g], stats.std[g], opts.mode);
       items[i] = a;
       if (a !== 0) {
-        num[i] += w * a;
+        advantages[i] += w * a;
         den[i] += w;
       }
     }
-    let kept = 0;
-    for (let g = 0; g < ids[k].size; g++) if (stats.count[g] >= 2) kept++;
     level.push(items);
     levelGroupSize.push(sizes);
     levelCoverage.push(n === 0 ? 0 : covered / n);
     levelGroups.push(kept);
+    // this level's keys become the next level's prefixes and suffixes
+    [prevKey, key] = [key, prevKey];
+    prevCount = stats.count as Int32Array<ArrayBuffer>;
   }
 
-  const advantages = new Float64Array(n);
   let noItem = 0;
   for (let i = 0; i < n; i++) {
     if (den[i] === 0) noItem++;
-    else advantages[i] = num[i] / (den[i] + EPS);
+    else advantages[i] /= den[i] + EPS;
   }
   return {
     estimator: 'hgpo',

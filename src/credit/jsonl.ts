@@ -86,7 +86,10 @@ export function rowDetails(
   const out: Record<string, number | null | Array<number | null>> = {};
   const value = (v: number) => (Number.isNaN(v) ? null : v);
   for (const [name, column] of Object.entries(details)) {
-    out[name] = Array.isArray(column) ? column.map((c) => value(c[i])) : value(column[i]);
+    // a column of a level that does not exist (HGPO's base group when off) is empty: null
+    out[name] = Array.isArray(column)
+      ? column.map((c) => (i < c.length ? value(c[i]) : null))
+      : value(column[i]);
   }
   return out;
 }

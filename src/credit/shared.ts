@@ -31,8 +31,6 @@ export interface Batch {
   /** Rows of trajectory t in step order: `order[trajectoryStart[t] .. trajectoryStart[t + 1])`. */
   order: Int32Array;
   trajectoryStart: Int32Array;
-  /** Position of each row inside its trajectory (0 = first step). */
-  position: Int32Array;
 }
 
 /**
@@ -94,7 +92,6 @@ export function indexBatch(rows: readonly StepRow[]): Batch {
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[fill[rowTrajectory[i]]++] = i;
   // ... then by stepIndex inside each trajectory (already sorted in the usual case).
-  const position = new Int32Array(n);
   for (let t = 0; t < nTrajectories; t++) {
     const lo = trajectoryStart[t];
     const hi = trajectoryStart[t + 1];
@@ -122,7 +119,6 @@ export function indexBatch(rows: readonly StepRow[]): Batch {
         }
       }
     }
-    for (let p = lo; p < hi; p++) position[order[p]] = p - lo;
   }
   return {
     rows,
@@ -134,7 +130,6 @@ export function indexBatch(rows: readonly StepRow[]): Batch {
     trajectoryGroup: Int32Array.from(trajectoryGroup),
     order,
     trajectoryStart,
-    position,
   };
 }
 
@@ -395,22 +390,63 @@ export function internAnchors(batch: Batch): { id: Int32Array; count: number } {
 }
 
 /**
- * Number the distinct (a, b) pairs of non-negative integers, in order of first appearance.
- * Keys are `a * bRange + b`, exact as long as the product stays below 2^53.
+ * Number the distinct (a, b) pairs of int32s, in order of first appearance. An open-addressing
+ * hash table in one typed array, entries [a, b, id + 1, unused] side by side so that a probe
+ * touches one cache line: a Map keyed by `a * range + b` hashes heap numbers once keys pass
+ * 2^31, and separate key arrays cost a cache miss each; on a million rows both are several
+ * times slower.
  */
 export class PairIds {
-  private readonly ids = new Map<number, number>();
-  constructor(private readonly bRange: number) {}
-  get size(): number {
-    return this.ids.size;
+  private table: Int32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(expected = 16) {
+    let capacity = 16;
+    while (capacity < expected * 2) capacity *= 2;
+    this.table = new Int32Array(capacity * 4);
+    this.mask = capacity - 1;
   }
+
   id(a: number, b: number): number {
-    const key = a * this.bRange + b;
-    let v = this.ids.get(key);
-    if (v === undefined) {
-      v = this.ids.size;
-      this.ids.set(key, v);
+    const table = this.table;
+    let h = hashPair(a, b) & this.mask;
+    for (;;) {
+      const e = h << 2;
+      const stored = table[e + 2];
+      if (stored === 0) break;
+      if (table[e] === a && table[e + 1] === b) return stored - 1;
+      h = (h + 1) & this.mask;
     }
-    return v;
+    const id = this.size++;
+    const e = h << 2;
+    table[e] = a;
+    table[e + 1] = b;
+    table[e + 2] = id + 1;
+    if (this.size * 2 > this.mask) this.grow();
+    return id;
   }
+
+  private grow(): void {
+    const old = this.table;
+    const capacity = (this.mask + 1) * 2;
+    const table = new Int32Array(capacity * 4);
+    const mask = capacity - 1;
+    for (let e = 0; e < old.length; e += 4) {
+      if (old[e + 2] === 0) continue;
+      let h = hashPair(old[e], old[e + 1]) & mask;
+      while (table[(h << 2) + 2] !== 0) h = (h + 1) & mask;
+      table.set(old.subarray(e, e + 3), h << 2);
+    }
+    this.table = table;
+    this.mask = mask;
+  }
+}
+
+/** A 32-bit mix of two int32s (multiply-xorshift), for PairIds. */
+function hashPair(a: number, b: number): number {
+  let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b ^ 0x7f4a7c15, 0x85ebca77);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  return h ^ (h >>> 13);
 }

@@ -48,8 +48,7 @@ describe('stepwise credit (CLI)', () => {
       'mean_norm',
       '--no-penalty',
     );
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const lines = readFileSync(out, 'utf8')
       .trimEnd()
       .split('\n')
@@ -89,7 +88,7 @@ describe('stepwise credit (CLI)', () => {
       '--mode',
       'mean_norm',
     );
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const adv = readFileSync(out, 'utf8')
       .trimEnd()
       .split('\n')
