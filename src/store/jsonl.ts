@@ -134,6 +134,11 @@ export function parseJsonl(text: string): Array<{ line: number; row: ImportRow }
 export interface ImportOptions {
   /** Put every row in this run (default: each row's runId, else 'imported'). */
   runId?: string;
+  /**
+   * Rows carry `stepwise credit` output (`advantage`, details under `credit`): store them as this
+   * estimator's advantages instead of keeping them as extras.
+   */
+  estimator?: string;
 }
 
 export interface ImportSummary {
@@ -184,7 +189,7 @@ export function importRows(
       if (!store.run(runId)) store.createRun(runId, {}, 'finished');
       for (const [iteration, groups] of its) {
         const inputs: GroupInput[] = [];
-        for (const [groupId, trajs] of groups) inputs.push(toGroup(groupId, trajs));
+        for (const [groupId, trajs] of groups) inputs.push(toGroup(groupId, trajs, options.estimator));
         store.writeIteration(runId, { iteration, groups: inputs });
         iterations++;
       }
@@ -193,7 +198,11 @@ export function importRows(
   return { runs: [...tree.keys()], iterations, steps: rows.length };
 }
 
-function toGroup(groupId: string, trajs: Map<string, Array<{ line: number; row: ImportRow }>>): GroupInput {
+function toGroup(
+  groupId: string,
+  trajs: Map<string, Array<{ line: number; row: ImportRow }>>,
+  estimator: string | undefined,
+): GroupInput {
   const first = trajs.values().next().value![0]!;
   const taskId = first.row.taskId ?? groupId;
   const taskType = first.row.taskType ?? null;
@@ -206,7 +215,7 @@ function toGroup(groupId: string, trajs: Map<string, Array<{ line: number; row: 
       same(what, 'seed', line, first.row.seed, row.seed);
       same(what, 'split', line, first.row.split, row.split);
     }
-    trajectories.push(toTrajectory(groupId, trajectoryId, list));
+    trajectories.push(toTrajectory(groupId, trajectoryId, list, estimator));
   }
   return {
     groupId,
@@ -222,6 +231,7 @@ function toTrajectory(
   groupId: string,
   trajectoryId: string,
   list: Array<{ line: number; row: ImportRow }>,
+  estimator: string | undefined,
 ): TrajectoryInput {
   const sorted = [...list].sort((a, b) => a.row.stepIndex - b.row.stepIndex);
   const what = `trajectory '${trajectoryId}' in group '${groupId}'`;
@@ -244,8 +254,19 @@ function toTrajectory(
         `line ${line}: field 'responseLogprobs': expected one log-prob per response token (${row.responseTokens.length})`,
       );
     }
-    const extras: Record<string, Json> = {};
+    let extras: Record<string, Json> = {};
     for (const [k, v] of Object.entries(row)) if (!ROW_FIELDS.has(k)) extras[k] = v as Json;
+    const advantages = [...row.advantages];
+    if (estimator !== undefined) {
+      const { advantage, credit, ...rest } = extras;
+      if (typeof advantage !== 'number') {
+        throw new Error(
+          `line ${line}: field 'advantage': expected a number (stepwise credit output) with --estimator`,
+        );
+      }
+      advantages.push({ estimator, value: advantage, ...(credit === undefined ? {} : { details: credit }) });
+      extras = rest;
+    }
     return {
       stepIndex: row.stepIndex,
       role: row.role,
@@ -260,7 +281,7 @@ function toTrajectory(
       done: row.done ?? i === sorted.length - 1,
       extras,
       toolCalls: row.toolCalls,
-      advantages: row.advantages,
+      advantages,
     };
   });
   return {

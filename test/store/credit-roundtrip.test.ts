@@ -1,11 +1,18 @@
 // The store as the estimators' source and sink: rows read from it go into GiGPO unchanged, and
 // the advantages (with their details) go back next to their steps.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { gigpo, rowDetails } from '../../src/credit/index.ts';
-import { openStore, type StepInput } from '../../src/store/index.ts';
+import { importRows, openStore, parseJsonl, type StepInput } from '../../src/store/index.ts';
+import { sampleGroups } from './sample.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const stepwise = (...args: string[]) =>
+  execFileSync(process.execPath, ['bin/stepwise.js', ...args], { cwd: root, encoding: 'utf8' });
 
 let dir: string;
 beforeEach(() => {
@@ -69,4 +76,31 @@ it('stored rows feed GiGPO and its advantages are stored back', () => {
   expect(detail!.advantages[0]!.details).toEqual(rowDetails(result.details, 0));
   expect(store.check()).toMatchObject({ ok: true, findings: [] });
   store.close();
+});
+
+it('store export | stepwise credit | store import --estimator keeps the advantages', () => {
+  const a = path.join(dir, 'a.db');
+  const store = openStore(a);
+  store.createRun('r');
+  store.writeIteration('r', { iteration: 0, groups: sampleGroups(2, 4) });
+  store.close();
+  const exported = path.join(dir, 'rows.jsonl');
+  const credited = path.join(dir, 'credited.jsonl');
+  stepwise('store', 'export', '--db', a, '--out', exported);
+  stepwise('credit', '--estimator', 'gigpo', '--in', exported, '--out', credited);
+
+  const b = openStore(path.join(dir, 'b.db'));
+  importRows(b, parseJsonl(readFileSync(credited, 'utf8')), { estimator: 'gigpo-cli' });
+  // The same advantages as GiGPO run in-process over the rows of the original store.
+  const ro = openStore(a, { readonly: true });
+  const expected = gigpo(ro.trainingRows('r', 0)).advantages;
+  ro.close();
+  const rows = b.trainingRows('r', 0, 'gigpo-cli');
+  expect(rows).toHaveLength(expected.length);
+  rows.forEach((row, i) => expect(row.advantage).toBeCloseTo(expected[i]!, 12));
+  // `advantage` and `credit` became an advantage record, not extras; the sample's own extras stay.
+  expect(Object.keys(rows[0]!.extras).sort()).toEqual(['note', 'valueBefore']);
+  const [first] = b.trajectory({ runId: 'r', iteration: 0, groupId: 'g0', trajectoryId: 'it-g0-t0' });
+  expect(first!.advantages.map((x) => x.estimator)).toEqual(['gigpo', 'gigpo-cli']);
+  b.close();
 });

@@ -54,12 +54,16 @@ export function registerStore(program: Command): void {
     .requiredOption('--db <file>', 'the store file (created if missing)')
     .requiredOption('--in <file>', 'the JSON-lines file')
     .option('--run <id>', "put every row in this run (default: each row's runId, else 'imported')")
-    .action((opts: { db: string; in: string; run?: string }) => {
+    .option(
+      '--estimator <name>',
+      'rows are `stepwise credit` output: store their advantages under this estimator',
+    )
+    .action((opts: { db: string; in: string; run?: string; estimator?: string }) => {
       // Parse everything before opening the store, so a malformed file leaves no trace.
       const rows = parseJsonl(readFileSync(opts.in, 'utf8'));
       const s = openStore(opts.db);
       try {
-        const r = importRows(s, rows, { runId: opts.run });
+        const r = importRows(s, rows, { runId: opts.run, estimator: opts.estimator });
         console.log(
           `store import: ${r.steps} step rows, ${r.iterations} iterations into run(s) ${r.runs.join(', ')}`,
         );
