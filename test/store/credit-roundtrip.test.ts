@@ -97,7 +97,9 @@ it('store export | stepwise credit | store import --estimator keeps the advantag
   ro.close();
   const rows = b.trainingRows('r', 0, 'gigpo-cli');
   expect(rows).toHaveLength(expected.length);
-  rows.forEach((row, i) => expect(row.advantage).toBeCloseTo(expected[i]!, 12));
+  rows.forEach((row, i) => {
+    expect(row.advantage).toBeCloseTo(expected[i]!, 12);
+  });
   // `advantage` and `credit` became an advantage record, not extras; the sample's own extras stay.
   expect(Object.keys(rows[0]!.extras).sort()).toEqual(['note', 'valueBefore']);
   const [first] = b.trajectory({ runId: 'r', iteration: 0, groupId: 'g0', trajectoryId: 'it-g0-t0' });
