@@ -95,7 +95,7 @@ function buildTrain(): Graph {
 function liveNodes(g: Graph): number {
   const producer = new Map(g.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
   const seen = new Set<string>();
-  const stack = g.outputs.map((o) => o.name);
+  const stack = g.outputs.map((o) => o.tensor.name);
   while (stack.length) {
     const n = producer.get(stack.pop()!);
     if (!n || seen.has(n.name)) continue;

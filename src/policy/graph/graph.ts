@@ -99,6 +99,7 @@ export function toRaw(dtype: DType, values: Values): Uint8Array {
 export class Graph {
   readonly nodes: Node[] = [];
   readonly inputs: Tensor[] = [];
+  /** Declared outputs: the name the model exposes and the tensor it holds. */
   readonly outputs: { name: string; tensor: Tensor }[] = [];
   readonly initializers = new Map<string, ConstData>();
   private readonly constCache = new Map<string, Tensor>();
@@ -133,20 +134,8 @@ export class Graph {
   output(name: string, t: Tensor): void {
     if (t.graph !== this) throw new Error(`output '${name}': tensor ${t.name} belongs to another graph`);
     if (this.outputs.some((o) => o.name === name)) throw new Error(`output '${name}' is declared twice`);
-    if (t.name === name) {
-      this.outputs.push({ name, tensor: t });
-      return;
-    }
-    this.claim(name);
-    const out = new Tensor(this, name, t.dtype, t.shape);
-    this.nodes.push({
-      opType: 'Identity',
-      name: `Identity_${name}`,
-      inputs: [t.name],
-      outputs: [name],
-      attrs: {},
-    });
-    this.outputs.push({ name, tensor: out });
+    if (t.name !== name) this.claim(name);
+    this.outputs.push({ name, tensor: t });
   }
 
   /** A constant tensor (stored once as an initializer; identical constants share one). */
@@ -296,15 +285,21 @@ export class Graph {
     return t;
   }
 
-  /** Serializes the nodes the outputs depend on into ONNX model bytes. */
+  /**
+   * Serializes the nodes the outputs depend on into ONNX model bytes. An output's producing node
+   * writes straight into the output's name (an Identity would copy the whole tensor, and a train step
+   * outputs every parameter and both moments); Identity is only used for an output that is a graph
+   * input, a constant, or a tensor already exposed under another name.
+   */
   toOnnx(): Uint8Array {
-    if (this.outputs.length === 0)
+    if (this.outputs.length === 0) {
       throw new Error('toOnnx: the graph has no outputs; declare them with output()');
+    }
     const producer = new Map<string, Node>();
     for (const n of this.nodes) for (const o of n.outputs) producer.set(o, n);
     const keep = new Set<Node>();
     const usedInits = new Set<string>();
-    const stack = this.outputs.map((o) => o.name);
+    const stack = this.outputs.map((o) => o.tensor.name);
     const seen = new Set<string>();
     while (stack.length) {
       const name = stack.pop()!;
@@ -318,12 +313,35 @@ export class Graph {
         }
       } else if (this.initializers.has(name)) usedInits.add(name);
     }
+    const rename = new Map<string, string>();
+    const identities: Node[] = [];
+    for (const o of this.outputs) {
+      const src = o.tensor.name;
+      if (src === o.name) continue;
+      if (producer.has(src) && !rename.has(src) && !this.outputs.some((p) => p.name === src)) {
+        rename.set(src, o.name);
+      } else {
+        identities.push({
+          opType: 'Identity',
+          name: `Identity_${o.name}`,
+          inputs: [src],
+          outputs: [o.name],
+          attrs: {},
+        });
+      }
+    }
+    const r = (name: string) => rename.get(name) ?? name;
+    const nodes = [...this.nodes.filter((n) => keep.has(n)), ...identities].map((n) => ({
+      ...n,
+      inputs: n.inputs.map(r),
+      outputs: n.outputs.map(r),
+    }));
     return encodeModel({
       name: this.name,
       opset: OPSET,
-      nodes: this.nodes.filter((n) => keep.has(n)),
+      nodes,
       inputs: this.inputs,
-      outputs: this.outputs.map((o) => o.tensor),
+      outputs: this.outputs.map((o) => new Tensor(this, o.name, o.tensor.dtype, o.tensor.shape)),
       initializers: [...usedInits].map((name) => ({ name, ...this.initializers.get(name)! })),
     });
   }
