@@ -1,0 +1,229 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PythonPool } from '../../src/tools/python/pool.ts';
+import { detectProtection } from '../../src/tools/python/sandbox.ts';
+import { PythonTool } from '../../src/tools/python/tool.ts';
+
+// One pool for the whole file: interpreters take seconds to start, so they are shared.
+const SECRET = `stepwise-secret-${process.pid}-${Date.now()}`;
+process.env.STEPWISE_TEST_SECRET = SECRET;
+const LIMIT_MS = 2_000;
+let pool: PythonPool;
+let dir: string;
+let secretFile: string;
+let server: Server;
+let port = 0;
+const connections: string[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'stepwise-py-'));
+  secretFile = join(dir, 'secret.txt');
+  writeFileSync(secretFile, SECRET);
+  server = createServer((socket) => {
+    connections.push('connected');
+    socket.on('data', (d) => connections.push(d.toString()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as { port: number }).port;
+  pool = new PythonPool({ size: 2, announce: false });
+  await pool.warm();
+});
+
+afterAll(async () => {
+  await pool.close();
+  server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const tool = () => new PythonTool({ pool, limits: { timeMs: LIMIT_MS, outputChars: 2_000 } });
+
+describe('python tool', () => {
+  it('runs code, prints, keeps state within a trajectory and resets between them', async () => {
+    const t = tool();
+    const a = await t.execute({ code: 'x = 6 * 7\nprint("x is", x)\nx + 1' });
+    expect(a).toMatchObject({ ok: true, output: 'x is 42\n', truncated: false });
+    expect(a.durationMs).toBeGreaterThan(0);
+    const b = await t.execute({ code: 'import sys\nprint(x, file=sys.stderr)' });
+    expect(b).toMatchObject({ ok: true, output: '42\n' });
+    await t.reset();
+    const c = await t.execute({ code: 'print(x)' });
+    expect(c.ok).toBe(false);
+    expect(c.errorKind).toBe('tool_error');
+    expect(c.error).toBe("NameError: name 'x' is not defined");
+    expect(c.output).toContain('Traceback');
+    await t.close();
+  });
+
+  it('reports exceptions with what was printed before them, and bad arguments', async () => {
+    const t = tool();
+    const r = await t.execute({ code: 'print("before")\n1/0' });
+    expect(r.ok).toBe(false);
+    expect(r.error).toBe('ZeroDivisionError: division by zero');
+    expect(r.output.startsWith('before\n')).toBe(true);
+    const bad = await t.execute({ code: 42 } as never);
+    expect(bad).toMatchObject({ ok: false, errorKind: 'bad_arguments' });
+    const syntax = await t.execute({ code: 'def (' });
+    expect(syntax.error).toMatch(/^SyntaxError/);
+    await t.close();
+  });
+
+  it('says which protection is active', () => {
+    const p = detectProtection();
+    expect(['bubblewrap', 'in-process']).toContain(p.level);
+    expect(p.summary).toMatch(/python sandbox/);
+  });
+});
+
+/** Each hostile snippet: what must hold of its result besides "contained". */
+interface Hostile {
+  name: string;
+  code: () => string;
+  check?: (r: {
+    ok: boolean;
+    output: string;
+    error?: string;
+    errorKind?: string;
+    truncated: boolean;
+  }) => void;
+}
+
+const noSecret = (r: { output: string; error?: string }) => {
+  expect(r.output).not.toContain(SECRET);
+  expect(r.error ?? '').not.toContain(SECRET);
+};
+
+const HOSTILE: Hostile[] = [
+  {
+    name: 'reads /etc/hostname',
+    code: () => 'print(open("/etc/hostname").read())',
+    check: (r) => expect(r.ok).toBe(false),
+  },
+  {
+    name: 'reads a host secret file',
+    code: () => `print(open(${JSON.stringify(secretFile)}).read())`,
+    check: (r) => expect(r.ok).toBe(false),
+  },
+  {
+    name: 'lists the host root',
+    code: () => 'import os\nprint(os.listdir("/"))',
+    check: (r) => expect(r.output).not.toMatch(/'(etc|root|work|usr|bin)'/),
+  },
+  { name: 'reads environment variables', code: () => 'import os\nprint(dict(os.environ))' },
+  { name: 'os.system writes a host file', code: () => `import os\nos.system("touch ${dir}/pwned-1")` },
+  {
+    name: 'posix.system bypass writes a host file',
+    code: () => `import posix\nposix.system(b"touch ${dir}/pwned-2")`,
+  },
+  { name: 'subprocess', code: () => `import subprocess\nsubprocess.run(["touch", "${dir}/pwned-3"])` },
+  {
+    name: 'socket connect',
+    code: () => `import socket\ns = socket.create_connection(("127.0.0.1", ${port}))\ns.sendall(b"leak")`,
+  },
+  {
+    name: 'raw _socket connect bypass',
+    code: () =>
+      `import _socket\ns = _socket.socket()\ns.connect(("127.0.0.1", ${port}))\ns.send(b"leak")\nprint(s.recv(4))`,
+  },
+  { name: 'import js', code: () => 'import js\nprint(js.process.env)' },
+  { name: 'import pyodide_js', code: () => 'import pyodide_js\nprint(pyodide_js.FS.readdir("/"))' },
+  {
+    name: 'pyodide.code.run_js',
+    code: () => 'from pyodide.code import run_js\nprint(run_js("process.env"))',
+  },
+  {
+    name: 'Function constructor through to_js',
+    code: () =>
+      'from pyodide.ffi import to_js\nprint(to_js([1]).constructor.constructor("return process.env")())',
+  },
+  {
+    name: 'scheduler JsProxy left in a module',
+    code: () => 'from pyodide.webloop import scheduleCallback\nprint(scheduleCallback.constructor)',
+  },
+  {
+    name: 'ctypes into WebAssembly exports',
+    code: () => 'import ctypes\nctypes.CDLL(None).emscripten_run_script(b"1")',
+  },
+  {
+    name: 'ctypes after removing the import block',
+    code: () =>
+      'import sys\nsys.meta_path[:] = [f for f in sys.meta_path if "Stepwise" not in type(f).__name__]\n' +
+      `import ctypes\nlib = ctypes.CDLL(None)\nlib.emscripten_run_script(b"require('fs').writeFileSync('${dir}/pwned-4', 'x')")\n` +
+      `lib.system(b"touch ${dir}/pwned-5")`,
+  },
+  {
+    name: 'infinite loop',
+    code: () => 'while True:\n    pass',
+    check: (r) => expect(r.errorKind).toBe('timeout'),
+  },
+  {
+    name: 'memory bomb (one allocation)',
+    code: () => 'x = [0] * (10**9)',
+    check: (r) => expect(r.errorKind).toBe('memory'),
+  },
+  {
+    name: 'memory bomb (growing)',
+    code: () => 'l = []\nwhile True:\n    l.append(bytearray(10**7))',
+    check: (r) => expect(['memory', 'timeout']).toContain(r.errorKind),
+  },
+  {
+    name: 'deep recursion',
+    code: () => 'def f(n):\n    return f(n + 1)\nf(0)',
+    check: (r) => expect(r.error).toMatch(/RecursionError/),
+  },
+  {
+    name: 'deep recursion past the raised limit',
+    code: () => 'import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1)\nf(0)',
+  },
+  {
+    name: 'huge output',
+    code: () => 'for i in range(20000):\n    print("spam" * 20)',
+    check: (r) => {
+      expect(r.error).toBeUndefined();
+      expect(r.ok).toBe(true);
+      expect(r.truncated).toBe(true);
+      expect(r.output.length).toBeLessThanOrEqual(2_000);
+    },
+  },
+  {
+    name: 'outlives its call with asyncio',
+    code: () =>
+      'import asyncio\nasync def spin():\n    while True:\n        pass\nasyncio.ensure_future(spin())',
+  },
+  {
+    name: 'outlives its call with a thread',
+    code: () => 'import threading\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()',
+  },
+];
+
+describe('python hostile corpus: contained, on time, and the next call works', () => {
+  // One tool for the corpus: a snippet that kills its interpreter must leave the tool usable.
+  let t: PythonTool;
+  beforeAll(() => {
+    t = tool();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+  for (const h of HOSTILE) {
+    it(h.name, async () => {
+      await t.warm();
+      const r = await t.execute({ code: h.code() });
+      expect(r.durationMs).toBeLessThanOrEqual(LIMIT_MS * 1.5);
+      if (!r.ok) {
+        expect(r.errorKind).toBeDefined();
+        expect(r.error?.length).toBeGreaterThan(0);
+      }
+      noSecret(r);
+      h.check?.(r);
+      const next = await t.execute({ code: 'print(sum(range(10)))' });
+      expect(next.output).toMatch(/45\n$/);
+      expect(next.ok).toBe(true);
+      for (let i = 1; i <= 5; i++) expect(existsSync(join(dir, `pwned-${i}`))).toBe(false);
+      expect(readFileSync(secretFile, 'utf8')).toBe(SECRET);
+      expect(connections).toEqual([]);
+    });
+  }
+});
