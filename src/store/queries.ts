@@ -141,7 +141,7 @@ export class Reader {
   private readonly toolCallsOfStep: Database.Statement;
   private readonly advantagesOfStep: Database.Statement;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(readonly db: Database.Database) {
     this.stepsOfIteration = db.prepare(
       `SELECT ${STEP_COLUMNS} ${STEP_JOINS} WHERE i.run_id = ? AND i.iteration = ? ${WRITE_ORDER}`,
     );

@@ -13,8 +13,8 @@ import { type CheckReport, checkStore } from './check.ts';
 import { Checkpointer, SAFETY_NET_PAGES } from './checkpointer.ts';
 import { Reader } from './queries.ts';
 import { migrate, newerSchemaError, SCHEMA_VERSION, schemaVersion } from './schema.ts';
-import type { Json, RunStatus } from './types.ts';
-import { Writer } from './writer.ts';
+import type { IterationInput, Json, RunStatus } from './types.ts';
+import { type WriteOptions, Writer } from './writer.ts';
 
 export interface OpenOptions {
   /** Open for reading only (the viewer, `store check`, `store export`): no migration, no writes. */
@@ -26,58 +26,59 @@ export interface OpenOptions {
   backgroundCheckpoint?: boolean;
 }
 
-/** An open store: the writer's and the reader's methods on one connection. */
-export class TrajectoryStore {
+/**
+ * An open store: every query of `Reader` (runs, iterations, groups, trajectory, trainingRows,
+ * metricSeries, resumePoint...) plus the writes, on one connection.
+ */
+export class TrajectoryStore extends Reader {
   private readonly writer: Writer | undefined;
-  private readonly reader: Reader;
 
   constructor(
-    readonly db: Database.Database,
+    db: Database.Database,
     readonly path: string,
     readonly readonly: boolean,
     private readonly checkpointer?: Checkpointer,
   ) {
+    super(db);
     this.writer = readonly ? undefined : new Writer(db);
-    this.reader = new Reader(db);
   }
 
   private get w(): Writer {
-    if (!this.writer)
+    if (!this.writer) {
       throw new Error(`store ${this.path} is open read-only; open it without { readonly: true } to write`);
+    }
     return this.writer;
   }
 
-  // --- writes ---
   createRun(runId: string, config: Json = {}, status: RunStatus = 'running'): void {
     this.w.createRun(runId, config, status);
   }
+
   setRunStatus(runId: string, status: RunStatus): void {
     this.w.setRunStatus(runId, status);
   }
-  writeIteration: Writer['writeIteration'] = (...a) => {
-    this.w.writeIteration(...a);
-    this.checkpointer?.nudge();
-  };
-  writeAdvantages: Writer['writeAdvantages'] = (...a) => {
-    this.w.writeAdvantages(...a);
-    this.checkpointer?.nudge();
-  };
-  writeMetrics: Writer['writeMetrics'] = (...a) => this.w.writeMetrics(...a);
-  addCheckpoint: Writer['addCheckpoint'] = (...a) => this.w.addCheckpoint(...a);
 
-  // --- reads ---
-  runs: Reader['runs'] = () => this.reader.runs();
-  run: Reader['run'] = (...a) => this.reader.run(...a);
-  lastCompleteIteration: Reader['lastCompleteIteration'] = (...a) => this.reader.lastCompleteIteration(...a);
-  resumePoint: Reader['resumePoint'] = (...a) => this.reader.resumePoint(...a);
-  iterations: Reader['iterations'] = (...a) => this.reader.iterations(...a);
-  groups: Reader['groups'] = (...a) => this.reader.groups(...a);
-  trajectory: Reader['trajectory'] = (...a) => this.reader.trajectory(...a);
-  trainingRows: Reader['trainingRows'] = (...a) => this.reader.trainingRows(...a);
-  metricNames: Reader['metricNames'] = (...a) => this.reader.metricNames(...a);
-  metricSeries: Reader['metricSeries'] = (...a) => this.reader.metricSeries(...a);
-  checkpoints: Reader['checkpoints'] = (...a) => this.reader.checkpoints(...a);
-  allSteps: Reader['allSteps'] = (...a) => this.reader.allSteps(...a);
+  /** Writes one whole iteration in one transaction (see Writer.writeIteration). */
+  writeIteration(runId: string, input: IterationInput, options?: WriteOptions): void {
+    this.w.writeIteration(runId, input, options);
+    this.checkpointer?.nudge();
+  }
+
+  /** Adds or replaces one estimator's advantages of stored steps, all or nothing. */
+  writeAdvantages(runId: string, iteration: number, rows: Parameters<Writer['writeAdvantages']>[2]): void {
+    this.w.writeAdvantages(runId, iteration, rows);
+    this.checkpointer?.nudge();
+  }
+
+  /** Adds or replaces metrics of an iteration (e.g. an evaluation after the update). */
+  writeMetrics(runId: string, iteration: number, metrics: Record<string, number>): void {
+    this.w.writeMetrics(runId, iteration, metrics);
+  }
+
+  /** Records where the weights of an iteration were saved (resumePoint returns it). */
+  addCheckpoint(runId: string, iteration: number, path: string, info: Json = {}): void {
+    this.w.addCheckpoint(runId, iteration, path, info);
+  }
 
   check(): CheckReport {
     return checkStore(this.db);
