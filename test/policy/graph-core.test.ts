@@ -5,6 +5,7 @@ import {
   causalMask,
   concat,
   Graph,
+  gatherElements,
   gelu,
   grad,
   layerNorm,
@@ -134,6 +135,15 @@ describe('graph size', () => {
     const ops = opTypes(g);
     expect(ops).not.toContain('Pad');
     expect(ops).not.toContain('Sum');
+  });
+
+  it("differentiates a target token's log-prob with a compare and a Where, not a scatter", () => {
+    const g = new Graph();
+    const logits = g.input('logits', 'float32', ['batch', 'seq', 16]);
+    const targets = g.input('targets', 'int64', ['batch', 'seq', 1]);
+    const loss = reduceSum(gatherElements(logSoftmax(logits, -1), targets, -1));
+    g.output('d', grad(loss, [logits])[0]!);
+    expect(opTypes(g)).not.toContain('ScatterElements');
   });
 
   it('emits no Shape ops for reshapes with one symbolic dim', () => {

@@ -153,9 +153,22 @@ const cases: Case[] = [
     [{ shape: [5, 3] }, int64([2, 3], [0, 4, 4, 1, 0, 2])],
   ],
   [
-    'gatherElements last axis',
+    'gatherElements one per row, last axis, negative index',
     (x, ids) => gatherElements(x, ids, -1),
-    [{ shape: [3, 4] }, int64([3, 1], [3, 0, 3])],
+    [{ shape: [2, 3, 4] }, int64([2, 3, 1], [3, 0, -1, 2, 1, 0])],
+  ],
+  [
+    'gatherElements one per column, axis 0, symbolic rows',
+    (x, ids) => gatherElements(x, ids, 0),
+    [
+      { shape: [3, 'n'], dims: [3, 4] },
+      { shape: [1, 'n'], dims: [1, 4], dtype: 'int64', data: [2, 0, 1, 2] },
+    ],
+  ],
+  [
+    'gatherElements several per row (scatter-add path)',
+    (x, ids) => gatherElements(x, ids, 1),
+    [{ shape: [3, 4] }, int64([3, 2], [3, 3, 0, 1, 2, 0])],
   ],
   // matmul
   ['matmul [3,4]@[4,2]', matmul, [{ shape: [3, 4] }, { shape: [4, 2] }]],

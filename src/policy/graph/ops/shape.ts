@@ -13,7 +13,7 @@ import {
   shapeEquals,
 } from '../dims.ts';
 import type { Tensor } from '../graph.ts';
-import { add, sub } from './elementwise.ts';
+import { add, equal, less, sub, where } from './elementwise.ts';
 import { unbroadcast } from './reduce.ts';
 
 /**
@@ -272,16 +272,32 @@ export function gatherElements(x: Tensor, indices: Tensor, axis = -1): Tensor {
   }
   const g = x.graph;
   const y = g.emit('GatherElements', [x, indices], { axis: a }, { dtype: x.dtype, shape: indices.shape });
-  return record(y, 'gatherElements', [x, indices], (dy) => [
-    g.emit(
-      'ScatterElements',
-      [zerosLike(x), indices, dy],
-      { axis: a, reduction: 'add' },
-      {
-        dtype: x.dtype,
-        shape: x.shape,
-      },
-    ),
-    undefined,
-  ]);
+  return record(y, 'gatherElements', [x, indices], (dy) => {
+    const d = x.shape[a]!;
+    const onePerRow =
+      typeof d === 'number' &&
+      dimEquals(indices.shape[a]!, 1) &&
+      indices.shape.every((e, i) => i === a || dimEquals(e, x.shape[i]!));
+    if (!onePerRow) {
+      const zeros = zerosLike(x);
+      return [
+        g.emit(
+          'ScatterElements',
+          [zeros, indices, dy],
+          { axis: a, reduction: 'add' },
+          { dtype: x.dtype, shape: x.shape },
+        ),
+        undefined,
+      ];
+    }
+    // One index per row (a target token's log-prob): dx = (index == position) ? dy : 0. A compare
+    // and a Where are an order of magnitude faster in ONNX Runtime than scattering into zeros.
+    const positions = g.constant(
+      Array.from({ length: d }, (_, i) => i),
+      indices.dtype,
+      x.shape.map((_, i) => (i === a ? d : 1)),
+    );
+    const idx = where(less(indices, 0), add(indices, d), indices); // negative indices count from the end
+    return [where(equal(idx, positions), dy, 0), undefined];
+  });
 }
