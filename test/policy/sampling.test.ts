@@ -107,6 +107,25 @@ describe('sampleToken', () => {
     ['top-p 0.8 at temperature 1.5', { temperature: 1.5, topP: 0.8 }],
     ['top-k 5 then top-p 0.6', { topK: 5, topP: 0.6 }],
   ];
+
+  it('matches the reference distribution on a large vocabulary with many ties', () => {
+    const r = new Rng(9);
+    // Logits on a coarse grid, so many tokens tie, including at the top-k and top-p cut points.
+    const big = Float32Array.from({ length: 3000 }, () => (r.nextUint32() % 40) / 4);
+    const values = Array.from(big);
+    for (const o of [
+      { topK: 37 },
+      { topP: 0.5 },
+      { topP: 0.93, temperature: 0.6 },
+      { topK: 500, topP: 0.7 },
+    ]) {
+      const opts = samplingOptions(o);
+      const want = reference(values, opts.temperature, opts.topK, opts.topP);
+      const d = samplingDistribution(big, opts);
+      expect(new Set(d.tokens), JSON.stringify(o)).toEqual(new Set(want.keys()));
+      for (const [j, tok] of d.tokens.entries()) expect(d.probs[j]).toBeCloseTo(want.get(tok)!, 12);
+    }
+  });
   for (const [name, o] of cases) {
     it(`draws from the exact renormalized distribution: ${name}`, () => {
       const opts = samplingOptions(o);
@@ -135,6 +154,12 @@ describe('sampleToken', () => {
     const l = Float32Array.of(Math.log(0.5), Math.log(0.3), Math.log(0.2));
     expect(Array.from(samplingDistribution(l, samplingOptions({ topP: 0.6 })).tokens)).toEqual([0, 1]);
     expect(Array.from(samplingDistribution(l, samplingOptions({ topP: 0.01 })).tokens)).toEqual([0]);
+    // Ties rank by lower id, for top-k and at top-p's crossing point alike.
+    const tied = Float32Array.of(0, 1, 1, 2, 1);
+    expect(Array.from(samplingDistribution(tied, samplingOptions({ topK: 2 })).tokens)).toEqual([1, 3]);
+    const flat = Float32Array.of(0, 1, 1, 1);
+    expect(Array.from(samplingDistribution(flat, samplingOptions({ topP: 0.5 })).tokens)).toEqual([1, 2]);
+    expect(Array.from(samplingDistribution(flat, samplingOptions({ topP: 0.85 })).tokens)).toEqual([1, 2, 3]);
   });
 
   it('never picks a -Infinity logit and rejects NaN', () => {

@@ -107,74 +107,142 @@ export interface Sampled {
 // ---------------------------------------------------------------------------------------------
 // Sampling
 
-/** Max of a row of logits; rejects NaN and +Infinity (-Infinity means "never pick this"). */
-function maxLogit(logits: Float32Array): number {
+/** Max of a row of logits and its first index; rejects NaN and +Infinity (-Infinity: never pick). */
+function maxLogit(logits: Float32Array): { index: number; max: number } {
   let max = Number.NEGATIVE_INFINITY;
+  let index = -1;
   for (let i = 0; i < logits.length; i++) {
     const v = logits[i]!;
     if (Number.isNaN(v) || v === Number.POSITIVE_INFINITY) {
       throw new Error(`sampleToken: logit ${i} is ${v}; expected a finite number or -Infinity`);
     }
-    if (v > max) max = v;
+    if (v > max) {
+      max = v;
+      index = i;
+    }
   }
-  if (max === Number.NEGATIVE_INFINITY) throw new Error('sampleToken: every logit is -Infinity');
-  return max;
+  if (index < 0) throw new Error('sampleToken: every logit is -Infinity (or the row is empty)');
+  return { index, max };
 }
 
 /** log_softmax(logits)[token], computed in float64. */
-export function logSoftmaxAt(logits: Float32Array, token: number, max = maxLogit(logits)): number {
+export function logSoftmaxAt(logits: Float32Array, token: number, max = maxLogit(logits).max): number {
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
   return logits[token]! - max - Math.log(sum);
 }
 
+/** True when token a ranks before token b: higher logit first, lower id on equal logits. */
+const ranksBefore = (logits: Float32Array, a: number, b: number): boolean =>
+  logits[a]! > logits[b]! || (logits[a] === logits[b] && a < b);
+
 /**
- * The sampling distribution after temperature, top-k and top-p, as (token, weight) pairs with
- * weights summing to 1. `sampleToken` draws from exactly this; tests compare against it.
+ * The k best-ranked token ids (in no particular order), by a size-k heap whose root is the worst
+ * kept token: O(vocab log k) instead of sorting the whole vocabulary.
+ */
+function topKIds(logits: Float32Array, k: number): Uint32Array {
+  const heap = new Uint32Array(k);
+  const worse = (i: number, j: number) => ranksBefore(logits, heap[j]!, heap[i]!);
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let w = i;
+      if (l < k && worse(l, w)) w = l;
+      if (r < k && worse(r, w)) w = r;
+      if (w === i) return;
+      [heap[i], heap[w]] = [heap[w]!, heap[i]!];
+      i = w;
+    }
+  };
+  for (let i = 0; i < k; i++) heap[i] = i;
+  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(i);
+  for (let t = k; t < logits.length; t++) {
+    if (ranksBefore(logits, t, heap[0]!)) {
+      heap[0] = t;
+      siftDown(0);
+    }
+  }
+  return heap;
+}
+
+/**
+ * The sampling distribution after temperature, top-k and top-p, as (token, weight) pairs in id
+ * order with weights summing to 1. `sampleToken` draws from exactly this.
+ *
+ * Ranking is by logit, equal logits by lower id. Nothing sorts with a comparator (slow in V8 on
+ * a whole vocabulary): top-k keeps a heap, top-p finds the logit where the mass crosses p by a
+ * native sort of the logits and then keeps every token above it, plus the tied ones it needs.
  */
 export function samplingDistribution(
   logits: Float32Array,
   options: SamplingOptions,
 ): { tokens: Uint32Array; probs: Float64Array } {
-  const max = maxLogit(logits);
+  const { index: best, max } = maxLogit(logits);
   const v = logits.length;
   const { temperature, topK, topP } = options;
-  if (temperature === 0) {
-    let best = 0;
-    for (let i = 1; i < v; i++) if (logits[i]! > logits[best]!) best = i;
-    return { tokens: Uint32Array.of(best), probs: Float64Array.of(1) };
-  }
-  const truncate = (topK > 0 && topK < v) || topP < 1;
+  if (temperature === 0) return { tokens: Uint32Array.of(best), probs: Float64Array.of(1) };
   let tokens: Uint32Array;
-  if (truncate) {
-    // Most likely first; equal logits keep id order so results never depend on the sort's mood.
-    tokens = new Uint32Array(v);
-    for (let i = 0; i < v; i++) tokens[i] = i;
-    tokens.sort((a, b) => logits[b]! - logits[a]! || a - b);
-    if (topK > 0 && topK < v) tokens = tokens.subarray(0, topK);
+  if (topK > 0 && topK < v) {
+    tokens = topKIds(logits, topK).sort();
   } else {
     tokens = new Uint32Array(v);
     for (let i = 0; i < v; i++) tokens[i] = i;
   }
-  const probs = new Float64Array(tokens.length);
+  const n = tokens.length;
+  let weights = new Float64Array(n); // unnormalized probabilities at this temperature
   let total = 0;
-  for (let j = 0; j < tokens.length; j++) {
-    const w = Math.exp((logits[tokens[j]!]! - max) / temperature);
-    probs[j] = w;
-    total += w;
+  for (let j = 0; j < n; j++) {
+    weights[j] = Math.exp((logits[tokens[j]!]! - max) / temperature);
+    total += weights[j]!;
   }
-  for (let j = 0; j < probs.length; j++) probs[j]! /= total;
   if (topP < 1) {
-    // Smallest prefix whose mass reaches topP (the token that crosses the line is kept).
+    // Walk the logits from the top until the mass reaches topP: the crossing logit.
+    const sorted = new Float32Array(n);
+    for (let j = 0; j < n; j++) sorted[j] = logits[tokens[j]!]!;
+    sorted.sort();
+    const target = topP * total;
     let mass = 0;
-    let keep = 0;
-    while (keep < probs.length && mass < topP) mass += probs[keep++]!;
-    tokens = tokens.subarray(0, keep);
-    const kept = probs.subarray(0, keep);
-    for (let j = 0; j < keep; j++) kept[j]! /= mass;
-    return { tokens, probs: kept };
+    let cross = sorted[0]!;
+    for (let j = n - 1; j >= 0; j--) {
+      mass += Math.exp((sorted[j]! - max) / temperature);
+      if (mass >= target) {
+        cross = sorted[j]!;
+        break;
+      }
+    }
+    // Every token above the crossing logit is in; tokens at it join in id order while needed.
+    const keep = new Uint8Array(n);
+    let kept = 0;
+    let keptMass = 0;
+    for (let j = 0; j < n; j++) {
+      if (logits[tokens[j]!]! > cross) {
+        keep[j] = 1;
+        kept++;
+        keptMass += weights[j]!;
+      }
+    }
+    for (let j = 0; j < n && keptMass < target; j++) {
+      if (logits[tokens[j]!] === cross) {
+        keep[j] = 1;
+        kept++;
+        keptMass += weights[j]!;
+      }
+    }
+    const keptTokens = new Uint32Array(kept);
+    const keptWeights = new Float64Array(kept);
+    for (let j = 0, k = 0; j < n; j++) {
+      if (keep[j]) {
+        keptTokens[k] = tokens[j]!;
+        keptWeights[k++] = weights[j]!;
+      }
+    }
+    tokens = keptTokens;
+    weights = keptWeights;
+    total = keptMass;
   }
-  return { tokens, probs };
+  for (let j = 0; j < weights.length; j++) weights[j]! /= total;
+  return { tokens, probs: weights };
 }
 
 /**
@@ -182,30 +250,29 @@ export function samplingDistribution(
  * LLM servers). The log-prob is log_softmax of the RAW logits (temperature 1, untruncated).
  */
 export function sampleToken(logits: Float32Array, options: SamplingOptions, rng: Rng): Sampled {
-  const max = maxLogit(logits);
-  let token: number;
-  if (options.temperature === 0) {
-    token = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[token]!) token = i;
-  } else if ((options.topK > 0 && options.topK < logits.length) || options.topP < 1) {
+  const { index: best, max } = maxLogit(logits);
+  const t = options.temperature;
+  if (t === 0) return { token: best, logprob: logSoftmaxAt(logits, best, max) };
+  if ((options.topK > 0 && options.topK < logits.length) || options.topP < 1) {
     const { tokens, probs } = samplingDistribution(logits, options);
-    token = draw(tokens, probs, rng.nextFloat());
-  } else {
-    // Untruncated: no sort needed, one pass for the mass and one to find the drawn token.
-    const t = options.temperature;
-    let total = 0;
-    for (let i = 0; i < logits.length; i++) total += Math.exp((logits[i]! - max) / t);
-    const u = rng.nextFloat() * total;
-    let acc = 0;
-    token = -1;
-    for (let i = 0; i < logits.length; i++) {
-      const w = Math.exp((logits[i]! - max) / t);
-      acc += w;
-      if (w > 0) token = i;
-      if (u < acc) break;
-    }
+    const token = draw(tokens, probs, rng.nextFloat());
+    return { token, logprob: logSoftmaxAt(logits, token, max) };
   }
-  return { token, logprob: logSoftmaxAt(logits, token, max) };
+  // Untruncated: no sort; one pass for the mass, one (stopping early) to find the drawn token.
+  let total = 0;
+  for (let i = 0; i < logits.length; i++) total += Math.exp((logits[i]! - max) / t);
+  const u = rng.nextFloat() * total;
+  let acc = 0;
+  let token = best;
+  for (let i = 0; i < logits.length; i++) {
+    const w = Math.exp((logits[i]! - max) / t);
+    acc += w;
+    if (w > 0) token = i;
+    if (u < acc) break;
+  }
+  // At temperature 1 the mass above is already log_softmax's normalizer.
+  const logprob = t === 1 ? logits[token]! - max - Math.log(total) : logSoftmaxAt(logits, token, max);
+  return { token, logprob };
 }
 
 function draw(tokens: Uint32Array, probs: Float64Array, u: number): number {
