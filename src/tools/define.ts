@@ -101,7 +101,9 @@ export async function runWithDeadline(
 export function truncate(text: string, maxChars: number): { text: string; truncated: boolean } {
   if (text.length <= maxChars) return { text, truncated: false };
   const note = `\n... [output truncated: ${text.length - maxChars} more characters]`;
-  return { text: text.slice(0, Math.max(0, maxChars - note.length)) + note, truncated: true };
+  // A limit too small to hold the note gets a plain cut.
+  if (note.length * 2 > maxChars) return { text: text.slice(0, maxChars), truncated: true };
+  return { text: text.slice(0, maxChars - note.length) + note, truncated: true };
 }
 
 export function finishResult(output: string, maxChars: number, started: number): ToolResult {
