@@ -9,6 +9,7 @@ export {
   importRowSchema,
   importRows,
   parseJsonl,
+  parseJsonlFile,
   stepToJson,
 } from './jsonl.ts';
 export type { ResumePoint, TrainingRow } from './queries.ts';

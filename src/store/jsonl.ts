@@ -3,6 +3,8 @@
  * texts and token ids, the extras beside them, tool calls and advantages), and `store import`
  * reads such lines back (or minimal ones from elsewhere: only the estimator fields are required).
  */
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import type { TrajectoryStore } from './store.ts';
 import type { GroupInput, Json, StepDetail, StepInput, TrajectoryInput } from './types.ts';
@@ -81,6 +83,17 @@ const toolCall = z.object({
 
 const advantage = z.object({ estimator: z.string(), value: z.number(), details: json.optional() });
 
+const tokens = z
+  .array(
+    z
+      .number()
+      .int()
+      .min(-(2 ** 31))
+      .max(2 ** 31 - 1),
+  )
+  .default([])
+  .transform((a) => Int32Array.from(a));
+
 /** A line to import: the estimator fields are required, everything else has a default. */
 export const importRowSchema = z.looseObject({
   groupId: z.union([z.string(), z.number()]).transform(String),
@@ -101,33 +114,62 @@ export const importRowSchema = z.looseObject({
   split: z.string().default('train'),
   outcome: z.string().optional(),
   promptText: z.string().default(''),
-  promptTokens: z.array(z.number().int()).default([]),
+  // Typed arrays right away: a large import holds every row in memory until it is written.
+  promptTokens: tokens,
   responseText: z.string().default(''),
-  responseTokens: z.array(z.number().int()).default([]),
-  responseLogprobs: z.array(z.number()).optional(),
+  responseTokens: tokens,
+  responseLogprobs: z
+    .array(z.number())
+    .transform((a) => Float32Array.from(a))
+    .optional(),
   toolCalls: z.array(toolCall).default([]),
   advantages: z.array(advantage).default([]),
 });
 export type ImportRow = z.infer<typeof importRowSchema>;
 
+/** Parses one line (1-based `line` for messages); undefined for a blank line. */
+function parseLine(raw: string, line: number): ImportRow | undefined {
+  if (raw.trim() === '') return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    throw new Error(`line ${line}: not valid JSON (${(err as Error).message})`);
+  }
+  const parsed = importRowSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`line ${line}: field '${issue.path.join('.') || '(row)'}': ${issue.message}`);
+  }
+  return parsed.data;
+}
+
 /** Parses JSON lines; throws naming the line number and the field at fault. Blank lines are skipped. */
 export function parseJsonl(text: string): Array<{ line: number; row: ImportRow }> {
   const out: Array<{ line: number; row: ImportRow }> = [];
   text.split('\n').forEach((raw, i) => {
-    if (raw.trim() === '') return;
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch (err) {
-      throw new Error(`line ${i + 1}: not valid JSON (${(err as Error).message})`);
-    }
-    const parsed = importRowSchema.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(`line ${i + 1}: field '${issue.path.join('.') || '(row)'}': ${issue.message}`);
-    }
-    out.push({ line: i + 1, row: parsed.data });
+    const row = parseLine(raw, i + 1);
+    if (row) out.push({ line: i + 1, row });
   });
+  return out;
+}
+
+/**
+ * Parses a JSON-lines file line by line, so that files beyond a JavaScript string's size limit
+ * (an export of a long run) can be imported.
+ */
+export async function parseJsonlFile(path: string): Promise<Array<{ line: number; row: ImportRow }>> {
+  const out: Array<{ line: number; row: ImportRow }> = [];
+  const lines = createInterface({
+    input: createReadStream(path, 'utf8'),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
+  let n = 0;
+  for await (const raw of lines) {
+    n++;
+    const row = parseLine(raw, n);
+    if (row) out.push({ line: n, row });
+  }
   return out;
 }
 
@@ -248,7 +290,8 @@ function toTrajectory(
   });
   const won = head.won ?? false;
   const steps = sorted.map(({ line, row }, i): StepInput => {
-    const logprobs = row.responseLogprobs ?? (row.responseTokens.length === 0 ? [] : undefined);
+    const logprobs =
+      row.responseLogprobs ?? (row.responseTokens.length === 0 ? new Float32Array(0) : undefined);
     if (logprobs === undefined || logprobs.length !== row.responseTokens.length) {
       throw new Error(
         `line ${line}: field 'responseLogprobs': expected one log-prob per response token (${row.responseTokens.length})`,

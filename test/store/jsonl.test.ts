@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,6 +186,24 @@ describe('export and import', () => {
     );
     expect(s.runs()).toEqual([]);
     s.close();
+  });
+
+  it('the import command reports the bad line and creates nothing', () => {
+    const bad = path.join(dir, 'bad.jsonl');
+    const ok = { groupId: 'g', trajectoryId: 't', stepIndex: 0, anchor: 'a', envReward: 0, valid: true };
+    writeFileSync(
+      bad,
+      `${JSON.stringify(ok)}\n${JSON.stringify({ ...ok, stepIndex: 1, promptTokens: [1, 2.5] })}\n`,
+    );
+    const db = path.join(dir, 'never.db');
+    let stderr = '';
+    try {
+      stepwise('store', 'import', '--db', db, '--in', bad);
+    } catch (err) {
+      stderr = (err as { stderr: string }).stderr;
+    }
+    expect(stderr).toContain("line 2: field 'promptTokens.1'");
+    expect(existsSync(db)).toBe(false);
   });
 
   it('exports one run to a callback in chunks', async () => {

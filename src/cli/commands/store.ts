@@ -1,8 +1,8 @@
 // `stepwise store`: check, export, import, migrate and list the trajectory store.
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { formatCheckReport } from '../../store/check.ts';
-import { exportJsonl, importRows, parseJsonl } from '../../store/jsonl.ts';
+import { exportJsonl, importRows, parseJsonlFile } from '../../store/jsonl.ts';
 import { openStore } from '../../store/store.ts';
 
 export function registerStore(program: Command): void {
@@ -58,9 +58,10 @@ export function registerStore(program: Command): void {
       '--estimator <name>',
       'rows are `stepwise credit` output: store their advantages under this estimator',
     )
-    .action((opts: { db: string; in: string; run?: string; estimator?: string }) => {
+    .action(async (opts: { db: string; in: string; run?: string; estimator?: string }) => {
+      if (!existsSync(opts.in)) throw new Error(`no file at ${opts.in} (--in): expected a JSON-lines file`);
       // Parse everything before opening the store, so a malformed file leaves no trace.
-      const rows = parseJsonl(readFileSync(opts.in, 'utf8'));
+      const rows = await parseJsonlFile(opts.in);
       const s = openStore(opts.db);
       try {
         const r = importRows(s, rows, { runId: opts.run, estimator: opts.estimator });
