@@ -65,6 +65,7 @@ export {
   type OpenOptions,
   openStore,
   parseJsonl,
+  parseJsonlFile,
   type ResumePoint,
   type RunInfo,
   type RunStatus,
