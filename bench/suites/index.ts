@@ -7,6 +7,7 @@ import type { Suite } from '../suite.ts';
 export const suites: Record<string, () => Promise<Suite>> = {
   tokenizer: async () => (await import('./tokenizer.ts')).suite,
   tfjs: async () => (await import('./tfjs.ts')).suite,
+  policy: async () => (await import('./policy.ts')).suite,
   graph: async () => (await import('./graph.ts')).suite,
   credit: async () => (await import('./credit.ts')).suite,
 };

@@ -6,7 +6,7 @@ import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint/ch
 import { type ModelConfig, modelConfig, type PresetName } from './model/config.ts';
 import { buildLogitsGraph } from './model/graphs.ts';
 import { LossConfig } from './model/loss.ts';
-import { initParams } from './model/params.ts';
+import { initParams, type Params } from './model/params.ts';
 import { type GenerateOptions, type Generation, generate, generateOptions } from './runtime/generate.ts';
 import { ModelRunner, type TokenBatch, type UpdateMetrics } from './runtime/runner.ts';
 import { type Device, resolveDevice } from './runtime/session.ts';
@@ -42,6 +42,16 @@ export class Policy {
     const config = modelConfig({ ...base, vocabSize: init.tokenizer.vocabSize });
     const device = resolveDevice(init.device ?? 'cpu');
     return new Policy(init.tokenizer, new ModelRunner(config, initParams(config, init.seed ?? 0), device));
+  }
+
+  /** A policy from a tokenizer, a config and parameter values (e.g. a frozen reference copy). */
+  static fromParts(tokenizer: Tokenizer, config: ModelConfig, params: Params, device = 'cpu'): Policy {
+    if (config.vocabSize !== tokenizer.vocabSize) {
+      throw new Error(
+        `config.vocabSize (${config.vocabSize}) does not match the tokenizer's vocabulary (${tokenizer.vocabSize})`,
+      );
+    }
+    return new Policy(tokenizer, new ModelRunner(config, params, resolveDevice(device)));
   }
 
   /** Restore a policy saved with `save` (weights, config, tokenizer and optimizer state). */

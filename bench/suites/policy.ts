@@ -1,0 +1,158 @@
+// Bench suite `policy`: how fast the policy engine trains and decodes on this machine, as ratios
+// against baselines measured in the same run (an ONNX Runtime MatMul, the tfjs reference model,
+// decoding without a KV cache).
+import * as ort from 'onnxruntime-node';
+import { Graph, matmul } from '../../src/policy/graph/index.ts';
+import { type ModelConfig, modelConfig, parameterCount } from '../../src/policy/model/config.ts';
+import { LossConfig } from '../../src/policy/model/loss.ts';
+import { initParams } from '../../src/policy/model/params.ts';
+import { ModelRunner, type TokenRow } from '../../src/policy/runtime/runner.ts';
+import { sessionOptions } from '../../src/policy/runtime/session.ts';
+import { tfjsReady, tfjsTrainStepTimes } from '../policy-tfjs.ts';
+import { formatNumber, type Suite } from '../suite.ts';
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Wall and CPU milliseconds of an async call. */
+async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: number; cpuMs: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const value = await f();
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { value, ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+/** Best fp32 MatMul rate (GFLOP/s) of an n x n x n product, with the session options the model uses. */
+async function matmulGflops(n: number, reps: number): Promise<number> {
+  const g = new Graph('matmul');
+  const a = g.input('a', 'float32', [n, n]);
+  const b = g.input('b', 'float32', [n, n]);
+  g.output('c', matmul(a, b));
+  const session = await ort.InferenceSession.create(g.toOnnx(), sessionOptions('cpu'));
+  const data = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const feeds = { a: new ort.Tensor('float32', data, [n, n]), b: new ort.Tensor('float32', data, [n, n]) };
+  await session.run(feeds);
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < reps; i++) best = Math.min(best, (await timed(() => session.run(feeds))).ms);
+  await session.release();
+  return (2 * n ** 3) / best / 1e6;
+}
+
+/** Model FLOPs of a train step: 6 x parameters x tokens + attention (12 x layers x batch x seq^2 x width). */
+export function trainFlops(c: ModelConfig, batch: number, seq: number): number {
+  return 6 * parameterCount(c) * batch * seq + 12 * c.layers * batch * seq * seq * c.width;
+}
+
+/** A deterministic RL batch: prompt of seq/4 tokens, response of the rest, advantages of both signs. */
+function rlBatch(c: ModelConfig, batch: number, seq: number): TokenRow[] {
+  return Array.from({ length: batch }, (_, b) => {
+    const tokens = Array.from(
+      { length: seq + 1 },
+      (_, i) => (b * 131 + i * 17 + ((i * i) % 7)) % c.vocabSize,
+    );
+    const promptLength = seq / 4;
+    return {
+      tokens,
+      mask: tokens.map((_, i) => (i > promptLength ? 1 : 0)),
+      advantages: tokens.map(() => (b % 2 === 0 ? 1 : -0.5)),
+      oldLogprobs: tokens.map(() => -Math.log(c.vocabSize)),
+      refLogprobs: tokens.map(() => -Math.log(c.vocabSize)),
+    };
+  });
+}
+
+export const suite: Suite = {
+  name: 'policy',
+  description:
+    'policy engine: ORT MatMul peak, small-preset RL train step (batch 8 x 256), tfjs ratio, decode and KV-cache speed',
+  quick: true,
+  async run(ctx) {
+    const results: Record<string, number> = {};
+    const notes: string[] = [];
+
+    // 1. The machine's fp32 MatMul peak through ONNX Runtime, measured now.
+    let peak = 0;
+    for (const n of [512, 1024, 2048]) {
+      const gflops = await matmulGflops(n, n === 2048 ? 4 : 10);
+      ctx.log(`matmul ${n}^3: ${gflops.toFixed(1)} GFLOP/s`);
+      notes.push(`| MatMul ${n}x${n}x${n} | ${formatNumber(gflops)} GFLOP/s |`);
+      peak = Math.max(peak, gflops);
+    }
+    results.matmul_peak_gflops = peak;
+
+    // 2. The small preset's RL train step (forward, backward, clip, AdamW in one session.run).
+    const c = modelConfig('small');
+    const batch = 8;
+    const seq = 256;
+    const runner = new ModelRunner(c, initParams(c, 0));
+    const rows = rlBatch(c, batch, seq);
+    const cfg = LossConfig.parse({});
+    await runner.update(rows, cfg); // builds the graph and the session
+    await runner.update(rows, cfg);
+    const steps: { ms: number; cpuMs: number }[] = [];
+    for (let i = 0; i < 5; i++) steps.push(await timed(() => runner.update(rows, cfg)));
+    const stepMs = median(steps.map((s) => s.ms));
+    const stepCpuMs = median(steps.map((s) => s.cpuMs));
+    ctx.log(`train step: ${stepMs.toFixed(0)} ms (${stepCpuMs.toFixed(0)} ms CPU)`);
+    const flops = trainFlops(c, batch, seq);
+    results.train_tokens_per_s = (batch * seq) / (stepMs / 1000);
+    results.train_gflops = flops / stepMs / 1e6;
+    results.mfu = results.train_gflops / peak;
+
+    // 3. The same model's forward + backward + Adam step in tfjs-core (wasm backend), same batch.
+    await tfjsReady();
+    const tfjs = await tfjsTrainStepTimes(c, batch, seq, 3);
+    ctx.log(`tfjs step: ${tfjs.wallMs.toFixed(0)} ms (${tfjs.cpuMs.toFixed(0)} ms CPU)`);
+    results.tfjs_ratio = tfjs.wallMs / stepMs;
+
+    // 4. Decoding: 8 prompts of 256 tokens, 64 new tokens each, with the KV cache.
+    const prompt = (b: number) => Array.from({ length: 256 }, (_, i) => (b * 37 + i * 11) % c.vocabSize);
+    const newTokens = 64;
+    const decodeRun = async (prompts: number[][]) => {
+      const pre = await runner.prefill(prompts);
+      let { cache } = pre;
+      const t = await timed(async () => {
+        for (let s = 0; s < newTokens; s++) {
+          const next = prompts.map((_, b) => (s * 13 + b) % c.vocabSize);
+          ({ cache } = await runner.decode(next, cache, pre.pads));
+        }
+      });
+      return t;
+    };
+    const prompts8 = Array.from({ length: 8 }, (_, b) => prompt(b));
+    await decodeRun(prompts8); // warm-up: sessions
+    const decode8 = await decodeRun(prompts8);
+    results.decode_tokens_per_s = (8 * newTokens) / (decode8.ms / 1000);
+
+    // 5. KV cache vs recomputation: one sequence, 64 tokens after a 256-token prompt. Without the
+    //    cache every token reruns the whole sequence through the prefill graph.
+    const one = [prompt(0)];
+    const cached = await decodeRun(one);
+    const recompute = await timed(async () => {
+      const seqNow = [...one[0]!];
+      for (let s = 0; s < newTokens; s++) {
+        await runner.prefill([seqNow]);
+        seqNow.push((s * 13) % c.vocabSize);
+      }
+    });
+    results.kv_cache_speedup = recompute.ms / cached.ms;
+    ctx.log(`decode 1 x 64: cache ${cached.ms.toFixed(0)} ms, recompute ${recompute.ms.toFixed(0)} ms`);
+
+    results.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
+    await runner.dispose();
+
+    const report = [
+      `Model: \`small\` preset (${parameterCount(c).toLocaleString('en')} parameters), RL loss (PPO clip + KL + entropy),`,
+      `batch ${batch} x ${seq} tokens; model FLOPs per step ${(flops / 1e9).toFixed(1)} G (6 x parameters x tokens + attention).`,
+      `Train step ${stepMs.toFixed(0)} ms wall, ${stepCpuMs.toFixed(0)} ms CPU; tfjs (wasm, 1 thread) ${tfjs.wallMs.toFixed(0)} ms wall,`,
+      `${tfjs.cpuMs.toFixed(0)} ms CPU. Decode: batch 8, 64 tokens after 256-token prompts (prefill excluded);`,
+      `KV-cache speedup on one sequence: ${recompute.ms.toFixed(0)} ms recomputing vs ${cached.ms.toFixed(0)} ms cached.`,
+      '',
+      '| baseline | rate |',
+      '|---|---|',
+      ...notes,
+    ].join('\n');
+    return { results, report };
+  },
+};
