@@ -79,14 +79,26 @@ async function registerGradients(): Promise<void> {
 }
 
 /** The model's parameters as tfjs variables, by the names the ONNX model uses. */
-export function tfjsParameters(c: ModelConfig, seed = 0): Map<string, tf.Variable> {
+export function tfjsParameters(
+  c: ModelConfig,
+  seed = 0,
+  values?: ReadonlyMap<string, Float32Array>,
+): Map<string, tf.Variable> {
   const rng = new Rng(seed);
   const params = new Map<string, tf.Variable>();
+  /** Given values (e.g. the ONNX model's, to compare the two) win over the initializer. */
+  const given = (name: string, shape: number[]): tf.Tensor | undefined => {
+    const v = values?.get(name);
+    if (!values) return undefined;
+    if (!v) throw new Error(`tfjsParameters: no value for parameter '${name}'`);
+    return tf.tensor(v, shape);
+  };
   const normal = (name: string, shape: number[], std: number) => {
-    params.set(name, tf.variable(tf.randomNormal(shape, 0, std, 'float32', rng.nextUint32()), true, name));
+    const init = given(name, shape) ?? tf.randomNormal(shape, 0, std, 'float32', rng.nextUint32());
+    params.set(name, tf.variable(init, true));
   };
   const constant = (name: string, shape: number[], value: number) => {
-    params.set(name, tf.variable(tf.fill(shape, value), true, name));
+    params.set(name, tf.variable(given(name, shape) ?? tf.fill(shape, value), true));
   };
   const normParams = (prefix: string) => {
     constant(`${prefix}.gain`, [c.width], 1);
@@ -184,17 +196,8 @@ function rope(x: tf.Tensor4D, hs: number): tf.Tensor {
   );
 }
 
-/**
- * Masked mean cross-entropy of predicting `targets` at every position of `ids`: the SFT loss,
- * and the same forward/backward work as the RL loss (which adds elementwise terms on top).
- */
-export function tfjsLoss(
-  c: ModelConfig,
-  params: Map<string, tf.Variable>,
-  ids: tf.Tensor2D,
-  targets: tf.Tensor2D,
-  mask: tf.Tensor2D,
-): tf.Scalar {
+/** Logits [batch * seq, vocab] for int32 ids [batch, seq] (positions 0..seq-1 in every row). */
+export function tfjsLogits(c: ModelConfig, params: Map<string, tf.Variable>, ids: tf.Tensor2D): tf.Tensor2D {
   const [b, t] = ids.shape;
   const d = c.width;
   const hs = d / c.heads;
@@ -223,7 +226,22 @@ export function tfjsLoss(
     x = tf.add(x, tf.reshape(mlp, [b, t, d]));
   }
   const final = tf.reshape(norm(c, params, 'finalNorm', x), [b * t, d]);
-  const logits = matmul(final, transposeLast(embedding)); // tied head
+  return matmul(final, transposeLast(embedding)) as tf.Tensor2D; // tied head
+}
+
+/**
+ * Masked mean cross-entropy of predicting `targets` at every position of `ids`: the SFT loss,
+ * and the same forward/backward work as the RL loss (which adds elementwise terms on top).
+ */
+export function tfjsLoss(
+  c: ModelConfig,
+  params: Map<string, tf.Variable>,
+  ids: tf.Tensor2D,
+  targets: tf.Tensor2D,
+  mask: tf.Tensor2D,
+): tf.Scalar {
+  const [b, t] = ids.shape;
+  const logits = tfjsLogits(c, params, ids);
   // Pick log p(target) with a one-hot product (no Gather gradient on wasm, as above).
   const picked = tf.sum(
     tf.mul(tf.logSoftmax(logits), tf.oneHot(tf.reshape(targets, [b * t]), c.vocabSize)),

@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { embed, matmul, tfjsParameters, tfjsReady, tfjsTrain } from '../../bench/policy-tfjs.ts';
+import { embed, matmul, tfjsLogits, tfjsParameters, tfjsReady, tfjsTrain } from '../../bench/policy-tfjs.ts';
 import { modelConfig, parameterCount } from '../../src/policy/model/config.ts';
+import { initParams } from '../../src/policy/model/params.ts';
+import { ModelRunner } from '../../src/policy/runtime/runner.ts';
+import { Rng } from '../../src/policy/runtime/sampling.ts';
 
 describe('tfjs reference transformer (bench)', () => {
   beforeAll(async () => {
@@ -23,6 +26,29 @@ describe('tfjs reference transformer (bench)', () => {
     expect(params.has('positionEmbedding')).toBe(false);
     expect([...params.values()].reduce((n, v) => n + v.size, 0)).toBe(parameterCount(rope));
     tf.dispose([...params.values()]);
+  });
+
+  it('computes the same logits as the ONNX model for the same weights (it is the same transformer)', async () => {
+    const base = { vocabSize: 97, width: 32, layers: 2, heads: 4, contextLength: 24 };
+    for (const variant of [{}, { positions: 'rope' as const, norm: 'rmsnorm' as const }]) {
+      const c = modelConfig({ ...base, ...variant });
+      const weights = initParams(c, 5);
+      // Larger than the init's 0.02 scale, so attention and norms do real work in the comparison.
+      const rng = new Rng(6);
+      for (const w of weights.values())
+        for (let i = 0; i < w.length; i++) w[i]! += (rng.nextFloat() - 0.5) * 0.5;
+      const rows = Array.from({ length: 3 }, () => Array.from({ length: 20 }, () => rng.nextUint32() % 97));
+      const runner = new ModelRunner(c, weights);
+      const onnx = (await runner.logits(rows)).data;
+      await runner.dispose();
+      const params = tfjsParameters(c, 0, weights);
+      const ours = tfjsLogits(c, params, tf.tensor2d(rows.flat(), [3, 20], 'int32')).dataSync();
+      tf.dispose([...params.values()]);
+      expect(ours.length).toBe(onnx.length);
+      let worst = 0;
+      for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - onnx[i]!));
+      expect(worst, JSON.stringify(variant)).toBeLessThan(1e-4);
+    }
   });
 
   it("matmul's hand-written gradient equals tfjs's own MatMul gradient", () => {
