@@ -3,7 +3,8 @@
  * written in @tensorflow/tfjs-core on its WebAssembly backend (the fastest JavaScript training
  * stack that runs here), trained with tfjs's own autodiff and Adam.
  *
- * Same architecture, same parameter names and count (checked against `parameterCount`): tied
+ * Same architecture, same parameter names and count (checked against `parameterCount`), and the
+ * same logits as the ONNX model for the same weights (test/policy/tfjs.test.ts): tied
  * embedding head, learned positions or RoPE (rotate-half), LayerNorm/RMSNorm (eps 1e-5), fused
  * QKV, causal softmax attention, GELU (tanh) MLP, no linear biases.
  *
