@@ -101,8 +101,10 @@ describe('whole-model gradient (float64, central differences)', () => {
           const down = ((await run(old, ref)).loss!.data as Float64Array)[0]!;
           w[i] = keep;
           const numeric = (up - down) / (2 * h);
+          // Relative error, floored at 1e-5: central differences of a loss near 1 carry ~1e-10 of
+          // rounding noise, which is no test of a gradient much smaller than that floor.
           const err =
-            Math.abs(numeric - analytic[i]!) / Math.max(1e-6, Math.abs(numeric) + Math.abs(analytic[i]!));
+            Math.abs(numeric - analytic[i]!) / Math.max(1e-5, Math.abs(numeric) + Math.abs(analytic[i]!));
           expect(err, `${s.name}[${i}]: numeric ${numeric} vs analytic ${analytic[i]}`).toBeLessThan(1e-4);
           checked++;
         }
