@@ -172,30 +172,30 @@ describe('composite ops compute what they claim (float64, against JS formulas)',
     for (const [i, v] of y!.data.entries()) expect(v).toBeCloseTo(ref[i]!, 14);
   });
 
-  it('layerNorm and rmsNorm normalize the last axis', async () => {
-    const g = new Graph();
-    const x = g.input('x', 'float64', [2, 3]);
-    const gain = g.constant([1, 2, 3], 'float64');
-    const bias = g.constant([0.5, 0, -0.5], 'float64');
-    g.output('ln', layerNorm(x, gain, bias, 1e-5));
-    g.output('rms', rmsNorm(x, gain, 1e-6));
-    const { ln, rms } = await run(await session(g.toOnnx()), {
-      x: { dtype: 'float64', dims: [2, 3], data: xs },
-    });
-    for (let r = 0; r < 2; r++) {
-      const row = xs.slice(3 * r, 3 * r + 3);
-      const mean = row.reduce((a, b) => a + b) / 3;
-      const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / 3;
-      const ms = row.reduce((a, b) => a + b * b, 0) / 3;
-      row.forEach((v, i) => {
-        expect(ln!.data[3 * r + i]).toBeCloseTo(
-          ((v - mean) / Math.sqrt(variance + 1e-5)) * (i + 1) + [0.5, 0, -0.5][i]!,
-          12,
-        );
-        expect(rms!.data[3 * r + i]).toBeCloseTo((v / Math.sqrt(ms + 1e-6)) * (i + 1), 12);
-      });
-    }
-  });
+  it.each(['float64', 'float32'] as const)(
+    'layerNorm and rmsNorm normalize the last axis (%s)',
+    async (dtype) => {
+      const g = new Graph();
+      const x = g.input('x', dtype, [2, 3]);
+      const gain = g.constant([1, 2, 3], dtype);
+      const bias = g.constant([0.5, 0, -0.5], dtype);
+      g.output('ln', layerNorm(x, gain, bias, 1e-5));
+      g.output('rms', rmsNorm(x, gain, 1e-6));
+      const { ln, rms } = await run(await session(g.toOnnx()), { x: { dtype, dims: [2, 3], data: xs } });
+      const digits = dtype === 'float64' ? 12 : 5;
+      for (let r = 0; r < 2; r++) {
+        const row = xs.slice(3 * r, 3 * r + 3);
+        const mean = row.reduce((a, b) => a + b) / 3;
+        const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / 3;
+        const ms = row.reduce((a, b) => a + b * b, 0) / 3;
+        for (const [i, v] of row.entries()) {
+          const lnRef = ((v - mean) / Math.sqrt(variance + 1e-5)) * (i + 1) + [0.5, 0, -0.5][i]!;
+          expect(ln!.data[3 * r + i]).toBeCloseTo(lnRef, digits);
+          expect(rms!.data[3 * r + i]).toBeCloseTo((v / Math.sqrt(ms + 1e-6)) * (i + 1), digits);
+        }
+      }
+    },
+  );
 
   it('causalMask lets query i see keys j <= i + (keys - queries), static and symbolic', async () => {
     const expected = (q: number, k: number) =>

@@ -182,6 +182,11 @@ const cases: Case[] = [
   ],
   // composites
   ['layerNorm', (x, g, b) => layerNorm(x, g, b), [{ shape: [2, 3, 4] }, { shape: [4] }, { shape: [4] }]],
+  [
+    'layerNorm symbolic [batch, seq, 5]',
+    (x, g, b) => layerNorm(x, g, b),
+    [{ shape: ['batch', 'seq', 5], dims: [2, 2, 5] }, { shape: [5] }, { shape: [5] }],
+  ],
   ['rmsNorm', (x, g) => rmsNorm(x, g), [{ shape: [3, 4] }, { shape: [4] }]],
   [
     'causal attention (static)',
@@ -245,6 +250,8 @@ describe('per-op gradient checks (float64, central differences)', () => {
       'gather',
       'gatherElements',
       'matmul',
+      'layerNorm',
+      'rmsNorm',
     ];
     expect(all.filter((op) => !opsSeen.has(op))).toEqual([]);
   });

@@ -1,11 +1,16 @@
 /**
- * Layers built from primitive ops. They are composites on purpose: their gradients come from rules
- * that are each checked against finite differences, so there is nothing new to trust here.
+ * Normalization layers and the causal mask. The norms are ops with their own vector-Jacobian rule
+ * (the textbook one, a handful of full-size ops) rather than composites: through the primitive rules
+ * their backward was about 25 nodes. In float32 LayerNorm's forward is ONNX's fused
+ * LayerNormalization node; ONNX Runtime has no float64 kernel for it, so in float64 (gradient checks)
+ * the same forward is built from primitives. The backward is one code path for both dtypes, and
+ * both forwards are checked: float64 against finite differences, float32 against float64.
  */
+import { record } from './autodiff.ts';
 import { canonicalDim, type Dim, dimEquals, formatShape } from './dims.ts';
-import type { Graph, Tensor } from './graph.ts';
+import { float, type Graph, type Tensor } from './graph.ts';
 import { add, div, lessOrEqual, mul, sqrt, sub } from './ops/elementwise.ts';
-import { reduceMean } from './ops/reduce.ts';
+import { reduceMean, reduceSum, unbroadcast } from './ops/reduce.ts';
 import { squeeze, unsqueeze } from './ops/shape.ts';
 
 function checkLastDim(op: string, x: Tensor, ...ps: Tensor[]): void {
@@ -19,18 +24,65 @@ function checkLastDim(op: string, x: Tensor, ...ps: Tensor[]): void {
   }
 }
 
+const meanLast = (t: Tensor) => reduceMean(t, -1, { keepdims: true });
+
+/**
+ * dL/dx of a normalization y = xhat * gain (+ bias), xhat = (x - mean?) * invStd, given dxhat:
+ * invStd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)); RMSNorm has no mean(dxhat) term.
+ */
+function normInputGrad(dxhat: Tensor, xhat: Tensor, invStd: Tensor, centered: boolean): Tensor {
+  let inner = sub(dxhat, mul(xhat, meanLast(mul(dxhat, xhat))));
+  if (centered) inner = sub(inner, meanLast(dxhat));
+  return mul(inner, invStd);
+}
+
 /** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gain + bias. */
 export function layerNorm(x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-5): Tensor {
   checkLastDim('layerNorm', x, gain, bias);
-  const centered = sub(x, reduceMean(x, -1, { keepdims: true }));
-  const variance = reduceMean(mul(centered, centered), -1, { keepdims: true });
-  return add(mul(div(centered, sqrt(add(variance, eps))), gain), bias);
+  const g = x.graph;
+  const stats = x.shape.map((d, i) => (i === x.rank - 1 ? 1 : d));
+  let y: Tensor;
+  let mean: Tensor;
+  let invStd: Tensor;
+  let xhat: Tensor | undefined;
+  if (x.dtype === 'float32') {
+    [y, mean, invStd] = g.emitMulti(
+      'LayerNormalization',
+      [x, gain, bias],
+      { axis: -1, epsilon: float(eps) },
+      [
+        { dtype: x.dtype, shape: x.shape },
+        { dtype: x.dtype, shape: stats },
+        { dtype: x.dtype, shape: stats },
+      ],
+    ) as [Tensor, Tensor, Tensor];
+  } else {
+    mean = meanLast(x);
+    const xc = sub(x, mean);
+    invStd = div(1, sqrt(add(meanLast(mul(xc, xc)), eps)));
+    xhat = mul(xc, invStd);
+    y = add(mul(xhat, gain), bias);
+  }
+  return record(y, 'layerNorm', [x, gain, bias], (dy, needs) => {
+    const xh = xhat ?? mul(sub(x, mean), invStd);
+    return [
+      needs[0] ? normInputGrad(mul(dy, gain), xh, invStd, true) : undefined,
+      needs[1] ? unbroadcast(mul(dy, xh), gain.shape) : undefined,
+      needs[2] ? unbroadcast(dy, bias.shape) : undefined,
+    ];
+  });
 }
 
 /** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gain. */
 export function rmsNorm(x: Tensor, gain: Tensor, eps = 1e-6): Tensor {
   checkLastDim('rmsNorm', x, gain);
-  return mul(div(x, sqrt(add(reduceMean(mul(x, x), -1, { keepdims: true }), eps))), gain);
+  const invStd = div(1, sqrt(add(meanLast(mul(x, x)), eps)));
+  const xhat = mul(x, invStd);
+  const y = mul(xhat, gain);
+  return record(y, 'rmsNorm', [x, gain], (dy, needs) => [
+    needs[0] ? normInputGrad(mul(dy, gain), xhat, invStd, false) : undefined,
+    needs[1] ? unbroadcast(mul(dy, xhat), gain.shape) : undefined,
+  ]);
 }
 
 /**
