@@ -31,8 +31,8 @@ parentPort.on('message', (message) => {
 });
 `;
 
-/** Pages the writer's own automatic checkpoint waits for (256 MB at 16 kB pages): the safety net. */
-export const SAFETY_NET_PAGES = 16384;
+/** WAL size at which the writer checkpoints by itself: the safety net if the worker falls behind. */
+export const SAFETY_NET_BYTES = 256 * 2 ** 20;
 
 export class Checkpointer {
   private readonly worker: Worker;

@@ -10,7 +10,7 @@
 import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { type CheckReport, checkStore } from './check.ts';
-import { Checkpointer, SAFETY_NET_PAGES } from './checkpointer.ts';
+import { Checkpointer, SAFETY_NET_BYTES } from './checkpointer.ts';
 import { Reader } from './queries.ts';
 import { migrate, newerSchemaError, SCHEMA_VERSION, schemaVersion } from './schema.ts';
 import type { IterationInput, Json, RunStatus } from './types.ts';
@@ -127,9 +127,10 @@ export function openStore(path: string, options: OpenOptions = {}): TrajectorySt
         );
       }
     } else {
-      // 16 kB pages (default 4 kB) for a new file: a step row (~3-4 kB of text and blobs) then
-      // shares a page with others instead of spilling into overflow pages; inserts measured faster.
-      if (version === 0) db.pragma('page_size = 16384');
+      // 64 kB pages (SQLite's largest; default 4 kB) for a new file: a step row (~3-4 kB of text
+      // and blobs) shares a page with many others, so inserts split and log far fewer pages.
+      // Measured, CPU for 38,400 step rows: 4 kB 560-650 ms, 16 kB ~375, 32 kB ~275, 64 kB ~240.
+      if (version === 0) db.pragma('page_size = 65536');
       db.pragma('journal_mode = WAL');
       // NORMAL is safe in WAL mode: a crash of the process loses nothing committed; only a power
       // loss may drop the last transactions, never corrupt the file.
@@ -141,7 +142,8 @@ export function openStore(path: string, options: OpenOptions = {}): TrajectorySt
     db.pragma('foreign_keys = ON');
     let checkpointer: Checkpointer | undefined;
     if (!readonly && (options.backgroundCheckpoint ?? true)) {
-      db.pragma(`wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
+      const pageSize = db.pragma('page_size', { simple: true }) as number;
+      db.pragma(`wal_autocheckpoint = ${Math.floor(SAFETY_NET_BYTES / pageSize)}`);
       // A WAL file larger than this is cut back when it restarts, so it never stays huge.
       db.pragma(`journal_size_limit = ${64 * 2 ** 20}`);
       checkpointer = new Checkpointer(path);

@@ -102,7 +102,7 @@ describe('schema versions', () => {
     store.createRun('r');
     const before = statSync(file).size;
     // ~40 steps with 20k-token prompts: about 3 MB, far below the writer's own checkpoint
-    // threshold (16384 pages), so only the background checkpoint can move it into the file.
+    // threshold (256 MB), so only the background checkpoint can move it into the file.
     const groups = sampleGroups(4, 4).map((g) => ({
       ...g,
       trajectories: g.trajectories.map((t) => ({
