@@ -10,7 +10,7 @@ import { record } from './autodiff.ts';
 import { canonicalDim, type Dim, dimEquals, formatShape } from './dims.ts';
 import { float, type Graph, type Tensor } from './graph.ts';
 import { add, div, lessOrEqual, mul, sqrt, sub } from './ops/elementwise.ts';
-import { reduceMean, reduceSum, unbroadcast } from './ops/reduce.ts';
+import { reduceMean, unbroadcast } from './ops/reduce.ts';
 import { squeeze, unsqueeze } from './ops/shape.ts';
 
 function checkLastDim(op: string, x: Tensor, ...ps: Tensor[]): void {
