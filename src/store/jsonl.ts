@@ -279,6 +279,12 @@ function toTrajectory(
   const what = `trajectory '${trajectoryId}' in group '${groupId}'`;
   const head = sorted[0]!.row;
   sorted.forEach(({ line, row }, i) => {
+    const previous = sorted[i - 1];
+    if (previous && previous.row.stepIndex === row.stepIndex) {
+      throw new Error(
+        `line ${line}: field 'stepIndex': step ${row.stepIndex} of ${what} appears twice (also line ${previous.line})`,
+      );
+    }
     if (row.stepIndex !== i) {
       throw new Error(
         `line ${line}: field 'stepIndex' is ${row.stepIndex}; ${what} has no step ${i} (steps must be 0..n-1)`,

@@ -177,6 +177,9 @@ describe('export and import', () => {
     expect(() => importRows(s, parseJsonl(rows))).toThrow(
       "line 3: field 'stepIndex' is 2; trajectory 't' in group 'g' has no step 1",
     );
+    expect(() => importRows(s, parseJsonl([good, good].join('\n')))).toThrow(
+      "line 2: field 'stepIndex': step 0 of trajectory 't' in group 'g' appears twice (also line 1)",
+    );
     const seeds = [
       good,
       good.replace('"stepIndex":0', '"stepIndex":1').replace('"groupId":"g"', '"groupId":"g","seed":3'),
