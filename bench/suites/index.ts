@@ -10,4 +10,5 @@ export const suites: Record<string, () => Promise<Suite>> = {
   policy: async () => (await import('./policy.ts')).suite,
   graph: async () => (await import('./graph.ts')).suite,
   credit: async () => (await import('./credit.ts')).suite,
+  tools: async () => (await import('./tools.ts')).suite,
 };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { detectProtection, type Protection } from './sandbox.ts';
-import { PythonWorker } from './worker.ts';
+import { PythonWorker, startupSnapshot } from './worker.ts';
 
 /**
  * A pool of warm Python workers. Starting pyodide takes seconds, so the pool keeps `size` started
@@ -18,6 +18,8 @@ export const PythonPoolOptions = z.object({
     .min(64 * 1024 * 1024)
     .default(512 * 1024 * 1024),
   startTimeoutMs: z.number().int().positive().default(60_000),
+  /** Start interpreters from a memory snapshot of a fresh one (made once per machine): ~3x faster. */
+  snapshot: z.boolean().default(true),
   /** Print the active protection once when the pool starts (to stderr). */
   announce: z.boolean().default(true),
 });
@@ -77,6 +79,7 @@ export class PythonPool {
     return new PythonWorker({
       memoryBytes: this.options.memoryBytes,
       startTimeoutMs: this.options.startTimeoutMs,
+      snapshot: this.options.snapshot ? startupSnapshot() : undefined,
     });
   }
 

@@ -1,7 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -51,7 +52,16 @@ function nodeLibraries(node: string): string[] | undefined {
   }
 }
 
-function bwrapArgs(node: string, nodeFlags: string[], entry: string, dirs: string[]): string[] {
+/** Start-up from a memory snapshot: make one (`make`, a file to write) or start from one (`load`). */
+export type SnapshotMode = { make: string } | { load: string } | undefined;
+
+function bwrapArgs(
+  node: string,
+  nodeFlags: string[],
+  entry: string,
+  dirs: string[],
+  snapshot: SnapshotMode,
+): string[] {
   const args = [
     '--unshare-all',
     '--die-with-parent',
@@ -89,7 +99,16 @@ function bwrapArgs(node: string, nodeFlags: string[], entry: string, dirs: strin
   args.push('--ro-bind', realpathSync(node), node);
   for (const dir of dirs) args.push('--ro-bind', dir, dir);
   args.push('--ro-bind', WORKER, WORKER);
-  args.push(node, ...nodeFlags, WORKER, entry);
+  let snapshotArgs: string[] = [];
+  if (snapshot && 'make' in snapshot) {
+    // Only the snapshot maker (trusted start-up code, no agent code) gets a writable directory.
+    args.push('--bind', dirname(snapshot.make), '/snapshot');
+    snapshotArgs = ['--make-snapshot', `/snapshot/${basename(snapshot.make)}`];
+  } else if (snapshot) {
+    args.push('--ro-bind', snapshot.load, '/snapshot.bin');
+    snapshotArgs = ['--snapshot', '/snapshot.bin'];
+  }
+  args.push(node, ...nodeFlags, WORKER, entry, ...snapshotArgs);
   return args;
 }
 
@@ -101,14 +120,42 @@ export interface WorkerCommand {
 }
 
 /** The command that starts one Python worker under the given protection. */
-export function workerCommand(protection: Protection, nodeFlags: string[]): WorkerCommand {
+export function workerCommand(
+  protection: Protection,
+  nodeFlags: string[],
+  snapshot?: SnapshotMode,
+): WorkerCommand {
   const node = process.execPath;
   const { entry, dirs } = pyodidePaths();
   if (protection.level === 'bubblewrap') {
-    return { command: 'bwrap', args: bwrapArgs(node, nodeFlags, entry, dirs), env: {} };
+    return { command: 'bwrap', args: bwrapArgs(node, nodeFlags, entry, dirs, snapshot), env: {} };
   }
   // In-process only: still start from an empty environment.
-  return { command: node, args: [...nodeFlags, WORKER, entry], env: {} };
+  const snapshotArgs = !snapshot
+    ? []
+    : 'make' in snapshot
+      ? ['--make-snapshot', snapshot.make]
+      : ['--snapshot', snapshot.load];
+  return { command: node, args: [...nodeFlags, WORKER, entry, ...snapshotArgs], env: {} };
+}
+
+/**
+ * Where the start-up snapshot of this pyodide and node lives: a directory of the current user only
+ * (a snapshot is code the workers run, so nobody else may write it).
+ */
+export function snapshotFile(): string {
+  const { entry } = pyodidePaths();
+  const version = (
+    JSON.parse(readFileSync(join(dirname(entry), 'package.json'), 'utf8')) as { version: string }
+  ).version;
+  const uid = process.getuid?.() ?? 'user';
+  const dir = join(tmpdir(), `stepwise-${uid}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const owner = statSync(dir);
+  if (process.getuid && (owner.uid !== process.getuid() || (owner.mode & 0o022) !== 0)) {
+    throw new Error(`${dir} is not a private directory of this user; not using a start-up snapshot from it`);
+  }
+  return join(dir, `pyodide-${version}-node-${process.version}.snapshot`);
 }
 
 let detected: Protection | undefined;

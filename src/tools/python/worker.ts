@@ -1,5 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { detectProtection, type Protection, workerCommand } from './sandbox.ts';
+import { existsSync } from 'node:fs';
+import {
+  detectProtection,
+  type Protection,
+  type SnapshotMode,
+  snapshotFile,
+  workerCommand,
+} from './sandbox.ts';
 
 /** One pyodide interpreter in its own (sandboxed) process, which the host can kill at any time. */
 
@@ -8,6 +15,8 @@ export interface PythonWorkerOptions {
   memoryBytes: number;
   /** How long the interpreter may take to start before the worker is given up. */
   startTimeoutMs: number;
+  /** A start-up snapshot to start from (see `startupSnapshot`); awaited before spawning. */
+  snapshot?: Promise<string | undefined>;
 }
 
 export type RunReply =
@@ -27,7 +36,7 @@ export class PythonWorker {
   startMs = Number.NaN;
   /** True once code ran in it: it then holds an episode's state and is never handed to another. */
   used = false;
-  private readonly child: ChildProcess;
+  private child?: ChildProcess;
   private dead = false;
   private exitNote = '';
   private stderrTail = '';
@@ -37,6 +46,15 @@ export class PythonWorker {
 
   constructor(options: PythonWorkerOptions) {
     this.protection = detectProtection();
+    this.ready = (options.snapshot ?? Promise.resolve(undefined)).then((file) =>
+      this.start(options, file ? { load: file } : undefined),
+    );
+    // Callers that never await `ready` must not see an unhandled rejection.
+    this.ready.catch(() => {});
+  }
+
+  private start(options: PythonWorkerOptions, snapshot: SnapshotMode): Promise<void> {
+    if (this.dead) return Promise.reject(new Error('python worker was killed before it started'));
     const pages = Math.max(256, Math.floor(options.memoryBytes / 65_536));
     const nodeFlags = [
       `--wasm-max-mem-pages=${pages}`,
@@ -44,19 +62,20 @@ export class PythonWorker {
       '--disallow-code-generation-from-strings',
       '--no-warnings',
     ];
-    const { command, args, env } = workerCommand(this.protection, nodeFlags);
+    const { command, args, env } = workerCommand(this.protection, nodeFlags, snapshot);
     const spawned = performance.now();
     // detached: the worker leads its own process group, so a kill reaches anything it started.
-    this.child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached: true });
-    this.child.stderr?.on('data', (d: Buffer) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached: true });
+    this.child = child;
+    child.stderr?.on('data', (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString()).slice(-STDERR_TAIL);
     });
-    this.ready = new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.kill();
         reject(new Error(`python worker did not start within ${options.startTimeoutMs} ms`));
       }, options.startTimeoutMs);
-      this.child.on('message', (msg: Message) => {
+      child.on('message', (msg: Message) => {
         if ('pong' in msg) {
           const id = (msg as { pong: number }).pong;
           this.pongs.get(id)?.();
@@ -71,11 +90,11 @@ export class PythonWorker {
           done({ status: 'done', output: msg.output, error: msg.error, fatal: msg.fatal });
         }
       });
-      this.child.on('error', (err) => {
+      child.on('error', (err) => {
         clearTimeout(timer);
         reject(new Error(`python worker could not be started: ${err.message}`));
       });
-      this.child.on('exit', (code, signal) => {
+      child.on('exit', (code, signal) => {
         clearTimeout(timer);
         this.dead = true;
         this.exitNote = signal ? `killed by ${signal}` : `exited with code ${code}`;
@@ -84,8 +103,6 @@ export class PythonWorker {
         this.waiting = undefined;
       });
     });
-    // Callers that never await `ready` must not see an unhandled rejection.
-    this.ready.catch(() => {});
   }
 
   get alive(): boolean {
@@ -120,7 +137,7 @@ export class PythonWorker {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting = { id, resolve: finish };
-      this.child.send({ type: 'run', id, code, outputChars });
+      this.child?.send({ type: 'run', id, code, outputChars });
     });
   }
 
@@ -141,7 +158,7 @@ export class PythonWorker {
         clearTimeout(timer);
         resolve(true);
       });
-      this.child.send({ type: 'ping', id });
+      this.child?.send({ type: 'ping', id });
     });
   }
 
@@ -151,9 +168,49 @@ export class PythonWorker {
     this.dead = true;
     this.exitNote = 'killed by the host';
     try {
-      if (this.child.pid) process.kill(-this.child.pid, 'SIGKILL');
+      if (this.child?.pid) process.kill(-this.child.pid, 'SIGKILL');
     } catch {
-      this.child.kill('SIGKILL');
+      this.child?.kill('SIGKILL');
     }
   }
+}
+
+let snapshot: Promise<string | undefined> | undefined;
+
+/**
+ * The start-up snapshot file, made once per machine (per pyodide and node version) by a worker
+ * that runs no agent code; undefined when it cannot be made (workers then start the slow way).
+ */
+export function startupSnapshot(): Promise<string | undefined> {
+  snapshot ??= makeSnapshot().catch((err: Error) => {
+    console.error(
+      `stepwise: python start-up snapshot unavailable, starting interpreters without it: ${err.message}`,
+    );
+    return undefined;
+  });
+  return snapshot;
+}
+
+async function makeSnapshot(): Promise<string> {
+  const file = snapshotFile();
+  if (existsSync(file)) return file;
+  const { command, args, env } = workerCommand(detectProtection(), ['--no-warnings'], { make: file });
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached: true });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-STDERR_TAIL);
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      reject(new Error('making the snapshot took over 120 s'));
+    }, 120_000);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0 && existsSync(file)) resolve();
+      else reject(new Error(`snapshot worker exited with code ${code}: ${stderr.trim()}`));
+    });
+  });
+  return file;
 }
