@@ -171,14 +171,33 @@ const cases: Case[] = [
     [{ shape: [3, 4] }, int64([3, 2], [3, 3, 0, 1, 2, 0])],
   ],
   // matmul
-  ['matmul [3,4]@[4,2]', matmul, [{ shape: [3, 4] }, { shape: [4, 2] }]],
-  ['matmul batched [2,3,4]@[2,4,5]', matmul, [{ shape: [2, 3, 4] }, { shape: [2, 4, 5] }]],
-  ['matmul shared weight [2,3,4]@[4,5]', matmul, [{ shape: [2, 3, 4] }, { shape: [4, 5] }]],
-  ['matmul broadcast [2,1,3,4]@[3,4,2]', matmul, [{ shape: [2, 1, 3, 4] }, { shape: [3, 4, 2] }]],
+  ['matmul [3,4]@[4,2]', (a, b) => matmul(a, b), [{ shape: [3, 4] }, { shape: [4, 2] }]],
+  ['matmul batched [2,3,4]@[2,4,5]', (a, b) => matmul(a, b), [{ shape: [2, 3, 4] }, { shape: [2, 4, 5] }]],
+  ['matmul shared weight [2,3,4]@[4,5]', (a, b) => matmul(a, b), [{ shape: [2, 3, 4] }, { shape: [4, 5] }]],
+  [
+    'matmul broadcast [2,1,3,4]@[3,4,2]',
+    (a, b) => matmul(a, b),
+    [{ shape: [2, 1, 3, 4] }, { shape: [3, 4, 2] }],
+  ],
   [
     'matmul symbolic [batch,seq,4]@[4,3]',
-    matmul,
+    (a, b) => matmul(a, b),
     [{ shape: ['batch', 'seq', 4], dims: [2, 3, 4] }, { shape: [4, 3] }],
+  ],
+  [
+    'matmul transposeB [2,3,4]@[2,5,4]^T',
+    (a, b) => matmul(a, b, { transposeB: true }),
+    [{ shape: [2, 3, 4] }, { shape: [2, 5, 4] }],
+  ],
+  [
+    'matmul transposeB tied head [2,3,4]@[6,4]^T',
+    (a, b) => matmul(a, b, { transposeB: true }),
+    [{ shape: [2, 3, 4] }, { shape: [6, 4] }],
+  ],
+  [
+    'matmul transposeB broadcast [3,4]@[2,5,4]^T',
+    (a, b) => matmul(a, b, { transposeB: true }),
+    [{ shape: [3, 4] }, { shape: [2, 5, 4] }],
   ],
   // composites
   ['layerNorm', (x, g, b) => layerNorm(x, g, b), [{ shape: [2, 3, 4] }, { shape: [4] }, { shape: [4] }]],
