@@ -110,12 +110,13 @@ export const suite: Suite = {
     const prompt = (b: number) => Array.from({ length: 256 }, (_, i) => (b * 37 + i * 11) % c.vocabSize);
     const newTokens = 64;
     const decodeRun = async (prompts: number[][]) => {
-      const pre = await runner.prefill(prompts);
-      let { cache } = pre;
+      const { cache } = await runner.prefill(prompts, prompts[0]!.length + newTokens);
       const t = await timed(async () => {
         for (let s = 0; s < newTokens; s++) {
-          const next = prompts.map((_, b) => (s * 13 + b) % c.vocabSize);
-          ({ cache } = await runner.decode(next, cache, pre.pads));
+          await runner.decode(
+            prompts.map((_, b) => (s * 13 + b) % c.vocabSize),
+            cache,
+          );
         }
       });
       return t;

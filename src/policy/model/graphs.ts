@@ -107,8 +107,10 @@ export function buildPrefillGraph(c: ModelConfig, dtype: FloatType = 'float32'):
 
 /**
  * The one-token decode graph. Inputs: ids, positions (int64 [batch, 1]), bias (float
- * [batch, 1, 1, past + 1]), past.{l}.k / past.{l}.v [batch, heads, past, headSize] + parameters.
- * Outputs: logits [batch, vocab], present.{l}.k / .v with past + 1 keys.
+ * [batch, 1, 1, keys]: 0 on cached positions the token may see, MASKED on padding and empty
+ * slots), past.{l}.k / past.{l}.v [batch, heads, keys, headSize] (a preallocated cache buffer) +
+ * parameters. Outputs: logits [batch, vocab] and this token's present.{l}.k / .v
+ * [batch, heads, 1, headSize], which the caller writes into its buffer.
  */
 export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32'): Graph {
   const g = new Graph('decode');
@@ -119,8 +121,8 @@ export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32'): 
   const past: LayerCache[] = [];
   for (let l = 0; l < c.layers; l++) {
     past.push({
-      k: g.input(`past.${l}.k`, dtype, ['batch', c.heads, 'past', hs]),
-      v: g.input(`past.${l}.v`, dtype, ['batch', c.heads, 'past', hs]),
+      k: g.input(`past.${l}.k`, dtype, ['batch', c.heads, 'keys', hs]),
+      v: g.input(`past.${l}.v`, dtype, ['batch', c.heads, 'keys', hs]),
     });
   }
   const params = paramInputs(g, c, dtype);

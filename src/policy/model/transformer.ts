@@ -121,30 +121,71 @@ function attention(
   // Scale q before the product: fewer multiplies than scaling the [.., seq, keys] scores.
   let q = splitHeads(c, mul(slice(qkv, -1, 0, c.width), 1 / Math.sqrt(hs)));
   let k = splitHeads(c, slice(qkv, -1, c.width, 2 * c.width));
-  let v = splitHeads(c, slice(qkv, -1, 2 * c.width));
+  const v = splitHeads(c, slice(qkv, -1, 2 * c.width));
   if (c.positions === 'rope') {
     q = rope(c, q, inputs.positions);
     k = rope(c, k, inputs.positions);
   }
   const past = inputs.past?.[l];
-  if (past) {
-    k = appendKeys(past.k, k, inputs.bias);
-    v = appendKeys(past.v, v, inputs.bias);
-  }
-  const scores = addBias(matmul(q, transposeLast(k)), inputs.bias);
-  const heads = matmul(softmax(scores, -1), v); // [b, heads, t, hs]
+  const heads = past
+    ? attendWithCache(q, k, v, past, inputs.bias)
+    : matmul(softmax(addBias(matmul(q, transposeLast(k)), inputs.bias), -1), v); // [b, heads, t, hs]
   const merged = reshape(transpose(heads, [0, 2, 1, 3]), [b!, t!, c.width]);
+  // With a cache, only this step's keys/values come out: the caller appends them to its buffer.
   return { y: matmul(merged, p(params, `layers.${l}.attnOut`)), cache: { k, v } };
 }
 
 /**
- * past ++ new along the key axis. The result's key count is named after the bias input's key axis
- * (past + new by construction), so keys, values, scores and bias all agree on one symbol. Decode
- * graphs are never differentiated, so this is a plain Concat node without a gradient rule.
+ * One new token (t = 1) attending to `keys` cached positions and to itself, without joining the
+ * cache and the new key into one tensor: the cache is read in place by two MatMuls and only the
+ * [.., keys + 1] score row is concatenated. So a decode step never copies the cache, and the
+ * caller keeps it in a preallocated host buffer (slots the bias masks may hold anything).
+ * Inference only (never differentiated), so the nodes are emitted with their shapes directly.
  */
-function appendKeys(past: Tensor, x: Tensor, bias: Tensor): Tensor {
-  const shape = [x.shape[0]!, x.shape[1]!, bias.shape[3]!, x.shape[3]!];
-  return x.graph.emit('Concat', [past, x], { axis: 2 }, { dtype: x.dtype, shape });
+function attendWithCache(q: Tensor, k: Tensor, v: Tensor, past: LayerCache, bias: Tensor): Tensor {
+  const g = q.graph;
+  const [b, h, t, hs] = q.shape;
+  const keys = past.k.shape[2]!;
+  const dtype = q.dtype;
+  const emit = (
+    op: string,
+    ins: Tensor[],
+    attrs: Record<string, number | number[]>,
+    shape: (number | string)[],
+  ) => g.emit(op, ins, attrs, { dtype, shape });
+  const pastKt = emit('Transpose', [past.k], { perm: [0, 1, 3, 2] }, [b!, h!, hs!, keys]);
+  const pastScores = emit('Add', [emit('MatMul', [q, pastKt], {}, [b!, h!, t!, keys]), bias], {}, [
+    b!,
+    h!,
+    t!,
+    keys,
+  ]);
+  const selfScore = emit(
+    'ReduceSum',
+    [emit('Mul', [q, k], {}, [b!, h!, t!, hs!]), g.constant([-1], 'int64')],
+    {},
+    [b!, h!, t!, 1],
+  );
+  const all = emit('Concat', [pastScores, selfScore], { axis: -1 }, [b!, h!, t!, `${keys}+1`]);
+  const probs = emit('Softmax', [all], { axis: -1 }, [b!, h!, t!, `${keys}+1`]);
+  const pPast = emit(
+    'Slice',
+    [probs, g.constant([0], 'int64'), g.constant([-1], 'int64'), g.constant([3], 'int64')],
+    {},
+    [b!, h!, t!, keys],
+  );
+  const pSelf = emit(
+    'Slice',
+    [probs, g.constant([-1], 'int64'), g.constant([2 ** 62], 'int64'), g.constant([3], 'int64')],
+    {},
+    [b!, h!, t!, 1],
+  );
+  return emit(
+    'Add',
+    [emit('MatMul', [pPast, past.v], {}, [b!, h!, t!, hs!]), emit('Mul', [pSelf, v], {}, [b!, h!, t!, hs!])],
+    {},
+    [b!, h!, t!, hs!],
+  );
 }
 
 /** scores + bias (the bias is data: it takes no gradient). */

@@ -60,9 +60,10 @@ export async function generate(
   const out: Generation[] = prompts.map(() => ({ tokens: [], logprobs: [], finishReason: 'length' }));
   const done = new Array<boolean>(B).fill(false);
 
-  let { logits, cache, pads } = await runner.prefill(prompts);
-  const room = runner.config.contextLength - cache.length;
-  const steps = Math.min(options.maxNewTokens, room);
+  const longest = Math.max(...prompts.map((p) => p.length));
+  const steps = Math.min(options.maxNewTokens, runner.config.contextLength - longest);
+  // The cache holds the prompt and every token but the last (whose keys nothing reads).
+  let { logits, cache } = await runner.prefill(prompts, Math.max(longest, longest + steps - 1));
   for (let step = 0; step < steps; step++) {
     const next = new Array<number>(B).fill(0);
     for (let b = 0; b < B; b++) {
@@ -82,7 +83,7 @@ export async function generate(
     // The last step needs no decode: nothing would read its logits.
     if (done.every(Boolean) || step === steps - 1) break;
     // Finished rows keep decoding (a token of 0) so the batch stays rectangular; their output is ignored.
-    ({ logits, cache } = await runner.decode(next, cache, pads));
+    logits = await runner.decode(next, cache);
   }
   if (detokenizer) {
     out.forEach((g, b) => {

@@ -29,11 +29,20 @@ export type UpdateMetrics = Record<MetricName, number> & {
   tokens: number;
 };
 
-/** Keys and values of every layer for a batch of rows being decoded together. */
+/**
+ * Keys and values of every layer for a batch of rows decoded together, in preallocated host
+ * buffers [batch, heads, capacity, headSize]: a decode step reads them in place (ONNX Runtime
+ * wraps input arrays without copying) and returns only the new token's keys and values.
+ */
 export interface KvCache {
-  feeds: Record<string, ort.Tensor>;
-  /** Number of cached positions (including left padding). */
+  k: Float32Array[];
+  v: Float32Array[];
+  batch: number;
+  capacity: number;
+  /** Filled positions, left padding included. */
   length: number;
+  /** Left padding of each row. */
+  pads: number[];
 }
 
 const i64 = (values: ArrayLike<number>, dims: number[]) =>
@@ -184,12 +193,21 @@ export class ModelRunner {
 
   /**
    * Run left-padded prompts through the prefill graph. Returns each row's next-token logits and
-   * the cache to decode from. Padding sits on the left so every row's next token has the same index.
+   * a cache with room for `capacity` positions (default: the context length). Padding sits on the
+   * left so every row's next token has the same index.
    */
-  async prefill(prompts: number[][]): Promise<{ logits: Float32Array[]; cache: KvCache; pads: number[] }> {
+  async prefill(
+    prompts: number[][],
+    capacity = this.config.contextLength,
+  ): Promise<{ logits: Float32Array[]; cache: KvCache }> {
     this.checkTokens(prompts, 'prompt');
     const B = prompts.length;
     const T = Math.max(...prompts.map((p) => p.length));
+    if (capacity < T || capacity > this.config.contextLength) {
+      throw new Error(
+        `prefill: capacity ${capacity} must be between the prompt length ${T} and the context length ${this.config.contextLength}`,
+      );
+    }
     const pads = prompts.map((p) => T - p.length);
     const ids: number[] = [];
     const positions: number[] = [];
@@ -216,56 +234,67 @@ export class ModelRunner {
     });
     const V = this.config.vocabSize;
     const logits = out.logits!.data as Float32Array;
-    return {
-      logits: prompts.map((_, b) => logits.subarray(b * V, (b + 1) * V)),
-      cache: { feeds: this.cacheFeeds(out), length: T },
-      pads,
-    };
-  }
-
-  private cacheFeeds(out: ort.InferenceSession.OnnxValueMapType): Record<string, ort.Tensor> {
-    const feeds: Record<string, ort.Tensor> = {};
+    const H = this.config.heads;
+    const hs = this.config.width / H;
+    const cache: KvCache = { k: [], v: [], batch: B, capacity, length: T, pads };
     for (let l = 0; l < this.config.layers; l++) {
-      feeds[`past.${l}.k`] = out[`present.${l}.k`] as ort.Tensor;
-      feeds[`past.${l}.v`] = out[`present.${l}.v`] as ort.Tensor;
+      for (const kind of ['k', 'v'] as const) {
+        const src = out[`present.${l}.${kind}`]!.data as Float32Array; // [B, H, T, hs]
+        const dst = new Float32Array(B * H * capacity * hs);
+        for (let bh = 0; bh < B * H; bh++)
+          dst.set(src.subarray(bh * T * hs, (bh + 1) * T * hs), bh * capacity * hs);
+        cache[kind].push(dst);
+      }
     }
-    return feeds;
+    return { logits: prompts.map((_, b) => logits.subarray(b * V, (b + 1) * V)), cache };
   }
 
   /**
-   * One decode step: each row's next token at its position; keys before `pads[b]` are padding.
-   * Returns the next logits per row and the grown cache.
+   * One decode step: each row's next token at its position, attending to the cache and itself.
+   * Appends the token's keys/values to the cache (in place) and returns the next logits per row.
    */
-  async decode(
-    tokens: number[],
-    cache: KvCache,
-    pads: number[],
-  ): Promise<{ logits: Float32Array[]; cache: KvCache }> {
-    const B = tokens.length;
-    const keys = cache.length + 1;
-    if (keys > this.config.contextLength) {
-      throw new Error(`decode: ${keys} positions exceed the context length ${this.config.contextLength}`);
+  async decode(tokens: number[], cache: KvCache): Promise<Float32Array[]> {
+    const B = cache.batch;
+    if (tokens.length !== B) throw new Error(`decode: got ${tokens.length} tokens for a batch of ${B} rows`);
+    if (cache.length >= cache.capacity) {
+      throw new Error(
+        `decode: the cache is full (${cache.capacity} positions); prefill with a larger capacity`,
+      );
     }
     this.checkTokens([tokens], 'decode tokens');
-    const bias = new Float32Array(B * keys);
-    for (let b = 0; b < B; b++) for (let k = 0; k < pads[b]!; k++) bias[b * keys + k] = MASKED;
-    const s = await this.session('decode', () => buildDecodeGraph(this.config).toOnnx());
-    const out = await s.run({
+    const cap = cache.capacity;
+    const bias = new Float32Array(B * cap).fill(MASKED);
+    for (let b = 0; b < B; b++) bias.fill(0, b * cap + cache.pads[b]!, b * cap + cache.length);
+    const H = this.config.heads;
+    const hs = this.config.width / H;
+    const feeds: Record<string, ort.Tensor> = {
       ...this.paramFeeds(),
-      ...cache.feeds,
       ids: i64(tokens, [B, 1]),
       positions: i64(
-        tokens.map((_, b) => cache.length - pads[b]!),
+        tokens.map((_, b) => cache.length - cache.pads[b]!),
         [B, 1],
       ),
-      bias: new ort.Tensor('float32', bias, [B, 1, 1, keys]),
-    });
+      bias: new ort.Tensor('float32', bias, [B, 1, 1, cap]),
+    };
+    for (let l = 0; l < this.config.layers; l++) {
+      feeds[`past.${l}.k`] = new ort.Tensor('float32', cache.k[l]!, [B, H, cap, hs]);
+      feeds[`past.${l}.v`] = new ort.Tensor('float32', cache.v[l]!, [B, H, cap, hs]);
+    }
+    const s = await this.session('decode', () => buildDecodeGraph(this.config).toOnnx());
+    const out = await s.run(feeds);
+    for (let l = 0; l < this.config.layers; l++) {
+      for (const kind of ['k', 'v'] as const) {
+        const src = out[`present.${l}.${kind}`]!.data as Float32Array; // [B, H, 1, hs]
+        const dst = cache[kind][l]!;
+        for (let bh = 0; bh < B * H; bh++) {
+          dst.set(src.subarray(bh * hs, (bh + 1) * hs), (bh * cap + cache.length) * hs);
+        }
+      }
+    }
+    cache.length++;
     const V = this.config.vocabSize;
     const logits = out.logits!.data as Float32Array;
-    return {
-      logits: tokens.map((_, b) => logits.subarray(b * V, (b + 1) * V)),
-      cache: { feeds: this.cacheFeeds(out), length: keys },
-    };
+    return tokens.map((_, b) => logits.subarray(b * V, (b + 1) * V));
   }
 
   // --- training ------------------------------------------------------------------------------------
