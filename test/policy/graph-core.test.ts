@@ -5,6 +5,7 @@ import {
   causalMask,
   concat,
   Graph,
+  gather,
   gatherElements,
   gelu,
   grad,
@@ -89,6 +90,32 @@ describe('graph core', () => {
     });
   });
 
+  it('takes a seed for a non-scalar loss (a vector-Jacobian product)', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float64', [3]);
+    const seed = g.input('seed', 'float64', [3]);
+    g.output('dx', grad(mul(x, x), [x], seed)[0]!);
+    const out = await run(await session(g.toOnnx()), {
+      x: { dtype: 'float64', dims: [3], data: [1, -2, 3] },
+      seed: { dtype: 'float64', dims: [3], data: [1, 10, 100] },
+    });
+    expect(out.dx!.data).toEqual([2, -40, 600]);
+  });
+
+  it('gives zeros for a parameter the loss does not depend on', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2]);
+    const unused = g.input('unused', 'float32', ['n', 2]);
+    const [, d] = grad(reduceSum(mul(x, x)), [x, unused]);
+    g.output('d', d!);
+    const out = await run(await session(g.toOnnx()), {
+      x: { dtype: 'float32', dims: [2], data: [1, 2] },
+      unused: { dtype: 'float32', dims: [3, 2], data: [1, 2, 3, 4, 5, 6] },
+    });
+    expect(out.d!.dims).toEqual([3, 2]);
+    expect(out.d!.data).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
   it('handles symbolic batch and sequence dims through reshape', async () => {
     const { fd: err } = await gradCheck(
       (x, w) => reduceMean(reshape(matmul(x, w), [-1, 2]), 0),
@@ -120,6 +147,16 @@ describe('shape errors name the op and the shapes', () => {
     ['concat', () => concat([a, b], 0), /concat: along axis 0 .*float32\[2, 3\], float32\[4, 5\]/],
     ['squeeze', () => squeeze(a, 0), /squeeze: axis 0 of a \[2, 3\] has size 2, expected 1/],
     ['grad of non-scalar', () => grad(a, [a]), /grad: loss must be a scalar \(got shape \[2, 3\]\)/],
+    [
+      'gather gradient on axis 1',
+      () => grad(reduceSum(gather(a, ids, 1)), [a]),
+      /gather: the gradient with respect to data is only implemented for axis 0, got 1/,
+    ],
+    [
+      'int gradient',
+      () => grad(reduceSum(a), [ids]),
+      /grad: cannot differentiate with respect to ids: int64\[2\]/,
+    ],
   ])('%s', (_, f, message) => {
     expect(f).toThrow(message);
   });
