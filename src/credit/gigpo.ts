@@ -70,7 +70,8 @@ export function gigpo(
   const coef = opts.penalty ? opts.penaltyCoef : 0;
   const trajectoryReturn = episodeReturns(batch, reward);
   const score = episodeScores(batch, trajectoryReturn, invalid, coef);
-  const episode = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, 'steps');
+  // the scores are not a GiGPO detail: normalize them in place
+  const episode = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, 'steps', score);
   const returns = discountedReturns(batch, reward, invalid, opts.gamma, coef);
 
   const { stepGroup, count } =
@@ -107,7 +108,8 @@ export function gigpo(
 export function exactStepGroups(batch: Batch): { stepGroup: Int32Array; count: number } {
   const anchors = internAnchors(batch);
   const ids = new PairIds();
-  const stepGroup = new Int32Array(batch.n);
+  // the anchor numbers are not needed after: the step groups overwrite them
+  const stepGroup = anchors.id;
   for (let i = 0; i < batch.n; i++) stepGroup[i] = ids.id(batch.rowGroup[i], anchors.id[i]);
   return { stepGroup, count: ids.size };
 }

@@ -28,7 +28,7 @@ export interface GrpoDetails {
 /**
  * The group-relative episode advantage A_E shared by GRPO, GiGPO (step 1) and HGPO's base
  * group: each row's score S normalized by its group's statistics (std_s; a group with a single
- * value gets mean 0 and std 1).
+ * value gets mean 0 and std 1). `out` may be `score` itself, when the scores are not needed after.
  */
 export function episodeAdvantage(
   batch: Batch,
@@ -36,12 +36,13 @@ export function episodeAdvantage(
   score: Float64Array,
   mode: NormMode,
   statistics: 'steps' | 'trajectories',
+  out = new Float64Array(batch.n),
 ): Float64Array {
-  if (statistics === 'steps') {
-    return normalizeByGroup(score, batch.rowGroup, keyStats(score, batch.rowGroup, batch.nGroups, 1), mode);
-  }
-  const stats = keyStats(trajectoryReturn, batch.trajectoryGroup, batch.nGroups, 1);
-  return normalizeByGroup(score, batch.rowGroup, stats, mode);
+  const stats =
+    statistics === 'steps'
+      ? keyStats(score, batch.rowGroup, batch.nGroups, 1)
+      : keyStats(trajectoryReturn, batch.trajectoryGroup, batch.nGroups, 1);
+  return normalizeByGroup(score, batch.rowGroup, stats, mode, out);
 }
 
 /**

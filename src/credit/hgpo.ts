@@ -73,25 +73,22 @@ export function hgpo(
   const anchors = internAnchors(batch);
   const level: Float64Array[] = [];
   const levelGroupSize: Int32Array[] = [];
-  // sum(w_k a_k) accumulates in `advantages` itself, sum(w_k) in `den`
+  // sum(w_k a_k) accumulates in `advantages` itself; sum(w_k) is added up at the end from the items
   const advantages = new Float64Array(n);
-  const den = new Float64Array(n);
+  const weights: number[] = [1];
   const levelCoverage: number[] = [0];
   const levelGroups: number[] = [0];
 
   // k = 0: the base group (GiGPO's episode advantage), weight 1; empty columns when off.
   if (opts.baseGroup) {
     const score = episodeScores(batch, trajectoryReturn, invalid, coef);
-    const base = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, 'steps');
+    const base = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, 'steps', score);
     const baseSize = new Int32Array(n);
     const groupRows = new Int32Array(batch.nGroups);
     for (let i = 0; i < n; i++) groupRows[batch.rowGroup[i]]++;
     for (let i = 0; i < n; i++) {
       baseSize[i] = groupRows[batch.rowGroup[i]];
-      if (base[i] !== 0) {
-        advantages[i] += base[i];
-        den[i] += 1;
-      }
+      if (base[i] !== 0) advantages[i] += base[i];
     }
     levelCoverage[0] = 1;
     levelGroups[0] = batch.nGroups;
@@ -145,13 +142,11 @@ export function hgpo(
       covered++;
       const a = normalize(returns[i], stats.mean[g], stats.std[g], opts.mode);
       items[i] = a;
-      if (a !== 0) {
-        advantages[i] += w * a;
-        den[i] += w;
-      }
+      if (a !== 0) advantages[i] += w * a;
     }
     level.push(items);
     levelGroupSize.push(sizes);
+    weights.push(w);
     levelCoverage.push(n === 0 ? 0 : covered / n);
     levelGroups.push(kept);
     // this level's keys become the next level's prefixes and suffixes
@@ -161,8 +156,13 @@ export function hgpo(
 
   let noItem = 0;
   for (let i = 0; i < n; i++) {
-    if (den[i] === 0) noItem++;
-    else advantages[i] /= den[i] + EPS;
+    let den = 0;
+    for (let k = 0; k < level.length; k++) {
+      const a = level[k].length > 0 ? level[k][i] : Number.NaN;
+      if (a === a && a !== 0) den += weights[k]; // a === a: not NaN
+    }
+    if (den === 0) noItem++;
+    else advantages[i] /= den + EPS;
   }
   return {
     estimator: 'hgpo',

@@ -391,61 +391,65 @@ export function internAnchors(batch: Batch): { id: Int32Array; count: number } {
 
 /**
  * Number the distinct (a, b) pairs of int32s, in order of first appearance. An open-addressing
- * hash table in one typed array, entries [a, b, id + 1, unused] side by side so that a probe
- * touches one cache line: a Map keyed by `a * range + b` hashes heap numbers once keys pass
- * 2^31, and separate key arrays cost a cache miss each; on a million rows both are several
- * times slower.
+ * hash table in one typed array, entries [a, b, id + 1] side by side so that a probe touches one
+ * cache line: a Map keyed by `a * range + b` hashes heap numbers once keys pass 2^31, and on a
+ * million rows the allocations alone cost garbage-collector time. Load factor at most 3/4.
  */
 export class PairIds {
   private table: Int32Array;
   private mask: number;
+  private limit: number;
   size = 0;
 
   constructor(expected = 16) {
     let capacity = 16;
-    while (capacity < expected * 2) capacity *= 2;
-    this.table = new Int32Array(capacity * 4);
+    while (capacity * 3 < expected * 4) capacity *= 2;
+    this.table = new Int32Array(capacity * 3);
     this.mask = capacity - 1;
+    this.limit = (capacity * 3) >> 2;
   }
 
   id(a: number, b: number): number {
     const table = this.table;
     let h = hashPair(a, b) & this.mask;
     for (;;) {
-      const e = h << 2;
+      const e = h * 3;
       const stored = table[e + 2];
       if (stored === 0) break;
       if (table[e] === a && table[e + 1] === b) return stored - 1;
       h = (h + 1) & this.mask;
     }
     const id = this.size++;
-    const e = h << 2;
+    const e = h * 3;
     table[e] = a;
     table[e + 1] = b;
     table[e + 2] = id + 1;
-    if (this.size * 2 > this.mask) this.grow();
+    if (this.size > this.limit) this.grow();
     return id;
   }
 
   private grow(): void {
     const old = this.table;
     const capacity = (this.mask + 1) * 2;
-    const table = new Int32Array(capacity * 4);
+    const table = new Int32Array(capacity * 3);
     const mask = capacity - 1;
-    for (let e = 0; e < old.length; e += 4) {
+    for (let e = 0; e < old.length; e += 3) {
       if (old[e + 2] === 0) continue;
       let h = hashPair(old[e], old[e + 1]) & mask;
-      while (table[(h << 2) + 2] !== 0) h = (h + 1) & mask;
-      table.set(old.subarray(e, e + 3), h << 2);
+      while (table[h * 3 + 2] !== 0) h = (h + 1) & mask;
+      table[h * 3] = old[e];
+      table[h * 3 + 1] = old[e + 1];
+      table[h * 3 + 2] = old[e + 2];
     }
     this.table = table;
     this.mask = mask;
+    this.limit = (capacity * 3) >> 2;
   }
 }
 
 /** A 32-bit mix of two int32s (multiply-xorshift), for PairIds. */
 function hashPair(a: number, b: number): number {
-  let h = Math.imul(a, 0x9e3779b1) ^ Math.imul(b ^ 0x7f4a7c15, 0x85ebca77);
+  let h = Math.imul(a, -1640531535) ^ Math.imul(b ^ 0x7f4a7c15, -2048144777);
   h ^= h >>> 15;
   h = Math.imul(h, 0x2c1b3c6d);
   return h ^ (h >>> 13);
