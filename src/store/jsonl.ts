@@ -43,15 +43,15 @@ export function stepToJson(s: StepDetail): Record<string, unknown> {
   };
 }
 
-/** Writes every step (of one run, or all) as JSON lines; returns the number of lines. */
+/** Writes every step (of all runs, one run or one iteration) as JSON lines; returns the number of lines. */
 export async function exportJsonl(
   store: TrajectoryStore,
   write: (chunk: string) => void | Promise<void>,
-  options: { runId?: string } = {},
+  options: { runId?: string; iteration?: number } = {},
 ): Promise<number> {
   let n = 0;
   let chunk = '';
-  for (const step of store.allSteps(options.runId)) {
+  for (const step of store.allSteps(options)) {
     chunk += `${JSON.stringify(stepToJson(step))}\n`;
     n++;
     // Hand lines over in ~1 MB chunks: fewer writes, bounded memory.

@@ -345,11 +345,22 @@ export class Reader {
     }));
   }
 
-  /** Every step (of one run, or all runs) with tool calls and advantages, streamed in write order. */
-  *allSteps(runId?: string): Generator<StepDetail> {
-    const sql = `SELECT ${STEP_COLUMNS} ${STEP_JOINS} ${runId === undefined ? '' : 'WHERE i.run_id = ?'} ${WRITE_ORDER}`;
-    const stmt = this.db.prepare(sql);
-    const rows = (runId === undefined ? stmt.iterate() : stmt.iterate(runId)) as IterableIterator<DbStep>;
-    for (const r of rows) yield this.detail(r);
+  /**
+   * Every step (of all runs, or one run, or one iteration) with tool calls and advantages,
+   * streamed in write order.
+   */
+  *allSteps(filter: { runId?: string; iteration?: number } = {}): Generator<StepDetail> {
+    const where: string[] = [];
+    const params: Array<string | number> = [];
+    if (filter.runId !== undefined) {
+      where.push('i.run_id = ?');
+      params.push(filter.runId);
+    }
+    if (filter.iteration !== undefined) {
+      where.push('i.iteration = ?');
+      params.push(filter.iteration);
+    }
+    const sql = `SELECT ${STEP_COLUMNS} ${STEP_JOINS} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ${WRITE_ORDER}`;
+    for (const r of this.db.prepare(sql).iterate(...params) as IterableIterator<DbStep>) yield this.detail(r);
   }
 }

@@ -209,7 +209,7 @@ describe('export and import', () => {
     expect(existsSync(db)).toBe(false);
   });
 
-  it('exports one run to a callback in chunks', async () => {
+  it('exports one run or one iteration to a callback', async () => {
     const s = openStore(path.join(dir, 'e.db'));
     s.createRun('r1');
     s.createRun('r2');
@@ -230,6 +230,12 @@ describe('export and import', () => {
       trajectoryId: 'it-g0-t0',
       stepIndex: 0,
     });
+    // sampleGroups(1, 2) has trajectories of 1 and 2 steps; sampleGroups(2, 2) 1+2 and 2+3.
+    s.writeIteration('r2', { iteration: 1, groups: sampleGroups(1, 2) });
+    const count = (filter: { runId?: string; iteration?: number }) => exportJsonl(s, () => {}, filter);
+    expect(await count({ runId: 'r2', iteration: 1 })).toBe(3);
+    expect(await count({ iteration: 0 })).toBe(1 + 8);
+    expect(await count({})).toBe(1 + 8 + 3);
     s.close();
   });
 });

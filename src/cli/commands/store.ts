@@ -33,15 +33,21 @@ export function registerStore(program: Command): void {
     .option('--format <format>', 'output format (jsonl)', 'jsonl')
     .option('--out <file>', 'write here instead of standard output')
     .option('--run <id>', 'only this run')
-    .action(async (opts: { db: string; format: string; out?: string; run?: string }) => {
+    .option('--iteration <n>', 'only this iteration (of every run, or of --run)')
+    .action(async (opts: { db: string; format: string; out?: string; run?: string; iteration?: string }) => {
       if (opts.format !== 'jsonl')
         throw new Error(`--format ${opts.format} is not supported; expected jsonl`);
+      const iteration = opts.iteration === undefined ? undefined : Number(opts.iteration);
+      if (iteration !== undefined && !(Number.isInteger(iteration) && iteration >= 0)) {
+        throw new Error(`--iteration ${opts.iteration}: expected a non-negative integer`);
+      }
       const s = openStore(opts.db, { readonly: true });
       try {
         if (opts.run !== undefined && !s.run(opts.run)) throw new Error(`no run '${opts.run}' in ${opts.db}`);
+        const filter = { runId: opts.run, iteration };
         const n = opts.out
-          ? await toFile(opts.out, (write) => exportJsonl(s, write, { runId: opts.run }))
-          : await exportJsonl(s, toStdout, { runId: opts.run });
+          ? await toFile(opts.out, (write) => exportJsonl(s, write, filter))
+          : await exportJsonl(s, toStdout, filter);
         if (opts.out) console.error(`store export: ${n} step rows written to ${opts.out}`);
       } finally {
         s.close();
