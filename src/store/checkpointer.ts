@@ -19,6 +19,7 @@ const db = new Database(workerData.path);
 db.pragma('busy_timeout = 1000');
 parentPort.on('message', (message) => {
   if (message === 'checkpoint') {
+    // A busy database (another checkpoint running) is fine: the next commit's nudge retries.
     try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {}
   } else if (message === 'close') {
     db.close();
