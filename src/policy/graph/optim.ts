@@ -106,13 +106,14 @@ export function adamw(args: AdamWArgs): AdamWResult {
   const decayFactor = sub(1, mul(lr, cfg.weightDecay));
   const on = (x: Tensor | number, off: number) => (apply ? where(apply, scalar(x), off) : scalar(x));
   const [b1, b2, step1, decay1] = [on(cfg.beta1, 1), on(cfg.beta2, 1), on(stepSize, 0), on(decayFactor, 1)];
-  const [c1, c2] = [sub(1, b1), sub(1, b2)];
+  // The clip factor s enters as scalars too: m' = b1 m + (1 - b1) s g, v' = b2 v + (1 - b2) s^2 g^2.
   const scale = gradScale && on(gradScale, 1); // a NaN norm makes a NaN scale
+  const c1 = scale ? mul(sub(1, b1), scale) : sub(1, b1);
+  const c2 = scale ? mul(sub(1, b2), mul(scale, scale)) : sub(1, b2);
   const out: AdamWResult = { params: [], m: [], v: [], step: apply ? where(apply, t, step) : t };
   params.forEach((p, i) => {
     let g = grads[i]!;
     if (apply) g = where(apply, g, 0);
-    if (scale) g = mul(g, scale);
     const m1 = add(mul(m[i]!, b1), mul(g, c1));
     const v1 = add(mul(v[i]!, b2), mul(mul(g, g), c2));
     const decayed = (args.decay?.[i] ?? true) && cfg.weightDecay > 0 ? mul(p, decay1) : p;
