@@ -43,6 +43,15 @@ export {
 } from './policy/tokenizer/tokenizer.ts';
 
 // --- envs (src/envs) ---
+export * from './envs/index.ts';
+// The BM25 index core lives in src/tools/search (shared with the web_search tool); envs owns it.
+export {
+  type SearchDocument,
+  type SearchHit,
+  SearchIndex,
+  SearchIndexOptions,
+  type SerializedSearchIndex,
+} from './tools/search/index.ts';
 
 // --- tools (src/tools) ---
 export {

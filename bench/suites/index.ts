@@ -10,5 +10,6 @@ export const suites: Record<string, () => Promise<Suite>> = {
   policy: async () => (await import('./policy.ts')).suite,
   graph: async () => (await import('./graph.ts')).suite,
   credit: async () => (await import('./credit.ts')).suite,
+  envs: async () => (await import('./envs.ts')).suite,
   tools: async () => (await import('./tools.ts')).suite,
 };

@@ -72,5 +72,59 @@ export function renderTask(task: Task): string {
   }
 }
 
-export { CODEMATH_INSTRUCTIONS } from './codemath/env.ts';
-export { SEARCH_INSTRUCTIONS } from './search/env.ts';
+export {
+  CODEMATH_INSTRUCTIONS,
+  CodeMathEnv,
+  CodeMathEnvConfig,
+  isCorrect as isCodeMathAnswerCorrect,
+} from './codemath/env.ts';
+export { CodeMathExpert, expertProgram } from './codemath/expert.ts';
+export {
+  CodeMathConfig,
+  CodeMathGenerator,
+  type CodeMathTask,
+  type MathProblem,
+  PROBLEM_KINDS,
+  type ProblemKind,
+  type ProblemParams,
+  renderCodeMathTask,
+} from './codemath/generator.ts';
+export { normalizeDigits, normalizeNumber } from './codemath/numbers.ts';
+export { type HouseholdTaskType, TASK_TYPES as HOUSEHOLD_TASK_TYPES } from './household/catalog.ts';
+export { HOUSEHOLD_WIN_REWARD, HouseholdEnv } from './household/env.ts';
+export { HouseholdExpert } from './household/expert.ts';
+export {
+  HouseholdConfig,
+  HouseholdGenerator,
+  type HouseholdTask,
+  renderHouseholdTask,
+} from './household/generator.ts';
+export type { HouseholdGoal, HouseholdWorld } from './household/world.ts';
+export { readJsonl, readTasks, TaskSchema, writeTasks } from './jsonl.ts';
+export { EnvPool } from './pool.ts';
+export { type Encyclopedia, EncyclopediaConfig, generateEncyclopedia } from './search/corpus.ts';
+export { formatResults, SEARCH_INSTRUCTIONS, SearchEnv, SearchEnvConfig } from './search/env.ts';
+export { SearchExpert } from './search/expert.ts';
+export {
+  EncyclopediaQA,
+  type QASource,
+  QUESTION_KINDS,
+  type QuestionKind,
+  renderSearchTask,
+  type SearchQuestion,
+  type SearchTask,
+} from './search/generator.ts';
+export { exactMatch, normalizeAnswer, wordF1 } from './search/metrics.ts';
+export { UserDocument, UserQA, UserQuestion } from './search/user.ts';
+export {
+  checkKind,
+  type Demonstration,
+  type Env,
+  type Expert,
+  SPLITS,
+  type Split,
+  type StepInfo,
+  type StepResult,
+  type Task,
+  type TaskGenerator,
+} from './types.ts';

@@ -95,14 +95,17 @@ export function generateEncyclopedia(config: Partial<EncyclopediaConfig> = {}): 
   const cfg = EncyclopediaConfig.parse(config);
   const used = new Set<string>();
   // Names are unique across the whole corpus (case-insensitively), so a name names one document.
-  const unique = (make: () => string) => {
-    for (;;) {
+  // A name family can run out (a distractor of "The Silent River" must be "The Silent <noun>"),
+  // so after enough tries `unique` gives up and returns undefined.
+  const unique = (make: () => string): string | undefined => {
+    for (let tries = 0; tries < 200; tries++) {
       const n = make();
       if (!used.has(n.toLowerCase())) {
         used.add(n.toLowerCase());
         return n;
       }
     }
+    return undefined;
   };
   const splits = {} as Record<Split, EntitySet>;
   for (const split of SPLITS)
@@ -117,16 +120,21 @@ function makeEntities(
   rng: Rng,
   split: Split,
   cfg: EncyclopediaConfig,
-  unique: (m: () => string) => string,
+  unique: (m: () => string) => string | undefined,
 ): EntitySet {
+  const named = (make: () => string) => {
+    const n = unique(make);
+    if (n === undefined) throw new Error('encyclopedia: ran out of names; lower `people`');
+    return n;
+  };
   const nPeople = cfg.people;
   const nOrgs = Math.max(3, Math.floor(nPeople / 2));
   const nWorks = Math.max(3, Math.floor(nPeople / 2));
   const nTowns = Math.max(4, Math.floor(nPeople / 3));
   const nRegions = Math.max(2, Math.floor(nPeople / 15));
-  const regions = Array.from({ length: nRegions }, () => ({ name: unique(() => regionName(rng)) }));
+  const regions = Array.from({ length: nRegions }, () => ({ name: named(() => regionName(rng)) }));
   const towns = Array.from({ length: nTowns }, (_, i) => ({
-    name: unique(() => townName(rng)),
+    name: named(() => townName(rng)),
     // Every region gets a town before any gets a second.
     region: i < nRegions ? i : rng.int(0, nRegions - 1),
     founded: rng.int(900, 1700),
@@ -135,7 +143,7 @@ function makeEntities(
   const people = Array.from({ length: nPeople }, () => {
     const birthplace = rng.int(0, nTowns - 1);
     return {
-      name: unique(() => personName(rng)),
+      name: named(() => personName(rng)),
       born: rng.int(1700, 1990),
       birthplace,
       occupation: rng.pick(OCCUPATIONS),
@@ -145,7 +153,7 @@ function makeEntities(
   // Each person founds at most one organization, so "the founder of X" and its inverse are functions.
   const founders = rng.shuffle(people.map((_, i) => i)).slice(0, nOrgs);
   const organizations = founders.map((founder) => ({
-    name: unique(() => orgName(rng)),
+    name: named(() => orgName(rng)),
     kind: '',
     founded: Math.min(2020, people[founder]!.born + rng.int(20, 60)),
     founder,
@@ -155,7 +163,7 @@ function makeEntities(
   const works = Array.from({ length: nWorks }, () => {
     const creator = rng.int(0, nPeople - 1);
     return {
-      name: unique(() => workName(rng)),
+      name: named(() => workName(rng)),
       genre: rng.pick(GENRES),
       year: Math.min(2024, people[creator]!.born + rng.int(18, 70)),
       creator,
@@ -173,6 +181,7 @@ function makeEntities(
   for (const [type, name] of all) {
     if (!rng.chance(cfg.distractorRate)) continue;
     const similar = unique(() => similarName(name, type, rng));
+    if (similar === undefined) continue;
     set.distractors.push({ type, name: similar, text: distractorText(type, similar, set, rng) });
   }
   return set;
