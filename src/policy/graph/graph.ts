@@ -346,7 +346,7 @@ export class Graph {
     });
   }
 
-  /** Number of nodes the outputs depend on (for tests and size budgets). */
+  /** Number of nodes emitted so far (toOnnx serializes only those the outputs need). */
   get size(): number {
     return this.nodes.length;
   }

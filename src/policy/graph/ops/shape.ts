@@ -114,7 +114,7 @@ export function expand(x: Tensor, shape: Shape): Tensor {
   return record(y, 'expand', [x], (dy) => [unbroadcast(dy, x.shape)]);
 }
 
-/** Sizes are clamped like Python slices; `end` defaults to the end of the axis. */
+/** `end` when omitted: past the end of any axis (ONNX clamps it, as Python does). */
 const END = 2 ** 62;
 
 /**
@@ -136,9 +136,10 @@ export function slice(x: Tensor, axis: number, start: number, end = END): Tensor
   else if (start < 0 && end === END) size = -start;
   else if (start === 0 && end === END) return x;
   else {
-    // Size d - k with k = start (when end is the end) or start + |end|.
+    // Size d - k with k = start (when end is the end) or start + |end|; a size that is not of that
+    // form ([-3:2] of a symbolic axis) gets a fresh name, read from the result at run time.
     const k = start + (end === END ? 0 : -end);
-    size = d.includes('*') ? `slice${g.size}` : `${d}-${k}`;
+    size = d.includes('*') || start < 0 ? `slice${g.size}` : `${d}-${k}`;
     symbolic = true;
   }
   const out = x.shape.map((e, i) => (i === a ? size : e));
