@@ -55,6 +55,25 @@ describe('graph core', () => {
     expect(out.c!.data).toEqual([5, 6]);
   });
 
+  it('names nodes after their scope, so run-time errors say where they came from', async () => {
+    const g = new Graph();
+    const a = g.input('a', 'float32', ['n']);
+    const b = g.input('b', 'float32', ['m']);
+    // Symbolic n and m are assumed different, so the builder would refuse add(a, b); emit raw.
+    const y = g.scope('layer3', () =>
+      g.scope('attention', () => g.emit('Add', [a, b], {}, { dtype: 'float32', shape: ['n'] })),
+    );
+    expect(y.name).toMatch(/^layer3\/attention\/Add_\d+$/);
+    g.output('y', y);
+    const s = await session(g.toOnnx());
+    await expect(
+      run(s, {
+        a: { dtype: 'float32', dims: [2], data: [1, 2] },
+        b: { dtype: 'float32', dims: [3], data: [1, 2, 3] },
+      }),
+    ).rejects.toThrow(/layer3\/attention\/Add/);
+  });
+
   it('de-duplicates constants and prunes nodes no output needs', async () => {
     const g = new Graph();
     const x = g.input('x', 'float32', [2]);

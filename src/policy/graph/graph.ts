@@ -108,8 +108,23 @@ export class Graph {
   private readonly shapeCache = new Map<string, Tensor>();
   private readonly names = new Set<string>();
   private counter = 0;
+  private prefix = '';
 
   constructor(readonly name = 'stepwise') {}
+
+  /**
+   * Runs f with the names of the nodes it emits prefixed by `name/` (scopes nest), so ONNX
+   * Runtime's error messages and profiles say where a node came from ('layer3/attention/Add_812').
+   */
+  scope<T>(name: string, f: () => T): T {
+    const outer = this.prefix;
+    this.prefix = `${outer}${name}/`;
+    try {
+      return f();
+    } finally {
+      this.prefix = outer;
+    }
+  }
 
   /** A graph input. String dims are symbolic ('batch'); the same name means the same size. */
   input(name: string, dtype: DType, shape: Shape): Tensor {
@@ -358,7 +373,7 @@ export class Graph {
 
   private fresh(prefix: string): string {
     let name: string;
-    do name = `${prefix}_${this.counter++}`;
+    do name = `${this.prefix}${prefix}_${this.counter++}`;
     while (this.names.has(name));
     this.names.add(name);
     return name;
