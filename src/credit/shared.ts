@@ -34,8 +34,9 @@ export interface Batch {
 }
 
 /**
- * Index rows by group and by trajectory (a trajectory is keyed by its groupId and trajectoryId),
- * and order each trajectory by stepIndex. Fails on a duplicate stepIndex or a missing id.
+ * Index rows by group (groupId, within its run and iteration when given) and by trajectory
+ * (trajectoryId within its group), and order each trajectory by stepIndex. Fails on a duplicate
+ * stepIndex or a missing id.
  */
 export function indexBatch(rows: readonly StepRow[]): Batch {
   const n = rows.length;
@@ -45,23 +46,31 @@ export function indexBatch(rows: readonly StepRow[]): Batch {
   const trajectoryNumber: Array<Map<string | number, number>> = [];
   const trajectoryGroup: number[] = [];
   const trajectoryCount: number[] = [];
-  // Rows of a trajectory usually come together: remember the last one to skip two lookups.
-  let lastGroupId: unknown;
-  let lastTrajectoryId: unknown;
+  // Rows of a trajectory usually come together: remember the last one to skip the lookups.
+  let last: StepRow | undefined;
   let lastG = -1;
   let lastT = -1;
   for (let i = 0; i < n; i++) {
     const row = rows[i];
-    const gid = row.groupId;
-    const tid = row.trajectoryId;
-    if (gid === lastGroupId && tid === lastTrajectoryId && lastT >= 0) {
+    if (
+      last !== undefined &&
+      row.groupId === last.groupId &&
+      row.trajectoryId === last.trajectoryId &&
+      row.iteration === last.iteration &&
+      row.runId === last.runId
+    ) {
       rowGroup[i] = lastG;
       rowTrajectory[i] = lastT;
       trajectoryCount[lastT]++;
       continue;
     }
-    checkId(gid, i, 'groupId');
-    checkId(tid, i, 'trajectoryId');
+    checkId(row.groupId, i, 'groupId');
+    checkId(row.trajectoryId, i, 'trajectoryId');
+    // A group is one task in one iteration of one run (see StepRow.runId).
+    const gid =
+      row.runId === undefined && row.iteration === undefined
+        ? row.groupId
+        : `${row.runId ?? ''}\u0000${row.iteration ?? ''}\u0000${typeof row.groupId}:${row.groupId}`;
     let g = groupNumber.get(gid);
     if (g === undefined) {
       g = groupNumber.size;
@@ -69,18 +78,17 @@ export function indexBatch(rows: readonly StepRow[]): Batch {
       trajectoryNumber.push(new Map());
     }
     const inGroup = trajectoryNumber[g];
-    let t = inGroup.get(tid);
+    let t = inGroup.get(row.trajectoryId);
     if (t === undefined) {
       t = trajectoryGroup.length;
-      inGroup.set(tid, t);
+      inGroup.set(row.trajectoryId, t);
       trajectoryGroup.push(g);
       trajectoryCount.push(0);
     }
     trajectoryCount[t]++;
     rowGroup[i] = g;
     rowTrajectory[i] = t;
-    lastGroupId = gid;
-    lastTrajectoryId = tid;
+    last = row;
     lastG = g;
     lastT = t;
   }

@@ -37,6 +37,13 @@ export interface StepRow {
   answered?: boolean;
   /** Agent name (planner, executor, ...), informational. */
   role?: string;
+  /**
+   * Run and iteration, as a store export writes them: a group is the G rollouts of one task in
+   * one iteration, so rows of different runs or iterations never share a group even when their
+   * groupIds are equal (the store keeps groupIds unique per iteration only).
+   */
+  runId?: string;
+  iteration?: number;
 }
 
 const id = z.union([z.string(), z.number().finite()]);
@@ -57,6 +64,8 @@ export const stepRowSchema = z.looseObject({
   outcomeReward: z.number().finite().optional(),
   answered: z.boolean().optional(),
   role: z.string().optional(),
+  runId: z.string().optional(),
+  iteration: z.number().int().nonnegative().optional(),
 });
 
 export const estimatorNames = ['grpo', 'gigpo', 'hgpo', 'igpo', 'flow-grpo', 'rloo'] as const;
