@@ -2,14 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { formatResults, SearchEnv } from '../../src/envs/search/env.ts';
 import { SearchExpert } from '../../src/envs/search/expert.ts';
 import { EncyclopediaQA, QUESTION_KINDS, type SearchTask } from '../../src/envs/search/generator.ts';
 import { exactMatch, normalizeAnswer, wordF1 } from '../../src/envs/search/metrics.ts';
 import { UserQA } from '../../src/envs/search/user.ts';
 import { SPLITS } from '../../src/envs/types.ts';
-import type { Tool } from '../../src/tools/types.ts';
+import { formatHits, webSearchTool } from '../../src/tools/web-search.ts';
 
 // One source shared by every env here: the corpus and its index are built once.
 const source = new EncyclopediaQA();
@@ -174,31 +173,14 @@ describe('search QA', () => {
     expect(() => source.generate('train', 0, 'four-hop')).toThrow(/unknown task type "four-hop"/);
   });
 
-  it('uses an injected web_search tool when given one', async () => {
-    const index = source.index();
-    const calls: string[] = [];
-    const tool: Tool = {
-      name: 'web_search',
-      description: 'BM25 search over the encyclopedia',
-      schema: z.object({ query: z.string() }),
-      limits: { timeMs: 1000, outputChars: 4000 },
-      async execute(input) {
-        const { query } = input as { query: string };
-        calls.push(query);
-        return {
-          ok: true,
-          output: formatResults(query, index.search(query, 2)),
-          durationMs: 0,
-          truncated: false,
-        };
-      },
-    };
-    const env = new SearchEnv({}, { source, search: tool });
+  it("uses an injected web_search tool (the tools area's, over the same index)", async () => {
+    const env = new SearchEnv({}, { source, search: webSearchTool({ index: source.index(), defaultK: 2 }) });
     const task = source.generate('valid-seen', 1, 'single-hop');
     await env.reset(1, task);
     const r = await env.step(`<search>${task.payload.queries![0]}</search>`);
-    expect(calls).toEqual([task.payload.queries![0]]);
-    expect(r.observation.split('\n')).toHaveLength(3);
+    const hits = source.index().search(task.payload.queries![0]!, 2);
+    expect(r.observation).toBe(formatHits(hits));
+    expect(r.observation).toContain(task.payload.evidence![0]!);
   });
 
   describe('user corpus from JSON Lines', () => {
