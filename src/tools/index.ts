@@ -2,6 +2,7 @@
 export * from './adapters/langchain.ts';
 export * from './adapters/openai.ts';
 export { BUILTIN_DOCUMENTS, builtinSearchIndex } from './builtin-docs.ts';
+export * from './code.ts';
 export * from './define.ts';
 export * from './javascript/tool.ts';
 export * from './policy.ts';

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -6,6 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PythonPool } from '../../src/tools/python/pool.ts';
 import { detectProtection } from '../../src/tools/python/sandbox.ts';
 import { PythonTool } from '../../src/tools/python/tool.ts';
+
+const CLI = join(import.meta.dirname, '../../bin/stepwise.js');
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('node', [CLI, ...args], { env }, (err, stdout, stderr) =>
+      err ? reject(err) : resolve({ stdout, stderr }),
+    );
+  });
+}
 
 // One pool for the whole file: interpreters take seconds to start, so they are shared.
 const SECRET = `stepwise-secret-${process.pid}-${Date.now()}`;
@@ -226,4 +236,23 @@ describe('python hostile corpus: contained, on time, and the next call works', (
       expect(connections).toEqual([]);
     });
   }
+});
+
+describe('python without bubblewrap (STEPWISE_SANDBOX=in-process)', () => {
+  it('says so at start-up, and the in-process layers still hold', async () => {
+    const env = { ...process.env, STEPWISE_SANDBOX: 'in-process' };
+    const p = JSON.parse((await cli(['tool', '--protection'], env)).stdout);
+    expect(p.level).toBe('in-process');
+    const code =
+      `import os, posix\ntry:\n    os.system("touch ${dir}/pwned-6")\nexcept Exception as e:\n    print(type(e).__name__)\n` +
+      `print(sorted(os.environ))\nposix.system(b"touch ${dir}/pwned-7")`;
+    const { stdout, stderr } = await cli(['tool', 'python', '--input', JSON.stringify({ code })], env);
+    expect(stderr).toMatch(/IN-PROCESS HARDENING ONLY/);
+    const r = JSON.parse(stdout);
+    expect(r.ok).toBe(false);
+    expect(r.output).toContain("PermissionError\n['HOME', 'LANG']\n");
+    expect(r.output).not.toContain(SECRET);
+    expect(existsSync(join(dir, 'pwned-6'))).toBe(false);
+    expect(existsSync(join(dir, 'pwned-7'))).toBe(false);
+  });
 });

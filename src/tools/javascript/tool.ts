@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { z } from 'zod';
+import { CodeInput } from '../code.ts';
 import { errorResult, finishResult } from '../define.ts';
 import type { Tool, ToolContext, ToolLimits, ToolResult } from '../types.ts';
 
@@ -11,9 +11,6 @@ import type { Tool, ToolContext, ToolLimits, ToolResult } from '../types.ts';
  * huge `Array.fill`, say) never consults that handler, by terminating the worker thread at a hard
  * deadline. Node's `vm` module is not used: it shares the host's heap and is not a security boundary.
  */
-
-export const CodeInput = z.object({ code: z.string() });
-export type CodeInput = z.infer<typeof CodeInput>;
 
 export interface JavaScriptOptions {
   limits?: Partial<ToolLimits>;

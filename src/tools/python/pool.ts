@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { detectProtection, type Protection } from './sandbox.ts';
-import { PythonWorker, startupSnapshot } from './worker.ts';
+import { PythonWorker, startupSnapshot, whileAlive } from './worker.ts';
 
 /**
  * A pool of warm Python workers. Starting pyodide takes seconds, so the pool keeps `size` started
@@ -46,7 +46,7 @@ export class PythonPool {
       const worker = this.idle.shift() ?? this.spawn();
       this.refill();
       try {
-        await worker.ready;
+        await whileAlive(worker.ready);
         if (worker.alive) return worker;
       } catch (err) {
         // One failed start can be bad luck (a start-up timeout under load); two in a row is a fault.
@@ -66,7 +66,7 @@ export class PythonPool {
   /** Wait until `size` interpreters are warm (for benchmarks and tests). */
   async warm(): Promise<void> {
     this.refill();
-    await Promise.all(this.idle.map((w) => w.ready));
+    await whileAlive(Promise.all(this.idle.map((w) => w.ready)));
   }
 
   async close(): Promise<void> {

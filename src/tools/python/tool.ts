@@ -1,5 +1,5 @@
+import { CodeInput } from '../code.ts';
 import { errorResult, finishResult } from '../define.ts';
-import { CodeInput } from '../javascript/tool.ts';
 import type { Tool, ToolContext, ToolErrorKind, ToolLimits, ToolResult } from '../types.ts';
 import { type PythonPool, sharedPythonPool } from './pool.ts';
 import type { PythonWorker } from './worker.ts';

@@ -67,6 +67,12 @@ export class PythonWorker {
     // detached: the worker leads its own process group, so a kill reaches anything it started.
     const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached: true });
     this.child = child;
+    live.add(this);
+    child.on('exit', () => live.delete(this));
+    // An idle worker must not keep the host process alive; a call in flight holds its own timer.
+    child.unref();
+    (child.channel as { unref?: () => void } | undefined)?.unref?.();
+    (child.stderr as { unref?: () => void } | null)?.unref?.();
     child.stderr?.on('data', (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString()).slice(-STDERR_TAIL);
     });
@@ -75,6 +81,8 @@ export class PythonWorker {
         this.kill();
         reject(new Error(`python worker did not start within ${options.startTimeoutMs} ms`));
       }, options.startTimeoutMs);
+      // Warming spares must not hold the host open; whoever awaits `ready` does (`whileAlive`).
+      timer.unref();
       child.on('message', (msg: Message) => {
         if ('pong' in msg) {
           const id = (msg as { pong: number }).pong;
@@ -114,7 +122,7 @@ export class PythonWorker {
    * reply says so. One call at a time.
    */
   async run(code: string, timeMs: number, outputChars: number, signal?: AbortSignal): Promise<RunReply> {
-    await this.ready;
+    await whileAlive(this.ready);
     if (this.dead) return { status: 'crashed', detail: `python worker ${this.exitNote}` };
     if (this.waiting) throw new Error('PythonWorker.run: a call is already running in this worker');
     this.used = true;
@@ -146,7 +154,7 @@ export class PythonWorker {
    * answer is still busy with something that code scheduled to outlive its call.
    */
   async ping(timeoutMs: number): Promise<boolean> {
-    await this.ready;
+    await whileAlive(this.ready);
     if (this.dead) return false;
     const id = this.nextId++;
     return new Promise<boolean>((resolve) => {
@@ -174,6 +182,26 @@ export class PythonWorker {
     }
   }
 }
+
+/**
+ * Awaits `promise` while keeping the host process alive: the worker's own handles are unref'd
+ * so that idle spares never hold the host open.
+ */
+export async function whileAlive<T>(promise: Promise<T>): Promise<T> {
+  const keep = setInterval(() => {}, 1 << 30);
+  try {
+    return await promise;
+  } finally {
+    clearInterval(keep);
+  }
+}
+
+/** Workers not yet exited. Killed when the host exits: without bwrap's --die-with-parent a
+ * detached worker would outlive it. */
+const live = new Set<PythonWorker>();
+process.on('exit', () => {
+  for (const w of live) w.kill();
+});
 
 let snapshot: Promise<string | undefined> | undefined;
 
