@@ -35,7 +35,7 @@ interface ParamSpec {
   init: 'zeros' | 'ones' | 'normal';
 }
 
-function paramSpecs(): ParamSpec[] {
+export function paramSpecs(): ParamSpec[] {
   const specs: ParamSpec[] = [];
   for (let l = 0; l < LAYERS; l++) {
     specs.push({ name: `l${l}.gain`, shape: [WIDTH], init: 'ones' });
@@ -58,14 +58,14 @@ function network(g: Graph, params: Map<string, Tensor>): Tensor {
   return neg(reduceMean(gatherElements(logSoftmax(matmul(x, p('head')), -1), y, -1)));
 }
 
-function buildForward(): Graph {
+export function buildForward(): Graph {
   const g = new Graph('forward');
   const params = new Map(paramSpecs().map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
   g.output('loss', network(g, params));
   return g;
 }
 
-function buildTrain(): Graph {
+export function buildTrain(): Graph {
   const g = new Graph('train');
   const specs = paramSpecs();
   const params = new Map(specs.map((s) => [s.name, g.input(s.name, 'float32', s.shape)]));
