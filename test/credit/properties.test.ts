@@ -47,7 +47,13 @@ describe('credit properties', () => {
     const rows = randomBatch(11).map((r) => {
       if (r.groupId !== 'g0') return r;
       const last = r.outcomeReward !== undefined;
-      return { ...r, envReward: last ? 10 : 0, valid: true, outcomeReward: 1 };
+      return {
+        ...r,
+        envReward: last ? 10 : 0,
+        valid: true,
+        outcomeReward: 1,
+        ...(last ? { answered: true } : {}),
+      };
     });
     const inG0 = rows.map((r) => r.groupId === 'g0');
     const zeroOn = (a: ArrayLike<number>) => Array.from(a).filter((_, i) => inG0[i]);
@@ -59,6 +65,12 @@ describe('credit properties', () => {
       expect(zeroOn(a).every((v) => v === 0)).toBe(true);
     }
     expect(zeroOn(estimators['flow-grpo'].run(rows).advantages).every((v) => v === 0)).toBe(true);
+    // IGPO: equal outcomes normalize to 0 on the answer turns (the gains still vary)
+    const ig = estimators.igpo.run(rows).details.reward as Float64Array;
+    const normalized = estimators.igpo.run(rows).details.normalizedReward as Float64Array;
+    const answers = rows.map((r, i) => inG0[i] && r.answered === true);
+    expect(answers.filter(Boolean).length).toBe(5);
+    for (let i = 0; i < rows.length; i++) if (answers[i]) expect([ig[i], normalized[i]]).toEqual([1, 0]);
     expect(grpo(rows).diagnostics.uniformGroups).toBe(1);
     // ... while the other groups are not all zero
     expect(Array.from(grpo(rows).advantages).some((v, i) => !inG0[i] && v !== 0)).toBe(true);
