@@ -94,7 +94,14 @@ export async function runDemo(
     corpus.flatMap((t) => [t.prompt, t.answer]),
     { vocabSize: 512 },
   );
-  const policy = Policy.create({ model: 'tiny', tokenizer, device: opts.device, seed: opts.seed });
+  // RL below updates after every short generation, so the weights stay graph inputs (no rebuilds).
+  const policy = Policy.create({
+    model: 'tiny',
+    tokenizer,
+    device: opts.device,
+    seed: opts.seed,
+    bakeWeights: false,
+  });
   const params = [...policy.runner.getParams().values()].reduce((a, p) => a + p.length, 0);
   log(
     `stepwise demo: a ${params.toLocaleString('en')}-parameter transformer (tiny preset, vocabulary ${tokenizer.vocabSize}) ` +
@@ -201,5 +208,9 @@ export async function runDemo(
 async function frozenCopy(policy: Policy): Promise<Policy> {
   const ckpt = policy.checkpoint();
   const params = new Map([...ckpt.params].map(([k, v]) => [k, Float32Array.from(v)]));
-  return Policy.fromParts(policy.tokenizer, policy.config, params, policy.device);
+  // The reference never changes: baking its weights in costs one build and speeds every scoring.
+  return Policy.fromParts(policy.tokenizer, policy.config, params, {
+    device: policy.device,
+    bakeWeights: true,
+  });
 }

@@ -135,6 +135,22 @@ describe('training', () => {
     for (const row of logprobs) for (const lp of row.subarray(1)) expect(lp).toBeGreaterThan(-0.5);
   });
 
+  it('inference after an update uses the new weights (baked sessions are rebuilt)', async () => {
+    const c = micro();
+    const r = new ModelRunner(c, initParams(c, 6));
+    const rows = [[1, 2, 3, 4, 5]];
+    const before = (await r.score(rows)).logprobs[0]!;
+    await r.update(
+      [{ tokens: rows[0]!, mask: [0, 1, 1, 1, 1] }],
+      LossConfig.parse({ kind: 'sft', learningRate: 1e-2 }),
+    );
+    const after = (await r.score(rows)).logprobs[0]!;
+    expect(after[4]).toBeGreaterThan(before[4]!);
+    const fresh = new ModelRunner(c, r.getParams(), 'cpu', { bakeWeights: false });
+    const want = (await fresh.score(rows)).logprobs[0]!;
+    for (let t = 0; t < 5; t++) expect(after[t]).toBeCloseTo(want[t]!, 5);
+  });
+
   it('skips the update on a non-finite loss and leaves the parameters untouched', async () => {
     const c = micro();
     const r = new ModelRunner(c, initParams(c, 2));
@@ -168,7 +184,8 @@ describe('KV cache', () => {
   for (const variant of [{}, { norm: 'rmsnorm', positions: 'rope' }] as const) {
     it(`decoding with the cache gives the logits of full recomputation (${JSON.stringify(variant)})`, async () => {
       const c = modelConfig({ vocabSize: 40, width: 32, layers: 2, heads: 4, contextLength: 24, ...variant });
-      const r = new ModelRunner(c, initParams(c, 4));
+      const r = new ModelRunner(c, initParams(c, 4)); // inference weights baked in (the default)
+      const reference = new ModelRunner(c, initParams(c, 4), 'cpu', { bakeWeights: false });
       // Prompts of different lengths: the short one is left-padded in the batch.
       const prompts = [
         [3, 9, 27, 1, 5, 7],
@@ -180,7 +197,7 @@ describe('KV cache', () => {
       let maxErr = 0;
       for (let step = 0; step < 6; step++) {
         for (let b = 0; b < seqs.length; b++) {
-          const full = await r.logits([seqs[b]!]);
+          const full = await reference.logits([seqs[b]!]);
           const V = c.vocabSize;
           const ref = full.data.subarray((full.seq - 1) * V, full.seq * V);
           for (let v = 0; v < V; v++) maxErr = Math.max(maxErr, Math.abs(ref[v]! - logits[b]![v]!));

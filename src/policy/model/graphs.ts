@@ -6,7 +6,9 @@
 //   train    score's forward + the loss + grad + clip + AdamW, with a non-finite guard (train.ts)
 //
 // Parameters are graph inputs named as in paramSpecs, so one session serves every update; the
-// runtime keeps them as ORT tensors between calls.
+// runtime keeps them as ORT tensors between calls. The inference graphs can instead bake the
+// current weights in (`weights`), which ONNX Runtime then pre-packs: faster per call, rebuilt
+// after each update.
 import {
   exp,
   Graph,
@@ -70,11 +72,11 @@ export function scoreTokens(c: ModelConfig, params: ParamTensors, ids: Tensor, t
 }
 
 /** The score graph: inputs ids, targets (int64 [batch, seq]) + parameters; outputs logprobs, entropy. */
-export function buildScoreGraph(c: ModelConfig, dtype: FloatType = 'float32'): Graph {
+export function buildScoreGraph(c: ModelConfig, dtype: FloatType = 'float32', weights?: Params): Graph {
   const g = new Graph('score');
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   const targets = g.input('targets', 'int64', ['batch', 'seq']);
-  const params = paramInputs(g, c, dtype);
+  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
   const { logprobs, entropy } = scoreTokens(c, params, ids, targets);
   g.output('logprobs', logprobs);
   g.output('entropy', entropy);
@@ -93,12 +95,12 @@ function cacheOutputs(g: Graph, presents: LayerCache[]): void {
  * (float [batch, 1, seq, seq], causal + padding) + parameters. Outputs: logits of the last position
  * [batch, vocab] and present.{l}.k / present.{l}.v [batch, heads, seq, headSize].
  */
-export function buildPrefillGraph(c: ModelConfig, dtype: FloatType = 'float32'): Graph {
+export function buildPrefillGraph(c: ModelConfig, dtype: FloatType = 'float32', weights?: Params): Graph {
   const g = new Graph('prefill');
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   const positions = g.input('positions', 'int64', ['batch', 'seq']);
   const bias = g.input('bias', dtype, ['batch', 1, 'seq', 'seq']);
-  const params = paramInputs(g, c, dtype);
+  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
   const { logits, presents } = transformer(c, params, { ids, positions, bias });
   g.output('logits', squeeze(slice(logits, 1, -1), 1));
   cacheOutputs(g, presents);
@@ -112,7 +114,7 @@ export function buildPrefillGraph(c: ModelConfig, dtype: FloatType = 'float32'):
  * parameters. Outputs: logits [batch, vocab] and this token's present.{l}.k / .v
  * [batch, heads, 1, headSize], which the caller writes into its buffer.
  */
-export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32'): Graph {
+export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32', weights?: Params): Graph {
   const g = new Graph('decode');
   const ids = g.input('ids', 'int64', ['batch', 1]);
   const positions = g.input('positions', 'int64', ['batch', 1]);
@@ -125,7 +127,7 @@ export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32'): 
       v: g.input(`past.${l}.v`, dtype, ['batch', c.heads, 'keys', hs]),
     });
   }
-  const params = paramInputs(g, c, dtype);
+  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
   const { logits, presents } = transformer(c, params, { ids, positions, bias, past });
   g.output('logits', squeeze(logits, 1));
   cacheOutputs(g, presents);
