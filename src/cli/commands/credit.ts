@@ -61,8 +61,10 @@ export function optionsFromFlags(estimator: EstimatorName, opts: CreditFlags): R
   }
   if (opts.penalty !== undefined) {
     if (!applies('penalty')) {
+      const users = estimatorNames.filter((n) => 'penalty' in estimators[n].options.shape);
+      const flag = `--${opts.penalty === false ? 'no-' : ''}penalty`;
       throw new Error(
-        `option --${opts.penalty === false ? 'no-' : ''}penalty does not apply to estimator ${estimator}`,
+        `option ${flag} does not apply to estimator ${estimator} (it applies to: ${users.join(', ')})`,
       );
     }
     out.penalty = opts.penalty !== false;
@@ -116,7 +118,12 @@ export function registerCredit(program: Command): void {
       }
       const estimator = opts.estimator as EstimatorName;
       const options = optionsFromFlags(estimator, opts);
-      const text = readFileSync(opts.in, 'utf8');
+      let text: string;
+      try {
+        text = readFileSync(opts.in, 'utf8');
+      } catch (err) {
+        throw new Error(`cannot read --in ${opts.in}: ${(err as Error).message}`);
+      }
       // Everything is computed before anything is written; the output appears whole, by rename.
       const { output, diagnostics, rows } = creditJsonl(text, estimator, options);
       const tmp = path.join(path.dirname(opts.out), `.${path.basename(opts.out)}.${process.pid}.tmp`);
