@@ -1,5 +1,6 @@
 // The `tools` suite: sandbox start-up and call latency, pool throughput, how closely the time limit
 // is enforced, and BM25 search speed over a 100k-document index.
+import { cpus, loadavg } from 'node:os';
 import { JavaScriptTool } from '../../src/tools/javascript/tool.ts';
 import { PythonPool } from '../../src/tools/python/pool.ts';
 import { PythonTool } from '../../src/tools/python/tool.ts';
@@ -172,6 +173,7 @@ export const suite: Suite = {
     results.search_queries_per_s = queries.length / ((performance.now() - q0) / 1000);
 
     const report = [
+      `Load average during the run: ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores (the machine is shared; latencies include waiting for a core).`,
       `Python cold start is spawn to first answer of one worker (${protection} protection) started from the start-up snapshot, median of 3; without the snapshot it took ${withoutSnapshot.toFixed(0)} ms.`,
       'Warm calls are the median of 200 trivial calls on one warm interpreter (target <= 20 ms).',
       'Pool throughput: 2 tools on 2 warm interpreters calling `print(sum(range(100)))` back to back for 3 s.',
