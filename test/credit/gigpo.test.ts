@@ -101,6 +101,13 @@ describe('gigpo', () => {
       expect(Array.from(gigpo([r1, r2, r3]).details.stepGroupSize)).toEqual([1, 1, 1]);
     });
 
+    it('uses the exact ratio at the threshold (>=)', () => {
+      // 'You see a mug 1.' vs 'You see a mug 2.': 15 of 16 characters match -> 2 * 15 / 32 = 0.9375
+      const pair = [row('g', 'a', 0, 'You see a mug 1.', 1), row('g', 'b', 0, 'You see a mug 2.', 0)];
+      expect(Array.from(gigpo(pair, { similarity: 0.9375 }).details.stepGroupSize)).toEqual([2, 2]);
+      expect(Array.from(gigpo(pair, { similarity: 0.9376 }).details.stepGroupSize)).toEqual([1, 1]);
+    });
+
     it('needs text anchors', () => {
       expect(() => gigpo([row('g', 'a', 0, { x: 1 }, 0)], { similarity: 0.9 })).toThrow(
         /row 0: field 'anchor'/,
