@@ -135,11 +135,11 @@ const rules: Rule[] = [
     check: 'returns',
     severity: 'warning',
     countSql: `SELECT count(*) FROM trajectories t
-      WHERE abs(t.return - (SELECT total(env_reward) FROM steps s WHERE s.trajectory_id = t.id)) > 1e-6 * (1 + abs(t.return))`,
-    exampleSql: `SELECT ${TRAJ} || ': return ' || t.return || ', sum of env rewards ' ||
+      WHERE abs(t.episode_return - (SELECT total(env_reward) FROM steps s WHERE s.trajectory_id = t.id)) > 1e-6 * (1 + abs(t.episode_return))`,
+    exampleSql: `SELECT ${TRAJ} || ': episodeReturn ' || t.episode_return || ', sum of env rewards ' ||
         (SELECT total(env_reward) FROM steps s WHERE s.trajectory_id = t.id)
       FROM trajectories t ${TRAJ_JOINS}
-      WHERE abs(t.return - (SELECT total(env_reward) FROM steps s WHERE s.trajectory_id = t.id)) > 1e-6 * (1 + abs(t.return))
+      WHERE abs(t.episode_return - (SELECT total(env_reward) FROM steps s WHERE s.trajectory_id = t.id)) > 1e-6 * (1 + abs(t.episode_return))
       LIMIT ${EXAMPLES}`,
     message: (n, ex) =>
       `${n} trajectories whose episodeReturn is not the sum of their env rewards: ${listed(n, ex)}`,

@@ -36,7 +36,7 @@ export interface TrainingRow extends StepRow {
 // The columns of a step row, in one place for every query that returns step rows.
 const STEP_COLUMNS = `
   i.run_id, i.iteration, g.group_key, g.task_id, g.task_type, g.seed, g.split,
-  t.trajectory_key, t.outcome, t.won, t.return, s.id AS step_id, s.step_index, s.role, s.anchor,
+  t.trajectory_key, t.outcome, t.won, t.episode_return, s.id AS step_id, s.step_index, s.role, s.anchor,
   s.anchor_is_json, s.prompt_text, s.prompt_tokens, s.response_text, s.response_tokens,
   s.response_logprobs, s.env_reward, s.valid, s.done, s.extras`;
 // Write order without a sort: the writer inserts group by group, trajectory by trajectory.
@@ -58,7 +58,7 @@ export interface DbStep {
   trajectory_key: string;
   outcome: string;
   won: number;
-  return: number;
+  episode_return: number;
   step_id: number;
   step_index: number;
   role: string;
@@ -87,7 +87,7 @@ export function stepRowFromDb(r: DbStep): StepRow {
     trajectoryId: r.trajectory_key,
     outcome: r.outcome,
     won: r.won === 1,
-    episodeReturn: r.return,
+    episodeReturn: r.episode_return,
     stepIndex: r.step_index,
     role: r.role,
     anchor: (r.anchor_is_json ? JSON.parse(r.anchor) : r.anchor) as Anchor,
@@ -218,7 +218,7 @@ export class Reader {
         `SELECT i.iteration, i.created_at AS createdAt,
            count(DISTINCT g.id) AS groups, count(t.id) AS trajectories,
            coalesce(sum(t.length), 0) AS steps,
-           coalesce(avg(t.won), 0) AS successRate, coalesce(avg(t.return), 0) AS meanReturn,
+           coalesce(avg(t.won), 0) AS successRate, coalesce(avg(t.episode_return), 0) AS meanReturn,
            coalesce(avg(t.length), 0) AS meanLength
          FROM iterations i
          LEFT JOIN groups g ON g.iteration_id = i.id
@@ -243,7 +243,7 @@ export class Reader {
       split: string;
     }>;
     const trajectoriesOf = this.db.prepare(
-      `SELECT trajectory_key AS trajectoryId, outcome, won, length, return AS episodeReturn
+      `SELECT trajectory_key AS trajectoryId, outcome, won, length, episode_return AS episodeReturn
        FROM trajectories WHERE group_id = ? ORDER BY id`,
     );
     return groups.map((g) => ({

@@ -38,7 +38,7 @@ export const migrations: readonly Migration[] = [
       CREATE TABLE groups (
         id            INTEGER PRIMARY KEY,
         iteration_id  INTEGER NOT NULL REFERENCES iterations(id) ON DELETE CASCADE,
-        group_key     TEXT NOT NULL,
+        group_key     TEXT NOT NULL,  -- the writer's groupId; other tables reference the integer id
         task_id       TEXT NOT NULL,
         task_type     TEXT,
         seed          INTEGER NOT NULL,
@@ -49,11 +49,11 @@ export const migrations: readonly Migration[] = [
       CREATE TABLE trajectories (
         id              INTEGER PRIMARY KEY,
         group_id        INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
-        trajectory_key  TEXT NOT NULL,
+        trajectory_key  TEXT NOT NULL,  -- the writer's trajectoryId
         outcome         TEXT NOT NULL,
         won             INTEGER NOT NULL CHECK (won IN (0, 1)),
         length          INTEGER NOT NULL,
-        return          REAL NOT NULL,
+        episode_return  REAL NOT NULL,
         UNIQUE (group_id, trajectory_key)
       ) STRICT;
 

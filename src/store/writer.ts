@@ -75,7 +75,7 @@ export class Writer {
       'INSERT INTO groups (iteration_id, group_key, task_id, task_type, seed, split) VALUES (?, ?, ?, ?, ?, ?)',
     );
     this.insertTrajectory = db.prepare(
-      'INSERT INTO trajectories (group_id, trajectory_key, outcome, won, length, return) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT INTO trajectories (group_id, trajectory_key, outcome, won, length, episode_return) VALUES (?, ?, ?, ?, ?, ?)',
     );
     this.insertStep = db.prepare(
       `INSERT INTO steps (trajectory_id, step_index, role, anchor, anchor_is_json, prompt_text, prompt_tokens,

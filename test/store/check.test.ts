@@ -68,7 +68,7 @@ describe('store check', () => {
       INSERT INTO advantages (step_id, estimator, value) VALUES (9999, 'gigpo', 1.0);
       INSERT INTO tool_calls (step_id, call_index, tool, arguments, started_at, duration_ms, ok, truncated, output_chars)
         VALUES (8888, 0, 'python', '{}', 0, 0, 1, 0, 0);
-      UPDATE trajectories SET return = return + 1 WHERE id = 1;
+      UPDATE trajectories SET episode_return = episode_return + 1 WHERE id = 1;
     `);
     expect(checksOf(s)).toEqual([
       ['error', 'foreign keys'],
