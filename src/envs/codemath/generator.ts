@@ -263,10 +263,28 @@ export function solve(p: ProblemParams): { answer: string; answerBase?: number }
         const multiples = (q: number) => Math.floor(p.hi / q) - Math.floor((p.lo - 1) / q);
         return { answer: String(multiples(p.k) - multiples(p.m)) };
       }
-      let count = 0;
-      const digit = String(p.digit);
-      for (let i = 1; i <= p.n; i++) for (const c of String(i)) if (c === digit) count++;
-      return { answer: String(count) };
+      return { answer: String(digitCount(p.digit, p.n)) };
     }
   }
+}
+
+/**
+ * How often `digit` is written in 1..n, position by position (a loop over all numbers made
+ * generation slow): at place value p, the digits to the left cycle `high` times through 0-9,
+ * and the current digit adds a partial cycle. Zero is never a leading digit.
+ */
+export function digitCount(digit: number, n: number): number {
+  let count = 0;
+  for (let p = 1; p <= n; p *= 10) {
+    const high = Math.floor(n / (p * 10));
+    const cur = Math.floor(n / p) % 10;
+    const low = n % p;
+    if (digit === 0) {
+      if (high === 0) break;
+      count += (high - 1) * p + (cur > 0 ? p : low + 1);
+    } else {
+      count += high * p + (cur > digit ? p : cur === digit ? low + 1 : 0);
+    }
+  }
+  return count;
 }
