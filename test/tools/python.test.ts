@@ -165,8 +165,11 @@ const HOSTILE: Hostile[] = [
   },
   {
     name: 'infinite loop',
-    code: () => 'while True:\n    pass',
-    check: (r) => expect(r.errorKind).toBe('timeout'),
+    code: () => 'print("looping")\nwhile True:\n    pass',
+    check: (r) => {
+      expect(r.errorKind).toBe('timeout');
+      expect(r.output).toBe('looping\n');
+    },
   },
   {
     name: 'memory bomb (one allocation)',

@@ -84,7 +84,13 @@ export class PythonTool implements Tool<typeof CodeInput> {
     if (reply.status !== 'done') {
       this.worker = undefined;
       const kind: ToolErrorKind = reply.status === 'crashed' ? 'tool_error' : reply.status;
-      return errorResult(kind, `${reply.detail}; the Python state was reset`, started);
+      return errorResult(
+        kind,
+        `${reply.detail}; the Python state was reset`,
+        started,
+        note + reply.output,
+        outputChars,
+      );
     }
     if (reply.fatal) {
       this.worker.kill();

@@ -7,7 +7,7 @@
 //   3. Python's process, shell and socket entry points raise PermissionError;
 //   4. the Node modules pyodide could reach through WebAssembly imports (child_process, net, tls,
 //      ws) are neutralised, and `process.binding`/`dlopen`/`env` emptied, after start-up.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -25,6 +25,9 @@ function capture(buffer) {
     const kept = buffer.subarray(0, maxBytes - bytes);
     chunks.push(Uint8Array.from(kept));
     bytes += kept.length;
+    // Also streamed to the host as it is printed, so that a call killed at its deadline still
+    // shows what it printed before.
+    writeSync(1, kept);
   }
   return buffer.length;
 }

@@ -21,7 +21,11 @@ export interface PythonWorkerOptions {
 
 export type RunReply =
   | { status: 'done'; output: string; error: string | null; fatal: boolean }
-  | { status: 'timeout' | 'aborted' | 'crashed'; detail: string };
+  | {
+      status: 'timeout' | 'aborted' | 'crashed';
+      detail: string /** printed before it stopped */;
+      output: string;
+    };
 
 type Message =
   | { ready: true; loadMs: number }
@@ -43,6 +47,10 @@ export class PythonWorker {
   private nextId = 1;
   private waiting?: { id: number; resolve: (reply: RunReply) => void };
   private pongs = new Map<number, () => void>();
+  /** What the running call printed so far, as the worker streams it (for calls that get killed). */
+  private streamed: Buffer[] = [];
+  private streamedBytes = 0;
+  private streamCap = 0;
 
   constructor(options: PythonWorkerOptions) {
     this.protection = detectProtection();
@@ -65,8 +73,15 @@ export class PythonWorker {
     const { command, args, env } = workerCommand(this.protection, nodeFlags, snapshot);
     const spawned = performance.now();
     // detached: the worker leads its own process group, so a kill reaches anything it started.
-    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached: true });
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], detached: true });
     this.child = child;
+    (child.stdout as { unref?: () => void } | null)?.unref?.();
+    child.stdout?.on('data', (d: Buffer) => {
+      if (this.streamedBytes >= this.streamCap) return;
+      const kept = d.subarray(0, this.streamCap - this.streamedBytes);
+      this.streamed.push(kept);
+      this.streamedBytes += kept.length;
+    });
     live.add(this);
     child.on('exit', () => live.delete(this));
     // An idle worker must not keep the host process alive; a call in flight holds its own timer.
@@ -107,7 +122,11 @@ export class PythonWorker {
         this.dead = true;
         this.exitNote = signal ? `killed by ${signal}` : `exited with code ${code}`;
         reject(new Error(`python worker ${this.exitNote} while starting: ${this.stderrTail.trim()}`));
-        this.waiting?.resolve({ status: 'crashed', detail: `python worker ${this.exitNote}` });
+        this.waiting?.resolve({
+          status: 'crashed',
+          detail: `python worker ${this.exitNote}`,
+          output: this.printed(),
+        });
         this.waiting = undefined;
       });
     });
@@ -123,9 +142,12 @@ export class PythonWorker {
    */
   async run(code: string, timeMs: number, outputChars: number, signal?: AbortSignal): Promise<RunReply> {
     await whileAlive(this.ready);
-    if (this.dead) return { status: 'crashed', detail: `python worker ${this.exitNote}` };
+    if (this.dead) return { status: 'crashed', detail: `python worker ${this.exitNote}`, output: '' };
     if (this.waiting) throw new Error('PythonWorker.run: a call is already running in this worker');
     this.used = true;
+    this.streamed = [];
+    this.streamedBytes = 0;
+    this.streamCap = outputChars * 4 + 4;
     const id = this.nextId++;
     return new Promise<RunReply>((resolve) => {
       const finish = (reply: RunReply) => {
@@ -133,16 +155,14 @@ export class PythonWorker {
         signal?.removeEventListener('abort', onAbort);
         resolve(reply);
       };
-      const timer = setTimeout(() => {
+      const stop = async (status: 'timeout' | 'aborted', detail: string) => {
         this.waiting = undefined;
         this.kill();
-        finish({ status: 'timeout', detail: `timed out after ${timeMs} ms` });
-      }, timeMs);
-      const onAbort = () => {
-        this.waiting = undefined;
-        this.kill();
-        finish({ status: 'aborted', detail: 'the call was aborted' });
+        await this.drain();
+        finish({ status, detail, output: this.printed() });
       };
+      const timer = setTimeout(() => void stop('timeout', `timed out after ${timeMs} ms`), timeMs);
+      const onAbort = () => void stop('aborted', 'the call was aborted');
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting = { id, resolve: finish };
       this.child?.send({ type: 'run', id, code, outputChars });
@@ -167,6 +187,23 @@ export class PythonWorker {
         resolve(true);
       });
       this.child?.send({ type: 'ping', id });
+    });
+  }
+
+  private printed(): string {
+    return new TextDecoder().decode(Buffer.concat(this.streamed));
+  }
+
+  /** Wait (briefly) until output already in the pipe has arrived. */
+  private async drain(): Promise<void> {
+    const out = this.child?.stdout;
+    if (!out || out.readableEnded || out.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 100);
+      out.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 
