@@ -91,7 +91,7 @@ export {
 } from './codemath/generator.ts';
 export { normalizeDigits, normalizeNumber } from './codemath/numbers.ts';
 export { type HouseholdTaskType, TASK_TYPES as HOUSEHOLD_TASK_TYPES } from './household/catalog.ts';
-export { HOUSEHOLD_WIN_REWARD, HouseholdEnv } from './household/env.ts';
+export { HOUSEHOLD_INSTRUCTIONS, HOUSEHOLD_WIN_REWARD, HouseholdEnv } from './household/env.ts';
 export { HouseholdExpert } from './household/expert.ts';
 export {
   HouseholdConfig,

@@ -42,6 +42,8 @@ export interface StepResult {
 
 export interface Env<T extends Task = Task> {
   readonly name: string;
+  /** How to act in this env, for prompts (the action format and what the actions are). */
+  readonly instructions: string;
   /** The task of the current trajectory (undefined before the first reset). */
   readonly task: T | undefined;
   /**

@@ -80,6 +80,8 @@ describe('env pool', () => {
       const env = createEnv(name, { deps: { source } });
       const first = await env.reset(5);
       expect(first).toBe(renderTask(env.task!));
+      // Instructions name the action forms a prompt must teach.
+      expect(env.instructions).toMatch(name === 'household' ? /go to cabinet 1/ : /<answer>/);
       expect(createExpert(name).demonstrate(env.task!).actions.length).toBeGreaterThan(0);
     }
     expect(() => createEnv('chess')).toThrow(

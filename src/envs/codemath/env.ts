@@ -36,6 +36,7 @@ export function isCorrect(text: string, problem: MathProblem): boolean {
  */
 export class CodeMathEnv implements Env<CodeMathTask> {
   readonly name = 'codemath';
+  readonly instructions = CODEMATH_INSTRUCTIONS;
   readonly config: CodeMathEnvConfig;
   readonly generator: CodeMathGenerator;
   private readonly python: Tool | undefined;

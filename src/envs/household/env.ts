@@ -7,6 +7,11 @@ import {
 } from './generator.ts';
 import { HouseholdState } from './world.ts';
 
+export const HOUSEHOLD_INSTRUCTIONS =
+  'Reply with one command, e.g. "go to cabinet 1", "open cabinet 1", "take mug 1 from cabinet 1", ' +
+  '"move mug 1 to countertop 1", "heat mug 1 with microwave 1" (also cool, clean), "use desklamp 1", ' +
+  '"examine cabinet 1", "inventory" or "look". You hold one object at a time.';
+
 /** Reward on the step the goal first holds (ALFWorld's convention). */
 export const HOUSEHOLD_WIN_REWARD = 10;
 
@@ -16,6 +21,7 @@ export const HOUSEHOLD_WIN_REWARD = 10;
  */
 export class HouseholdEnv implements Env<HouseholdTask> {
   readonly name = 'household';
+  readonly instructions = HOUSEHOLD_INSTRUCTIONS;
   readonly generator: HouseholdGenerator;
   private state: HouseholdState | undefined;
   private current: HouseholdTask | undefined;

@@ -38,6 +38,7 @@ export function formatResults(query: string, hits: SearchHit[]): string {
  */
 export class SearchEnv implements Env<SearchTask> {
   readonly name = 'search';
+  readonly instructions = SEARCH_INSTRUCTIONS;
   readonly config: SearchEnvConfig;
   readonly source: QASource;
   private readonly tool: Tool | undefined;
