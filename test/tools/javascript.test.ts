@@ -107,6 +107,14 @@ const HOSTILE: Hostile[] = [
     check: (r) => expect(['memory', 'timeout']).toContain(r.errorKind),
   },
   {
+    name: 'printed output survives a hard stop',
+    code: 'console.log("before"); new Array(2e7).fill(0).map(String)',
+    check: (r) => {
+      expect(r.ok).toBe(false);
+      expect(r.output.startsWith('before\n')).toBe(true);
+    },
+  },
+  {
     name: 'one huge native allocation',
     code: 'new Array(1e8).fill(1)',
     check: (r) => expect(['memory', 'timeout']).toContain(r.errorKind),
@@ -128,7 +136,11 @@ const HOSTILE: Hostile[] = [
   {
     name: 'print loop forever',
     code: 'for (;;) console.log("x".repeat(1000))',
-    check: (r) => expect(r.errorKind).toBe('timeout'),
+    check: (r) => {
+      expect(r.errorKind).toBe('timeout');
+      expect(r.output.startsWith('x'.repeat(500))).toBe(true);
+      expect(r.output.length).toBeLessThanOrEqual(1_000);
+    },
   },
 ];
 

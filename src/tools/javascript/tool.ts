@@ -26,6 +26,8 @@ const HARD_DEADLINE_FACTOR = 1.25;
 
 interface Reply {
   id: number;
+  /** A piece of output streamed while the call runs (not a final reply). */
+  printed?: string;
   ok: boolean;
   output: string;
   error?: string;
@@ -45,6 +47,8 @@ export class JavaScriptTool implements Tool<typeof CodeInput> {
   private readonly stackBytes: number;
   private worker?: { thread: Worker; ready: Promise<void> };
   private pending = new Map<number, (reply: Reply) => void>();
+  /** Output of the running call as streamed, for when the thread has to be terminated. */
+  private streaming: { id: number; text: string[] } = { id: 0, text: [] };
   private nextId = 1;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -75,6 +79,7 @@ export class JavaScriptTool implements Tool<typeof CodeInput> {
     const worker = this.thread();
     await worker.ready;
     const id = this.nextId++;
+    this.streaming = { id, text: [] };
     const { timeMs, outputChars } = this.limits;
     const reply = await new Promise<Reply | 'deadline' | 'aborted'>((resolve) => {
       const hard = setTimeout(() => resolve('deadline'), timeMs * HARD_DEADLINE_FACTOR);
@@ -92,9 +97,22 @@ export class JavaScriptTool implements Tool<typeof CodeInput> {
       await this.kill();
       // Start the next worker now, so the next call does not pay for it.
       this.thread();
+      const printed = this.streaming.text.join('');
       return reply === 'deadline'
-        ? errorResult('timeout', `timed out after ${timeMs} ms; the JavaScript state was reset`, started)
-        : errorResult('aborted', 'the call was aborted; the JavaScript state was reset', started);
+        ? errorResult(
+            'timeout',
+            `timed out after ${timeMs} ms; the JavaScript state was reset`,
+            started,
+            printed,
+            outputChars,
+          )
+        : errorResult(
+            'aborted',
+            'the call was aborted; the JavaScript state was reset',
+            started,
+            printed,
+            outputChars,
+          );
     }
     if (reply.ok) return finishResult(reply.output, outputChars, started);
     return errorResult(
@@ -133,6 +151,10 @@ export class JavaScriptTool implements Tool<typeof CodeInput> {
       thread.once('error', reject);
       thread.on('message', (msg: Reply | { ready: true }) => {
         if ('ready' in msg) return resolve();
+        if (msg.printed !== undefined) {
+          if (msg.id === this.streaming.id) this.streaming.text.push(msg.printed);
+          return;
+        }
         this.pending.get(msg.id)?.(msg);
         this.pending.delete(msg.id);
       });

@@ -14,6 +14,8 @@ let printed = [];
 let printedChars = 0;
 let maxChars = 0;
 
+let callId = 0;
+
 function print(text) {
   // Keep a little more than the output limit: a print loop must not fill the host's memory.
   const room = maxChars + 1 - printedChars;
@@ -21,6 +23,8 @@ function print(text) {
   const kept = text.length > room ? text.slice(0, room) : text;
   printed.push(kept);
   printedChars += kept.length;
+  // Also sent as it is printed: if the host has to terminate this thread, it still has the output.
+  parentPort.postMessage({ id: callId, printed: kept });
 }
 
 function format(handle) {
@@ -81,7 +85,8 @@ function describe(handle) {
   return stack ? `${head}\n${stack.trimEnd()}` : head;
 }
 
-function run({ code, timeMs, outputChars }) {
+function run({ id, code, timeMs, outputChars }) {
+  callId = id;
   deadline = performance.now() + timeMs;
   if (!vm) newContext();
   printed = [];

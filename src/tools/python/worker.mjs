@@ -184,4 +184,6 @@ process.on('message', (msg) => {
   const output = decoder.decode(Buffer.concat(chunks));
   process.send({ id: msg.id, output, error, fatal });
 });
+// The host is gone (without bwrap nothing else would end this process): stop.
+process.on('disconnect', () => process.exit(0));
 process.send({ ready: true, loadMs: performance.now() - started });
