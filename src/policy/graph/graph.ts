@@ -81,8 +81,12 @@ export type Values = ArrayLike<number> | readonly bigint[] | BigInt64Array;
 export function toRaw(dtype: DType, values: Values): Uint8Array {
   const n = values.length;
   let arr: ArrayBufferView;
-  if (dtype === 'float32') arr = Float32Array.from(values as ArrayLike<number>);
-  else if (dtype === 'float64') arr = Float64Array.from(values as ArrayLike<number>);
+  // A typed array of the right type is copied in one block (baked weights are megabytes); the copy
+  // keeps the graph independent of later changes to the caller's array.
+  if (dtype === 'float32')
+    arr = values instanceof Float32Array ? values.slice() : Float32Array.from(values as ArrayLike<number>);
+  else if (dtype === 'float64')
+    arr = values instanceof Float64Array ? values.slice() : Float64Array.from(values as ArrayLike<number>);
   else if (dtype === 'int32') arr = Int32Array.from(values as ArrayLike<number>);
   else if (dtype === 'int64') {
     const a = new BigInt64Array(n);
@@ -90,6 +94,15 @@ export function toRaw(dtype: DType, values: Values): Uint8Array {
     arr = a;
   } else arr = Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
   return new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
+}
+
+/** Constants up to this size (64 KiB) are de-duplicated. */
+const DEDUP_BYTES = 1 << 16;
+
+function constantDigest(raw: Uint8Array): string {
+  return raw.byteLength <= 64
+    ? Buffer.from(raw).toString('hex')
+    : createHash('sha1').update(raw).digest('hex');
 }
 
 /**
@@ -164,13 +177,16 @@ export class Graph {
       );
     }
     const raw = toRaw(dtype, vals);
-    const key = `${dtype}|${dims.join(',')}|${raw.byteLength <= 64 ? Buffer.from(raw).toString('hex') : createHash('sha1').update(raw).digest('hex')}`;
-    const hit = this.constCache.get(key);
+    // Small constants (scalars, shapes, axes, tables) repeat a lot and are shared; big ones are
+    // baked weights, unique, and not worth hashing.
+    const shared = raw.byteLength <= DEDUP_BYTES;
+    const key = shared ? `${dtype}|${dims.join(',')}|${constantDigest(raw)}` : '';
+    const hit = shared ? this.constCache.get(key) : undefined;
     if (hit) return hit;
     const name = this.fresh('const');
     this.initializers.set(name, { dtype, dims, raw });
     const t = new Tensor(this, name, dtype, dims);
-    this.constCache.set(key, t);
+    if (shared) this.constCache.set(key, t);
     return t;
   }
 
