@@ -11,8 +11,9 @@ import type { PythonWorker } from './worker.ts';
  * which the error says); the next call gets a fresh interpreter.
  */
 
-/** How long an idle interpreter may take to answer a ping before it counts as busy. */
-const PING_MS = 500;
+/** How long an idle interpreter may take to answer a ping before it counts as busy (generous: a
+ * loaded machine can delay a healthy worker, and a false alarm costs the trajectory its state). */
+const PING_MS = 1_000;
 
 export interface PythonToolOptions {
   limits?: Partial<ToolLimits>;
