@@ -130,6 +130,43 @@ describe('stepwise tool (CLI)', () => {
     expect(py).toMatchObject({ ok: true, output: `${2n ** 100n}\n`, truncated: false });
   });
 
+  it('searches a saved index given with --index', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stepwise-cli-'));
+    try {
+      const file = join(dir, 'index.json');
+      SearchIndex.build([
+        { id: 'a', title: 'Velora Harbor', text: 'Velora Harbor was founded in 1802 by Oskar Brint.' },
+        { id: 'b', title: 'Mount Quell', text: 'Mount Quell is a dormant volcano.' },
+      ]).save(file);
+      const out = await run('node', [
+        CLI,
+        'tool',
+        'web_search',
+        '--index',
+        file,
+        '--input',
+        '{"query": "who founded Velora Harbor"}',
+      ]);
+      const result = JSON.parse(out.stdout);
+      expect(
+        result.output.startsWith('[1] Velora Harbor\nVelora Harbor was founded in 1802 by Oskar Brint.'),
+      ).toBe(true);
+      await expect(
+        run('node', [
+          CLI,
+          'tool',
+          'web_search',
+          '--index',
+          join(dir, 'missing.json'),
+          '--input',
+          '{"query": "x"}',
+        ]),
+      ).rejects.toMatchObject({ code: 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('exits non-zero for a bad command line', async () => {
     await expect(run('node', [CLI, 'tool', 'no_such_tool', '--input', '{}'])).rejects.toMatchObject({
       code: 1,
