@@ -3,7 +3,7 @@
  * (see ops/), and `grad` walks from the loss back to the requested tensors, emitting the backward
  * nodes into the same graph so that one session.run computes loss and gradients together.
  */
-import { formatShape, isStatic } from './dims.ts';
+import { formatShape, isStatic, shapeEquals } from './dims.ts';
 import { type GradFn, isFloat, type Tensor } from './graph.ts';
 
 /** Attaches a backward rule to an op's output and returns the output. */
@@ -44,6 +44,9 @@ export function grad(loss: Tensor, wrt: Tensor[], seed?: Tensor): Tensor[] {
     throw new Error(
       `grad: loss must be a scalar (got shape ${formatShape(loss.shape)}); pass a seed otherwise`,
     );
+  }
+  if (seed && (seed.dtype !== loss.dtype || !shapeEquals(seed.shape, loss.shape))) {
+    throw new Error(`grad: seed ${seed} must have the loss's dtype and shape (${loss})`);
   }
   for (const w of wrt) {
     if (!isFloat(w.dtype))
