@@ -8,12 +8,12 @@ import {
   envRewards,
   episodeReturns,
   episodeScores,
+  groupPairs,
   indexBatch,
   internAnchors,
   invalidRows,
   keyStats,
   normalize,
-  PairIds,
   summarize,
 } from './shared.ts';
 import {
@@ -107,11 +107,9 @@ export function gigpo(
 /** Step groups of exactly equal anchors inside each group. */
 export function exactStepGroups(batch: Batch): { stepGroup: Int32Array; count: number } {
   const anchors = internAnchors(batch);
-  const ids = new PairIds();
   // the anchor numbers are not needed after: the step groups overwrite them
-  const stepGroup = anchors.id;
-  for (let i = 0; i < batch.n; i++) stepGroup[i] = ids.id(batch.rowGroup[i], anchors.id[i]);
-  return { stepGroup, count: ids.size };
+  const count = groupPairs(batch.rowGroup, anchors.id, batch.nGroups, anchors.count, anchors.id);
+  return { stepGroup: anchors.id, count };
 }
 
 /**

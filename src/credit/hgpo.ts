@@ -7,12 +7,12 @@ import {
   envRewards,
   episodeReturns,
   episodeScores,
+  groupPairs,
   indexBatch,
   internAnchors,
   invalidRows,
   keyStats,
   normalize,
-  PairIds,
 } from './shared.ts';
 import {
   type BaseDiagnostics,
@@ -101,38 +101,39 @@ export function hgpo(
 
   // Levels are built one after the other, with integer keys: the tuple of the last k anchors of
   // step s is the level-(k-1) tuple of step s-1 followed by anchor s, so
-  // key_k(s) = id(key_{k-1}(s-1), anchor_s). A tuple is unique (its group a singleton) when the
-  // level-(k-1) tuple of s-1 (its prefix) or of s (its suffix) is: such rows get key -1 and cost
-  // no lookup, which skips most of the deeper levels' work on real rollouts.
+  // key_k(s) = number of the pair (key_{k-1}(s-1), anchor_s). A tuple is unique (its group a
+  // singleton) when the level-(k-1) tuple of s-1 (its prefix) or of s (its suffix) is: such rows
+  // get key -1 without being numbered, which skips most of the deeper levels' work.
   let prevKey = new Int32Array(n);
   let prevCount = new Int32Array(0);
+  let prevGroups = 0;
   let key = new Int32Array(n);
+  const prefix = new Int32Array(n);
   for (let k = 1; k <= levels; k++) {
-    const ids = new PairIds();
-    key.fill(-1);
     const sizes = new Int32Array(n);
-    for (let t = 0; t < batch.nTrajectories; t++) {
-      const lo = trajectoryStart[t];
-      const hi = trajectoryStart[t + 1];
-      for (let p = lo + k - 1; p < hi; p++) {
-        const i = order[p];
-        if (k === 1) {
-          key[i] = ids.id(batch.rowGroup[i], anchors.id[i]);
-          continue;
+    let groups: number;
+    if (k === 1) {
+      groups = groupPairs(batch.rowGroup, anchors.id, batch.nGroups, anchors.count, key);
+    } else {
+      prefix.fill(-1);
+      for (let t = 0; t < batch.nTrajectories; t++) {
+        for (let p = trajectoryStart[t] + k - 1; p < trajectoryStart[t + 1]; p++) {
+          const i = order[p];
+          sizes[i] = 1; // the row has a level-k tuple; a singleton unless numbered below
+          const before = prevKey[order[p - 1]];
+          const suffix = prevKey[i];
+          if (before < 0 || suffix < 0 || prevCount[before] < 2 || prevCount[suffix] < 2) continue;
+          prefix[i] = before;
         }
-        sizes[i] = 1; // the row has a level-k tuple; a singleton unless found below
-        const prefix = prevKey[order[p - 1]];
-        const suffix = prevKey[i];
-        if (prefix < 0 || suffix < 0 || prevCount[prefix] < 2 || prevCount[suffix] < 2) continue;
-        key[i] = ids.id(prefix, anchors.id[i]);
       }
+      groups = groupPairs(prefix, anchors.id, prevGroups, anchors.count, key);
     }
-    const stats = keyStats(returns, key, ids.size, 0);
+    const stats = keyStats(returns, key, groups, 0);
     const items = new Float64Array(n).fill(Number.NaN);
     const w = (k + 1) ** opts.alpha;
     let covered = 0;
     let kept = 0;
-    for (let g = 0; g < ids.size; g++) if (stats.count[g] >= 2) kept++;
+    for (let g = 0; g < groups; g++) if (stats.count[g] >= 2) kept++;
     for (let i = 0; i < n; i++) {
       const g = key[i];
       if (g < 0) continue;
@@ -152,6 +153,7 @@ export function hgpo(
     // this level's keys become the next level's prefixes and suffixes
     [prevKey, key] = [key, prevKey];
     prevCount = stats.count as Int32Array<ArrayBuffer>;
+    prevGroups = groups;
   }
 
   let noItem = 0;

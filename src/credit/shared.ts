@@ -398,67 +398,45 @@ export function internAnchors(batch: Batch): { id: Int32Array; count: number } {
 }
 
 /**
- * Number the distinct (a, b) pairs of int32s, in order of first appearance. An open-addressing
- * hash table in one typed array, entries [a, b, id + 1] side by side so that a probe touches one
- * cache line: a Map keyed by `a * range + b` hashes heap numbers once keys pass 2^31, and on a
- * million rows the allocations alone cost garbage-collector time. Load factor at most 3/4.
+ * Number the distinct pairs (first[i], second[i]) of the rows whose `first` is >= 0, ordered by
+ * `first`, then by first appearance; rows with a negative `first` get -1. Returns the count.
+ *
+ * A counting sort by `first` (0 .. firstRange-1), then one pass per bucket that stamps each
+ * `second` value (0 .. secondRange-1) with the bucket that numbered it: O(n + firstRange +
+ * secondRange) and sequential memory, where a hash table of pairs costs a cache miss per lookup
+ * on a million rows. `out` may be `second` itself (each row reads its own entry before writing it).
  */
-export class PairIds {
-  private table: Int32Array;
-  private mask: number;
-  private limit: number;
-  size = 0;
-
-  constructor(expected = 16) {
-    let capacity = 16;
-    while (capacity * 3 < expected * 4) capacity *= 2;
-    this.table = new Int32Array(capacity * 3);
-    this.mask = capacity - 1;
-    this.limit = (capacity * 3) >> 2;
+export function groupPairs(
+  first: Int32Array,
+  second: Int32Array,
+  firstRange: number,
+  secondRange: number,
+  out: Int32Array = new Int32Array(first.length),
+): number {
+  const n = first.length;
+  const start = new Int32Array(firstRange + 1);
+  for (let i = 0; i < n; i++) if (first[i] >= 0) start[first[i] + 1]++;
+  for (let f = 0; f < firstRange; f++) start[f + 1] += start[f];
+  const sorted = new Int32Array(start[firstRange]);
+  const fill = start.slice(0, firstRange);
+  for (let i = 0; i < n; i++) {
+    const f = first[i];
+    if (f >= 0) sorted[fill[f]++] = i;
   }
-
-  id(a: number, b: number): number {
-    const table = this.table;
-    let h = hashPair(a, b) & this.mask;
-    for (;;) {
-      const e = h * 3;
-      const stored = table[e + 2];
-      if (stored === 0) break;
-      if (table[e] === a && table[e + 1] === b) return stored - 1;
-      h = (h + 1) & this.mask;
+  for (let i = 0; i < n; i++) if (first[i] < 0) out[i] = -1;
+  const stamp = new Int32Array(secondRange).fill(-1);
+  const idOf = new Int32Array(secondRange);
+  let count = 0;
+  for (let f = 0; f < firstRange; f++) {
+    for (let p = start[f]; p < start[f + 1]; p++) {
+      const i = sorted[p];
+      const s = second[i];
+      if (stamp[s] !== f) {
+        stamp[s] = f;
+        idOf[s] = count++;
+      }
+      out[i] = idOf[s];
     }
-    const id = this.size++;
-    const e = h * 3;
-    table[e] = a;
-    table[e + 1] = b;
-    table[e + 2] = id + 1;
-    if (this.size > this.limit) this.grow();
-    return id;
   }
-
-  private grow(): void {
-    const old = this.table;
-    const capacity = (this.mask + 1) * 2;
-    const table = new Int32Array(capacity * 3);
-    const mask = capacity - 1;
-    for (let e = 0; e < old.length; e += 3) {
-      if (old[e + 2] === 0) continue;
-      let h = hashPair(old[e], old[e + 1]) & mask;
-      while (table[h * 3 + 2] !== 0) h = (h + 1) & mask;
-      table[h * 3] = old[e];
-      table[h * 3 + 1] = old[e + 1];
-      table[h * 3 + 2] = old[e + 2];
-    }
-    this.table = table;
-    this.mask = mask;
-    this.limit = (capacity * 3) >> 2;
-  }
-}
-
-/** A 32-bit mix of two int32s (multiply-xorshift), for PairIds. */
-function hashPair(a: number, b: number): number {
-  let h = Math.imul(a, -1640531535) ^ Math.imul(b ^ 0x7f4a7c15, -2048144777);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x2c1b3c6d);
-  return h ^ (h >>> 13);
+  return count;
 }
