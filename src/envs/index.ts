@@ -103,7 +103,7 @@ export type { HouseholdGoal, HouseholdWorld } from './household/world.ts';
 export { readJsonl, readTasks, TaskSchema, writeTasks } from './jsonl.ts';
 export { EnvPool } from './pool.ts';
 export { type Encyclopedia, EncyclopediaConfig, generateEncyclopedia } from './search/corpus.ts';
-export { formatResults, SEARCH_INSTRUCTIONS, SearchEnv, SearchEnvConfig } from './search/env.ts';
+export { SEARCH_INSTRUCTIONS, SearchEnv, SearchEnvConfig } from './search/env.ts';
 export { SearchExpert } from './search/expert.ts';
 export {
   EncyclopediaQA,

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatResults, SearchEnv } from '../../src/envs/search/env.ts';
+import { SearchEnv } from '../../src/envs/search/env.ts';
 import { SearchExpert } from '../../src/envs/search/expert.ts';
 import { EncyclopediaQA, QUESTION_KINDS, type SearchTask } from '../../src/envs/search/generator.ts';
 import { exactMatch, normalizeAnswer, wordF1 } from '../../src/envs/search/metrics.ts';
@@ -169,7 +169,7 @@ describe('search QA', () => {
       expect(s.done).toBe(i === 2);
     }
     const hits = source.index().search(task.payload.queries![0]!, 3);
-    expect(results[0]).toBe(formatResults(task.payload.queries![0]!, hits));
+    expect(results[0]).toBe(formatHits(hits));
     expect(() => source.generate('train', 0, 'four-hop')).toThrow(/unknown task type "four-hop"/);
   });
 
@@ -208,7 +208,7 @@ describe('search QA', () => {
       const env = new SearchEnv({ split: 'valid-seen' }, { source: user });
       expect(await env.reset(0)).toBe('Who founded Velora Harbor?');
       const s = await env.step('<search>Velora Harbor founded</search>');
-      expect(s.observation).toContain('[1] Velora Harbor: Velora Harbor was founded in 1802 by Oskar Brint.');
+      expect(s.observation).toContain('[1] Velora Harbor\nVelora Harbor was founded in 1802 by Oskar Brint.');
       expect((await env.step('<answer>Brint</answer>')).reward).toBe(1);
       expect(user.generate('train', 5).payload.answers).toEqual(['Tamsel']);
     });

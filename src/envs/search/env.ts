@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { SearchHit } from '../../tools/search/index.ts';
 import type { Tool } from '../../tools/types.ts';
+import { webSearchTool } from '../../tools/web-search.ts';
 import { parseAction } from '../actions.ts';
 import { type Env, SPLITS, type StepResult } from '../types.ts';
 import { EncyclopediaConfig } from './corpus.ts';
@@ -25,12 +25,6 @@ export const SEARCH_INSTRUCTIONS =
   'Search with <search>query</search> (the results are titles and snippets); ' +
   'when you know the answer, reply <answer>answer</answer>.';
 
-/** The observation of one search: numbered results with title and snippet. */
-export function formatResults(query: string, hits: SearchHit[]): string {
-  if (hits.length === 0) return `No results for "${query}".`;
-  return [`Results for "${query}":`, ...hits.map((h, i) => `[${i + 1}] ${h.title}: ${h.snippet}`)].join('\n');
-}
-
 /**
  * Multi-hop search QA. Actions: `<search>query</search>` or `<answer>text</answer>`. The anchor is
  * the question at reset, then each search's result text. Reward: exact match or word-set F1 of the
@@ -41,7 +35,7 @@ export class SearchEnv implements Env<SearchTask> {
   readonly instructions = SEARCH_INSTRUCTIONS;
   readonly config: SearchEnvConfig;
   readonly source: QASource;
-  private readonly tool: Tool | undefined;
+  private tool: Tool | undefined;
   private current: SearchTask | undefined;
   private turns = 0;
   private finished = false;
@@ -49,8 +43,8 @@ export class SearchEnv implements Env<SearchTask> {
 
   /**
    * `source`: questions and corpus (default: a generated encyclopedia from `config.encyclopedia`;
-   * share one source between envs so the index is built once). `search`: a `web_search` tool
-   * with input `{ query }` to use instead of querying the source's index directly.
+   * share one source between envs so the index is built once). `search`: the tool searches go
+   * to, with input `{ query }` (default: the `web_search` tool over the source's index, top `topK`).
    */
   constructor(
     config: Partial<z.input<typeof SearchEnvConfig>> = {},
@@ -120,7 +114,8 @@ export class SearchEnv implements Env<SearchTask> {
   }
 
   private async search(query: string): Promise<string> {
-    if (!this.tool) return formatResults(query, this.source.index().search(query, this.config.topK));
+    // The same web_search tool agents call outside training, so observations read the same.
+    this.tool ??= webSearchTool({ index: this.source.index(), defaultK: this.config.topK });
     const r = await this.tool.execute({ query });
     return r.ok ? r.output : `Search failed: ${r.error ?? r.errorKind ?? 'unknown error'}`;
   }
