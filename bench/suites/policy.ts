@@ -164,6 +164,9 @@ export const suite: Suite = {
     ctx.log(`tfjs step: ${tfjs.wallMs.toFixed(0)} ms (${tfjs.cpuMs.toFixed(0)} ms CPU)`);
     // Median against median (tfjsTrainStepTimes reports the median of its timed steps).
     results.tfjs_ratio = tfjs.wallMs / stepMs;
+    // Work instead of time (tfjs's wasm backend runs one thread in Node, stepwise two): steadier
+    // when other processes share the cores, and a floor for the wall ratio on an idle machine.
+    results.tfjs_ratio_cpu_time = tfjs.cpuMs / stepCpuMs;
 
     const report = [
       `Model: \`small\` preset (${parameterCount(c).toLocaleString('en')} parameters), RL loss (PPO clip + KL + entropy),`,

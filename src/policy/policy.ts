@@ -135,7 +135,14 @@ export class Policy {
       const issue = parsed.error.issues[0]!;
       throw new Error(`invalid loss config: '${issue.path.join('.')}': ${issue.message}`);
     }
-    return this.runner.update(batch, parsed.data);
+    const metrics = await this.runner.update(batch, parsed.data);
+    if (metrics.skipped) {
+      console.warn(
+        `stepwise: update skipped: the loss (${metrics.loss}) or the gradient norm (${metrics.gradNorm}) is not finite; ` +
+          'parameters and optimizer state are unchanged',
+      );
+    }
+    return metrics;
   }
 
   checkpoint(): Checkpoint {

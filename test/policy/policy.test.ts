@@ -75,6 +75,24 @@ describe('Policy', () => {
     }
   });
 
+  it('says so when a non-finite loss skips the update', async () => {
+    const p = Policy.create({ model, tokenizer, seed: 5 });
+    const tokens = tokenizer.encode('the cat sat');
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const m = await p.update([
+      {
+        tokens,
+        mask: tokens.map((_, i) => (i ? 1 : 0)),
+        advantages: tokens.map(() => Number.POSITIVE_INFINITY),
+        oldLogprobs: tokens.map(() => -1),
+        refLogprobs: tokens.map(() => -1),
+      },
+    ]);
+    expect(m.skipped).toBe(true);
+    expect(String(warn.mock.calls[0]?.[0])).toMatch(/update skipped: the loss .* is not finite/);
+    warn.mockRestore();
+  });
+
   it('save/load restores identical logits, optimizer state included', async () => {
     const p = Policy.create({ model, tokenizer, seed: 3 });
     const tokens = tokenizer.encode('the cat sat on the mat');
