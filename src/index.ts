@@ -1,3 +1,4 @@
+// biome-ignore-all assist/source/organizeImports: exports are grouped by area, one block each, in DESIGN.md order
 // stepwise's public API. Each area exports what a user needs from it, in its own block.
 
 // --- policy (src/policy) ---
