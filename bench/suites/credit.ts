@@ -38,8 +38,8 @@ const objects = ['apple', 'mug', 'knife', 'plate', 'egg', 'potato', 'spoon', 'bo
 /**
  * Household-shaped rows: groups of 8 trajectories of up to 50 steps in one world per group. The
  * rollouts of a group start on the same observation and keep revisiting the same dozen places,
- * so anchors repeat across rollouts as in ALFWorld; winners stop early with reward 10, losers hit
- * the step limit. Every anchor is a freshly built string, as rows parsed from a store would be.
+ * so anchors repeat across rollouts as in ALFWorld, with rarer object interactions that few
+ * rollouts share; winners stop early with reward 10, losers hit the step limit.
  */
 export function householdRows(total: number, seed = 1): StepRow[] {
   const r = rng(seed);
@@ -64,7 +64,12 @@ export function householdRows(total: number, seed = 1): StepRow[] {
         if (s === 0)
           anchor = `-= Welcome to TextWorld, ALFRED! =- You are in the middle of a room. Your task is to: ${goal}.`;
         else if (r() < 0.15) anchor = 'Nothing happens.';
-        else {
+        else if (r() < 0.12) {
+          // acting on an object: rarer states, often seen by one rollout only
+          const p = places[Math.floor(r() * places.length)];
+          const o = objects[Math.floor(r() * objects.length)];
+          anchor = `You pick up the ${o} ${1 + Math.floor(r() * 3)} from the ${p.name}.`;
+        } else {
           const p = places[Math.floor(r() * r() * places.length)];
           anchor = p.seen
             ? `You arrive at ${p.name}. On the ${p.name}, you see ${p.seen}.`
