@@ -125,10 +125,16 @@ export class ModelRunner {
   private session(key: string, build: () => Uint8Array): Promise<ort.InferenceSession> {
     let s = this.sessions.get(key);
     if (!s) {
-      s = createSession(build(), this.actualDevice ?? this.device).then((r) => {
-        this.actualDevice = r.device;
-        return r.session;
-      });
+      s = createSession(build(), this.actualDevice ?? this.device).then(
+        (r) => {
+          this.actualDevice = r.device;
+          return r.session;
+        },
+        (e: unknown) => {
+          this.sessions.delete(key); // let the next call try again instead of failing forever
+          throw e;
+        },
+      );
       this.sessions.set(key, s);
     }
     return s;
@@ -152,7 +158,8 @@ export class ModelRunner {
     for (const [k, s] of this.sessions) {
       if (k.startsWith(`${kind}@`) && k !== key) {
         this.sessions.delete(k);
-        void s.then((x) => x.release());
+        // A graph that failed to build has nothing to release.
+        s.then((x) => x.release()).catch(() => {});
       }
     }
     return { session: await this.session(key, () => build(this.getParams())), feeds: {} };
@@ -419,7 +426,8 @@ export class ModelRunner {
   }
 
   async dispose(): Promise<void> {
-    for (const s of this.sessions.values()) await (await s).release();
+    const all = [...this.sessions.values()];
     this.sessions.clear();
+    for (const s of all) await s.then((x) => x.release()).catch(() => {});
   }
 }
