@@ -50,6 +50,15 @@ describe('Policy', () => {
     }
   });
 
+  it('stops at the context length', async () => {
+    const p = Policy.create({ model, tokenizer, seed: 6 });
+    const prompt = Array.from({ length: model.contextLength - 2 }, (_, i) => (i * 7) % 256);
+    const [g] = await p.generate([prompt, [1, 2]], { maxNewTokens: 10, stopTokens: [] });
+    expect(g!.tokens).toHaveLength(2);
+    expect(g!.finishReason).toBe('length');
+    await expect(p.generate([[...prompt, 1, 2, 3]])).rejects.toThrow(/more than the context length 48/);
+  });
+
   it('stops at a stop token and at a stop string', async () => {
     const p = Policy.create({ model, tokenizer, seed: 2 });
     const free = (
