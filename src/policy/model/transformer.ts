@@ -5,6 +5,7 @@
 import {
   add,
   concat,
+  type Dim,
   type Graph,
   gather,
   gelu,
@@ -144,48 +145,27 @@ function attention(
  */
 function attendWithCache(q: Tensor, k: Tensor, v: Tensor, past: LayerCache, bias: Tensor): Tensor {
   const g = q.graph;
-  const [b, h, t, hs] = q.shape;
+  const [b, h, t, hs] = q.shape as Dim[];
   const keys = past.k.shape[2]!;
-  const dtype = q.dtype;
-  const emit = (
-    op: string,
-    ins: Tensor[],
-    attrs: Record<string, number | number[]>,
-    shape: (number | string)[],
-  ) => g.emit(op, ins, attrs, { dtype, shape });
-  const pastKt = emit('Transpose', [past.k], { perm: [0, 1, 3, 2] }, [b!, h!, hs!, keys]);
-  const pastScores = emit('Add', [emit('MatMul', [q, pastKt], {}, [b!, h!, t!, keys]), bias], {}, [
-    b!,
-    h!,
-    t!,
-    keys,
-  ]);
-  const selfScore = emit(
-    'ReduceSum',
-    [emit('Mul', [q, k], {}, [b!, h!, t!, hs!]), g.constant([-1], 'int64')],
-    {},
-    [b!, h!, t!, 1],
+  const node = (op: string, inputs: Tensor[], last: Dim, attrs: Record<string, number | number[]> = {}) =>
+    g.emit(op, inputs, attrs, { dtype: q.dtype, shape: [b!, h!, t!, last] });
+  const i64 = (x: number) => g.constant([x], 'int64');
+  const lastAxis = (x: Tensor, start: number, end: number, size: Dim) =>
+    node('Slice', [x, i64(start), i64(end), i64(3)], size);
+
+  const kT = g.emit(
+    'Transpose',
+    [past.k],
+    { perm: [0, 1, 3, 2] },
+    { dtype: q.dtype, shape: [b!, h!, hs!, keys] },
   );
-  const all = emit('Concat', [pastScores, selfScore], { axis: -1 }, [b!, h!, t!, `${keys}+1`]);
-  const probs = emit('Softmax', [all], { axis: -1 }, [b!, h!, t!, `${keys}+1`]);
-  const pPast = emit(
-    'Slice',
-    [probs, g.constant([0], 'int64'), g.constant([-1], 'int64'), g.constant([3], 'int64')],
-    {},
-    [b!, h!, t!, keys],
-  );
-  const pSelf = emit(
-    'Slice',
-    [probs, g.constant([-1], 'int64'), g.constant([2 ** 62], 'int64'), g.constant([3], 'int64')],
-    {},
-    [b!, h!, t!, 1],
-  );
-  return emit(
-    'Add',
-    [emit('MatMul', [pPast, past.v], {}, [b!, h!, t!, hs!]), emit('Mul', [pSelf, v], {}, [b!, h!, t!, hs!])],
-    {},
-    [b!, h!, t!, hs!],
-  );
+  const pastScores = node('Add', [node('MatMul', [q, kT], keys), bias], keys); // [b, h, 1, keys]
+  const selfScore = node('ReduceSum', [node('Mul', [q, k], hs!), i64(-1)], 1); // [b, h, 1, 1]
+  const scores = node('Concat', [pastScores, selfScore], `${keys}+1`, { axis: -1 });
+  const probs = node('Softmax', [scores], `${keys}+1`, { axis: -1 });
+  const fromPast = node('MatMul', [lastAxis(probs, 0, -1, keys), past.v], hs!);
+  const fromSelf = node('Mul', [lastAxis(probs, -1, 2 ** 62, 1), v], hs!);
+  return node('Add', [fromPast, fromSelf], hs!);
 }
 
 /** scores + bias (the bias is data: it takes no gradient). */
