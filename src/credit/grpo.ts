@@ -70,6 +70,6 @@ export function grpo(
     estimator: 'grpo',
     advantages,
     details: { score },
-    diagnostics: baseDiagnostics(batch, trajectoryReturn, advantages) satisfies BaseDiagnostics,
+    diagnostics: baseDiagnostics(batch, trajectoryReturn, advantages),
   };
 }

@@ -171,7 +171,7 @@ export function hgpo(
     advantages,
     details: { return: returns, level, levelGroupSize },
     diagnostics: {
-      ...(baseDiagnostics(batch, trajectoryReturn, advantages) satisfies BaseDiagnostics),
+      ...baseDiagnostics(batch, trajectoryReturn, advantages),
       levelCoverage,
       levelGroups,
       noItemShare: n === 0 ? 0 : noItem / n,

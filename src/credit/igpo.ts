@@ -135,7 +135,7 @@ export function igpo(
     advantages,
     details: { value, gain, reward, normalizedReward },
     diagnostics: {
-      ...(baseDiagnostics(batch, trajectoryOutcome, advantages) satisfies BaseDiagnostics),
+      ...baseDiagnostics(batch, trajectoryOutcome, advantages),
       gain: summarize(gain),
       noAnswerTrajectories: noAnswer,
       formatPenalties: penalties,
