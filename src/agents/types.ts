@@ -1,0 +1,60 @@
+/**
+ * The chat-model interface every agent module talks to. Pinned early because the loops, AgentFlow
+ * and `stepwise serve` are written against it in parallel; its owner may add optional fields.
+ */
+
+export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
+
+/** A tool call as a model made it (OpenAI's shape; `arguments` is JSON text). */
+export interface ChatToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+  /** On assistant messages: the tool calls the model made. */
+  toolCalls?: ChatToolCall[];
+  /** On tool messages: the call this message answers. */
+  toolCallId?: string;
+  /** On tool messages: the tool's name. */
+  name?: string;
+}
+
+/** An OpenAI function-tool definition (what `openAITools()` from src/tools returns). */
+export interface ChatToolDefinition {
+  type: 'function';
+  function: { name: string; description?: string; parameters: Record<string, unknown> };
+}
+
+export interface ChatOptions {
+  /** 0 is greedy. */
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  maxTokens?: number;
+  stop?: string[];
+  seed?: number;
+  tools?: ChatToolDefinition[];
+  signal?: AbortSignal;
+}
+
+export interface ChatResult {
+  text: string;
+  /** The exact prompt token ids the model saw (local policy, or a stepwise server). */
+  promptTokens?: number[];
+  /** The generated token ids, token-exact for training (local policy, or a stepwise server). */
+  tokenIds?: number[];
+  /** log-prob of each generated token under the model (temperature 1), when the backend has them. */
+  logprobs?: number[];
+  toolCalls?: ChatToolCall[];
+  finishReason: 'stop' | 'length' | 'tool_calls';
+}
+
+export interface ChatModel {
+  /** For records and logs: 'policy:<name>', 'openai:<model>', 'langchain:<class>'. */
+  readonly name: string;
+  chat(messages: readonly ChatMessage[], options?: ChatOptions): Promise<ChatResult>;
+}
