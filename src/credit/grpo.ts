@@ -11,7 +11,6 @@ import {
   normalizeByGroup,
 } from './shared.ts';
 import {
-  type BaseDiagnostics,
   type CreditResult,
   type GrpoOptions,
   grpoOptionsSchema,

@@ -160,8 +160,9 @@ export function hgpo(
   for (let i = 0; i < n; i++) {
     let den = 0;
     for (let k = 0; k < level.length; k++) {
+      // an item that exists (not NaN, and the level's columns are not empty) and is not 0
       const a = level[k].length > 0 ? level[k][i] : Number.NaN;
-      if (a === a && a !== 0) den += weights[k]; // a === a: not NaN
+      if (!Number.isNaN(a) && a !== 0) den += weights[k];
     }
     if (den === 0) noItem++;
     else advantages[i] /= den + EPS;
