@@ -113,6 +113,19 @@ export {
 } from './tools/index.ts';
 export type { AuditRecord, Tool, ToolContext, ToolErrorKind, ToolLimits, ToolResult } from './tools/types.ts';
 
+// --- agents (src/agents) ---
+export type {
+  ChatMessage as AgentChatMessage,
+  ChatModel,
+  ChatOptions,
+  ChatResult,
+  ChatRole as AgentChatRole,
+  ChatToolCall,
+  ChatToolDefinition,
+} from './agents/types.ts';
+// agents: the ChatModel backends (chat)
+export * from './agents/chat/index.ts';
+
 // --- store (src/store) ---
 export {
   type AdvantageRecord,

@@ -7,7 +7,13 @@ import { type ModelConfig, modelConfig, type PresetName } from './model/config.t
 import { buildLogitsGraph } from './model/graphs.ts';
 import { LossConfig } from './model/loss.ts';
 import { initParams, type Params } from './model/params.ts';
-import { type GenerateOptions, type Generation, generate, generateOptions } from './runtime/generate.ts';
+import {
+  type GenerateOptions,
+  type Generation,
+  generate,
+  generateOptions,
+  type OnToken,
+} from './runtime/generate.ts';
 import { ModelRunner, type TokenBatch, type UpdateMetrics } from './runtime/runner.ts';
 import { type Device, resolveDevice } from './runtime/session.ts';
 import { type ChatMessage, Tokenizer } from './tokenizer/tokenizer.ts';
@@ -96,10 +102,12 @@ export class Policy {
   /**
    * Sample a continuation of each prompt, in one batch. Generation stops at the end token (unless
    * `stopTokens` says otherwise), a stop string, `maxNewTokens` or the context length.
+   * `options.rows` sets sampling options per row; `onToken` sees each token as it is sampled.
    */
   async generate(
     prompts: readonly Prompt[],
     options: z.input<typeof GenerateOptions> = {},
+    onToken?: OnToken,
   ): Promise<Generation[]> {
     const opts = generateOptions({ stopTokens: [this.tokenizer.endId], ...options });
     return generate(
@@ -107,6 +115,7 @@ export class Policy {
       prompts.map((p) => this.encodePrompt(p)),
       opts,
       this.tokenizer,
+      onToken,
     );
   }
 

@@ -1,0 +1,125 @@
+// Batching of concurrent generation requests: calls that arrive while a batch is decoding, or within
+// a few milliseconds of each other, run together as one `Policy.generate` batch. Decode cost grows
+// far slower than the batch size on CPU, so 64 episodes awaiting their next turn share each step.
+import type { Policy } from '../../policy/policy.ts';
+import type { Generation, RowOptions } from '../../policy/runtime/generate.ts';
+
+/** A prompt that leaves no room for even one generated token. */
+export class ContextOverflowError extends Error {
+  constructor(
+    readonly promptTokens: number,
+    readonly contextLength: number,
+  ) {
+    super(
+      `the prompt has ${promptTokens} tokens; the model's context is ${contextLength} tokens, ` +
+        'so the prompt must be shorter than that to leave room for a reply',
+    );
+    this.name = 'ContextOverflowError';
+  }
+}
+
+export interface BatcherOptions {
+  /** Most rows in one batch. */
+  maxBatch: number;
+  /** How long the first request of an idle batcher waits for company, in ms. */
+  waitMs: number;
+}
+
+interface Pending {
+  prompt: number[];
+  row: RowOptions & { maxNewTokens: number };
+  onToken?: (token: number, logprob: number) => void;
+  signal?: AbortSignal;
+  resolve(g: Generation): void;
+  reject(err: unknown): void;
+}
+
+export class GenerateBatcher {
+  /** Batches run so far and the rows they held (for tests and the bench). */
+  readonly stats = { batches: 0, rows: 0 };
+  private queue: Pending[] = [];
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly policy: Policy,
+    readonly options: BatcherOptions,
+  ) {}
+
+  /** Generate one continuation of `prompt` (token ids) in the next batch that has room for it. */
+  submit(
+    prompt: number[],
+    row: RowOptions & { maxNewTokens: number },
+    extra: { onToken?: (token: number, logprob: number) => void; signal?: AbortSignal } = {},
+  ): Promise<Generation> {
+    const ctx = this.policy.config.contextLength;
+    if (prompt.length >= ctx) return Promise.reject(new ContextOverflowError(prompt.length, ctx));
+    if (prompt.length === 0) return Promise.reject(new Error('generate: the prompt is empty'));
+    extra.signal?.throwIfAborted();
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { prompt, row, ...extra, resolve, reject };
+      this.queue.push(pending);
+      extra.signal?.addEventListener('abort', () => this.cancel(pending), { once: true });
+      this.schedule();
+    });
+  }
+
+  private cancel(p: Pending): void {
+    const i = this.queue.indexOf(p);
+    if (i < 0) return; // already decoding: it finishes with its batch
+    this.queue.splice(i, 1);
+    p.reject(p.signal?.reason ?? new Error('aborted'));
+  }
+
+  private schedule(): void {
+    if (this.running || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.runBatch();
+    }, this.options.waitMs);
+  }
+
+  /**
+   * Take queued requests in arrival order while each still gets as many tokens as it would alone:
+   * prompts are left-padded to the longest, so a long prompt shortens every row's budget.
+   */
+  private take(): Pending[] {
+    const ctx = this.policy.config.contextLength;
+    const alone = (p: Pending) => Math.min(p.row.maxNewTokens, ctx - p.prompt.length);
+    const batch: Pending[] = [];
+    let longest = 0;
+    const rest: Pending[] = [];
+    for (const p of this.queue) {
+      const l = Math.max(longest, p.prompt.length);
+      const fits = batch.length < this.options.maxBatch && [...batch, p].every((q) => alone(q) <= ctx - l);
+      if (batch.length === 0 || fits) {
+        batch.push(p);
+        longest = l;
+      } else rest.push(p);
+    }
+    this.queue = rest;
+    return batch;
+  }
+
+  private async runBatch(): Promise<void> {
+    const batch = this.take();
+    if (batch.length === 0) return;
+    this.running = true;
+    this.stats.batches++;
+    this.stats.rows += batch.length;
+    try {
+      const out = await this.policy.generate(
+        batch.map((p) => p.prompt),
+        { rows: batch.map((p) => p.row), maxNewTokens: Math.max(...batch.map((p) => p.row.maxNewTokens)) },
+        (row, token, logprob) => batch[row]!.onToken?.(token, logprob),
+      );
+      for (const [i, p] of batch.entries()) p.resolve(out[i]!);
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    } finally {
+      this.running = false;
+      // Requests that arrived while this batch decoded have waited long enough: run them now.
+      if (this.queue.length > 0) void this.runBatch();
+    }
+  }
+}

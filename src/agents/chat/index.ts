@@ -1,0 +1,4 @@
+// The ChatModel backends (src/index.ts re-exports these).
+export * from './batcher.ts';
+export * from './policy-chat-model.ts';
+export * from './template.ts';

@@ -1,0 +1,94 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { ContextOverflowError, PolicyChatModel } from '../../src/agents/chat/index.ts';
+import { templateMessages, toolCallsFromText } from '../../src/agents/chat/template.ts';
+import type { ChatMessage } from '../../src/agents/types.ts';
+import { tinyPolicy } from './chat-helpers.ts';
+
+const policy = tinyPolicy();
+afterAll(() => policy.dispose());
+
+const convo = (q: string): ChatMessage[] => [
+  { role: 'system', content: 'You are a household agent.' },
+  { role: 'user', content: q },
+];
+
+describe('PolicyChatModel', () => {
+  it('returns the exact prompt ids, token ids and log-probs that the policy scores the same', async () => {
+    const model = new PolicyChatModel(policy, { maxTokens: 12 });
+    const r = await model.chat(convo('go to fridge 1'), { seed: 3 });
+    expect(r.promptTokens).toEqual(
+      policy.tokenizer.applyChatTemplate(convo('go to fridge 1'), { addGenerationPrompt: true }),
+    );
+    expect(r.tokenIds.length).toBeGreaterThan(0);
+    expect(r.tokenIds.length).toBeLessThanOrEqual(12);
+    expect(r.logprobs).toHaveLength(r.tokenIds.length);
+    const scored = await policy.score(r.promptTokens, r.tokenIds);
+    for (let i = 0; i < scored.length; i++) expect(r.logprobs[i]).toBeCloseTo(scored[i]!, 3);
+    const end = policy.tokenizer.endId;
+    const plain = r.tokenIds.filter((t) => t !== end);
+    expect(r.text).toBe(policy.tokenizer.decode(plain));
+    expect(r.finishReason).toBe(r.tokenIds.at(-1) === end ? 'stop' : 'length');
+  });
+
+  it('batches concurrent calls into one decode batch, each with its own options', async () => {
+    const model = new PolicyChatModel(policy, { batchWaitMs: 20 });
+    const before = { ...model.batcher.stats };
+    const limits = [3, 5, 8, 13];
+    const results = await Promise.all(
+      limits.map((n, i) => model.chat(convo(`take apple ${i}`), { maxTokens: n, temperature: 1, seed: 7 })),
+    );
+    expect(model.batcher.stats.batches - before.batches).toBe(1);
+    expect(model.batcher.stats.rows - before.rows).toBe(4);
+    results.forEach((r, i) => {
+      expect(r.tokenIds.length).toBeLessThanOrEqual(limits[i]!);
+      if (r.finishReason === 'length') expect(r.tokenIds).toHaveLength(limits[i]!);
+    });
+    // A row's tokens do not depend on its batch: the same call alone gives the same greedy reply.
+    const alone = await model.chat(convo('take apple 2'), { maxTokens: 8, temperature: 0 });
+    const together = await Promise.all([
+      model.chat(convo('a much longer question about the countertop and the fridge'), {
+        maxTokens: 4,
+        temperature: 0,
+      }),
+      model.chat(convo('take apple 2'), { maxTokens: 8, temperature: 0 }),
+    ]);
+    expect(together[1]!.tokenIds).toEqual(alone.tokenIds);
+  });
+
+  it('rejects a prompt that fills the context with ContextOverflowError, without failing the batch', async () => {
+    const model = new PolicyChatModel(policy, { maxTokens: 4, batchWaitMs: 20 });
+    const long = 'take apple 1 from countertop 1. '.repeat(200);
+    const [bad, good] = await Promise.allSettled([model.chat(convo(long)), model.chat(convo('look'))]);
+    expect(bad.status).toBe('rejected');
+    expect((bad as PromiseRejectedResult).reason).toBeInstanceOf(ContextOverflowError);
+    expect(good.status).toBe('fulfilled');
+  });
+
+  it('renders tools into the system prompt and reads tool calls back from text', () => {
+    const tools = [
+      {
+        type: 'function' as const,
+        function: { name: 'python', description: 'run code', parameters: { type: 'object' } },
+      },
+    ];
+    const msgs = templateMessages(
+      [
+        { role: 'user', content: 'compute' },
+        {
+          role: 'assistant',
+          content: '',
+          toolCalls: [{ id: 'c1', name: 'python', arguments: '{"code":"1"}' }],
+        },
+        { role: 'tool', content: '1', toolCallId: 'c1', name: 'python' },
+      ],
+      tools,
+    );
+    expect(msgs[0]!.role).toBe('system');
+    expect(msgs[0]!.content).toContain('"name":"python"');
+    expect(msgs[2]!.content).toBe('<tool_call>{"name":"python","arguments":{"code":"1"}}</tool_call>');
+    expect(toolCallsFromText(`ok ${msgs[2]!.content}`)).toEqual([
+      { id: 'call_0', name: 'python', arguments: '{"code":"1"}' },
+    ]);
+    expect(toolCallsFromText('<tool_call>{not json</tool_call>')).toEqual([]);
+  });
+});
