@@ -1,0 +1,103 @@
+/**
+ * The household loop (GiGPO/HGPO's ALFWorld agent): each step the model sees the task, the last H
+ * observation/action pairs, the current observation and the admissible commands, and answers
+ * `<think>...</think><action>...</action>`. A response without those tags is invalid: the env
+ * receives nothing, the world stays as it was, and the step is recorded with `valid: false`
+ * (it still counts toward the step limit).
+ */
+import { z } from 'zod';
+import type { HouseholdTask } from '../../envs/household/generator.ts';
+import type { Env } from '../../envs/types.ts';
+import { type HouseholdTurn, householdPrompt, parseHouseholdResponse } from '../prompts/household.ts';
+import type { AgentStep, Trajectory, TrajectoryOutcome } from '../record.ts';
+import type { ChatModel } from '../types.ts';
+import {
+  ask,
+  auditSince,
+  CONTEXT_FULL,
+  chatOptions,
+  type Episode,
+  finish,
+  LoopOptions,
+  parseOptions,
+  responseFields,
+  TIMED_OUT,
+} from './shared.ts';
+
+export const HouseholdLoopOptions = LoopOptions.extend({
+  /** H: earlier (observation, action) pairs shown in the prompt. */
+  history: z.number().int().min(0).default(2),
+  /** Steps (valid or not) before the trajectory ends; the env's own limit applies too. */
+  maxSteps: z.number().int().min(1).default(50),
+});
+export type HouseholdLoopOptions = z.output<typeof HouseholdLoopOptions>;
+
+/** What the history shows for a step whose response was invalid (the env received nothing). */
+export const INVALID_ACTION_NOTE = 'invalid response, no action taken';
+
+export async function runHousehold(
+  env: Env<HouseholdTask>,
+  model: ChatModel,
+  episode: Episode<HouseholdTask>,
+  options: z.input<typeof HouseholdLoopOptions> = {},
+): Promise<Trajectory> {
+  const opts = parseOptions(HouseholdLoopOptions, options, 'household');
+  const started = performance.now();
+  const deadline = opts.timeLimitMs === undefined ? undefined : Date.now() + opts.timeLimitMs;
+  let observation = await env.reset(episode.seed, episode.task);
+  const task = env.task!;
+  const trajectoryId = episode.trajectoryId ?? '0';
+  const steps: AgentStep[] = [];
+  const past: HouseholdTurn[] = [];
+  let outcome: TrajectoryOutcome = 'turn_limit';
+
+  while (steps.length < opts.maxSteps) {
+    const anchor = env.anchor;
+    const messages = householdPrompt({
+      task: task.payload.goalText,
+      stepCount: steps.length,
+      history: opts.history === 0 ? [] : past.slice(-opts.history),
+      observation,
+      admissible: env.admissibleActions?.() ?? [],
+    });
+    const call = chatOptions(opts.sampling, { seed: episode.seed, trajectoryId }, steps.length);
+    const result = await ask(model, messages, call, deadline);
+    if (result === TIMED_OUT || result === CONTEXT_FULL) {
+      outcome = result === TIMED_OUT ? 'time_limit' : 'context_limit';
+      break;
+    }
+    const decision = parseHouseholdResponse(result.text);
+    const auditFrom = episode.tools?.audit.length ?? 0;
+    const step: AgentStep = {
+      stepIndex: steps.length,
+      role: opts.role,
+      ...responseFields(model, messages, result),
+      action: undefined,
+      observation,
+      anchor,
+      envReward: 0,
+      valid: decision.valid,
+      done: false,
+      audit: [],
+      extras: {},
+    };
+    steps.push(step);
+    if (!decision.valid) {
+      step.extras.invalidReason = decision.reason;
+      past.push({ observation, action: INVALID_ACTION_NOTE });
+      continue;
+    }
+    const r = await env.step(decision.action);
+    step.action = decision.action;
+    step.observation = r.observation;
+    step.envReward = r.reward;
+    step.audit = auditSince(episode.tools, auditFrom);
+    past.push({ observation, action: decision.action });
+    observation = r.observation;
+    if (r.done) {
+      outcome = r.info.won ? 'won' : 'turn_limit';
+      break;
+    }
+  }
+  return finish({ ...episode, task, trajectoryId }, steps, outcome, started);
+}

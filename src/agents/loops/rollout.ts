@@ -1,0 +1,175 @@
+/**
+ * Rolling out many trajectories at once. Each trajectory gets its own env (and tool runner), and
+ * all of them run concurrently, so a `PolicyChatModel` sees their model calls together and decodes
+ * them in shared batches; tool calls of one trajectory overlap the others' generation.
+ */
+import type { z } from 'zod';
+import { CodeMathEnv } from '../../envs/codemath/env.ts';
+import { HouseholdEnv } from '../../envs/household/env.ts';
+import type { EnvOptions } from '../../envs/index.ts';
+import { SearchEnv, SearchEnvConfig } from '../../envs/search/env.ts';
+import { EncyclopediaQA, type QASource } from '../../envs/search/generator.ts';
+import type { Env, Task } from '../../envs/types.ts';
+import { ToolRunner, type ToolRunnerOptions } from '../../tools/policy.ts';
+import { pythonTool } from '../../tools/python/tool.ts';
+import type { Tool } from '../../tools/types.ts';
+import { webSearchTool } from '../../tools/web-search.ts';
+import type { Trajectory } from '../record.ts';
+import type { ChatModel } from '../types.ts';
+import { type CodeMathLoopOptions, runCodeMath } from './codemath.ts';
+import { type HouseholdLoopOptions, runHousehold } from './household.ts';
+import { runSearch, type SearchLoopOptions } from './search.ts';
+import type { Episode } from './shared.ts';
+
+/** The single-agent loop of each env. */
+export const LOOPS = {
+  household: runHousehold,
+  search: runSearch,
+  codemath: runCodeMath,
+} as const;
+export type LoopName = keyof typeof LOOPS;
+
+/** Options of each loop, by env name. */
+export interface LoopOptionsByEnv {
+  household?: z.input<typeof HouseholdLoopOptions>;
+  search?: z.input<typeof SearchLoopOptions>;
+  codemath?: z.input<typeof CodeMathLoopOptions>;
+}
+
+/** Runs the loop of `env.name` (household, search or codemath) for one trajectory. */
+export function runLoop(env: Env, model: ChatModel, episode: Episode, options: LoopOptionsByEnv = {}) {
+  switch (env.name) {
+    case 'household':
+      return runHousehold(env as never, model, episode as never, options.household);
+    case 'search':
+      return runSearch(env as never, model, episode as never, options.search);
+    case 'codemath':
+      return runCodeMath(env as never, model, episode as never, options.codemath);
+    default:
+      throw new Error(
+        `no agent loop for env "${env.name}" (expected one of: ${Object.keys(LOOPS).join(', ')})`,
+      );
+  }
+}
+
+/**
+ * A tool that calls `name` through `runner`, so that calls an env makes are checked by the run's
+ * tool policy and audited like an agent's own. `reset` starts the runner's next trajectory;
+ * `close` closes the runner's tools unless `shared` says someone else owns them.
+ */
+export function runnerTool(runner: ToolRunner, name: string, options: { shared?: boolean } = {}): Tool {
+  const tool = runner.tools.get(name);
+  if (!tool) {
+    throw new Error(
+      `runnerTool: the runner has no tool "${name}" (have: ${[...runner.tools.keys()].join(', ')})`,
+    );
+  }
+  return {
+    name,
+    description: tool.description,
+    schema: tool.schema,
+    limits: tool.limits,
+    execute: (input, ctx) => runner.call(name, input, ctx),
+    reset: () => runner.reset(),
+    close: async () => {
+      if (!options.shared) await runner.close();
+    },
+  };
+}
+
+/** An env for one trajectory, with the runner its tools go through (fresh per trajectory). */
+export interface AgentEnv {
+  env: Env;
+  tools?: ToolRunner;
+}
+
+/**
+ * The default env maker: the env of `name` with its tools behind a `ToolRunner` (web_search over
+ * the source's index for search, a sandboxed Python for code/math). Share one maker across the
+ * trajectories of a rollout: it builds the search source once.
+ */
+export function agentEnvMaker(
+  options: EnvOptions & { toolPolicy?: ToolRunnerOptions['policy'] } = {},
+): (name: string) => AgentEnv {
+  let source: QASource | undefined = options.deps?.source;
+  return (name) => {
+    switch (name) {
+      case 'household':
+        return { env: new HouseholdEnv(options.household) as unknown as Env };
+      case 'search': {
+        const config = SearchEnvConfig.parse(options.search ?? {});
+        source ??= new EncyclopediaQA(config.encyclopedia);
+        const search =
+          options.deps?.search ?? webSearchTool({ index: source.index(), defaultK: config.topK });
+        const tools = new ToolRunner([search], { policy: options.toolPolicy });
+        const env = new SearchEnv(config, { source, search: runnerTool(tools, search.name) });
+        return { env: env as unknown as Env, tools };
+      }
+      case 'codemath': {
+        const shared = options.deps?.python !== undefined;
+        const python = options.deps?.python ?? pythonTool();
+        const tools = new ToolRunner([python], { policy: options.toolPolicy });
+        const env = new CodeMathEnv(options.codemath, { python: runnerTool(tools, python.name, { shared }) });
+        return { env: env as unknown as Env, tools };
+      }
+      default:
+        throw new Error(`no agent env "${name}" (expected one of: ${Object.keys(LOOPS).join(', ')})`);
+    }
+  };
+}
+
+export interface RolloutOptions {
+  model: ChatModel;
+  tasks: readonly Task[];
+  /** G: trajectories per task (a group; they share the task and its seed). */
+  groupSize?: number;
+  /** Each loop's options. */
+  loops?: LoopOptionsByEnv;
+  /** Makes the env of one trajectory (default `agentEnvMaker()`). */
+  makeEnv?: (name: string) => AgentEnv;
+  /** Trajectories in flight at once (default: all of them). */
+  concurrency?: number;
+  /** Called as each trajectory finishes (progress). */
+  onTrajectory?: (trajectory: Trajectory) => void;
+}
+
+/**
+ * Rolls out `groupSize` trajectories of every task, concurrently, and returns them in order (task
+ * by task). Trajectory j of a task has groupId = the task's id and trajectoryId = String(j).
+ * Envs are closed after their trajectory.
+ */
+export async function rollout(options: RolloutOptions): Promise<Trajectory[]> {
+  const groupSize = options.groupSize ?? 1;
+  if (!Number.isInteger(groupSize) || groupSize < 1) {
+    throw new Error(`rollout: groupSize must be a positive integer, got ${options.groupSize}`);
+  }
+  const episodes = options.tasks.flatMap((task) =>
+    Array.from({ length: groupSize }, (_, j) => ({ task, j })),
+  );
+  const concurrency = options.concurrency ?? episodes.length;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new Error(`rollout: concurrency must be a positive integer, got ${options.concurrency}`);
+  }
+  const makeEnv = options.makeEnv ?? agentEnvMaker();
+  const out = new Array<Trajectory>(episodes.length);
+  let next = 0;
+  // Workers pull the next episode until none is left: at most `concurrency` in flight.
+  const worker = async () => {
+    while (next < episodes.length) {
+      const i = next++;
+      const { task, j } = episodes[i]!;
+      const { env, tools } = makeEnv(task.env);
+      try {
+        const episode = { task, seed: task.seed, groupId: task.id, trajectoryId: String(j), tools };
+        out[i] = await runLoop(env, options.model, episode, options.loops);
+        options.onTrajectory?.(out[i]!);
+      } finally {
+        // A code/math env closes its Python tool (and so the runner); others have nothing to close but tools.
+        if (env.close) await env.close();
+        else await tools?.close();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, episodes.length) }, worker));
+  return out;
+}

@@ -1,0 +1,11 @@
+// Prompt formats of the single-agent loops: what the model sees, and how its reply is read.
+export { codeMathPrompt, codeMathSystemPrompt } from './codemath.ts';
+export {
+  type HouseholdDecision,
+  type HouseholdPromptInput,
+  type HouseholdTurn,
+  householdPrompt,
+  parseHouseholdResponse,
+} from './household.ts';
+export { messageContent, renderMessages } from './render.ts';
+export { searchPrompt, searchSystemPrompt } from './search.ts';
