@@ -1,0 +1,162 @@
+import type { Env, Task } from '../../envs/types.ts';
+import { type AgentEnv, agentEnvMaker } from '../loops/rollout.ts';
+import { type Episode, finish, responseFields } from '../loops/shared.ts';
+import type { AgentStep, Trajectory, TrajectoryOutcome } from '../record.ts';
+import type { AgentFlowConfigInput } from './config.ts';
+import { type AgentFlowModules, type AgentFlowResult, type AgentFlowStep, runAgentFlow } from './loop.ts';
+import { parseVerdict } from './prompts.ts';
+
+/**
+ * AgentFlow on an env: the env's first observation is the query, the modules work with the env's
+ * tools (through the episode's ToolRunner, so the run's tool policy and audit apply), and the
+ * generator's answer goes to the env as `<answer>...</answer>`, which judges it. The trajectory is
+ * the loops' `Trajectory`: one step per module call, so `recordIteration` writes it like any other.
+ *
+ * Every planner step is a Flow-GRPO sample: it carries the trajectory's outcome as
+ * `extras.outcomeReward` (every step does, so the rows of a trajectory agree).
+ */
+
+export interface AgentFlowTrajectory extends Trajectory {
+  /** The loop's own account: analysis, memory, stop reason, answer. */
+  flow: AgentFlowResult;
+}
+
+/** Per-trajectory seed of the module calls: the G rollouts of a group sample differently, reruns the same. */
+function trajectorySeed(seed: number, trajectoryId: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of `agentflow:${seed}:${trajectoryId}`) {
+    h ^= ch.charCodeAt(0);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 1) % 1_000_000;
+}
+
+/** Runs one AgentFlow trajectory on `env` (search or code/math) and judges its answer there. */
+export async function runAgentFlowEpisode(
+  env: Env,
+  modules: AgentFlowModules,
+  episode: Episode,
+  config: AgentFlowConfigInput = {},
+): Promise<AgentFlowTrajectory> {
+  const started = performance.now();
+  if (!episode.tools) {
+    throw new Error(
+      `runAgentFlowEpisode: the episode has no tools; expected a ToolRunner with the ${env.name} env's tools (see agentEnvMaker)`,
+    );
+  }
+  const query = await env.reset(episode.seed, episode.task);
+  const task = env.task as Task;
+  await episode.tools.reset();
+  const trajectoryId = episode.trajectoryId ?? '0';
+  const flow = await runAgentFlow(query, modules, {
+    tools: episode.tools,
+    config,
+    seed: trajectorySeed(episode.seed, trajectoryId),
+  });
+  const action = `<answer>${flow.answer ?? ''}</answer>`;
+  const judged = await env.step(action);
+
+  const models: Record<string, AgentFlowModules[keyof AgentFlowModules]> = {
+    ...modules,
+    analyzer: modules.analyzer ?? modules.planner,
+  };
+  let anchor = query;
+  const steps: AgentStep[] = flow.steps.map((s, stepIndex) => {
+    const record = flow.memory.find((m) => m.turn === s.turn);
+    const isGenerator = s.role === 'generator';
+    const step: AgentStep = {
+      stepIndex,
+      role: s.role,
+      ...responseFields(models[s.role]!, s.messages, s.response),
+      action: isGenerator ? action : s.role === 'executor' ? record?.command : undefined,
+      observation: observationOf(s, record?.result, judged.observation),
+      anchor,
+      envReward: isGenerator ? judged.reward : 0,
+      valid: s.valid,
+      done: false,
+      audit: s.toolCalls ?? [],
+      extras: {
+        turn: s.turn,
+        outcomeReward: judged.reward,
+        ...(s.error !== undefined ? { invalidReason: s.error } : {}),
+        ...(isGenerator ? { stopReason: flow.stopReason } : {}),
+      },
+    };
+    // The next turn decides on what this turn's tool returned (the raw observation, no memory).
+    if (s.role === 'verifier' && record) anchor = record.result;
+    return step;
+  });
+  const outcome: TrajectoryOutcome = judged.info.won
+    ? 'won'
+    : flow.stopReason === 'time_limit'
+      ? 'time_limit'
+      : flow.answer !== undefined
+        ? 'answered'
+        : 'turn_limit';
+  const trajectory = finish({ ...episode, task, trajectoryId }, steps, outcome, started);
+  return { ...trajectory, flow };
+}
+
+/** What a step's decision led to, as the viewer shows it beside the step. */
+function observationOf(step: AgentFlowStep, result: string | undefined, judged: string): string {
+  switch (step.role) {
+    case 'planner':
+    case 'executor':
+      return result ?? '';
+    case 'verifier':
+      return parseVerdict(step.response.text) ?? '(no verdict)';
+    case 'generator':
+      return judged;
+    default:
+      return '';
+  }
+}
+
+export interface AgentFlowRolloutOptions {
+  modules: AgentFlowModules;
+  tasks: readonly Task[];
+  /** G: trajectories per task (a group: same task, same seed). */
+  groupSize?: number;
+  config?: AgentFlowConfigInput;
+  /** Makes the env of one trajectory (default `agentEnvMaker()`: search and code/math with their tools). */
+  makeEnv?: (name: string) => AgentEnv;
+  /** Trajectories in flight at once (default: all): concurrent planner calls share decode batches. */
+  concurrency?: number;
+}
+
+/**
+ * Rolls out `groupSize` AgentFlow trajectories of every task concurrently, in task order; trajectory
+ * j of a task has groupId = the task's id and trajectoryId = String(j).
+ */
+export async function rolloutAgentFlow(options: AgentFlowRolloutOptions): Promise<AgentFlowTrajectory[]> {
+  const groupSize = options.groupSize ?? 1;
+  if (!Number.isInteger(groupSize) || groupSize < 1) {
+    throw new Error(`rolloutAgentFlow: groupSize must be a positive integer, got ${options.groupSize}`);
+  }
+  const episodes = options.tasks.flatMap((task) =>
+    Array.from({ length: groupSize }, (_, j) => ({ task, j })),
+  );
+  const concurrency = options.concurrency ?? episodes.length;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new Error(`rolloutAgentFlow: concurrency must be a positive integer, got ${options.concurrency}`);
+  }
+  const makeEnv = options.makeEnv ?? agentEnvMaker();
+  const out = new Array<AgentFlowTrajectory>(episodes.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < episodes.length) {
+      const i = next++;
+      const { task, j } = episodes[i]!;
+      const { env, tools } = makeEnv(task.env);
+      try {
+        const episode = { task, seed: task.seed, groupId: task.id, trajectoryId: String(j), tools };
+        out[i] = await runAgentFlowEpisode(env, options.modules, episode, options.config);
+      } finally {
+        if (env.close) await env.close();
+        else await tools?.close();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, episodes.length) }, worker));
+  return out;
+}
