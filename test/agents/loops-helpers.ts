@@ -4,6 +4,7 @@
 import { codeMathSystemPrompt } from '../../src/agents/prompts/codemath.ts';
 import { householdPrompt } from '../../src/agents/prompts/household.ts';
 import { searchSystemPrompt } from '../../src/agents/prompts/search.ts';
+import type { ChatMessage, ChatModel, ChatOptions, ChatResult } from '../../src/agents/types.ts';
 import { createExpert, HouseholdEnv, HouseholdGenerator, Policy, Tokenizer } from '../../src/index.ts';
 
 /** Household prompts along expert trajectories, plus the other loops' system prompts. */
@@ -40,4 +41,32 @@ export function domainTokenizer(): Tokenizer {
 
 export function tinyPolicy(seed = 0): Policy {
   return Policy.create({ model: 'tiny', tokenizer: domainTokenizer(), seed });
+}
+
+/**
+ * A ChatModel that plays given responses, for the loop behaviour that an untrained policy cannot
+ * show on demand (winning, a malformed reply at a chosen step, a tool call). The loop under test
+ * is real; only the model's decisions are scripted.
+ */
+export class ScriptedModel implements ChatModel {
+  readonly name = 'scripted';
+  readonly calls: { messages: ChatMessage[]; options: ChatOptions }[] = [];
+  constructor(
+    private readonly script: (
+      messages: readonly ChatMessage[],
+      call: number,
+    ) => string | Partial<ChatResult> | Promise<string | Partial<ChatResult>>,
+  ) {}
+
+  async chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatResult> {
+    this.calls.push({ messages: messages.map((m) => ({ ...m })), options });
+    const out = await this.script(messages, this.calls.length - 1);
+    const r = typeof out === 'string' ? { text: out } : out;
+    return { text: r.text ?? '', finishReason: r.finishReason ?? 'stop', ...r };
+  }
+}
+
+/** Replies in order, then keeps repeating the last one. */
+export function replies(...texts: (string | Partial<ChatResult>)[]): ScriptedModel {
+  return new ScriptedModel((_, call) => texts[Math.min(call, texts.length - 1)]!);
 }
