@@ -125,6 +125,8 @@ export type {
 } from './agents/types.ts';
 // agents: the ChatModel backends (chat)
 export * from './agents/chat/index.ts';
+// agents: `stepwise serve`, the OpenAI-compatible server (chat)
+export * from './serve/index.ts';
 
 // --- store (src/store) ---
 export {

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.ts';
 import { registerCredit } from './credit.ts';
+import { registerInitPolicy } from './init-policy.ts';
+import { registerServe } from './serve.ts';
 import { registerStart } from './start.ts';
 import { registerStore } from './store.ts';
 import { registerTool } from './tool.ts';
@@ -12,4 +14,6 @@ export const commands: Array<(program: Command) => void> = [
   registerTool,
   registerCredit,
   registerStore,
+  registerServe,
+  registerInitPolicy,
 ];

@@ -1,0 +1,51 @@
+// `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1]`: serve a policy over the
+// OpenAI API until interrupted.
+import { basename, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { Policy } from '../../policy/policy.ts';
+import { PolicyServer } from '../../serve/server.ts';
+
+interface ServeFlags {
+  checkpoint: string;
+  port: string;
+  host: string;
+  model?: string;
+  maxBatch: string;
+  device: string;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'serve a policy checkpoint over the OpenAI API (/v1/models, /v1/chat/completions, /v1/completions)',
+    )
+    .requiredOption('--checkpoint <dir>', 'a checkpoint folder (from init-policy or training)')
+    .option('--port <n>', 'port (0: any free port)', '8000')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--model <id>', 'the model id clients send (default: the checkpoint folder name)')
+    .option('--max-batch <n>', 'most rows per decode batch', '64')
+    .option('--device <device>', 'cpu or cuda', 'cpu')
+    .action(async (opts: ServeFlags) => {
+      const port = Number(opts.port);
+      const maxBatch = Number(opts.maxBatch);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new Error(`--port must be an integer from 0 to 65535, got "${opts.port}"`);
+      }
+      if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+        throw new Error(`--max-batch must be a positive integer, got "${opts.maxBatch}"`);
+      }
+      const policy = await Policy.load(opts.checkpoint, { device: opts.device });
+      const modelId = opts.model ?? basename(resolve(opts.checkpoint));
+      const server = new PolicyServer(policy, { host: opts.host, port, modelId, maxBatch });
+      const url = await server.listen();
+      console.log(`serving model "${modelId}" at ${url} (Ctrl-C to stop)`);
+      const stop = async () => {
+        await server.close();
+        await policy.dispose();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

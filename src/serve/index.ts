@@ -1,0 +1,3 @@
+// The OpenAI-compatible server (src/index.ts re-exports these).
+export * from './errors.ts';
+export { PolicyServer, ServeOptions } from './server.ts';

@@ -1,0 +1,186 @@
+// `stepwise serve`: a stepwise policy behind the OpenAI HTTP API, on node:http (no server library is
+// installed, and four routes do not need one). Every request goes through one PolicyChatModel, so
+// concurrent requests share decode batches.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { ContextOverflowError } from '../agents/chat/batcher.ts';
+import { PolicyChatModel } from '../agents/chat/policy-chat-model.ts';
+import type { Policy } from '../policy/policy.ts';
+import { chatCompletions, type Reply } from './chat-completions.ts';
+import { completions } from './completions.ts';
+import { ApiError, badRequest, contextOverflow, modelNotFound } from './errors.ts';
+import { ChatCompletionRequest, CompletionRequest } from './protocol.ts';
+
+export const ServeOptions = z.object({
+  host: z.string().default('127.0.0.1'),
+  /** 0 picks a free port (see `url` after `listen`). */
+  port: z.number().int().min(0).max(65535).default(8000),
+  /** The model id clients send; requests naming another model get a 404. */
+  modelId: z.string().min(1).default('stepwise'),
+  /** Most rows per decode batch (n choices count as rows). */
+  maxBatch: z.number().int().min(1).default(64),
+  /** How long an idle server waits for more requests before decoding, in ms. */
+  batchWaitMs: z.number().min(0).default(2),
+  /** Largest request body accepted, in bytes. */
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(8 * 1024 * 1024),
+});
+export type ServeOptions = z.infer<typeof ServeOptions>;
+
+export class PolicyServer {
+  readonly options: ServeOptions;
+  readonly model: PolicyChatModel;
+  private readonly server: Server;
+  private readonly created = Math.floor(Date.now() / 1000);
+
+  constructor(
+    readonly policy: Policy,
+    options: z.input<typeof ServeOptions> = {},
+  ) {
+    this.options = ServeOptions.parse(options);
+    this.model = new PolicyChatModel(policy, {
+      name: this.options.modelId,
+      maxBatch: this.options.maxBatch,
+      batchWaitMs: this.options.batchWaitMs,
+    });
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err) => sendError(res, err));
+    });
+  }
+
+  /** Start listening; resolves to the base URL, e.g. http://127.0.0.1:8000/v1. */
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => resolve());
+    });
+    return this.url;
+  }
+
+  get url(): string {
+    const { port } = this.server.address() as AddressInfo;
+    const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
+    return `http://${host}:${port}/v1`;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '');
+    const reply = replyTo(res);
+    const model = { id: this.options.modelId, object: 'model', created: this.created, owned_by: 'stepwise' };
+    if (path === '/v1/models' || path.startsWith('/v1/models/')) {
+      if (req.method !== 'GET') throw methodNotAllowed(req.method, 'GET');
+      if (path === '/v1/models') return reply.json({ object: 'list', data: [model] });
+      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      if (id !== this.options.modelId) throw modelNotFound(id);
+      return reply.json(model);
+    }
+    if (path === '/health') return reply.json({ ok: true });
+    if (path !== '/v1/chat/completions' && path !== '/v1/completions') {
+      throw new ApiError(
+        404,
+        `Unknown route ${req.method} ${path}`,
+        'invalid_request_error',
+        null,
+        'unknown_url',
+      );
+    }
+    if (req.method !== 'POST') throw methodNotAllowed(req.method, 'POST');
+    const body = await readJson(req, this.options.maxBodyBytes);
+    const chat = path === '/v1/chat/completions';
+    const parsed = (chat ? ChatCompletionRequest : CompletionRequest).safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const param = issue.path.join('.') || null;
+      throw badRequest(`Invalid value for '${param ?? 'body'}': ${issue.message}`, param, 'invalid_value');
+    }
+    if (parsed.data.model !== this.options.modelId) throw modelNotFound(parsed.data.model);
+    try {
+      if (chat)
+        await chatCompletions(this.model, this.options.modelId, parsed.data as ChatCompletionRequest, reply);
+      else await completions(this.model, this.options.modelId, parsed.data as CompletionRequest, reply);
+    } catch (err) {
+      if (err instanceof ContextOverflowError) throw contextOverflow(err.promptTokens, 1, err.contextLength);
+      throw err;
+    }
+  }
+}
+
+const methodNotAllowed = (method: string | undefined, allowed: string) =>
+  new ApiError(
+    405,
+    `Method ${method} is not allowed here; use ${allowed}`,
+    'invalid_request_error',
+    null,
+    'method_not_allowed',
+  );
+
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of req) {
+    size += (part as Buffer).length;
+    if (size > limit) throw new ApiError(413, `The request body is larger than ${limit} bytes`);
+    parts.push(part as Buffer);
+  }
+  const text = Buffer.concat(parts).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw badRequest(
+      `We could not parse the JSON body of your request (${(err as Error).message}); expected a JSON object`,
+      null,
+      'invalid_json',
+    );
+  }
+}
+
+/** JSON for a whole response; server-sent events (`data: ...`, then `data: [DONE]`) for a stream. */
+function replyTo(res: ServerResponse): Reply {
+  return {
+    json(body) {
+      const text = JSON.stringify(body);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    },
+    event(body) {
+      if (!res.headersSent) {
+        res.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+        });
+      }
+      if (!res.writableEnded) res.write(`data: ${JSON.stringify(body)}\n\n`);
+    },
+    end() {
+      if (!res.writableEnded) res.end('data: [DONE]\n\n');
+    },
+  };
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  const api =
+    err instanceof ApiError
+      ? err
+      : new ApiError(500, `The server failed: ${(err as Error)?.message ?? String(err)}`, 'server_error');
+  if (res.headersSent) {
+    // Mid-stream: the status is gone, so the error travels as an event (as OpenAI's servers do).
+    if (!res.writableEnded) res.end(`data: ${JSON.stringify(api.body())}\n\n`);
+    return;
+  }
+  const text = JSON.stringify(api.body());
+  res.writeHead(api.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}

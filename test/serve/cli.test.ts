@@ -1,0 +1,57 @@
+// `stepwise init-policy` then `stepwise serve` as a user runs them, queried with the openai client.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, describe, expect, it } from 'vitest';
+import { domainCorpus, initPolicy } from '../../src/cli/commands/init-policy.ts';
+import { Policy } from '../../src/policy/policy.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'stepwise-serve-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('init-policy and serve', () => {
+  it('writes a checkpoint whose tokenizer fits the envs, then serves it over HTTP', async () => {
+    const out = join(dir, 'tiny-ckpt');
+    const created = await initPolicy({ preset: 'tiny', out, tasks: 40 });
+    await created.dispose();
+    const policy = await Policy.load(out);
+    // Domain text compresses well (a byte tokenizer would give one token per character).
+    const text = 'You arrive at countertop 1. On the countertop 1, you see a apple 1, and a knife 2.';
+    expect(policy.tokenizer.encode(text).length).toBeLessThan(text.length / 3);
+    const corpus = await domainCorpus(5);
+    expect(corpus.some((t) => t.includes('<tool_call>'))).toBe(true);
+    await policy.dispose();
+
+    const child = spawn(process.execPath, ['bin/stepwise.js', 'serve', '--checkpoint', out, '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let seen = '';
+        child.stdout.on('data', (d: Buffer) => {
+          seen += d.toString();
+          const m = seen.match(/at (http:\/\/\S+\/v1)/);
+          if (m) resolve(m[1]!);
+        });
+        child.stderr.on('data', (d: Buffer) => {
+          seen += d.toString();
+        });
+        child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${seen}`)));
+      });
+      const client = new OpenAI({ baseURL: url, apiKey: 'unused', maxRetries: 0 });
+      const models = await client.models.list();
+      expect(models.data[0]!.id).toBe('tiny-ckpt');
+      const r = await client.chat.completions.create({
+        model: 'tiny-ckpt',
+        messages: [{ role: 'user', content: 'go to fridge 1' }],
+        max_tokens: 5,
+      });
+      expect(r.choices[0]!.message.role).toBe('assistant');
+      expect(r.usage!.completion_tokens).toBeGreaterThan(0);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  }, 60_000);
+});
