@@ -88,8 +88,8 @@ export async function runAgentFlowEpisode(
   });
   const outcome: TrajectoryOutcome = judged.info.won
     ? 'won'
-    : flow.stopReason === 'time_limit'
-      ? 'time_limit'
+    : flow.stopReason === 'time_limit' || flow.stopReason === 'context_limit'
+      ? flow.stopReason
       : flow.answer !== undefined
         ? 'answered'
         : 'turn_limit';

@@ -2,6 +2,7 @@ import { openAITools, parseOpenAIToolCalls, parseTextToolCalls } from '../../too
 import { describeZodError, observationText } from '../../tools/define.ts';
 import { ToolRunner } from '../../tools/policy.ts';
 import type { AuditRecord, Tool } from '../../tools/types.ts';
+import { isContextOverflow } from '../loops/shared.ts';
 import type { ChatMessage, ChatModel, ChatOptions, ChatResult } from '../types.ts';
 import {
   AgentFlowConfig,
@@ -60,7 +61,11 @@ export interface AgentFlowStep {
   toolCalls?: AuditRecord[];
 }
 
-export type StopReason = 'verifier_stop' | 'turn_limit' | 'time_limit' | 'model_error';
+/**
+ * Why the turns ended: the verifier said STOP, `maxTurns`, `timeLimitMs`, a prompt outgrew a
+ * model's context, or a ChatModel failed otherwise (see `errors`).
+ */
+export type StopReason = 'verifier_stop' | 'turn_limit' | 'time_limit' | 'context_limit' | 'model_error';
 
 export interface AgentFlowResult {
   query: string;
@@ -247,7 +252,7 @@ export async function runAgentFlow(
   } catch (err) {
     if (limit.signal.aborted) stopReason = 'time_limit';
     else {
-      stopReason = 'model_error';
+      stopReason = isContextOverflow(err) ? 'context_limit' : 'model_error';
       errors.push(describeError(err));
     }
   } finally {
