@@ -127,6 +127,34 @@ export type {
 export * from './agents/chat/index.ts';
 // agents: `stepwise serve`, the OpenAI-compatible server (chat)
 export * from './serve/index.ts';
+// agents: AgentFlow, its modules, memory and gold traces (agentflow)
+export {
+  AGENTFLOW_ROLES,
+  AgentFlowConfig,
+  type AgentFlowConfigInput,
+  type AgentFlowModules,
+  type AgentFlowOptions,
+  type AgentFlowResult,
+  type AgentFlowRole,
+  type AgentFlowRolloutOptions,
+  type AgentFlowStep,
+  type AgentFlowTrajectory,
+  Memory as AgentFlowMemory,
+  type MemoryRecord as AgentFlowMemoryRecord,
+  type StopReason as AgentFlowStopReason,
+  type GoldTrace,
+  type GoldTurn,
+  goldModels,
+  goldTrace,
+  type Plan as AgentFlowPlan,
+  parsePlan,
+  parseVerdict,
+  rolloutAgentFlow,
+  runAgentFlow,
+  runAgentFlowEpisode,
+  ScriptedChatModel,
+  type Verdict,
+} from './agents/agentflow/index.ts';
 
 // --- store (src/store) ---
 export {
