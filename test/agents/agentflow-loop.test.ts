@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { runAgentFlow, ScriptedChatModel } from '../../src/agents/agentflow/index.ts';
 import type { ChatMessage, ChatModel, ChatResult } from '../../src/agents/types.ts';
-import { defineTool } from '../../src/tools/define.ts';
+import { defineTool, ToolFailure } from '../../src/tools/define.ts';
 import { ToolRunner } from '../../src/tools/policy.ts';
 
 // A real in-process tool: the loop's contract with tools is the Tool interface, and this one
@@ -208,5 +208,37 @@ describe('runAgentFlow', () => {
     const m = { ...modules({ planner: [plan('add')], executor: [], verifier: ['STOP'] }), executor: native };
     const r = await runAgentFlow('q', m, { tools: [adder], config: { nativeToolCalls: true } });
     expect(r.memory[0]).toMatchObject({ command: 'add({"a":40,"b":2})', result: '42', ok: true });
+  });
+
+  it('records tool errors and policy denials in the memory and goes on to the next turn', async () => {
+    const failing = defineTool({
+      name: 'fail',
+      description: 'Always fails.',
+      schema: z.object({}),
+      run: async () => {
+        throw new ToolFailure('disk on fire', 'tool_error', 'partial output');
+      },
+    });
+    const m = modules({
+      planner: [plan('fail'), plan('add'), plan('add')],
+      executor: [call({}, 'fail'), call({ a: 1, b: 2 }), call({ a: 3, b: 4 })],
+      verifier: ['CONTINUE', 'CONTINUE', 'STOP'],
+    });
+    // The run's tool policy allows one call of `add` per trajectory.
+    const runner = new ToolRunner([failing, adder], { policy: { callsPerTrajectory: { add: 1 } } });
+    const r = await runAgentFlow('q', m, { tools: runner });
+    expect(r.memory.map((x) => [x.tool, x.ok, x.result])).toEqual([
+      ['fail', false, 'Error (tool_error): disk on fire\npartial output'],
+      ['add', true, '3'],
+      ['add', false, 'Error (policy_denied): call budget of "add" is used up (1 per trajectory)'],
+    ]);
+    expect(runner.audit.map((a) => [a.tool, a.ok, a.errorKind])).toEqual([
+      ['fail', false, 'tool_error'],
+      ['add', true, undefined],
+      ['add', false, 'policy_denied'],
+    ]);
+    // The executor's replies were well formed: a failing tool is not the executor's fault.
+    expect(r.steps.filter((s) => s.role === 'executor').every((s) => s.valid)).toBe(true);
+    expect(r.stopReason).toBe('verifier_stop');
   });
 });
