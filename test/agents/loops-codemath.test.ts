@@ -38,7 +38,7 @@ const task = new CodeMathGenerator().generate('train', 7) as CodeMathTask;
 const program = expertProgram(task.payload.params);
 
 describe('code/math loop', () => {
-  it('runs <code> in the sandbox, shows the output as a tool message, and scores the answer', async () => {
+  it('runs <code> in the sandbox, shows the output to the model, and scores the answer', async () => {
     const { env, tools } = makeEnv();
     const model = replies(
       `<think>compute it</think><code>\n${program}\n</code>`,
@@ -55,8 +55,8 @@ describe('code/math loop', () => {
     ]);
     expect(answer!.extras.answered).toBe(true);
     const second = model.calls[1]!.messages;
-    expect(second.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool']);
-    expect(second[3]).toMatchObject({ name: 'python', content: run!.observation });
+    expect(second.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
+    expect(second[3]).toEqual({ role: 'user', content: run!.observation });
     await env.close?.();
   });
 

@@ -231,7 +231,7 @@ describe('search loop', () => {
   const task = source.generate('train', 5, 'bridge') as SearchTask;
   const expert = new SearchExpert().demonstrate(task).actions;
 
-  it('searches and answers with tags; results come back as tool messages, audited', async () => {
+  it('searches and answers with tags; results come back to the model, audited', async () => {
     const { env, tools } = makeEnv('search');
     const model = replies(...expert.map((a) => `<think>next</think>${a}`));
     const t = await runSearch(env as never, model, { task, seed: task.seed, tools });
@@ -248,14 +248,15 @@ describe('search loop', () => {
       ]);
       expect(s.anchor).toBe(i === 0 ? task.payload.question : t.steps[i - 1]!.observation);
     }
-    // The last prompt is the whole conversation: system, question, then (response, tool result) pairs.
+    // The last prompt is the whole conversation: system, question, then (response, result) pairs;
+    // a tag's result is a user message (OpenAI takes tool messages only as answers to calls).
     const last = model.calls.at(-1)!.messages;
     expect(last.map((m) => m.role)).toEqual([
       'system',
       'user',
-      ...expert.slice(1).flatMap(() => ['assistant', 'tool']),
+      ...expert.slice(1).flatMap(() => ['assistant', 'user']),
     ]);
-    expect(last[3]).toMatchObject({ role: 'tool', name: 'web_search', content: t.steps[0]!.observation });
+    expect(last[3]).toEqual({ role: 'user', content: t.steps[0]!.observation });
     expect(last[3]!.content).toContain(task.payload.evidence![0]!);
   });
 

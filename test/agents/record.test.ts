@@ -56,7 +56,7 @@ const rowsOf = (rows: StoredStepRow[], t: Trajectory) =>
 describe('recordIteration', () => {
   it('writes every step as played, and the stored rows reproduce the transcript', async () => {
     const trajectories = await searchTrajectories();
-    // Both kinds of follow-up turn occur: tool results (the expert) and complaints (the untrained policy).
+    // Both kinds of follow-up turn occur: search results (the expert) and complaints (the untrained policy).
     expect(trajectories[0]!.steps.length).toBeGreaterThan(1);
     expect(trajectories.slice(1).some((t) => t.steps.length > 1 && t.steps[0]!.promptTokens.length > 0)).toBe(
       true,
@@ -96,12 +96,11 @@ describe('recordIteration', () => {
         expect(r.extras).toMatchObject({ observation: s.observation, model: s.model });
         if (k === 0) continue;
         // The transcript: each prompt is the previous prompt, the previous response and what
-        // answered it (a search's result as a tool message; the env's complaint about an invalid
-        // reply as a user message), in the chat template's layout...
+        // answered it (the search result, or the env's complaint about an invalid reply), in the
+        // chat template's layout...
         const prev = stored[k - 1]!;
-        const role = prev.valid ? 'tool' : 'user';
         expect(r.promptText).toBe(
-          `${prev.promptText}${prev.responseText}<|end|><|${role}|>${prev.extras.observation}<|end|><|assistant|>`,
+          `${prev.promptText}${prev.responseText}<|end|><|user|>${prev.extras.observation}<|end|><|assistant|>`,
         );
         // ...and the local policy saw exactly those tokens, the earlier prompt's ids unchanged.
         if (r.promptTokens.length > 0) {

@@ -1,6 +1,7 @@
 /**
  * The code/math loop: the model computes with Python (`<code>...</code>`, `<python>...</python>`
- * or a `python` tool call), reads what the program printed in a tool message, and answers with
+ * or a `python` tool call), reads what the program printed (a tool message answering a tool call, a user
+ * message after a tag), and answers with
  * `<answer>...</answer>`. The env runs the code in its sandboxed Python tool and checks the answer
  * exactly. Invalid responses, turn and time limits behave as in the search loop.
  */
@@ -30,7 +31,6 @@ export async function runCodeMath(
   const opts = parseOptions(CodeMathLoopOptions, options, 'codemath');
   return runToolLoop(env, model, episode, {
     opts,
-    tool: 'python',
     tags: { code: 'python', python: 'python' },
     toolTags: { python: { tag: 'python', field: 'code' } },
     prompt: (problem) => codeMathPrompt(problem, opts.maxTurns),

@@ -2,7 +2,8 @@
  * The search QA loop (IGPO's agent): a growing conversation where each turn the model either
  * searches (`<search>query</search>`, or a `web_search` tool call) or answers
  * (`<answer>...</answer>`). The env runs the search and scores the answer; results come back as
- * tool messages. A response with neither is passed to the env, which marks it invalid and counts
+ * tool messages answering the tool calls, or as user messages after a `<search>` tag (OpenAI's API
+ * takes tool messages only as answers to calls, so a tag's result cannot be one). A response with neither is passed to the env, which marks it invalid and counts
  * the turn. The trajectory ends at the answer, at the turn limit (the env's or the loop's,
  * whichever is smaller) or at the time limit.
  */
@@ -36,7 +37,6 @@ export async function runSearch(
   const opts = parseOptions(SearchLoopOptions, options, 'search');
   return runToolLoop(env, model, episode, {
     opts,
-    tool: 'web_search',
     tags: { search: 'search' },
     toolTags: { web_search: { tag: 'search', field: 'query' } },
     prompt: (question) => searchPrompt(question, opts.maxTurns),

@@ -49,24 +49,17 @@ export function actionFromToolCalls(
 }
 
 /**
- * The messages that answer a turn: one tool message per tool call (OpenAI requires every call
- * answered), or, for a text action, one tool message with the result (a `user` message when the
- * response had no action at all: that feedback is not a tool's).
+ * The messages that answer a turn. Tool calls get one tool message each (OpenAI requires every
+ * call answered, and accepts tool messages only as answers to calls). A text action's result, or
+ * the env's complaint about a reply without an action, comes back as a user message: there is no
+ * call for a tool message to answer, and every backend accepts that conversation.
  */
 export function answerToolCalls(
   calls: readonly ChatToolCall[],
   fromCalls: ToolCallAction | undefined,
   observation: string,
-  toolName: string,
-  ranTool: boolean,
 ): ChatMessage[] {
-  if (calls.length === 0) {
-    return [
-      ranTool
-        ? { role: 'tool', name: toolName, content: observation }
-        : { role: 'user', content: observation },
-    ];
-  }
+  if (calls.length === 0) return [{ role: 'user', content: observation }];
   return calls.map((c) => ({
     role: 'tool',
     name: c.name,

@@ -1,6 +1,6 @@
 /**
  * The loop body shared by search QA and code/math: a growing conversation (system prompt, the
- * task, then assistant turns answered by tool messages) in which each response becomes one env
+ * task, then assistant turns, each answered by tool or user messages) in which each response becomes one env
  * action. Only the tags and tools differ between the two.
  */
 import type { CodeMathTask } from '../../envs/codemath/generator.ts';
@@ -25,8 +25,6 @@ import { actionFromToolCalls, answerToolCalls } from './tool-calls.ts';
 /** How one tool-using loop reads responses; shared by the search and code/math loops. */
 export interface ToolLoopSpec {
   opts: LoopOptions & { maxTurns: number; toolCalling: boolean };
-  /** The tool a text action runs (named on its result message). */
-  tool: string;
   /** Response tags that become an env action, and the env's tag for each (`code` -> `python`). */
   tags: Record<string, string>;
   /** Tool calls that become an env action: the env tag and the argument holding its body. */
@@ -88,10 +86,7 @@ export async function runToolLoop<T extends SearchTask | CodeMathTask>(
       break;
     }
     messages.push(assistantMessage(result.text, result.toolCalls));
-    const ranTool = r.info.valid && !action.startsWith('<answer>');
-    messages.push(
-      ...answerToolCalls(result.toolCalls ?? [], fromCalls, step.observation, spec.tool, ranTool),
-    );
+    messages.push(...answerToolCalls(result.toolCalls ?? [], fromCalls, step.observation));
     if (r.done) break;
   }
   return finish({ ...episode, task, trajectoryId }, steps, outcome, started);

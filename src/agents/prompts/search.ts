@@ -3,7 +3,7 @@ import type { ChatMessage } from '../types.ts';
 /**
  * The search QA prompt, as the IGPO reference (after Search-R1) prompts its agent: reason, then
  * either search (`<search>query</search>`, or a `web_search` tool call when the model calls tools)
- * or answer (`<answer>...</answer>`). Results come back as tool messages. The wording is ours.
+ * or answer (`<answer>...</answer>`). Results come back to the model after each search. The wording is ours.
  */
 export function searchSystemPrompt(maxTurns: number): string {
   return [
