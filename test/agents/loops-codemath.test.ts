@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PolicyChatModel } from '../../src/agents/chat/index.ts';
+import { OpenAIChatModel, PolicyChatModel } from '../../src/agents/chat/index.ts';
 import { type AgentEnv, rollout, runCodeMath, runnerTool } from '../../src/agents/loops/index.ts';
 import {
   CodeMathEnv,
@@ -12,6 +12,7 @@ import {
   type ToolPolicyInput,
   ToolRunner,
 } from '../../src/index.ts';
+import { PolicyServer } from '../../src/serve/index.ts';
 import { replies, tinyPolicy } from './loops-helpers.ts';
 
 // The real Python sandbox: one warm interpreter serves the file (they take seconds to start).
@@ -91,15 +92,29 @@ describe('code/math loop', () => {
     await env.close?.();
   });
 
-  it('runs on an untrained local policy', async () => {
+  it('runs on an untrained policy, local and served (stepwise serve through the openai client)', async () => {
     policy = tinyPolicy(3);
-    const ts = await rollout({
-      model: new PolicyChatModel(policy),
-      tasks: [task],
-      groupSize: 2,
-      makeEnv: () => makeEnv(),
-      loops: { codemath: { maxTurns: 2, sampling: { maxTokens: 16 } } },
-    });
+    const server = new PolicyServer(policy, { port: 0, modelId: 'tiny' });
+    const served = new OpenAIChatModel({ model: 'tiny', baseURL: await server.listen(), apiKey: 'local' });
+    const ts = [];
+    for (const model of [new PolicyChatModel(policy), served]) {
+      ts.push(
+        ...(await rollout({
+          model,
+          tasks: [task],
+          groupSize: 2,
+          makeEnv: () => makeEnv(),
+          loops: { codemath: { maxTurns: 2, sampling: { maxTokens: 16 } } },
+        })),
+      );
+    }
+    await server.close();
+    expect(ts.map((t) => t.steps[0]!.model)).toEqual([
+      'policy:policy',
+      'policy:policy',
+      'openai:tiny',
+      'openai:tiny',
+    ]);
     for (const t of ts) {
       expect(t.steps.length).toBeGreaterThan(0);
       expect(t.steps.length).toBeLessThanOrEqual(2);
