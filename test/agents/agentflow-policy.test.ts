@@ -10,54 +10,30 @@ import {
   runAgentFlowEpisode,
 } from '../../src/agents/agentflow/index.ts';
 import { PolicyChatModel } from '../../src/agents/chat/policy-chat-model.ts';
-import { agentEnvMaker } from '../../src/agents/loops/rollout.ts';
 import { recordIteration } from '../../src/agents/record.ts';
-import { CodeMathGenerator } from '../../src/envs/codemath/generator.ts';
 import { createExpert } from '../../src/envs/index.ts';
-import { EncyclopediaQA } from '../../src/envs/search/generator.ts';
 import { Policy } from '../../src/policy/policy.ts';
-import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
+import type { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import { openStore } from '../../src/store/index.ts';
 import { PythonPool } from '../../src/tools/python/pool.ts';
-import { PythonTool } from '../../src/tools/python/tool.ts';
+import { agentFlowTokenizer, codemath, envMaker, smallConfig, source } from './agentflow-helpers.ts';
 
 // AgentFlow on an untrained tiny local policy. Its replies are noise, so the loop must cope with
 // every malformed module reply, and the steps it records must be token-exact: the prompt ids are
 // the chat template of the recorded messages, and the recorded log-probs are what the policy
 // itself gives the recorded response tokens.
 
-const source = new EncyclopediaQA();
-const codemath = new CodeMathGenerator();
 let pool: PythonPool;
 let tokenizer: Tokenizer;
 let dir: string;
 const policies: Policy[] = [];
-
-const makeEnv = () =>
-  agentEnvMaker({
-    deps: { source, python: new PythonTool({ pool, limits: { timeMs: 30_000, outputChars: 2_000 } }) },
-  });
-
-/** Prompts and replies of gold replays: the text a domain tokenizer for AgentFlow is fitted on. */
-async function agentFlowTexts(): Promise<string[]> {
-  const texts: string[] = [];
-  const tasks = [
-    ...[0, 1, 2, 3, 4, 5].map((s) => source.generate('train', s)),
-    ...[0, 1, 2].map((s) => codemath.generate('train', s)),
-  ];
-  for (const task of tasks) {
-    const trace = goldTrace(task, createExpert(task.env).demonstrate(task));
-    const { env, tools } = makeEnv()(task.env);
-    const t = await runAgentFlowEpisode(env, goldModels(trace), { task, seed: task.seed, tools });
-    for (const s of t.steps) texts.push(s.promptText, s.responseText);
-  }
-  return texts;
-}
+const makeEnv = () => envMaker(pool);
+const config = smallConfig;
 
 beforeAll(async () => {
   pool = new PythonPool({ size: 1, announce: false });
   await pool.warm();
-  tokenizer = Tokenizer.train(await agentFlowTexts(), { vocabSize: 1024 });
+  tokenizer = await agentFlowTokenizer(pool);
   dir = mkdtempSync(path.join(tmpdir(), 'agentflow-policy-'));
 });
 
@@ -72,17 +48,6 @@ function tinyPolicy(seed: number): Policy {
   policies.push(p);
   return p;
 }
-
-const config = {
-  maxTurns: 2,
-  sampling: {
-    analyzer: { maxTokens: 12 },
-    planner: { maxTokens: 24 },
-    executor: { maxTokens: 16 },
-    verifier: { maxTokens: 8 },
-    generator: { maxTokens: 8 },
-  },
-};
 
 describe('AgentFlow on an untrained local policy', () => {
   let trajectories: AgentFlowTrajectory[];
