@@ -6,6 +6,7 @@ import {
   type AgentFlowTrajectory,
   goldModels,
   goldTrace,
+  replayGold,
   rolloutAgentFlow,
   runAgentFlowEpisode,
   ScriptedChatModel,
@@ -173,5 +174,32 @@ describe('gold AgentFlow traces', () => {
       [task.id, '0', task.seed, true, 'won'],
       [task.id, '1', task.seed, false, 'answered'],
     ]);
+  });
+
+  it('replayGold gives each module’s real prompt beside its gold reply (SFT samples)', async () => {
+    // A question of two hops or more, so that the too-small maxTurns below is below its turns.
+    const task = [3, 4, 5, 6, 7, 8]
+      .map((seed) => source.generate('train', seed))
+      .find((t) => t.payload.queries!.length > 1)!;
+    const { env, tools } = makeEnv()('search');
+    const { trace, trajectory, samples } = await replayGold(env, { task, seed: task.seed, tools });
+    expect(trajectory.won).toBe(true);
+    const roles = [
+      'analyzer',
+      ...trace.turns.flatMap(() => ['planner', 'executor', 'verifier']),
+      'generator',
+    ];
+    expect(samples.map((s) => s.role)).toEqual(roles);
+    expect(samples.filter((s) => s.role === 'planner').map((s) => s.reply)).toEqual(
+      trace.turns.map((t) => t.planner),
+    );
+    // The verifier of the last turn is asked with the memory holding the last search's result.
+    const lastVerifier = samples.filter((s) => s.role === 'verifier').at(-1)!;
+    expect(lastVerifier.messages.at(-1)!.content).toContain(task.payload.evidence!.at(-1)!);
+    expect(lastVerifier.reply).toContain('<verdict>STOP</verdict>');
+    const { env: env2, tools: tools2 } = makeEnv()('search');
+    await expect(replayGold(env2, { task, seed: task.seed, tools: tools2 }, { maxTurns: 1 })).rejects.toThrow(
+      `has ${trace.turns.length} turns but maxTurns is 1`,
+    );
   });
 });

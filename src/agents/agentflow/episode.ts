@@ -1,8 +1,11 @@
+import { createExpert } from '../../envs/index.ts';
 import type { Env, Task } from '../../envs/types.ts';
 import { type AgentEnv, agentEnvMaker } from '../loops/rollout.ts';
 import { type Episode, finish, responseFields } from '../loops/shared.ts';
 import type { AgentStep, Trajectory, TrajectoryOutcome } from '../record.ts';
-import type { AgentFlowConfigInput } from './config.ts';
+import type { ChatMessage } from '../types.ts';
+import { AgentFlowConfig, type AgentFlowConfigInput } from './config.ts';
+import { type GoldTrace, goldModels, goldTrace } from './gold.ts';
 import { type AgentFlowModules, type AgentFlowResult, type AgentFlowStep, runAgentFlow } from './loop.ts';
 import { parseVerdict } from './prompts.ts';
 
@@ -159,4 +162,37 @@ export async function rolloutAgentFlow(options: AgentFlowRolloutOptions): Promis
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, episodes.length) }, worker));
   return out;
+}
+
+/** One supervised example: a module's prompt and the reply it should give. */
+export interface GoldSample {
+  role: string;
+  messages: ChatMessage[];
+  reply: string;
+}
+
+/**
+ * Replays the gold trace of the episode's task (from its env's expert) through the real loop and
+ * returns the trajectory and its SFT samples: every module's actual prompt (memory with the real
+ * tool results) beside its gold reply. The training issue warm-starts all four roles on these.
+ */
+export async function replayGold(
+  env: Env,
+  episode: Episode & { task: Task },
+  config: AgentFlowConfigInput = {},
+): Promise<{ trace: GoldTrace; trajectory: AgentFlowTrajectory; samples: GoldSample[] }> {
+  const trace = goldTrace(episode.task, createExpert(episode.task.env).demonstrate(episode.task));
+  const { maxTurns } = AgentFlowConfig.parse(config);
+  if (trace.turns.length > maxTurns) {
+    throw new Error(
+      `replayGold: the gold trace of ${trace.taskId} has ${trace.turns.length} turns but maxTurns is ${maxTurns}; raise maxTurns`,
+    );
+  }
+  const trajectory = await runAgentFlowEpisode(env, goldModels(trace), episode, config);
+  const samples = trajectory.steps.map((s) => ({
+    role: s.role,
+    messages: s.messages,
+    reply: s.responseText,
+  }));
+  return { trace, trajectory, samples };
 }
