@@ -20,8 +20,10 @@ export const ServeOptions = z.object({
   modelId: z.string().min(1).default('stepwise'),
   /** Most rows per decode batch (n choices count as rows). */
   maxBatch: z.number().int().min(1).default(64),
-  /** How long an idle server waits for more requests before decoding, in ms. */
-  batchWaitMs: z.number().min(0).default(2),
+  /** An idle server starts decoding once no request has arrived for this long, in ms... */
+  batchWaitMs: z.number().min(0).default(3),
+  /** ...or this long after the batch's first request, whichever comes first. */
+  batchMaxWaitMs: z.number().min(0).default(50),
   /** Largest request body accepted, in bytes. */
   maxBodyBytes: z
     .number()
@@ -46,6 +48,7 @@ export class PolicyServer {
       name: this.options.modelId,
       maxBatch: this.options.maxBatch,
       batchWaitMs: this.options.batchWaitMs,
+      batchMaxWaitMs: this.options.batchMaxWaitMs,
     });
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err) => sendError(res, err));

@@ -21,8 +21,13 @@ export class ContextOverflowError extends Error {
 export interface BatcherOptions {
   /** Most rows in one batch. */
   maxBatch: number;
-  /** How long the first request of an idle batcher waits for company, in ms. */
+  /**
+   * An idle batcher starts decoding once no request has arrived for this long, in ms (requests
+   * of a burst, e.g. 32 clients answered by the same batch, arrive a little apart)...
+   */
   waitMs: number;
+  /** ...or this long after the first request of the batch arrived, whichever comes first. */
+  maxWaitMs: number;
 }
 
 interface Pending {
@@ -71,12 +76,21 @@ export class GenerateBatcher {
     p.reject(p.signal?.reason ?? new Error('aborted'));
   }
 
+  private firstArrival = 0;
+
   private schedule(): void {
-    if (this.running || this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.runBatch();
-    }, this.options.waitMs);
+    if (this.running) return;
+    const now = performance.now();
+    if (this.timer) clearTimeout(this.timer);
+    else this.firstArrival = now;
+    const wait = Math.min(this.options.waitMs, this.options.maxWaitMs - (now - this.firstArrival));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        void this.runBatch();
+      },
+      Math.max(0, wait),
+    );
   }
 
   /**

@@ -19,8 +19,10 @@ export const PolicyChatConfig = z.object({
   seed: z.number().int().default(0),
   /** Most rows per decode batch. */
   maxBatch: z.number().int().min(1).default(64),
-  /** How long an idle model waits for more calls before decoding, in ms. */
-  batchWaitMs: z.number().min(0).default(2),
+  /** An idle model starts decoding once no call has arrived for this long, in ms... */
+  batchWaitMs: z.number().min(0).default(3),
+  /** ...or this long after the batch's first call, whichever comes first. */
+  batchMaxWaitMs: z.number().min(0).default(50),
 });
 export type PolicyChatConfig = z.infer<typeof PolicyChatConfig>;
 
@@ -60,6 +62,7 @@ export class PolicyChatModel implements ChatModel {
     this.batcher = new GenerateBatcher(policy, {
       maxBatch: this.config.maxBatch,
       waitMs: this.config.batchWaitMs,
+      maxWaitMs: this.config.batchMaxWaitMs,
     });
   }
 
