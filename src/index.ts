@@ -127,6 +127,54 @@ export type {
 export * from './agents/chat/index.ts';
 // agents: `stepwise serve`, the OpenAI-compatible server (chat)
 export * from './serve/index.ts';
+// agents: the single-agent loops, their prompts, rollout and records (loops)
+export {
+  type AgentEnv,
+  agentEnvMaker,
+  assistantMessage,
+  CodeMathLoopOptions,
+  type Episode,
+  envAction,
+  HouseholdLoopOptions,
+  INVALID_ACTION_NOTE,
+  isContextOverflow,
+  LOOPS,
+  type LoopName,
+  LoopOptions,
+  type LoopOptionsByEnv,
+  LoopSampling,
+  type RolloutOptions,
+  rollout,
+  runCodeMath,
+  runHousehold,
+  runLoop,
+  runnerTool,
+  runSearch,
+  SearchLoopOptions,
+} from './agents/loops/index.ts';
+export {
+  codeMathPrompt,
+  codeMathSystemPrompt,
+  type HouseholdDecision,
+  type HouseholdPromptInput,
+  type HouseholdTurn,
+  householdPrompt,
+  messageContent,
+  parseHouseholdResponse,
+  renderMessages,
+  searchPrompt,
+  searchSystemPrompt,
+} from './agents/prompts/index.ts';
+export {
+  type AgentStep,
+  groupTrajectories,
+  recordIteration,
+  rolloutMetrics,
+  stepInput,
+  type Trajectory,
+  type TrajectoryOutcome,
+  trajectoryInput,
+} from './agents/record.ts';
 // agents: AgentFlow, its modules, memory and gold traces (agentflow)
 export {
   AGENTFLOW_ROLES,

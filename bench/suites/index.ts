@@ -12,4 +12,5 @@ export const suites: Record<string, () => Promise<Suite>> = {
   credit: async () => (await import('./credit.ts')).suite,
   envs: async () => (await import('./envs.ts')).suite,
   tools: async () => (await import('./tools.ts')).suite,
+  agents: async () => (await import('./agents.ts')).suite,
 };
