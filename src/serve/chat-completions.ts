@@ -123,9 +123,11 @@ export async function chatCompletions(
           topLogprobs: req.logprobs ? (req.top_logprobs ?? 0) : 0,
           onToken:
             stream && !parseTools
-              ? (token, logprob) => {
+              ? (token, logprob, top) => {
                   const piece = text.push(token);
-                  const lp = req.logprobs ? { logprobs: { content: [tokenLogprob(token, logprob)] } } : {};
+                  const lp = req.logprobs
+                    ? { logprobs: { content: [tokenLogprob(token, logprob, top)] } }
+                    : {};
                   if (piece || req.logprobs) chunk(i, { content: piece }, lp);
                 }
               : undefined,

@@ -181,6 +181,36 @@ describe('stepwise serve', () => {
     expect(g.choices[0]!.text.startsWith(prompt)).toBe(true);
   });
 
+  it('streams /v1/completions and streamed chat log-probs with their top entries', async () => {
+    const ask = { model, prompt: 'go to countertop 1', max_tokens: 8, seed: 4 };
+    const whole = await client.completions.create(ask);
+    const stream = await client.completions.create({ ...ask, stream: true });
+    let text = '';
+    let last: unknown;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]!.text;
+      if (chunk.choices[0]!.finish_reason) last = chunk.choices[0];
+    }
+    expect(text).toBe(whole.choices[0]!.text);
+    expect((last as WithStepwise).stepwise).toEqual((whole.choices[0] as unknown as WithStepwise).stepwise);
+
+    const chat = await client.chat.completions.create({
+      model,
+      messages: user('look'),
+      max_tokens: 5,
+      logprobs: true,
+      top_logprobs: 2,
+      stream: true,
+    });
+    const entries = [];
+    for await (const chunk of chat) entries.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    expect(entries.length).toBeGreaterThan(0);
+    for (const e of entries) {
+      expect(e.top_logprobs).toHaveLength(2);
+      expect(e.logprob).toBeLessThanOrEqual(e.top_logprobs[0]!.logprob + 1e-6);
+    }
+  });
+
   it('batches concurrent requests into shared decodes', async () => {
     const before = server.model.batcher.stats.batches;
     const rs = await Promise.all(

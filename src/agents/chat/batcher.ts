@@ -18,6 +18,13 @@ export class ContextOverflowError extends Error {
   }
 }
 
+/** Sees each token of one request as it is sampled (with the top log-probs when asked for). */
+export type TokenCallback = (
+  token: number,
+  logprob: number,
+  top?: { token: number; logprob: number }[],
+) => void;
+
 export interface BatcherOptions {
   /** Most rows in one batch. */
   maxBatch: number;
@@ -33,7 +40,7 @@ export interface BatcherOptions {
 interface Pending {
   prompt: number[];
   row: RowOptions & { maxNewTokens: number };
-  onToken?: (token: number, logprob: number) => void;
+  onToken?: TokenCallback;
   signal?: AbortSignal;
   resolve(g: Generation): void;
   reject(err: unknown): void;
@@ -55,7 +62,7 @@ export class GenerateBatcher {
   submit(
     prompt: number[],
     row: RowOptions & { maxNewTokens: number },
-    extra: { onToken?: (token: number, logprob: number) => void; signal?: AbortSignal } = {},
+    extra: { onToken?: TokenCallback; signal?: AbortSignal } = {},
   ): Promise<Generation> {
     const ctx = this.policy.config.contextLength;
     if (prompt.length >= ctx) return Promise.reject(new ContextOverflowError(prompt.length, ctx));
@@ -125,7 +132,7 @@ export class GenerateBatcher {
       const out = await this.policy.generate(
         batch.map((p) => p.prompt),
         { rows: batch.map((p) => p.row), maxNewTokens: Math.max(...batch.map((p) => p.row.maxNewTokens)) },
-        (row, token, logprob) => batch[row]!.onToken?.(token, logprob),
+        (row, token, logprob, top) => batch[row]!.onToken?.(token, logprob, top),
       );
       for (const [i, p] of batch.entries()) p.resolve(out[i]!);
     } catch (err) {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Policy } from '../../policy/policy.ts';
 import type { Generation } from '../../policy/runtime/generate.ts';
 import type { ChatMessage, ChatModel, ChatOptions, ChatResult } from '../types.ts';
-import { GenerateBatcher } from './batcher.ts';
+import { GenerateBatcher, type TokenCallback } from './batcher.ts';
 import { templateMessages, toolCallsFromText } from './template.ts';
 
 export const PolicyChatConfig = z.object({
@@ -31,7 +31,7 @@ export interface PolicyChatExtras {
   /** Log-probs of the k most likely tokens at each step. */
   topLogprobs?: number;
   /** Sees each token as it is sampled (streaming). */
-  onToken?: (token: number, logprob: number) => void;
+  onToken?: TokenCallback;
 }
 
 export interface PolicyChatResult extends ChatResult {

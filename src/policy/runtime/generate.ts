@@ -55,7 +55,12 @@ export interface Generation {
 }
 
 /** Called as each token is sampled (e.g. to stream it); `row` is the prompt's index. */
-export type OnToken = (row: number, token: number, logprob: number) => void;
+export type OnToken = (
+  row: number,
+  token: number,
+  logprob: number,
+  top?: { token: number; logprob: number }[],
+) => void;
 
 /** What generation needs from a tokenizer to watch for stop strings. */
 export interface Detokenizer {
@@ -118,8 +123,9 @@ export async function generate(
       const g = out[b]!;
       g.tokens.push(token);
       g.logprobs.push(logprob);
-      if (row.topLogprobs > 0) g.topLogprobs!.push(topTokens(logits[b]!, row.topLogprobs));
-      onToken?.(b, token, logprob);
+      const top = row.topLogprobs > 0 ? topTokens(logits[b]!, row.topLogprobs) : undefined;
+      if (top) g.topLogprobs!.push(top);
+      onToken?.(b, token, logprob, top);
       // A stop token ends the row but is not part of its text.
       const stopped = stopTokens.has(token) || (watchers[b]?.push(token) && row.stop.length > 0);
       if (stopped) {
