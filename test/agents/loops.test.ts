@@ -306,6 +306,38 @@ describe('search loop', () => {
     expect(t.steps[0]!.observation).toMatch(/^Invalid action/);
   });
 
+  it('stops at the time limit mid-conversation', async () => {
+    const { env, tools } = makeEnv('search');
+    const model = new ScriptedModel(async (_, call) => {
+      if (call === 1) await new Promise((r) => setTimeout(r, 2_000));
+      return `<search>${task.payload.queries![0]}</search>`;
+    });
+    const t = await runSearch(env as never, model, { task, seed: 1, tools }, { timeLimitMs: 300 });
+    expect(t.outcome).toBe('time_limit');
+    expect(t.steps.map((s) => [s.valid, s.done, s.audit.length])).toEqual([[true, true, 1]]);
+  });
+
+  it('a failing model fails the rollout, after the trajectories in flight end', async () => {
+    let finished = 0;
+    const model = new ScriptedModel(async (_, call) => {
+      if (call === 0) throw new Error('server down');
+      await new Promise((r) => setTimeout(r, 20));
+      return '<answer>x</answer>';
+    });
+    const run = rollout({
+      model,
+      tasks: [task],
+      groupSize: 3,
+      makeEnv,
+      concurrency: 2,
+      onTrajectory: () => finished++,
+    });
+    await expect(run).rejects.toThrow('server down');
+    // The second trajectory was in flight and finished; the third never started.
+    expect(finished).toBe(1);
+    expect(model.calls.length).toBe(2);
+  });
+
   it('runs on an untrained local policy', async () => {
     const policy = tinyPolicy(2);
     policies.push(policy);

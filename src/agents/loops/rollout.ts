@@ -136,7 +136,8 @@ export interface RolloutOptions {
 /**
  * Rolls out `groupSize` trajectories of every task, concurrently, and returns them in order (task
  * by task). Trajectory j of a task has groupId = the task's id and trajectoryId = String(j).
- * Envs are closed after their trajectory.
+ * Envs are closed after their trajectory. A model error (a server down, say) fails the rollout:
+ * no new trajectory starts, and the error is thrown once those in flight have ended.
  */
 export async function rollout(options: RolloutOptions): Promise<Trajectory[]> {
   const groupSize = options.groupSize ?? 1;
@@ -153,9 +154,10 @@ export async function rollout(options: RolloutOptions): Promise<Trajectory[]> {
   const makeEnv = options.makeEnv ?? agentEnvMaker();
   const out = new Array<Trajectory>(episodes.length);
   let next = 0;
-  // Workers pull the next episode until none is left: at most `concurrency` in flight.
+  let failed = false;
+  // Workers pull the next episode until none is left (or one failed): at most `concurrency` in flight.
   const worker = async () => {
-    while (next < episodes.length) {
+    while (!failed && next < episodes.length) {
       const i = next++;
       const { task, j } = episodes[i]!;
       const { env, tools } = makeEnv(task.env);
@@ -163,6 +165,9 @@ export async function rollout(options: RolloutOptions): Promise<Trajectory[]> {
         const episode = { task, seed: task.seed, groupId: task.id, trajectoryId: String(j), tools };
         out[i] = await runLoop(env, options.model, episode, options.loops);
         options.onTrajectory?.(out[i]!);
+      } catch (err) {
+        failed = true;
+        throw err;
       } finally {
         // A code/math env closes its Python tool (and so the runner); others have nothing to close but tools.
         if (env.close) await env.close();
@@ -170,6 +175,10 @@ export async function rollout(options: RolloutOptions): Promise<Trajectory[]> {
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, episodes.length) }, worker));
+  const settled = await Promise.allSettled(
+    Array.from({ length: Math.min(concurrency, episodes.length) }, worker),
+  );
+  const failure = settled.find((r) => r.status === 'rejected');
+  if (failure) throw failure.reason;
   return out;
 }
