@@ -159,6 +159,23 @@ describe('runAgentFlow', () => {
     expect(r.answer).toBe('5');
   });
 
+  it('ends the turns when the caller aborts (a deadline of its own), the generator still answering', async () => {
+    const stuck: ChatModel = { name: 'stuck', chat: () => new Promise<ChatResult>(() => {}) };
+    const m = {
+      ...modules({ planner: [plan('add')], executor: [call({ a: 1, b: 1 })], verifier: [] }),
+      verifier: stuck,
+    };
+    const controller = new AbortController();
+    const run = runAgentFlow('q', m, { tools: [adder], signal: controller.signal });
+    // Abort once the tool has run and the verifier hangs.
+    while (m.executor.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+    setTimeout(() => controller.abort(), 20);
+    const r = await run;
+    expect(r.stopReason).toBe('time_limit');
+    expect(r.memory.map((x) => x.result)).toEqual(['2']);
+    expect(r.answer).toBe('5');
+  });
+
   it('aborts a tool that overruns the wall-clock limit', async () => {
     const slow = defineTool({
       name: 'slow',
