@@ -118,6 +118,8 @@ export function agentEnvMaker(
   };
 }
 
+let defaultMaker: ((name: string) => AgentEnv) | undefined;
+
 export interface RolloutOptions {
   model: ChatModel;
   tasks: readonly Task[];
@@ -151,7 +153,9 @@ export async function rollout(options: RolloutOptions): Promise<Trajectory[]> {
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new Error(`rollout: concurrency must be a positive integer, got ${options.concurrency}`);
   }
-  const makeEnv = options.makeEnv ?? agentEnvMaker();
+  // The default maker is kept across rollouts: it builds the search encyclopedia and index once.
+  defaultMaker ??= agentEnvMaker();
+  const makeEnv = options.makeEnv ?? defaultMaker;
   const out = new Array<Trajectory>(episodes.length);
   let next = 0;
   let failed = false;
