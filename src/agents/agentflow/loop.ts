@@ -148,7 +148,8 @@ export async function runAgentFlow(
 
   const chatOptions = (sampling: ModuleSampling, signal: AbortSignal, extra: Partial<ChatOptions> = {}) => {
     const k = calls++;
-    const seed = sampling.seed ?? (options.seed === undefined ? undefined : options.seed * 1000 + k);
+    const seed =
+      sampling.seed ?? (options.seed === undefined ? undefined : (options.seed * 1000 + k) % 2 ** 31);
     const o: ChatOptions = {
       temperature: sampling.temperature,
       maxTokens: sampling.maxTokens,
@@ -160,7 +161,7 @@ export async function runAgentFlow(
     return o;
   };
 
-  /** One module call; the step is recorded with `judge` deciding validity. Throws what the model throws. */
+  /** One module call, recorded as a step (valid until its reply fails to parse). Throws what the model throws. */
   const ask = async (
     role: AgentFlowRole,
     turn: number,
