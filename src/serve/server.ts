@@ -49,6 +49,8 @@ export class PolicyServer {
       maxBatch: this.options.maxBatch,
       batchWaitMs: this.options.batchWaitMs,
       batchMaxWaitMs: this.options.batchMaxWaitMs,
+      // The server's own batch settings, whatever other models on this policy use.
+      shareBatches: false,
     });
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err) => sendError(res, err));

@@ -31,7 +31,7 @@ describe('PolicyChatModel', () => {
   });
 
   it('batches concurrent calls into one decode batch, each with its own options', async () => {
-    const model = new PolicyChatModel(policy, { batchWaitMs: 20 });
+    const model = new PolicyChatModel(policy, { batchWaitMs: 20, shareBatches: false });
     const before = { ...model.batcher.stats };
     const limits = [3, 5, 8, 13];
     const results = await Promise.all(
@@ -55,8 +55,19 @@ describe('PolicyChatModel', () => {
     expect(together[1]!.tokenIds).toEqual(alone.tokenIds);
   });
 
+  it('shares decode batches between models on one policy unless told not to', async () => {
+    const planner = new PolicyChatModel(policy, { name: 'planner', maxTokens: 3 });
+    const verifier = new PolicyChatModel(policy, { name: 'verifier', maxTokens: 3 });
+    expect(planner.batcher).toBe(verifier.batcher);
+    const before = planner.batcher.stats.batches;
+    await Promise.all([planner.chat(convo('a')), verifier.chat(convo('b')), planner.chat(convo('c'))]);
+    expect(planner.batcher.stats.batches - before).toBe(1);
+    const own = new PolicyChatModel(policy, { shareBatches: false });
+    expect(own.batcher).not.toBe(planner.batcher);
+  });
+
   it('rejects a prompt that fills the context with ContextOverflowError, without failing the batch', async () => {
-    const model = new PolicyChatModel(policy, { maxTokens: 4, batchWaitMs: 20 });
+    const model = new PolicyChatModel(policy, { maxTokens: 4, batchWaitMs: 20, shareBatches: false });
     const long = 'take apple 1 from countertop 1. '.repeat(200);
     const [bad, good] = await Promise.allSettled([model.chat(convo(long)), model.chat(convo('look'))]);
     expect(bad.status).toBe('rejected');

@@ -46,7 +46,23 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+/** One batcher per policy, so every PolicyChatModel on a policy shares its decode batches. */
+const shared = new WeakMap<Policy, GenerateBatcher>();
+
 export class GenerateBatcher {
+  /**
+   * The policy's shared batcher (created with these options by the first caller; later callers get
+   * it as it is, so an AgentFlow's modules on one policy decode together).
+   */
+  static shared(policy: Policy, options: BatcherOptions): GenerateBatcher {
+    let b = shared.get(policy);
+    if (!b) {
+      b = new GenerateBatcher(policy, options);
+      shared.set(policy, b);
+    }
+    return b;
+  }
+
   /** Batches run so far and the rows they held (for tests and the bench). */
   readonly stats = { batches: 0, rows: 0 };
   private queue: Pending[] = [];

@@ -22,7 +22,11 @@ export const PolicyChatConfig = z.object({
   /** An idle model starts decoding once no call has arrived for this long, in ms... */
   batchWaitMs: z.number().min(0).default(3),
   /** ...or this long after the batch's first call, whichever comes first. */
-  batchMaxWaitMs: z.number().min(0).default(50),
+  batchMaxWaitMs: z.number().min(0).default(50) /**
+   * Share decode batches with every other PolicyChatModel on the same Policy (the first one's
+   * batch settings apply); false gives this model batches of its own.
+   */,
+  shareBatches: z.boolean().default(true),
 });
 export type PolicyChatConfig = z.infer<typeof PolicyChatConfig>;
 
@@ -59,11 +63,14 @@ export class PolicyChatModel implements ChatModel {
     this.config = parsed.data;
     this.name = `policy:${this.config.name}`;
     this.nextSeed = this.config.seed;
-    this.batcher = new GenerateBatcher(policy, {
+    const options = {
       maxBatch: this.config.maxBatch,
       waitMs: this.config.batchWaitMs,
       maxWaitMs: this.config.batchMaxWaitMs,
-    });
+    };
+    this.batcher = this.config.shareBatches
+      ? GenerateBatcher.shared(policy, options)
+      : new GenerateBatcher(policy, options);
   }
 
   /** The exact prompt token ids a call with these messages and tools would see. */
