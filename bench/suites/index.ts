@@ -13,4 +13,5 @@ export const suites: Record<string, () => Promise<Suite>> = {
   envs: async () => (await import('./envs.ts')).suite,
   tools: async () => (await import('./tools.ts')).suite,
   agents: async () => (await import('./agents.ts')).suite,
+  viewer: async () => (await import('./viewer.ts')).suite,
 };

@@ -24,7 +24,7 @@ const HTML = `<!doctype html>
 <link rel="stylesheet" href="/app.css">
 </head>
 <body>
-<div id="app"><p class="loading">Loading…</p></div>
+<div id="app"></div>
 <script type="module" src="/app.js"></script>
 </body>
 </html>
