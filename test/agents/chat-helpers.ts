@@ -27,7 +27,8 @@ export const TOOL_REPLY = '<tool_call>{"name": "python", "arguments": {"code": "
 
 /**
  * A tiny policy fine-tuned (SFT, a few dozen steps, about a second) to answer 'compute' with a
- * python tool call when offered the python tool, so tool-call paths see a real model's output.
+ * python tool call when offered the python tool (also after a forced call opening), so tool-call
+ * paths see a real model's output.
  */
 export async function toolCallingPolicy(): Promise<Policy> {
   const policy = tinyPolicy(1);
@@ -38,6 +39,10 @@ export async function toolCallingPolicy(): Promise<Policy> {
   );
   const reply = [...tok.encode(TOOL_REPLY), tok.endId];
   const row = { tokens: [...prompt, ...reply], mask: [...prompt.map(() => 0), ...reply.map(() => 1)] };
-  for (let i = 0; i < 50; i++) await policy.update([row], { kind: 'sft', learningRate: 3e-3 });
+  // The same call after the opening a named tool_choice puts in the prompt (see src/serve).
+  const opening = [...prompt, ...tok.encode('<tool_call>{"name": "python", "arguments": ')];
+  const rest = [...tok.encode('{"code": "print(1 + 1)"}}</tool_call>'), tok.endId];
+  const forced = { tokens: [...opening, ...rest], mask: [...opening.map(() => 0), ...rest.map(() => 1)] };
+  for (let i = 0; i < 50; i++) await policy.update([row, forced], { kind: 'sft', learningRate: 3e-3 });
   return policy;
 }
