@@ -289,3 +289,13 @@ export {
   type StepRow,
   stepRowSchema,
 } from './credit/index.ts';
+
+// The replay viewer
+export {
+  type CreditView,
+  type RunSummary,
+  startViewer,
+  type TokenDecoder,
+  type Viewer,
+  type ViewerOptions,
+} from './viewer/index.ts';
