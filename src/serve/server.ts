@@ -164,10 +164,11 @@ function replyTo(res: ServerResponse): Reply {
           connection: 'keep-alive',
         });
       }
-      if (!res.writableEnded) res.write(`data: ${JSON.stringify(body)}\n\n`);
+      // A client that went away mid-stream just stops receiving; its rows finish with their batch.
+      if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(body)}\n\n`);
     },
     end() {
-      if (!res.writableEnded) res.end('data: [DONE]\n\n');
+      if (!res.writableEnded && !res.destroyed) res.end('data: [DONE]\n\n');
     },
   };
 }

@@ -66,6 +66,17 @@ describe('PolicyChatModel', () => {
     expect(own.batcher).not.toBe(planner.batcher);
   });
 
+  it('drops a call aborted while it waits for its batch; the others still run', async () => {
+    const model = new PolicyChatModel(policy, { maxTokens: 3, batchWaitMs: 100, shareBatches: false });
+    const controller = new AbortController();
+    const aborted = model.chat(convo('a'), { signal: controller.signal });
+    const kept = model.chat(convo('b'));
+    controller.abort(new Error('no longer needed'));
+    await expect(aborted).rejects.toThrow('no longer needed');
+    expect((await kept).tokenIds.length).toBeGreaterThan(0);
+    expect(model.batcher.stats).toEqual({ batches: 1, rows: 1 });
+  });
+
   it('rejects a prompt that fills the context with ContextOverflowError, without failing the batch', async () => {
     const model = new PolicyChatModel(policy, { maxTokens: 4, batchWaitMs: 20, shareBatches: false });
     const long = 'take apple 1 from countertop 1. '.repeat(200);

@@ -85,9 +85,25 @@ export class GenerateBatcher {
     if (prompt.length === 0) return Promise.reject(new Error('generate: the prompt is empty'));
     extra.signal?.throwIfAborted();
     return new Promise((resolve, reject) => {
-      const pending: Pending = { prompt, row, ...extra, resolve, reject };
+      // The abort listener goes once the request settles: a run may share one signal across
+      // thousands of calls.
+      const onAbort = () => this.cancel(pending);
+      const settle = () => extra.signal?.removeEventListener('abort', onAbort);
+      const pending: Pending = {
+        prompt,
+        row,
+        ...extra,
+        resolve: (g) => {
+          settle();
+          resolve(g);
+        },
+        reject: (err) => {
+          settle();
+          reject(err);
+        },
+      };
       this.queue.push(pending);
-      extra.signal?.addEventListener('abort', () => this.cancel(pending), { once: true });
+      extra.signal?.addEventListener('abort', onAbort, { once: true });
       this.schedule();
     });
   }
