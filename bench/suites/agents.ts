@@ -1,6 +1,7 @@
 // Bench suite `agents`: rollout speed of the household loop (64 trajectories in parallel on the
 // `small` policy through PolicyChatModel, so their model calls share decode batches), then the
 // serve metrics (bench/agents-serve.ts).
+import { availableParallelism, loadavg } from 'node:os';
 import { PolicyChatModel } from '../../src/agents/chat/policy-chat-model.ts';
 import { rollout } from '../../src/agents/loops/rollout.ts';
 import { householdPrompt } from '../../src/agents/prompts/household.ts';
@@ -79,16 +80,19 @@ export async function benchRollout(log: BenchContext['log']) {
       household_rollout_steps_per_s: steps.length / wall,
       rollout_tokens_per_s: tokens / wall,
     };
+    const cpuS = (cpu.user + cpu.system) / 1e6;
     const report = [
       `Household rollout: ${trajectories.length} trajectories (${TASKS} tasks x ${GROUP}) at once on the untrained`,
       `\`small\` policy (${policy.config.layers} layers, width ${policy.config.width}, vocabulary ${tokenizer.vocabSize}),`,
-      `at most ${MAX_STEPS} steps and ${MAX_TOKENS} response tokens each, temperature 1, through one PolicyChatModel.`,
+      `at most ${MAX_STEPS} steps and ${MAX_TOKENS} response tokens each, temperature 1, through one PolicyChatModel:`,
       `${steps.length} steps, ${tokens} response tokens and ${promptTokens} prompt tokens`,
-      `(${formatNumber(promptTokens / steps.length)} per prompt) in ${formatNumber(wall)} s wall,`,
-      `${formatNumber((cpu.user + cpu.system) / 1e6)} s CPU; ${batches} decode batches of ${formatNumber(rows / batches)} rows on average.`,
-      'An untrained policy answers without the tags, so every step is invalid and the env is never stepped:',
-      'the figure is the agent side (prompting, batched prefill and decode, parsing), which is what limits',
-      'a rollout; valid steps add an env step of microseconds.',
+      `(${formatNumber(promptTokens / steps.length)} per prompt) in ${formatNumber(wall)} s wall and ${formatNumber(cpuS)} s CPU`,
+      `(${formatNumber(steps.length / cpuS)} steps and ${formatNumber(tokens / cpuS)} response tokens per CPU second;`,
+      `load average ${formatNumber(loadavg()[0]!)} on ${availableParallelism()} cores), in ${batches} decode batches of`,
+      `${formatNumber(rows / batches)} rows on average. Prefilling the prompts (${formatNumber(promptTokens / tokens)} tokens per generated one) is most of`,
+      'the work. An untrained policy answers without the tags, so every step is invalid and the env is never',
+      'stepped: the figure is the agent side (prompting, batched prefill and decode, parsing), which is what',
+      'limits a rollout; a valid step adds a household env step of microseconds.',
     ].join('\n');
     return { results, report };
   } finally {
