@@ -55,6 +55,20 @@ describe('PolicyChatModel', () => {
     expect(together[1]!.tokenIds).toEqual(alone.tokenIds);
   });
 
+  it('per-row options override the batch options only where set', async () => {
+    const prompts = [convo('a'), convo('b')];
+    const greedy = await policy.generate(prompts, { temperature: 0, maxNewTokens: 6, stopTokens: [] });
+    const mixed = await policy.generate(prompts, {
+      temperature: 0,
+      maxNewTokens: 6,
+      stopTokens: [],
+      rows: [{}, { maxNewTokens: 2 }],
+    });
+    expect(mixed[0]!.tokens).toEqual(greedy[0]!.tokens);
+    expect(mixed[1]!.tokens).toEqual(greedy[1]!.tokens.slice(0, 2));
+    await expect(policy.generate(prompts, { rows: [{}] })).rejects.toThrow(/1 row options for 2 prompts/);
+  });
+
   it('shares decode batches between models on one policy unless told not to', async () => {
     const planner = new PolicyChatModel(policy, { name: 'planner', maxTokens: 3 });
     const verifier = new PolicyChatModel(policy, { name: 'verifier', maxTokens: 3 });

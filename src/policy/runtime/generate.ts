@@ -8,7 +8,12 @@ import { logSoftmaxAt, Rng, SamplingOptions, StopStrings, sampleToken } from './
  * Options one row of a batch may set for itself (anything unset falls back to the batch's), so
  * requests with different sampling settings can share one decode batch (see src/agents/chat).
  */
-export const RowOptions = SamplingOptions.partial().extend({
+// Spelled out rather than `SamplingOptions.partial()`: zod would still fill in the defaults, and a
+// row's unset field must fall back to the batch's value, not to the default.
+export const RowOptions = z.object({
+  temperature: z.number().min(0).optional(),
+  topK: z.number().int().min(0).optional(),
+  topP: z.number().gt(0).max(1).optional(),
   maxNewTokens: z.number().int().min(1).optional(),
   stop: z.array(z.string().min(1)).optional(),
   /** This row's own seed (instead of `seed + row index`). */
