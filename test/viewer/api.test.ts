@@ -258,6 +258,46 @@ describe('a store being written', () => {
   }, 60_000);
 });
 
+describe('a store written by another process', () => {
+  it('every response is one snapshot: iterations, their groups and their metrics agree', async () => {
+    const writer = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/viewer/write-iterations.ts', db, '4', '8'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    writer.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((resolve) => writer.on('close', resolve));
+    let done = false;
+    void exited.then(() => {
+      done = true;
+    });
+    const seen = new Set<number>();
+    let checks = 0;
+    while (!done || checks === 0) {
+      const run = await json(`/api/runs/${HOUSEHOLD_RUN}`);
+      const its = run.iterations as Array<{ iteration: number; trajectories: number; groups: number }>;
+      // metrics go in the same transaction as their iteration: one series point per iteration
+      expect(run.metrics.success_rate.map((p: number[]) => p[0])).toEqual(its.map((i) => i.iteration));
+      for (const i of its) {
+        expect(i.groups).toBe(2);
+        expect(i.trajectories).toBe(8);
+        seen.add(i.iteration);
+      }
+      checks++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await exited, stderr).toBe(0);
+    const final = await json(`/api/runs/${HOUSEHOLD_RUN}`);
+    expect(final.iterations.map((i: { iteration: number }) => i.iteration)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(checks).toBeGreaterThan(5);
+  }, 90_000);
+});
+
 function runCli(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['bin/stepwise.js', ...args], {
