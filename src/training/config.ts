@@ -1,0 +1,204 @@
+/**
+ * The trainer's configuration: one zod schema with defaults, checked before any work starts.
+ * Defaults that depend on the estimator (KL and entropy coefficients, clip range, loss
+ * aggregation) follow ALGORITHMS.md and are filled in by `parseTrainConfig`.
+ */
+import { z } from 'zod';
+import { estimators } from '../credit/estimators.ts';
+import { ENV_NAMES } from '../envs/index.ts';
+import { SPLITS } from '../envs/types.ts';
+import { presets } from '../policy/model/config.ts';
+import { LossAgg } from '../policy/model/loss.ts';
+
+/** The estimators the trainer runs over single-agent loops' step rows. */
+export const TRAIN_ESTIMATORS = ['grpo', 'gigpo', 'hgpo', 'rloo'] as const;
+export type TrainEstimator = (typeof TRAIN_ESTIMATORS)[number];
+
+/** The PPO settings; unset ones take the estimator's defaults (see `ppoDefaults`). */
+export const PpoConfig = z.strictObject({
+  /** Passes over an iteration's token rows (ALGORITHMS.md: one). */
+  epochs: z.number().int().min(1).default(1),
+  /** Token rows (one per agent step) per optimizer step. */
+  miniBatchSize: z.number().int().min(1).default(16),
+  learningRate: z.number().positive().default(1e-4),
+  clipLow: z.number().min(0).optional(),
+  clipHigh: z.number().min(0).optional(),
+  clipC: z.number().min(1).default(3),
+  klCoef: z.number().min(0).optional(),
+  entropyCoef: z.number().min(0).optional(),
+  lossAgg: LossAgg.optional(),
+  maxGradNorm: z.number().positive().default(1),
+  /** A run whose mean KL to the reference passes this stops (diverging); its last good checkpoint stays. */
+  maxKl: z.number().positive().default(1),
+});
+
+/** SFT warm-start: behaviour cloning on expert demonstrations (see sft.ts). */
+export const SftConfig = z.strictObject({
+  /** Off: start RL from `policy.checkpoint` as it is (it is the reference too). */
+  enabled: z.boolean().default(true),
+  /** Train-split tasks whose expert demonstrations are cloned. */
+  tasks: z.number().int().min(1).default(200),
+  /** Valid-seen tasks whose demonstrations measure the validation loss. */
+  validTasks: z.number().int().min(1).default(20),
+  batchSize: z.number().int().min(1).default(16),
+  learningRate: z.number().positive().default(1e-3),
+  /** Step budget. */
+  maxSteps: z.number().int().min(1).default(300),
+  /** Stop once the validation loss (mean CE per response token) is at or below this. */
+  targetLoss: z.number().positive().default(0.05),
+  /** Optimizer steps between validation losses. */
+  evalEvery: z.number().int().min(1).default(25),
+});
+
+export const TrainConfig = z.strictObject({
+  env: z.enum(ENV_NAMES).default('household'),
+  /** The env's own options (household: receptacles, objects, taskTypes, maxSteps...). */
+  envOptions: z.record(z.string(), z.unknown()).default({}),
+  /** Split the RL tasks are drawn from. */
+  split: z.enum(SPLITS).default('train'),
+  /** The agent loop's options. */
+  loop: z
+    .strictObject({
+      /** H: earlier (observation, action) pairs in the household prompt. */
+      history: z.number().int().min(0).default(2),
+      maxSteps: z.number().int().min(1).default(20),
+      /** Response length cap, in tokens. */
+      maxTokens: z.number().int().min(1).default(48),
+      temperature: z.number().min(0).default(1),
+    })
+    .default({ history: 2, maxSteps: 20, maxTokens: 48, temperature: 1 }),
+  policy: z
+    .strictObject({
+      /** Size of a fresh policy (its tokenizer is trained on the envs' text). */
+      preset: z.enum(Object.keys(presets) as [keyof typeof presets]).default('tiny'),
+      /** A checkpoint folder to start from instead (SFT is skipped unless `sft.enabled` says otherwise). */
+      checkpoint: z.string().min(1).optional(),
+      /** Explicit model sizes instead of the preset (tests use a smaller one). */
+      model: z
+        .strictObject({
+          width: z.number().int().min(8),
+          layers: z.number().int().min(1),
+          heads: z.number().int().min(1),
+          contextLength: z.number().int().min(2),
+          mlpRatio: z.number().int().min(1).default(4),
+        })
+        .optional(),
+      /** Tokenizer vocabulary for a fresh policy. */
+      vocabSize: z.number().int().min(300).default(1024),
+      /** Env tasks per env in the tokenizer's training text. */
+      tokenizerTasks: z.number().int().min(1).default(100),
+    })
+    .default({ preset: 'tiny', vocabSize: 1024, tokenizerTasks: 100 }),
+  device: z.enum(['cpu', 'cuda']).default('cpu'),
+  estimator: z.enum(TRAIN_ESTIMATORS).default('gigpo'),
+  /** Options of the estimator (its own schema checks them; unknown keys are refused). */
+  estimatorOptions: z.record(z.string(), z.unknown()).default({}),
+  /** G: rollouts per task, from the same seed. */
+  groupSize: z.number().int().min(1).default(8),
+  tasksPerIteration: z.number().int().min(1).default(4),
+  iterations: z.number().int().min(1).default(10),
+  ppo: PpoConfig.default(PpoConfig.parse({})),
+  /** Drop groups whose trajectories all ended alike and roll more tasks, up to `retries` times. */
+  dynamicSampling: z
+    .strictObject({ enabled: z.boolean().default(false), retries: z.number().int().min(0).default(2) })
+    .default({ enabled: false, retries: 2 }),
+  eval: z
+    .strictObject({
+      /** Evaluate every k iterations (and after the last); 0 = only before and after. */
+      every: z.number().int().min(0).default(5),
+      split: z.enum(SPLITS).default('valid-unseen'),
+      /** Tasks per evaluation split (greedy, one rollout each). */
+      tasks: z.number().int().min(1).default(24),
+    })
+    .default({ every: 5, split: 'valid-unseen', tasks: 24 }),
+  sft: SftConfig.default(SftConfig.parse({})),
+  /** Seed of weights, task draws and sampling. */
+  seed: z.number().int().min(0).default(0),
+  /** The trajectory store (SQLite file). */
+  db: z.string().min(1).default('runs/train.db'),
+  runId: z.string().min(1).default('train'),
+  /** Checkpoint folder; default: `<db without .db>-checkpoints` beside the store. */
+  checkpointDir: z.string().min(1).optional(),
+});
+export type TrainConfigInput = z.input<typeof TrainConfig>;
+
+/** The parsed config with every estimator-dependent default filled in. */
+export type TrainConfig = z.output<typeof TrainConfig> & {
+  ppo: Required<z.output<typeof PpoConfig>>;
+  checkpointDir: string;
+};
+
+/** ALGORITHMS.md's loss defaults per estimator ("The policy loss"). */
+export function ppoDefaults(estimator: string): {
+  clipLow: number;
+  clipHigh: number;
+  klCoef: number;
+  entropyCoef: number;
+  lossAgg: LossAgg;
+} {
+  switch (estimator) {
+    case 'igpo':
+      return {
+        clipLow: 0.2,
+        clipHigh: 0.2,
+        klCoef: 0.001,
+        entropyCoef: 0.001,
+        lossAgg: 'seq-mean-token-sum',
+      };
+    case 'flow-grpo':
+      return { clipLow: 0.2, clipHigh: 0.3, klCoef: 0.001, entropyCoef: 0, lossAgg: 'token-mean' };
+    default:
+      return { clipLow: 0.2, clipHigh: 0.2, klCoef: 0.01, entropyCoef: 0.001, lossAgg: 'token-mean' };
+  }
+}
+
+/** A config that is wrong; `field` is its dotted path ('ppo.epochs'). */
+export class TrainConfigError extends Error {
+  constructor(
+    readonly field: string,
+    detail: string,
+  ) {
+    super(`invalid train config: '${field}': ${detail}`);
+    this.name = 'TrainConfigError';
+  }
+}
+
+/** Parse and complete a config; the error names the first bad field. */
+export function parseTrainConfig(input: unknown): TrainConfig {
+  const parsed = TrainConfig.safeParse(input ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
+    throw new TrainConfigError(field, issue.message);
+  }
+  const c = parsed.data;
+  const opts = estimators[c.estimator].options.safeParse(c.estimatorOptions);
+  if (!opts.success) {
+    const issue = opts.error.issues[0]!;
+    const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
+    throw new TrainConfigError(`estimatorOptions.${key}`, `${issue.message} (estimator ${c.estimator})`);
+  }
+  if (c.policy.model && c.policy.model.width % c.policy.model.heads !== 0) {
+    throw new TrainConfigError(
+      'policy.model.heads',
+      `${c.policy.model.heads} does not divide the width ${c.policy.model.width}`,
+    );
+  }
+  if (!c.sft.enabled && !c.policy.checkpoint) {
+    throw new TrainConfigError(
+      'sft.enabled',
+      'false needs policy.checkpoint (RL must start from a trained policy, which is also its reference)',
+    );
+  }
+  const d = ppoDefaults(c.estimator);
+  const ppo = {
+    ...c.ppo,
+    clipLow: c.ppo.clipLow ?? d.clipLow,
+    clipHigh: c.ppo.clipHigh ?? d.clipHigh,
+    klCoef: c.ppo.klCoef ?? d.klCoef,
+    entropyCoef: c.ppo.entropyCoef ?? d.entropyCoef,
+    lossAgg: c.ppo.lossAgg ?? d.lossAgg,
+  };
+  const checkpointDir = c.checkpointDir ?? `${c.db.replace(/\.db$/, '')}-checkpoints`;
+  return { ...c, estimatorOptions: opts.data as Record<string, unknown>, ppo, checkpointDir };
+}

@@ -1,0 +1,200 @@
+/**
+ * SFT warm-start: behaviour cloning on expert demonstrations. Each expert step becomes one
+ * sample rendered exactly as the household loop prompts the policy (householdPrompt, the chat
+ * template) with the reply `<think>...</think><action>cmd</action><|end|>`; the loss is masked
+ * cross-entropy on the reply's tokens (Policy.update with the SFT loss). The result is RL's
+ * starting point and its frozen reference.
+ */
+import cliProgress from 'cli-progress';
+import type { z } from 'zod';
+import { householdPrompt } from '../agents/prompts/household.ts';
+import type { ChatMessage } from '../agents/types.ts';
+import { domainCorpus } from '../cli/commands/init-policy.ts';
+import { Rng } from '../envs/rng.ts';
+import type { Env, Expert, Task } from '../envs/types.ts';
+import type { Policy } from '../policy/policy.ts';
+import type { TokenRow } from '../policy/runtime/runner.ts';
+import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
+import type { SftConfig } from './config.ts';
+
+/** One behaviour-cloning sample: the prompt's token ids and the expert reply's (end token included). */
+export interface SftSample {
+  prompt: number[];
+  response: number[];
+}
+
+/** The reply a household agent should give for `action` (the loop's format). */
+export function expertReply(action: string): string {
+  return `<think>I should ${action}.</think><action>${action}</action>`;
+}
+
+/** One expert decision as the household loop would prompt it. */
+export interface Demonstrated {
+  messages: ChatMessage[];
+  reply: string;
+}
+
+/**
+ * The expert's decisions on `tasks`, prompted as the household loop prompts them (same history
+ * window, same admissible list). `env` must offer admissibleActions (the prompt lists them).
+ */
+export async function demonstrations(
+  env: Env,
+  expert: Expert,
+  tasks: readonly Task[],
+  history: number,
+): Promise<Demonstrated[]> {
+  const out: Demonstrated[] = [];
+  for (const task of tasks) {
+    let observation = await env.reset(task.seed, task);
+    const goal = (task.payload as { goalText?: string }).goalText ?? '';
+    const past: { observation: string; action: string }[] = [];
+    for (const action of expert.demonstrate(task).actions) {
+      const messages = householdPrompt({
+        task: goal,
+        stepCount: past.length,
+        history: history === 0 ? [] : past.slice(-history),
+        observation,
+        admissible: env.admissibleActions?.() ?? [],
+      });
+      out.push({ messages, reply: expertReply(action) });
+      const r = await env.step(action);
+      past.push({ observation, action });
+      observation = r.observation;
+      if (r.done) break;
+    }
+  }
+  await env.close?.();
+  return out;
+}
+
+/**
+ * Demonstrations as token samples. Samples longer than `contextLength` are left out (the loop
+ * could not prompt them either).
+ */
+export function sftSamples(
+  demos: readonly Demonstrated[],
+  tokenizer: Tokenizer,
+  contextLength: number,
+): SftSample[] {
+  const samples: SftSample[] = [];
+  for (const d of demos) {
+    const prompt = tokenizer.applyChatTemplate(d.messages, { addGenerationPrompt: true });
+    const response = [...tokenizer.encode(d.reply), tokenizer.endId];
+    if (prompt.length + response.length <= contextLength) samples.push({ prompt, response });
+  }
+  return samples;
+}
+
+/**
+ * A tokenizer for the loop's prompts: the envs' text (the corpus of `stepwise init-policy`) plus
+ * the loop's own prompts and replies along expert demonstrations, so the prompt's fixed wording
+ * becomes a few tokens and long prompts still fit the context.
+ */
+export async function domainTokenizer(
+  vocabSize: number,
+  tasks: number,
+  demos: readonly Demonstrated[] = [],
+): Promise<Tokenizer> {
+  const texts = await domainCorpus(tasks);
+  for (const d of demos) texts.push(...d.messages.map((m) => m.content), d.reply);
+  return Tokenizer.train(texts, { vocabSize });
+}
+
+/** A sample as a training row: loss on the reply's tokens only. */
+export function sftRow(s: SftSample): TokenRow {
+  return {
+    tokens: [...s.prompt, ...s.response],
+    mask: [...s.prompt.map(() => 0), ...s.response.map(() => 1)],
+  };
+}
+
+/** Mean cross-entropy per reply token of `samples` under `policy` (teacher-forced, scoring graph). */
+export async function sftLoss(policy: Policy, samples: readonly SftSample[], batch = 32): Promise<number> {
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < samples.length; i += batch) {
+    const chunk = samples.slice(i, i + batch);
+    const lps = await policy.scoreBatch(chunk.map((s) => ({ prompt: s.prompt, continuation: s.response })));
+    for (const lp of lps) {
+      for (const v of lp) sum -= v;
+      count += lp.length;
+    }
+  }
+  return count === 0 ? 0 : sum / count;
+}
+
+export interface SftResult {
+  steps: number;
+  trainLoss: number;
+  validLoss: number;
+  /** Validation losses measured along the way, by step. */
+  curve: { step: number; validLoss: number }[];
+  stoppedBy: 'target' | 'budget';
+}
+
+/**
+ * Behaviour cloning until the validation loss reaches `targetLoss` or `maxSteps` optimizer steps
+ * were taken. Mini-batches are drawn from a shuffled pass over the samples (seeded).
+ */
+export async function runSft(
+  policy: Policy,
+  train: readonly SftSample[],
+  valid: readonly SftSample[],
+  config: z.output<typeof SftConfig>,
+  options: { seed?: number; progress?: boolean; log?: (line: string) => void } = {},
+): Promise<SftResult> {
+  if (train.length === 0)
+    throw new Error('SFT: no training samples (every demonstration was empty or too long)');
+  if (valid.length === 0) throw new Error('SFT: no validation samples');
+  const rng = new Rng(`sft:${options.seed ?? 0}`);
+  const bar = new cliProgress.SingleBar(
+    {
+      format:
+        'SFT    [{bar}] {value}/{total} steps | {rate} steps/s | ETA {eta_formatted} | loss {loss} | valid {valid}',
+      hideCursor: true,
+      clearOnComplete: false,
+      stream: process.stderr,
+      noTTYOutput: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const started = performance.now();
+  if (options.progress) bar.start(config.maxSteps, 0, { rate: '0', loss: '-', valid: '-' });
+  const order: number[] = [];
+  let trainLoss = Number.NaN;
+  let validLoss = await sftLoss(policy, valid);
+  const curve = [{ step: 0, validLoss }];
+  let step = 0;
+  let stoppedBy: SftResult['stoppedBy'] = 'budget';
+  while (step < config.maxSteps) {
+    if (validLoss <= config.targetLoss) {
+      stoppedBy = 'target';
+      break;
+    }
+    if (order.length < config.batchSize) order.push(...rng.shuffle(train.map((_, i) => i)));
+    const batch = order.splice(0, config.batchSize).map((i) => sftRow(train[i]!));
+    const m = await policy.update(batch, { kind: 'sft', learningRate: config.learningRate });
+    if (!Number.isFinite(m.loss)) throw new Error(`SFT diverged at step ${step}: the loss is ${m.loss}`);
+    trainLoss = m.loss;
+    step++;
+    if (step % config.evalEvery === 0 || step === config.maxSteps) {
+      validLoss = await sftLoss(policy, valid);
+      curve.push({ step, validLoss });
+      options.log?.(
+        `sft step ${step}: train loss ${trainLoss.toFixed(4)}, valid loss ${validLoss.toFixed(4)}`,
+      );
+    }
+    if (options.progress) {
+      const seconds = (performance.now() - started) / 1000;
+      bar.update(step, {
+        rate: (step / seconds).toFixed(2),
+        loss: trainLoss.toFixed(3),
+        valid: validLoss.toFixed(3),
+      });
+    }
+  }
+  if (validLoss <= config.targetLoss) stoppedBy = 'target';
+  if (options.progress) bar.stop();
+  return { steps: step, trainLoss, validLoss, curve, stoppedBy };
+}

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { parseTrainConfig, ppoDefaults, TrainConfigError } from '../../src/training/config.ts';
+
+describe('TrainConfig', () => {
+  it('fills the estimator-dependent loss defaults from ALGORITHMS.md', () => {
+    const gigpo = parseTrainConfig({ estimator: 'gigpo' });
+    expect(gigpo.ppo).toMatchObject({
+      klCoef: 0.01,
+      entropyCoef: 0.001,
+      clipLow: 0.2,
+      clipHigh: 0.2,
+      lossAgg: 'token-mean',
+    });
+    expect(gigpo.groupSize).toBe(8);
+    expect(gigpo.estimatorOptions).toMatchObject({ gamma: 0.95, mode: 'mean_std_norm', stepWeight: 1 });
+    expect(ppoDefaults('flow-grpo')).toMatchObject({ clipHigh: 0.3, entropyCoef: 0, klCoef: 0.001 });
+    expect(ppoDefaults('igpo').lossAgg).toBe('seq-mean-token-sum');
+    // An explicit setting wins over the default.
+    expect(parseTrainConfig({ ppo: { klCoef: 0.5 } }).ppo.klCoef).toBe(0.5);
+    expect(parseTrainConfig({ db: 'runs/a.db' }).checkpointDir).toBe('runs/a-checkpoints');
+  });
+
+  it.each([
+    [{ groupSize: 0 }, 'groupSize'],
+    [{ ppo: { epochs: 1.5 } }, 'ppo.epochs'],
+    [{ estimator: 'ppo' }, 'estimator'],
+    [{ estimatorOptions: { gamma: 2 } }, 'estimatorOptions.gamma'],
+    [{ estimator: 'grpo', estimatorOptions: { gamma: 0.9 } }, 'estimatorOptions.gamma'],
+    [{ eval: { split: 'test' } }, 'eval.split'],
+    [{ sft: { enabled: false } }, 'sft.enabled'],
+    [{ policy: { model: { width: 30, layers: 1, heads: 4, contextLength: 64 } } }, 'policy.model.heads'],
+    [{ itertions: 3 }, 'itertions'],
+  ])('rejects %j naming %s', (input, field) => {
+    let error: unknown;
+    try {
+      parseTrainConfig(input);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(TrainConfigError);
+    expect((error as TrainConfigError).field).toBe(field);
+    expect((error as Error).message).toContain(`'${field}'`);
+  });
+});
