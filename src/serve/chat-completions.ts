@@ -100,6 +100,9 @@ export async function chatCompletions(
     })),
   });
 
+  const logprobsOf = (r: PolicyChatResult) =>
+    r.tokenIds.map((t, k) => tokenLogprob(t, r.logprobs[k]!, r.topLogprobs?.[k]));
+
   // Streaming: the role first, then text as it becomes safe to send (all at the end when the reply
   // may turn out to be a tool call), then a closing chunk with the finish reason and token ids.
   const chunk = (index: number, delta: object, extra: object = {}) =>
@@ -158,12 +161,14 @@ export async function chatCompletions(
   );
   if (stream) {
     for (const c of choices) {
+      // With tools on nothing was streamed yet: the log-probs of every token go with the reply.
+      const lp = parseTools && req.logprobs ? { logprobs: { content: logprobsOf(c.r) } } : {};
       if (c.toolCalls.length > 0) {
-        chunk(c.index, { tool_calls: c.toolCalls });
+        chunk(c.index, { tool_calls: c.toolCalls }, lp);
       } else {
         // Buffered (tools were on) or held back (a possible stop string): send the rest now.
         const rest = parseTools ? (c.content ?? '') : c.text.finish(c.r.text);
-        if (rest) chunk(c.index, { content: rest });
+        if (rest || parseTools) chunk(c.index, { content: rest }, lp);
       }
       chunk(c.index, {}, { finish_reason: c.finish, stepwise: c.stepwise });
     }
@@ -183,12 +188,7 @@ export async function chatCompletions(
         refusal: null,
         ...(c.toolCalls.length > 0 ? { tool_calls: c.toolCalls.map(({ index: _i, ...t }) => t) } : {}),
       },
-      logprobs: req.logprobs
-        ? {
-            content: c.r.tokenIds.map((t, k) => tokenLogprob(t, c.r.logprobs[k]!, c.r.topLogprobs?.[k])),
-            refusal: null,
-          }
-        : null,
+      logprobs: req.logprobs ? { content: logprobsOf(c.r), refusal: null } : null,
       finish_reason: c.finish,
       stepwise: c.stepwise,
     })),

@@ -147,16 +147,19 @@ describe('stepwise serve', () => {
     const ids = (c as unknown as WithStepwise).stepwise.completion_token_ids;
     expect(policy.tokenizer.decode(ids.filter((t) => t !== policy.tokenizer.endId))).toBe(TOOL_REPLY);
 
-    const stream = await client.chat.completions.create({ ...ask, stream: true });
+    const stream = await client.chat.completions.create({ ...ask, stream: true, logprobs: true });
     const calls: unknown[] = [];
     let finish: string | null = null;
+    let logprobs = 0;
     for await (const chunk of stream) {
       const d = chunk.choices[0];
       if (d?.delta.tool_calls) calls.push(...d.delta.tool_calls);
       if (d?.finish_reason) finish = d.finish_reason;
+      logprobs += d?.logprobs?.content?.length ?? 0;
     }
     expect(finish).toBe('tool_calls');
     expect(calls).toMatchObject([{ index: 0, function: { name: 'python' } }]);
+    expect(logprobs).toBe(ids.length);
 
     const none = await client.chat.completions.create({ ...ask, tool_choice: 'none' });
     expect(none.choices[0]!.message.tool_calls).toBeUndefined();
