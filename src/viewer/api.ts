@@ -184,7 +184,19 @@ export function searchTrajectories(store: TrajectoryStore, runId: string, q: Que
        WHERE ${where.join(' AND ')} ORDER BY i.iteration DESC, g.id, t.id LIMIT ?`,
     )
     .all(...params, limit) as Array<Record<string, unknown> & { won: number }>;
-  return { runId, trajectories: rows.map((r) => ({ ...r, won: r.won === 1 })) };
+  // the filters' choices: every task type and split of the run
+  const choices = store.db
+    .prepare(
+      `SELECT DISTINCT g.task_type AS taskType, g.split FROM groups g
+       JOIN iterations i ON i.id = g.iteration_id WHERE i.run_id = ?`,
+    )
+    .all(runId) as Array<{ taskType: string | null; split: string }>;
+  return {
+    runId,
+    trajectories: rows.map((r) => ({ ...r, won: r.won === 1 })),
+    taskTypes: [...new Set(choices.map((c) => c.taskType ?? ''))].filter(Boolean).sort(),
+    splits: [...new Set(choices.map((c) => c.split))].sort(),
+  };
 }
 
 // --- a trajectory ------------------------------------------------------------------------------

@@ -100,6 +100,24 @@ describe.skipIf(!chromiumFound)('viewer pages in Chromium', () => {
     expect(Number(await page.locator('figure.chart[data-chart="KL"]').getAttribute('data-points'))).toBe(4);
   });
 
+  it("searches a run's trajectories by iteration, task type and outcome, from the URL", async () => {
+    await open(`#/run/${HOUSEHOLD_RUN}?iteration=0&success=won`);
+    const rows = page.locator('table.search tbody tr');
+    await expect.poll(() => rows.count()).toBeGreaterThan(0);
+    expect(await page.locator('table.search tbody tr.lost').count()).toBe(0);
+    const kind = (await rows.first().locator('td').nth(2).innerText()).trim();
+    await page.selectOption('select[name="taskType"]', kind);
+    await expect.poll(() => page.url()).toContain(`taskType=${kind}`);
+    await expect
+      .poll(
+        async () => new Set(await page.locator('table.search tbody tr td:nth-child(3)').allInnerTexts()).size,
+      )
+      .toBe(1);
+    expect(await page.locator('table.search tbody tr td:nth-child(1)').allInnerTexts()).toEqual(
+      Array(await rows.count()).fill('0'),
+    );
+  });
+
   it('shows evaluation tables', async () => {
     await open(`#/run/${SEARCH_RUN}`);
     await expect.poll(() => page.locator('table.evaluations tbody tr').count()).toBe(3);

@@ -155,13 +155,8 @@ function TrajectorySearch({
   const params = new URLSearchParams();
   for (const k of ['iteration', 'taskType', 'split', 'success']) if (q.get(k)) params.set(k, q.get(k)!);
   const { data, error } = useJson<Search>(`${api('runs', runId, 'trajectories')}?${params}`);
-  const last = iterations.at(-1);
-  const it = last === undefined ? undefined : (q.get('iteration') ?? String(last));
-  const detail = useJson<IterationData>(
-    it === undefined ? '/api/runs' : `${api('runs', runId, 'iterations', it)}`,
-  );
-  const kinds = (detail.data as IterationData | undefined)?.taskTypes ?? [];
-  const splits = (detail.data as IterationData | undefined)?.splits ?? [];
+  const kinds = data?.taskTypes ?? [];
+  const splits = data?.splits ?? [];
   return html`<h2>Trajectories</h2>
     <div class="filters">
       ${Select({ label: 'iteration', name: 'iteration', value: q.get('iteration') ?? '', options: iterations.map(String) })}
