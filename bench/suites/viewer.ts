@@ -6,7 +6,7 @@
 //   tokens, log-probs, advantages and credit details (HTTP on 127.0.0.1, response parsed).
 // - page_load_ms: median first contentful paint of the run page of a store with 100 iterations,
 //   in headless Debian Chromium (fresh page each time). page_curves_ms: until every curve is drawn.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/index.ts';
@@ -73,6 +73,10 @@ async function pageLoad(dir: string, log: (l: string) => void) {
         fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? Number.NaN,
         now: performance.now(),
       }));
+      if (i === PAGE_REPEATS) {
+        mkdirSync('test-artifacts', { recursive: true });
+        await page.screenshot({ path: 'test-artifacts/viewer-run-100-iterations.png', fullPage: true });
+      }
       await page.close();
       if (i === 0) continue; // the first load also starts the browser's caches and workers
       fcp.push(t.fcp);
