@@ -6,6 +6,7 @@ import { registerServe } from './serve.ts';
 import { registerStart } from './start.ts';
 import { registerStore } from './store.ts';
 import { registerTool } from './tool.ts';
+import { registerTrain } from './train.ts';
 import { registerView } from './view.ts';
 
 /** Every subcommand of `stepwise`; each file under ./commands exports one `register*`. */
@@ -18,4 +19,5 @@ export const commands: Array<(program: Command) => void> = [
   registerServe,
   registerInitPolicy,
   registerView,
+  registerTrain,
 ];

@@ -1,0 +1,89 @@
+// `stepwise train [config] [--estimator ...] [--iterations N] [--device cpu|cuda] [--db runs/<name>.db]
+// [--resume] [--seed N] [--summary <file>]`: SFT warm-start, the RL iterations, the before/after
+// table, a learning-curve SVG beside the store, and optionally the summary as JSON.
+import { readFile, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Command } from 'commander';
+
+interface TrainFlags {
+  estimator?: string;
+  iterations?: string;
+  device?: string;
+  db?: string;
+  resume?: boolean;
+  seed?: string;
+  summary?: string;
+  progress?: boolean;
+}
+
+/** A config file: JSON, or a module whose default (or `config`) export is the config object. */
+async function readConfig(file: string | undefined): Promise<Record<string, unknown>> {
+  if (file === undefined) return {};
+  if (file.endsWith('.json')) {
+    const text = await readFile(file, 'utf8').catch((err: Error) => {
+      throw new Error(`cannot read config ${file}: ${err.message}`);
+    });
+    try {
+      return JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(`config ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  const mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown; config?: unknown };
+  const config = mod.config ?? mod.default;
+  if (typeof config !== 'object' || config === null) {
+    throw new Error(
+      `${file} exports no config object (expected \`export default { ... }\` or \`export const config\`)`,
+    );
+  }
+  return config as Record<string, unknown>;
+}
+
+function integer(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new Error(`${flag} must be an integer, got "${value}"`);
+  return n;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('SFT then RL with a credit-assignment estimator; before/after table, learning curve, store')
+    .argument('[config]', 'a JSON config file (or a module exporting one); flags override it')
+    .option('--estimator <name>', 'grpo, gigpo, hgpo or rloo')
+    .option('--iterations <n>', 'RL iterations')
+    .option('--device <name>', "'cpu' or 'cuda'")
+    .option('--db <file>', 'the trajectory store (default runs/train.db)')
+    .option('--resume', 'continue the run stored in --db from its last complete iteration')
+    .option('--seed <n>', 'seed of weights, task draws and sampling')
+    .option('--summary <file>', 'write the before/after table as JSON')
+    .option('--no-progress', 'no progress bars')
+    .action(async (file: string | undefined, flags: TrainFlags) => {
+      const { parseTrainConfig } = await import('../../training/config.ts');
+      const { train } = await import('../../training/trainer.ts');
+      const { learningCurveSvg, resultTable, summaryJson } = await import('../../training/report.ts');
+      const { openStore } = await import('../../store/index.ts');
+      const input = await readConfig(file);
+      if (flags.estimator !== undefined) input.estimator = flags.estimator;
+      if (flags.iterations !== undefined) input.iterations = integer('--iterations', flags.iterations);
+      if (flags.device !== undefined) input.device = flags.device;
+      if (flags.db !== undefined) input.db = flags.db;
+      if (flags.seed !== undefined) input.seed = integer('--seed', flags.seed);
+      // Checked before any work: a bad config names its field here.
+      const config = parseTrainConfig(input);
+      const result = await train(input, { resume: flags.resume, progress: flags.progress !== false });
+      console.log(`\n${resultTable(result)}\n`);
+      const store = openStore(config.db, { readonly: true });
+      const svg = learningCurveSvg(store, config.runId, config.eval.split);
+      store.close();
+      const curve = `${config.db.replace(/\.db$/, '')}-curve.svg`;
+      await writeFile(curve, svg);
+      if (flags.summary) {
+        await writeFile(flags.summary, `${JSON.stringify(summaryJson(result, { curve }), null, 2)}\n`);
+      }
+      console.log(`store: ${config.db}`);
+      console.log(`learning curve: ${curve}`);
+      console.log(`replay: npx stepwise view --db ${config.db}`);
+    });
+}

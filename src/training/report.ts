@@ -1,0 +1,121 @@
+/**
+ * What a finished run shows: the before/after table per task type, the `--summary` JSON and a
+ * learning-curve SVG. The SVG is written by hand (a few polylines): no plotting library runs in
+ * Node without a browser or native canvas, and the curve needs nothing more.
+ */
+import type { TrajectoryStore } from '../store/index.ts';
+import type { EvalResult, TrainResult } from './trainer.ts';
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** The final table: success before and after, on valid-seen and valid-unseen, overall and per task type. */
+export function resultTable(result: TrainResult): string {
+  const types = new Set<string>();
+  for (const side of [result.before, result.after]) {
+    for (const e of Object.values(side)) for (const t of Object.keys(e.byType)) types.add(t);
+  }
+  const rows: string[][] = [['task type', 'seen before', 'seen after', 'unseen before', 'unseen after']];
+  const cell = (e: EvalResult, type?: string) => {
+    if (type === undefined) return pct(e.success);
+    const v = e.byType[type];
+    return v === undefined ? '-' : pct(v.success);
+  };
+  for (const type of [undefined, ...[...types].sort()]) {
+    rows.push([
+      type ?? 'all',
+      cell(result.before['valid-seen'], type),
+      cell(result.after['valid-seen'], type),
+      cell(result.before['valid-unseen'], type),
+      cell(result.after['valid-unseen'], type),
+    ]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows
+    .map((r, i) => {
+      const line = r.map((v, c) => (c === 0 ? v.padEnd(widths[c]!) : v.padStart(widths[c]!))).join('  ');
+      return i === 0 ? `${line}\n${'-'.repeat(line.length)}` : line;
+    })
+    .join('\n');
+}
+
+function side(sides: TrainResult['before']) {
+  const unseen = sides['valid-unseen'];
+  const seen = sides['valid-seen'];
+  return {
+    success: unseen.success,
+    invalidRate: unseen.invalidRate,
+    byType: Object.fromEntries(Object.entries(unseen.byType).map(([k, v]) => [k, v.success])),
+    validSeen: {
+      success: seen.success,
+      invalidRate: seen.invalidRate,
+      byType: Object.fromEntries(Object.entries(seen.byType).map(([k, v]) => [k, v.success])),
+    },
+  };
+}
+
+/** The `--summary` JSON: success as a fraction on valid-unseen, per task type and valid-seen beside it. */
+export function summaryJson(result: TrainResult, extra: Record<string, unknown> = {}) {
+  return {
+    before: side(result.before),
+    after: side(result.after),
+    db: result.db,
+    runId: result.runId,
+    iterationsRun: result.iterationsRun,
+    checkpoint: result.lastCheckpoint,
+    reference: result.referenceCheckpoint,
+    ...extra,
+  };
+}
+
+/** A learning-curve SVG: rollout success per iteration and the periodic evaluations. */
+export function learningCurveSvg(store: TrajectoryStore, runId: string, evalSplit: string): string {
+  const series = [
+    { name: 'rollout success (train)', color: '#1f77b4', points: store.metricSeries(runId, 'success_rate') },
+    {
+      name: `eval success (${evalSplit})`,
+      color: '#d62728',
+      points: store.metricSeries(runId, `eval_${evalSplit}_success`),
+    },
+    { name: 'invalid rate', color: '#7f7f7f', points: store.metricSeries(runId, 'invalid_rate') },
+  ];
+  const W = 640;
+  const H = 360;
+  const pad = { left: 50, right: 20, top: 30, bottom: 40 };
+  const last = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p.iteration)));
+  const x = (it: number) => pad.left + (it / last) * (W - pad.left - pad.right);
+  const y = (v: number) => pad.top + (1 - Math.min(1, Math.max(0, v))) * (H - pad.top - pad.bottom);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="18" text-anchor="middle">${escapeXml(runId)}: learning curve</text>`,
+  ];
+  for (const v of [0, 0.25, 0.5, 0.75, 1]) {
+    parts.push(
+      `<line x1="${pad.left}" x2="${W - pad.right}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
+      `<text x="${pad.left - 6}" y="${y(v) + 4}" text-anchor="end">${v * 100}%</text>`,
+    );
+  }
+  parts.push(`<text x="${W / 2}" y="${H - 8}" text-anchor="middle">iteration (0..${last})</text>`);
+  series.forEach((s, i) => {
+    if (s.points.length > 0) {
+      const pts = s.points.map((p) => `${x(p.iteration).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ');
+      parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts}"/>`);
+      for (const p of s.points) {
+        parts.push(
+          `<circle cx="${x(p.iteration).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2.5" fill="${s.color}"/>`,
+        );
+      }
+    }
+    const ly = pad.top + 14 * i;
+    parts.push(
+      `<rect x="${W - pad.right - 170}" y="${ly - 9}" width="10" height="10" fill="${s.color}"/>`,
+      `<text x="${W - pad.right - 155}" y="${ly}">${escapeXml(s.name)}</text>`,
+    );
+  });
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+}
