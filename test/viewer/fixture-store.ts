@@ -38,7 +38,13 @@ import {
   wordF1,
 } from '../../src/index.ts';
 import { openStore, type StepInput, type TrajectoryStore } from '../../src/store/index.ts';
-import type { GroupInput, Json, ToolCallRecord } from '../../src/store/types.ts';
+import type {
+  AdvantageRecord,
+  GroupInput,
+  Json,
+  ToolCallRecord,
+  TrajectoryInput,
+} from '../../src/store/types.ts';
 import { webSearchTool } from '../../src/tools/web-search.ts';
 
 export interface FixtureOptions {
@@ -121,11 +127,44 @@ interface PlayedTrajectory {
 const PROMPT_WINDOW = 128;
 const MAX_RESPONSE = 120;
 
+/** A step ready to write: tokens and log-probs scored; `attachAdvantages` fills the advantages. */
+type ScoredStep = StepInput & { extras: Record<string, Json>; advantages: AdvantageRecord[] };
+type ScoredGroup = Omit<GroupInput, 'trajectories'> & {
+  trajectories: Array<Omit<TrajectoryInput, 'steps'> & { steps: ScoredStep[] }>;
+};
+
+/** A group as played: the task and its G rollouts. */
+interface PlayedGroup {
+  groupId: string;
+  task: { id: string; kind: string; seed: number; split: string };
+  trajectories: PlayedTrajectory[];
+  /** Search: the gold answer (IGPO's values score it). */
+  answer?: string;
+}
+
+/** The played groups as store groups, their steps taken in order from `scored`. */
+function scoredGroups(played: PlayedGroup[], scored: ScoredStep[]): ScoredGroup[] {
+  let k = 0;
+  return played.map((g) => ({
+    groupId: g.groupId,
+    taskId: g.task.id,
+    taskType: g.task.kind,
+    seed: g.task.seed,
+    split: g.task.split,
+    trajectories: g.trajectories.map((t) => ({
+      trajectoryId: t.trajectoryId,
+      outcome: t.outcome,
+      won: t.won,
+      steps: t.steps.map(() => scored[k++]!),
+    })),
+  }));
+}
+
 /** Tokens and behaviour log-probs of every step; returns the KL (k3) and entropy sums for metrics. */
 async function score(
   m: FixtureModels,
   steps: PlayedStep[],
-): Promise<{ inputs: StepInput[]; kl: number; entropy: number; tokens: number }> {
+): Promise<{ inputs: ScoredStep[]; kl: number; entropy: number; tokens: number }> {
   const pairs = steps.map((s) => {
     const prompt = m.tokenizer.encode(s.promptText);
     const response = [...m.tokenizer.encode(s.responseText).slice(0, MAX_RESPONSE - 1), m.tokenizer.endId];
@@ -149,9 +188,11 @@ async function score(
     tokens += lp.length;
     return {
       ...s,
+      extras: { ...s.extras },
       promptTokens: pairs[i]!.prompt,
       responseTokens: pairs[i]!.response,
       responseLogprobs: lp,
+      advantages: [],
     };
   });
   return { inputs, kl, entropy, tokens };
@@ -298,13 +339,13 @@ async function valuesBefore(m: FixtureModels, steps: StepInput[], answer: string
 type Estimated = { name: string; options?: Record<string, unknown> };
 
 /** Runs each estimator over the iteration's rows and attaches value and details to the steps. */
-function attachAdvantages(groups: GroupInput[], list: Estimated[]): void {
+function attachAdvantages(groups: ScoredGroup[], list: Estimated[]): void {
   const rows: CreditRow[] = [];
-  const targets: StepInput[] = [];
+  const targets: ScoredStep[] = [];
   for (const g of groups) {
     for (const t of g.trajectories) {
       for (const s of t.steps) {
-        const e = s.extras ?? {};
+        const e = s.extras;
         const row: CreditRow = {
           groupId: g.groupId,
           trajectoryId: t.trajectoryId,
@@ -327,17 +368,13 @@ function attachAdvantages(groups: GroupInput[], list: Estimated[]): void {
     // Flow-GRPO's outcome is the final correctness, carried on every row.
     const input =
       name === 'flow-grpo'
-        ? rows.map((r, i) => ({ ...r, outcomeReward: targets[i]!.extras!.finalOutcome as number }))
+        ? rows.map((r, i) => ({ ...r, outcomeReward: targets[i]!.extras.finalOutcome as number }))
         : rows;
     const result = est.run(input, options);
     targets.forEach((s, i) => {
       const details = rowDetails(result.details, i) as Record<string, Json>;
       if (name === 'hgpo') details.alpha = (options?.alpha as number | undefined) ?? 1;
-      (s.advantages as unknown as Array<{ estimator: string; value: number; details: Json }>).push({
-        estimator: name,
-        value: result.advantages[i]!,
-        details,
-      });
+      s.advantages.push({ estimator: name, value: result.advantages[i]!, details });
     });
   }
 }
@@ -388,39 +425,24 @@ export async function writeHouseholdIteration(
   const env = new HouseholdEnv();
   const random = rng(1000 + it);
   const t0 = performance.now();
-  const groups: GroupInput[] = [];
-  const played: PlayedStep[][] = [];
+  const played: PlayedGroup[] = [];
   for (let g = 0; g < nGroups; g++) {
     // a few tasks repeat across iterations, as a trainer's task sampler would
     const seed = (it * nGroups + g) % 7;
     const task = gen.generate('train', seed);
     const expertShare = 0.25 + (0.5 * it) / Math.max(1, totalIterations - 1);
-    const trajectories = [];
+    const trajectories: PlayedTrajectory[] = [];
     for (let r = 0; r < G; r++) {
       const expert = r === 0 ? true : r === G - 1 ? false : random() < expertShare;
-      const p = playHousehold(env, task, expert, random, maxSteps, `t${r}`);
-      trajectories.push(p);
-      played.push(p.steps);
+      trajectories.push(playHousehold(env, task, expert, random, maxSteps, `t${r}`));
     }
-    groups.push({
-      groupId: `g${g}`,
-      taskId: task.id,
-      taskType: task.kind,
-      seed: task.seed,
-      split: task.split,
-      trajectories: trajectories as never,
-    });
+    played.push({ groupId: `g${g}`, task, trajectories });
   }
-  const scored = await score(m, played.flat());
-  let k = 0;
-  for (const g of groups) {
-    for (const t of g.trajectories) {
-      (t as unknown as { steps: StepInput[] }).steps = t.steps.map(() => ({
-        ...scored.inputs[k++]!,
-        advantages: [],
-      }));
-    }
-  }
+  const scored = await score(
+    m,
+    played.flatMap((g) => g.trajectories.flatMap((t) => t.steps)),
+  );
+  const groups = scoredGroups(played, scored.inputs);
   attachAdvantages(groups, [{ name: 'gigpo' }, { name: 'hgpo', options: { alpha: 1 } }, { name: 'grpo' }]);
   const metrics = iterationMetrics(groups, scored, (performance.now() - t0) / 1000);
   store.writeIteration(HOUSEHOLD_RUN, { iteration: it, groups, metrics });
@@ -438,40 +460,28 @@ async function writeSearchIteration(
   const G = options.groupSize ?? 4;
   const random = rng(2000 + it);
   const t0 = performance.now();
-  const groups: GroupInput[] = [];
-  const answers: string[] = [];
-  const played: PlayedStep[][] = [];
+  const played: PlayedGroup[] = [];
   for (let g = 0; g < nGroups; g++) {
     const split = g === nGroups - 1 ? 'valid-seen' : 'train';
     const task = source.generate(split, it * nGroups + g);
     const env = new SearchEnv({ maxTurns: 4 }, { source, search });
-    const trajectories = [];
-    for (let r = 0; r < G; r++) {
-      const p = await playSearch(env, search, task, r % 2 === 0, random, `t${r}`);
-      trajectories.push(p);
-      played.push(p.steps);
-      answers.push(task.payload.answers[0]!);
-    }
-    groups.push({
-      groupId: `q${g}`,
-      taskId: task.id,
-      taskType: task.kind,
-      seed: task.seed,
-      split: task.split,
-      trajectories: trajectories as never,
-    });
+    const trajectories: PlayedTrajectory[] = [];
+    for (let r = 0; r < G; r++)
+      trajectories.push(await playSearch(env, search, task, r % 2 === 0, random, `t${r}`));
+    played.push({ groupId: `q${g}`, task, trajectories, answer: task.payload.answers[0]! });
   }
-  const scored = await score(m, played.flat());
-  let k = 0;
-  let a = 0;
-  for (const g of groups) {
+  const scored = await score(
+    m,
+    played.flatMap((g) => g.trajectories.flatMap((t) => t.steps)),
+  );
+  const groups = scoredGroups(played, scored.inputs);
+  for (const [gi, g] of groups.entries()) {
+    const answer = played[gi]!.answer!;
     for (const t of g.trajectories) {
-      const steps = t.steps.map(() => ({ ...scored.inputs[k++]!, advantages: [] }));
-      const values = await valuesBefore(m, steps, answers[a++]!);
-      steps.forEach((s, i) => {
-        s.extras = { ...s.extras, valueBefore: values[i]! };
+      const values = await valuesBefore(m, t.steps, answer);
+      t.steps.forEach((s, i) => {
+        s.extras.valueBefore = values[i]!;
       });
-      (t as unknown as { steps: StepInput[] }).steps = steps;
     }
   }
   attachAdvantages(groups, [{ name: 'igpo' }, { name: 'flow-grpo' }]);

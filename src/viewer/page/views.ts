@@ -130,13 +130,13 @@ export function RunPage({ route, runId }: { route: Route; runId: string }) {
       )}</tbody></table>`
     }
     <h2>Iterations</h2>
-    <table class="iterations"><thead><tr><th>iteration</th><th>groups</th><th>trajectories</th><th>steps</th><th>success</th><th>mean return</th><th>mean length</th></tr></thead>
+    <div class="scroll"><table class="iterations"><thead><tr><th>iteration</th><th>groups</th><th>trajectories</th><th>steps</th><th>success</th><th>mean return</th><th>mean length</th></tr></thead>
     <tbody>${iterations.map(
       (
         i,
       ) => html`<tr><td><a href=${href(['run', runId, 'it', i.iteration])}>${i.iteration}</a></td><td>${i.groups}</td><td>${i.trajectories}</td><td>${i.steps}</td>
         <td>${pct(i.successRate)}</td><td>${fmt(i.meanReturn)}</td><td>${fmt(i.meanLength, 1)}</td></tr>`,
-    )}</tbody></table>
+    )}</tbody></table></div>
     <${TrajectorySearch} route=${route} runId=${runId} iterations=${iterations.map((i) => i.iteration)} />
   </section>`;
 }
@@ -169,14 +169,14 @@ function TrajectorySearch({
         ? Problem({ error })
         : !data
           ? html`<p class="loading">Searching…</p>`
-          : html`<table class="search">
+          : html`<div class="scroll"><table class="search">
       <thead><tr><th>iteration</th><th>group</th><th>task type</th><th>split</th><th>trajectory</th><th>outcome</th><th>length</th><th>return</th></tr></thead>
       <tbody>${data.trajectories.map((t) => {
         const r = t as Record<string, string | number | boolean>;
         return html`<tr class=${r.won ? 'won' : 'lost'}><td>${r.iteration}</td><td>${r.groupId}</td><td>${r.taskType}</td><td>${r.split}</td>
           <td><a href=${href(['run', runId, 'it', r.iteration as number, 'g', r.groupId as string, 't', r.trajectoryId as string])}>${r.trajectoryId}</a></td>
           <td>${r.outcome}</td><td>${r.length}</td><td>${fmt(r.episodeReturn as number)}</td></tr>`;
-      })}</tbody></table>`
+      })}</tbody></table></div>`
     }`;
 }
 
