@@ -235,6 +235,35 @@ describe('bad input', () => {
   });
 });
 
+describe('stepwise view', () => {
+  it("prints the URL and shows token texts from the run's checkpoint tokenizer", async () => {
+    const child = spawn(process.execPath, ['bin/stepwise.js', 'view', '--db', db, '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d) => {
+          out += d;
+          const m = /at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child.on('close', (code) => reject(new Error(`stepwise view exited with ${code}: ${out}`)));
+      });
+      const res = await fetch(`${url}api/runs/${HOUSEHOLD_RUN}/iterations/0/groups/g0/trajectories/t0`);
+      const body = (await res.json()) as {
+        steps: Array<{ tokens: Array<{ id: number; text: string | null }> }>;
+      };
+      const { tokenizer } = fixtureModels();
+      const step = body.steps[0]!;
+      expect(step.tokens.map((t) => t.text).join('')).toBe(tokenizer.decode(step.tokens.map((t) => t.id)));
+      expect((await fetch(url)).headers.get('content-type')).toContain('text/html');
+    } finally {
+      child.kill('SIGTERM');
+    }
+  }, 30_000);
+});
+
 describe('a store being written', () => {
   it('shows only whole iterations while a training run writes more', async () => {
     const writer = openStore(db, { backgroundCheckpoint: false });
