@@ -2,7 +2,16 @@
 // policy and estimators (fixture-store.ts). Expected values are derived from the store's own
 // queries and from running the estimators again, not from the API's code.
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -225,6 +234,27 @@ describe('bad input', () => {
     raw.pragma('user_version = 99');
     raw.close();
     await expect(startViewer({ db: newer, port: 0 })).rejects.toThrow(/newer than this stepwise supports/);
+  });
+
+  it('answers 500 with a message, not a crash, when the file turns out corrupt under a running viewer', async () => {
+    const file = join(dir, 'damaged.db');
+    copyFileSync(db, file);
+    const damaged = await startViewer({ db: file, port: 0 });
+    try {
+      // overwrite everything after the first pages (the schema stays readable)
+      const size = statSync(file).size;
+      const fd = openSync(file, 'r+');
+      writeSync(fd, Buffer.alloc(size - 4 * 65536, 0x5a), 0, size - 4 * 65536, 4 * 65536);
+      closeSync(fd);
+      const res = await fetch(
+        `${damaged.url}api/runs/${HOUSEHOLD_RUN}/iterations/0/groups/g0/trajectories/t0`,
+      );
+      expect(res.status).toBe(500);
+      expect(((await res.json()) as { error: string }).error).toMatch(/corrupt/);
+      expect((await fetch(damaged.url)).status).toBe(200);
+    } finally {
+      await damaged.close();
+    }
   });
 
   it('the CLI prints the message, not a stack trace, and exits 1', async () => {
