@@ -1,3 +1,4 @@
+// biome-ignore-all lint/performance/useDomNodeTextContent: Playwright's Locator.innerText() reads the visible text, which is what these tests check
 // The viewer's pages in headless Chromium (Debian's, driven by playwright-core) over the fixture
 // store: what a person would see. Screenshots go to test-artifacts/ (gitignored).
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
