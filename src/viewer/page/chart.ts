@@ -38,7 +38,11 @@ export function Chart({ title, series }: ChartProps) {
         legend: { show: true },
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: false } },
-        axes: [{ label: 'iteration', size: 36 }, { size: 52 }],
+        // iterations are whole numbers: no 0.5 ticks
+        axes: [
+          { label: 'iteration', size: 36, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
+          { size: 56 },
+        ],
         series: [
           { label: 'iteration' },
           ...names.map((n, i) => ({
