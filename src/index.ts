@@ -299,3 +299,40 @@ export {
   type Viewer,
   type ViewerOptions,
 } from './viewer/index.ts';
+
+// --- training (src/training) ---
+export {
+  PpoConfig,
+  parseTrainConfig,
+  ppoDefaults,
+  SftConfig,
+  TRAIN_ESTIMATORS,
+  TrainConfig,
+  TrainConfigError,
+  type TrainConfigInput,
+  type TrainEstimator,
+} from './training/config.ts';
+export { learningCurveSvg, resultTable, summaryJson } from './training/report.ts';
+export {
+  type Demonstrated,
+  demonstrations,
+  domainTokenizer,
+  expertReply,
+  runSft,
+  type SftResult,
+  type SftSample,
+  replyLoss,
+  sftRow,
+  sftSamples,
+} from './training/sft.ts';
+export {
+  creditRows,
+  DivergenceError,
+  type EvalResult,
+  evaluate,
+  type TrainHooks,
+  type TrainResult,
+  taskSeed,
+  tokenRows,
+  train,
+} from './training/trainer.ts';

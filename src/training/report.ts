@@ -74,7 +74,7 @@ export function learningCurveSvg(store: TrajectoryStore, runId: string, evalSpli
     {
       name: `eval success (${evalSplit})`,
       color: '#d62728',
-      points: store.metricSeries(runId, `eval_${evalSplit}_success`),
+      points: store.metricSeries(runId, `eval/${evalSplit}/success`),
     },
     { name: 'invalid rate', color: '#7f7f7f', points: store.metricSeries(runId, 'invalid_rate') },
   ];

@@ -110,7 +110,7 @@ export function sftRow(s: SftSample): TokenRow {
 }
 
 /** Mean cross-entropy per reply token of `samples` under `policy` (teacher-forced, scoring graph). */
-export async function sftLoss(policy: Policy, samples: readonly SftSample[], batch = 32): Promise<number> {
+export async function replyLoss(policy: Policy, samples: readonly SftSample[], batch = 32): Promise<number> {
   let sum = 0;
   let count = 0;
   for (let i = 0; i < samples.length; i += batch) {
@@ -163,7 +163,7 @@ export async function runSft(
   if (options.progress) bar.start(config.maxSteps, 0, { rate: '0', loss: '-', valid: '-' });
   const order: number[] = [];
   let trainLoss = Number.NaN;
-  let validLoss = await sftLoss(policy, valid);
+  let validLoss = await replyLoss(policy, valid);
   const curve = [{ step: 0, validLoss }];
   let step = 0;
   let stoppedBy: SftResult['stoppedBy'] = 'budget';
@@ -179,7 +179,7 @@ export async function runSft(
     trainLoss = m.loss;
     step++;
     if (step % config.evalEvery === 0 || step === config.maxSteps) {
-      validLoss = await sftLoss(policy, valid);
+      validLoss = await replyLoss(policy, valid);
       curve.push({ step, validLoss });
       options.log?.(
         `sft step ${step}: train loss ${trainLoss.toFixed(4)}, valid loss ${validLoss.toFixed(4)}`,

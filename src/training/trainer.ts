@@ -305,13 +305,24 @@ async function warmStart(
   return result;
 }
 
+/**
+ * An evaluation as metrics, named `<prefix>/<split>/<metric>` (the viewer reads `eval/...` as
+ * evaluations): success, invalid_rate and success/<task type>.
+ */
 function evalMetrics(prefix: string, e: EvalResult): Record<string, number> {
   const out: Record<string, number> = {
-    [`${prefix}${e.split}_success`]: e.success,
-    [`${prefix}${e.split}_invalid_rate`]: e.invalidRate,
+    [`${prefix}/${e.split}/success`]: e.success,
+    [`${prefix}/${e.split}/invalid_rate`]: e.invalidRate,
   };
-  for (const [type, v] of Object.entries(e.byType)) out[`${prefix}${e.split}_success/${type}`] = v.success;
+  for (const [type, v] of Object.entries(e.byType)) out[`${prefix}/${e.split}/success/${type}`] = v.success;
   return out;
+}
+
+/** Rollout success per task type, as `success_rate/<type>`. */
+function successByType(trajectories: readonly Trajectory[]): Record<string, number> {
+  const won = new Map<string, number[]>();
+  for (const t of trajectories) won.set(t.task.kind, [...(won.get(t.task.kind) ?? []), t.won ? 1 : 0]);
+  return Object.fromEntries([...won].map(([type, xs]) => [`success_rate/${type}`, mean(xs)]));
 }
 
 /** Run (or resume) a training run end to end: SFT, evaluation before, the RL iterations, evaluation after. */
@@ -386,11 +397,11 @@ async function trainOn(
     // The "before" evaluation is the reference policy's: stored once, read back on resume.
     const before = {} as TrainResult['before'];
     for (const split of EVAL_SPLITS) {
-      const stored = store.metricSeries(runId, `before_${split}_success`);
-      if (stored.length > 0) before[split] = storedEval(store, runId, 'before_', split);
+      const stored = store.metricSeries(runId, `before/${split}/success`);
+      if (stored.length > 0) before[split] = storedEval(store, runId, 'before', split);
       else {
         before[split] = await evaluate(reference, config, split, hooks);
-        store.writeMetrics(runId, 0, evalMetrics('before_', before[split]));
+        store.writeMetrics(runId, 0, evalMetrics('before', before[split]));
       }
     }
     log(
@@ -406,7 +417,7 @@ async function trainOn(
     const after = {} as TrainResult['after'];
     for (const split of EVAL_SPLITS) {
       after[split] = await evaluate(policy, config, split, hooks);
-      store.writeMetrics(runId, config.iterations - 1, evalMetrics('after_', after[split]));
+      store.writeMetrics(runId, config.iterations - 1, evalMetrics('after', after[split]));
     }
     store.setRunStatus(runId, 'finished');
     return {
@@ -432,7 +443,7 @@ async function trainOn(
 function storedEval(store: TrajectoryStore, runId: string, prefix: string, split: Split): EvalResult {
   const value = (name: string) => store.metricSeries(runId, name).at(-1)?.value ?? 0;
   const byType: EvalResult['byType'] = {};
-  const typePrefix = `${prefix}${split}_success/`;
+  const typePrefix = `${prefix}/${split}/success/`;
   for (const name of store.metricNames(runId)) {
     if (name.startsWith(typePrefix))
       byType[name.slice(typePrefix.length)] = { tasks: 0, success: value(name) };
@@ -440,9 +451,9 @@ function storedEval(store: TrajectoryStore, runId: string, prefix: string, split
   return {
     split,
     tasks: 0,
-    success: value(`${prefix}${split}_success`),
+    success: value(`${prefix}/${split}/success`),
     meanReturn: 0,
-    invalidRate: value(`${prefix}${split}_invalid_rate`),
+    invalidRate: value(`${prefix}/${split}/invalid_rate`),
     byType,
   };
 }
@@ -573,6 +584,7 @@ async function iteration(
   );
   const metrics: Record<string, number> = {
     ...rolloutMetrics(trajectories),
+    ...successByType(trajectories),
     loss: mean(seen.loss),
     kl: mean(seen.kl),
     entropy: mean(seen.entropy),
@@ -594,7 +606,7 @@ async function iteration(
   const every = config.eval.every;
   if (every > 0 && (it + 1) % every === 0) {
     const e = await evaluate(policy, config, config.eval.split, hooks);
-    store.writeMetrics(config.runId, it, evalMetrics('eval_', e));
+    store.writeMetrics(config.runId, it, evalMetrics('eval', e));
     evalText = ` | eval ${config.eval.split} ${pct(e.success)}`;
   }
   log(

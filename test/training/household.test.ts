@@ -79,7 +79,7 @@ function checkRun(db: string, estimator: string, iterations: number) {
       for (const r of rows) expect(Number.isFinite(r.advantage)).toBe(true);
     }
     expect(store.checkpoints('train').map((c) => c.iteration)).toEqual([...Array(iterations).keys()]);
-    expect(store.metricSeries('train', 'eval_valid-unseen_success')).toHaveLength(iterations);
+    expect(store.metricSeries('train', 'eval/valid-unseen/success')).toHaveLength(iterations);
   } finally {
     store.close();
   }
