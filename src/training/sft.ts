@@ -131,6 +131,8 @@ export interface SftResult {
   /** Validation losses measured along the way, by step. */
   curve: { step: number; validLoss: number }[];
   stoppedBy: 'target' | 'budget';
+  /** Wall-clock time of the optimizer steps and validations. */
+  seconds: number;
 }
 
 /**
@@ -196,5 +198,12 @@ export async function runSft(
   }
   if (validLoss <= config.targetLoss) stoppedBy = 'target';
   if (options.progress) bar.stop();
-  return { steps: step, trainLoss, validLoss, curve, stoppedBy };
+  return {
+    steps: step,
+    trainLoss,
+    validLoss,
+    curve,
+    stoppedBy,
+    seconds: (performance.now() - started) / 1000,
+  };
 }

@@ -30,7 +30,7 @@ import type { TokenRow } from '../policy/runtime/runner.ts';
 import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import { openStore, type TrajectoryStore } from '../store/index.ts';
 import type { GroupInput, Json } from '../store/types.ts';
-import { parseTrainConfig, type TrainConfig } from './config.ts';
+import { parseTrainConfig, type TrainConfig, TrainConfigError } from './config.ts';
 import {
   type Demonstrated,
   demonstrations,
@@ -360,6 +360,7 @@ async function trainOn(
   let next = 0;
 
   if (existing) {
+    sameAsStored(config, existing.config);
     referenceDir = (existing.config as { reference?: string }).reference ?? sftDir;
     const last = store.lastCompleteIteration(runId);
     // The checkpoint is saved before its iteration is written; a kill between the write and
@@ -436,6 +437,23 @@ async function trainOn(
   } finally {
     await reference.dispose();
     await policy.dispose();
+  }
+}
+
+/**
+ * A resumed run must keep what its stored iterations were made with (more iterations are fine):
+ * otherwise the run would mix two experiments under one id.
+ */
+function sameAsStored(config: TrainConfig, stored: Json): void {
+  const before = stored as Record<string, Json>;
+  for (const field of ['env', 'estimator', 'groupSize', 'tasksPerIteration', 'seed', 'split'] as const) {
+    const was = before[field];
+    if (was !== undefined && was !== config[field]) {
+      throw new TrainConfigError(
+        field,
+        `${JSON.stringify(config[field])} differs from the stored run's ${JSON.stringify(was)}; resume with the same value or start a new run`,
+      );
+    }
   }
 }
 

@@ -166,6 +166,14 @@ describe('household training', () => {
     expect(stored).toBeGreaterThanOrEqual(1);
     expect(stored).toBeLessThan(iterations - 1);
 
+    // Resuming with another estimator would mix two experiments in one run.
+    await expect(
+      train(
+        { ...JSON.parse(readFileSync(configFile, 'utf8')), estimator: 'grpo', db },
+        { ...quiet, resume: true },
+      ),
+    ).rejects.toThrow(/'estimator': "grpo" differs from the stored run's "gigpo"/);
+
     const summary = join(dir, 'summary.json');
     const second = cli(['--resume', '--summary', summary]);
     let out = '';
