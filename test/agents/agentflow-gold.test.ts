@@ -90,16 +90,16 @@ describe('gold AgentFlow traces', () => {
     expect(wrong).toEqual([]);
   });
 
-  it('household has no gold AgentFlow trace and says so', () => {
+  it('an env without gold AgentFlow traces says so', () => {
     const task = {
-      env: 'household',
-      id: 'household/train/1',
-      kind: 'pick',
+      env: 'chess',
+      id: 'chess/train/1',
+      kind: 'mate',
       split: 'train',
       seed: 1,
       payload: {},
     } as const;
-    expect(() => goldTrace(task, { actions: [] })).toThrow(/no AgentFlow gold traces for env "household"/);
+    expect(() => goldTrace(task, { actions: [] })).toThrow(/no AgentFlow gold traces for env "chess"/);
   });
 
   it('records trajectories in the store as the transcript, with the outcome on every planner sample', async () => {

@@ -21,6 +21,11 @@ export type ModuleSampling = z.output<ReturnType<typeof moduleSampling>>;
 export const AgentFlowConfig = z.object({
   /** Turns (planner -> executor -> tool -> memory -> verifier) before the generator must answer. */
   maxTurns: z.number().int().min(1).default(4),
+  /**
+   * `maxTurns` on the household env, where a turn is one command in the world: the expert needs
+   * 4 to 10 commands and an agent that explores needs more (search and code/math keep `maxTurns`).
+   */
+  householdMaxTurns: z.number().int().min(1).default(30),
   /** Wall-clock limit of the analysis and the turns, in ms; when it passes, the generator answers. */
   timeLimitMs: z.number().int().positive().default(120_000),
   /** Wall-clock limit of the generator's call, which runs even after `timeLimitMs` has passed. */

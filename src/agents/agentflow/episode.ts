@@ -1,11 +1,12 @@
 import { createExpert } from '../../envs/index.ts';
-import type { Env, Task } from '../../envs/types.ts';
+import type { Env, StepResult, Task } from '../../envs/types.ts';
 import { type AgentEnv, agentEnvMaker } from '../loops/rollout.ts';
 import { type Episode, finish, responseFields } from '../loops/shared.ts';
 import type { AgentStep, Trajectory, TrajectoryOutcome } from '../record.ts';
 import type { ChatMessage } from '../types.ts';
 import { AgentFlowConfig, type AgentFlowConfigInput } from './config.ts';
 import { type GoldTrace, goldModels, goldTrace } from './gold.ts';
+import { admissibleLine, type HouseholdWorldLog, householdRunner } from './household.ts';
 import { type AgentFlowModules, type AgentFlowResult, type AgentFlowStep, runAgentFlow } from './loop.ts';
 import { parseVerdict } from './prompts.ts';
 
@@ -34,7 +35,12 @@ function trajectorySeed(seed: number, trajectoryId: string): number {
   return (h >>> 1) % 1_000_000;
 }
 
-/** Runs one AgentFlow trajectory on `env` (search or code/math) and judges its answer there. */
+/**
+ * Runs one AgentFlow trajectory on `env` and judges it there. Search and code/math: the generator's
+ * answer goes to the env as `<answer>...</answer>`. Household: the world is the planner's tool
+ * (see household.ts), so the env is stepped by the executor's calls, the win is the goal holding
+ * after one of them, and the generator's answer is a report nothing judges.
+ */
 export async function runAgentFlowEpisode(
   env: Env,
   modules: AgentFlowModules,
@@ -42,22 +48,32 @@ export async function runAgentFlowEpisode(
   config: AgentFlowConfigInput = {},
 ): Promise<AgentFlowTrajectory> {
   const started = performance.now();
-  if (!episode.tools) {
+  const household = env.name === 'household';
+  if (!household && !episode.tools) {
     throw new Error(
       `runAgentFlowEpisode: the episode has no tools; expected a ToolRunner with the ${env.name} env's tools (see agentEnvMaker)`,
     );
   }
-  const query = await env.reset(episode.seed, episode.task);
+  const first = await env.reset(episode.seed, episode.task);
   const task = env.task as Task;
-  await episode.tools.reset();
+  // Household's tool is bound to this trajectory's env, so its runner is made here (under the
+  // policy of the episode's runner, when there is one).
+  const world = household ? householdRunner(env, episode.tools?.policy) : undefined;
+  const tools = world?.runner ?? episode.tools!;
+  await tools.reset();
+  const query = household ? `${first}\n${admissibleLine(env)}` : first;
   const trajectoryId = episode.trajectoryId ?? '0';
   const flow = await runAgentFlow(query, modules, {
-    tools: episode.tools,
-    config,
+    tools,
+    config: household ? { ...config, maxTurns: AgentFlowConfig.parse(config).householdMaxTurns } : config,
     seed: trajectorySeed(episode.seed, trajectoryId),
   });
-  const action = `<answer>${flow.answer ?? ''}</answer>`;
-  const judged = await env.step(action);
+  const judged = world
+    ? householdJudgement(world.log)
+    : await env.step(`<answer>${flow.answer ?? ''}</answer>`);
+  const action = world ? (flow.answer ?? '') : `<answer>${flow.answer ?? ''}</answer>`;
+  // Household rewards come from the env steps the executor calls made, in call order.
+  const worldSteps = world ? [...world.log.calls] : [];
 
   const models: Record<string, AgentFlowModules[keyof AgentFlowModules]> = {
     ...modules,
@@ -67,6 +83,7 @@ export async function runAgentFlowEpisode(
   const steps: AgentStep[] = flow.steps.map((s, stepIndex) => {
     const record = flow.memory.find((m) => m.turn === s.turn);
     const isGenerator = s.role === 'generator';
+    const stepped = world && s.role === 'executor' && s.toolCalls?.[0]?.ok ? worldSteps.shift() : undefined;
     const step: AgentStep = {
       stepIndex,
       role: s.role,
@@ -74,7 +91,7 @@ export async function runAgentFlowEpisode(
       action: isGenerator ? action : s.role === 'executor' ? record?.command : undefined,
       observation: observationOf(s, record?.result, judged.observation),
       anchor,
-      envReward: isGenerator ? judged.reward : 0,
+      envReward: world ? (stepped?.reward ?? 0) : isGenerator ? judged.reward : 0,
       valid: s.valid,
       done: false,
       audit: s.toolCalls ?? [],
@@ -93,11 +110,24 @@ export async function runAgentFlowEpisode(
     ? 'won'
     : flow.stopReason === 'time_limit' || flow.stopReason === 'context_limit'
       ? flow.stopReason
-      : flow.answer !== undefined
+      : (world ? flow.stopReason === 'verifier_stop' : flow.answer !== undefined)
         ? 'answered'
         : 'turn_limit';
   const trajectory = finish({ ...episode, task, trajectoryId }, steps, outcome, started);
   return { ...trajectory, flow };
+}
+
+/**
+ * A household trajectory's judgement: won when the goal held after some command; its reward (every
+ * step's `outcomeReward`, Flow-GRPO's outcome) is the env's return, HOUSEHOLD_WIN_REWARD or 0.
+ */
+function householdJudgement(log: HouseholdWorldLog): Pick<StepResult, 'observation' | 'reward' | 'info'> {
+  const reward = log.calls.reduce((sum, r) => sum + (r?.reward ?? 0), 0);
+  return {
+    observation: log.won ? 'The goal holds.' : 'The goal does not hold.',
+    reward,
+    info: { won: log.won, valid: true },
+  };
 }
 
 /** What a step's decision led to, as the viewer shows it beside the step. */
@@ -121,7 +151,10 @@ export interface AgentFlowRolloutOptions {
   /** G: trajectories per task (a group: same task, same seed). */
   groupSize?: number;
   config?: AgentFlowConfigInput;
-  /** Makes the env of one trajectory (default `agentEnvMaker()`: search and code/math with their tools). */
+  /**
+   * Makes the env of one trajectory (default `agentEnvMaker()`: search and code/math with their
+   * tools; household needs none, its world is the tool).
+   */
   makeEnv?: (name: string) => AgentEnv;
   /** Trajectories in flight at once (default: all): concurrent planner calls share decode batches. */
   concurrency?: number;
@@ -182,10 +215,14 @@ export async function replayGold(
   config: AgentFlowConfigInput = {},
 ): Promise<{ trace: GoldTrace; trajectory: AgentFlowTrajectory; samples: GoldSample[] }> {
   const trace = goldTrace(episode.task, createExpert(episode.task.env).demonstrate(episode.task));
-  const { maxTurns } = AgentFlowConfig.parse(config);
+  const parsed = AgentFlowConfig.parse(config);
+  const [maxTurns, field] =
+    episode.task.env === 'household'
+      ? [parsed.householdMaxTurns, 'householdMaxTurns']
+      : [parsed.maxTurns, 'maxTurns'];
   if (trace.turns.length > maxTurns) {
     throw new Error(
-      `replayGold: the gold trace of ${trace.taskId} has ${trace.turns.length} turns but maxTurns is ${maxTurns}; raise maxTurns`,
+      `replayGold: the gold trace of ${trace.taskId} has ${trace.turns.length} turns but ${field} is ${maxTurns}; raise ${field}`,
     );
   }
   const trajectory = await runAgentFlowEpisode(env, goldModels(trace), episode, config);

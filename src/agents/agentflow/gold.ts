@@ -1,6 +1,8 @@
 import type { CodeMathTask } from '../../envs/codemath/generator.ts';
+import type { HouseholdTask } from '../../envs/household/generator.ts';
 import type { SearchTask } from '../../envs/search/generator.ts';
 import type { Demonstration, Task } from '../../envs/types.ts';
+import { householdTrace } from './household.ts';
 import type { AgentFlowModules } from './loop.ts';
 import { ScriptedChatModel } from './scripted.ts';
 
@@ -120,7 +122,7 @@ function codeMathTrace(task: CodeMathTask, demo: Demonstration): GoldTrace {
 }
 
 /**
- * The gold trace of a search or code/math task, from its expert's demonstration (`demo`, as
+ * The gold trace of a household, search or code/math task, from its expert's demonstration (`demo`, as
  * `createExpert(task.env).demonstrate(task)` gives it).
  */
 export function goldTrace(task: Task, demo: Demonstration): GoldTrace {
@@ -129,9 +131,11 @@ export function goldTrace(task: Task, demo: Demonstration): GoldTrace {
       return searchTrace(task as SearchTask, demo);
     case 'codemath':
       return codeMathTrace(task as CodeMathTask, demo);
+    case 'household':
+      return householdTrace(task as HouseholdTask, demo);
     default:
       throw new Error(
-        `goldTrace: no AgentFlow gold traces for env "${task.env}" (expected search or codemath)`,
+        `goldTrace: no AgentFlow gold traces for env "${task.env}" (expected household, search or codemath)`,
       );
   }
 }
