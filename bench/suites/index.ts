@@ -14,4 +14,5 @@ export const suites: Record<string, () => Promise<Suite>> = {
   tools: async () => (await import('./tools.ts')).suite,
   agents: async () => (await import('./agents.ts')).suite,
   viewer: async () => (await import('./viewer.ts')).suite,
+  trainer: async () => (await import('./trainer.ts')).suite,
 };

@@ -297,6 +297,7 @@ async function warmStart(
   const result = await runSft(policy, train, valid, config.sft, {
     seed: config.seed,
     progress: hooks.progress,
+    log,
   });
   log(
     `sft: ${result.steps} steps, train loss ${result.trainLoss.toFixed(4)}, valid loss ${result.validLoss.toFixed(4)} ` +
