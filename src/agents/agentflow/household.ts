@@ -19,7 +19,7 @@ import type { GoldTrace, GoldTurn } from './gold.ts';
 export const HOUSEHOLD_TOOL = 'household';
 
 /** The household tool's arguments: one env command. */
-export const HouseholdCommand = z.object({
+export const HouseholdToolInput = z.object({
   command: z.string().min(1).describe('one household command, e.g. "go to cabinet 1"'),
 });
 
@@ -47,7 +47,7 @@ export function householdTool(env: Env): { tool: Tool; log: HouseholdWorldLog } 
     name: HOUSEHOLD_TOOL,
     description:
       'Acts in the household world: runs one command and returns what you observe and the admissible commands.',
-    schema: HouseholdCommand,
+    schema: HouseholdToolInput,
     limits: { timeMs: 5_000, outputChars: 2_000 },
     async run({ command }) {
       if (log.calls.some((r) => r?.done)) {

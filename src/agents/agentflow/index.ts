@@ -2,6 +2,7 @@
 export * from './config.ts';
 export * from './episode.ts';
 export * from './gold.ts';
+export * from './household.ts';
 export * from './loop.ts';
 export * from './memory.ts';
 export * from './prompts.ts';
