@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/index.ts';
 import { train } from '../../src/training/trainer.ts';
-import { resultsTable, type Suite } from '../suite.ts';
+import type { Suite } from '../suite.ts';
 
 export const suite: Suite = {
   name: 'trainer',
@@ -47,7 +47,7 @@ export const suite: Suite = {
       store.close();
       return {
         results,
-        report: `${resultsTable(results)}\n\nSFT batch 16 (prompts ~200-400 tokens); each iteration rolls out 32 trajectories of at most 10 steps at once (one decode batch), then one PPO epoch in mini-batches of 16 steps. \`total_seconds\` includes the tokenizer, SFT, the before/after evaluations (8 tasks x 2 splits) and checkpoints.`,
+        report: `SFT batch 16 (prompts ~200-400 tokens); each iteration rolls out 32 trajectories of at most 10 steps at once (one decode batch), then one PPO epoch in mini-batches of 16 steps; \`update_tokens_per_s\` counts the response (loss) tokens, the prompts are processed too. \`total_seconds\` includes the tokenizer, SFT, the before/after evaluations (8 tasks x 2 splits) and checkpoints.`,
       };
     } finally {
       rmSync(dir, { recursive: true, force: true });
