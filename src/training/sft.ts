@@ -183,9 +183,11 @@ export async function runSft(
     if (step % config.evalEvery === 0 || step === config.maxSteps) {
       validLoss = await replyLoss(policy, valid);
       curve.push({ step, validLoss });
-      options.log?.(
-        `sft step ${step}: train loss ${trainLoss.toFixed(4)}, valid loss ${validLoss.toFixed(4)}`,
-      );
+      // With a progress bar the bar shows the validation loss; a line would break it.
+      if (!options.progress)
+        options.log?.(
+          `sft step ${step}: train loss ${trainLoss.toFixed(4)}, valid loss ${validLoss.toFixed(4)}`,
+        );
     }
     if (options.progress) {
       const seconds = (performance.now() - started) / 1000;
