@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { Tool } from '../../tools/types.ts';
 import { webSearchTool } from '../../tools/web-search.ts';
-import { parseAction } from '../actions.ts';
-import { type Env, SPLITS, type StepResult } from '../types.ts';
+import { type AnswerScore, ToolAnswerEnv } from '../tool-env.ts';
+import { SPLITS } from '../types.ts';
 import { EncyclopediaConfig } from './corpus.ts';
 import { EncyclopediaQA, type QASource, renderSearchTask, type SearchTask } from './generator.ts';
 import { exactMatch, wordF1 } from './metrics.ts';
@@ -30,16 +30,13 @@ export const SEARCH_INSTRUCTIONS =
  * the question at reset, then each search's result text. Reward: exact match or word-set F1 of the
  * answer (option `reward`), on the answering step.
  */
-export class SearchEnv implements Env<SearchTask> {
+export class SearchEnv extends ToolAnswerEnv<SearchTask> {
   readonly name = 'search';
   readonly instructions = SEARCH_INSTRUCTIONS;
+  protected readonly toolTag = 'search';
   readonly config: SearchEnvConfig;
   readonly source: QASource;
   private tool: Tool | undefined;
-  private current: SearchTask | undefined;
-  private turns = 0;
-  private finished = false;
-  private lastObservation = '';
 
   /**
    * `source`: questions and corpus (default: a generated encyclopedia from `config.encyclopedia`;
@@ -50,67 +47,32 @@ export class SearchEnv implements Env<SearchTask> {
     config: Partial<z.input<typeof SearchEnvConfig>> = {},
     deps: { source?: QASource; search?: Tool } = {},
   ) {
+    super();
     this.config = SearchEnvConfig.parse(config);
     this.source = deps.source ?? new EncyclopediaQA(this.config.encyclopedia);
     this.tool = deps.search;
   }
 
-  get task(): SearchTask | undefined {
-    return this.current;
+  protected get maxTurns(): number {
+    return this.config.maxTurns;
   }
 
-  get anchor(): string {
-    return this.lastObservation;
+  protected makeTask(seed: number): SearchTask {
+    return this.source.generate(this.config.split, seed);
   }
 
-  async reset(seed: number, task?: SearchTask): Promise<string> {
-    const t = task ?? this.source.generate(this.config.split, seed);
-    if (t.env !== this.name)
-      throw new Error(`SearchEnv.reset: task ${t.id} is for env "${t.env}", not search`);
-    this.current = t;
-    this.turns = 0;
-    this.finished = false;
-    this.lastObservation = renderSearchTask(t);
-    return this.lastObservation;
+  protected render(task: SearchTask): string {
+    return renderSearchTask(task);
   }
 
-  async step(action: string): Promise<StepResult> {
-    if (!this.current) throw new Error('SearchEnv.step: call reset() before step()');
-    if (this.finished)
-      throw new Error(
-        `SearchEnv.step: trajectory of task ${this.current.id} is finished; call reset() first`,
-      );
-    this.turns++;
-    const outOfTurns = this.turns >= this.config.maxTurns;
-    const parsed = parseAction(action, ['search', 'answer']);
-    let result: StepResult;
-    if (parsed?.tag === 'answer') {
-      const em = exactMatch(parsed.body, this.current.payload.answers);
-      const f1 = wordF1(parsed.body, this.current.payload.answers);
-      result = {
-        observation: `Your answer: ${parsed.body}`,
-        reward: this.config.reward === 'em' ? em : f1,
-        done: true,
-        info: { won: em === 1, valid: true, em, f1 },
-      };
-    } else if (parsed?.tag === 'search' && parsed.body !== '') {
-      result = {
-        observation: await this.search(parsed.body),
-        reward: 0,
-        done: outOfTurns,
-        info: { won: false, valid: true },
-      };
-    } else {
-      result = {
-        observation: `Invalid action. ${SEARCH_INSTRUCTIONS}`,
-        reward: 0,
-        done: outOfTurns,
-        info: { won: false, valid: false },
-      };
-    }
-    this.finished = result.done;
-    this.lastObservation = result.observation;
-    return result;
+  protected score(answer: string, task: SearchTask): AnswerScore {
+    const em = exactMatch(answer, task.payload.answers);
+    const f1 = wordF1(answer, task.payload.answers);
+    return { reward: this.config.reward === 'em' ? em : f1, won: em === 1, info: { em, f1 } };
+  }
+
+  protected async runTool(query: string): Promise<string> {
+    return this.search(query);
   }
 
   private async search(query: string): Promise<string> {
