@@ -16,6 +16,7 @@ import { HouseholdExpert } from '../../src/envs/household/expert.ts';
 import { Policy } from '../../src/policy/policy.ts';
 import type { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import { openStore } from '../../src/store/index.ts';
+import { expectPlannerRescored, expectTokenExactSteps } from './agentflow-helpers.ts';
 import {
   household,
   householdEnvMaker,
@@ -89,28 +90,12 @@ describe('household AgentFlow on an untrained local policy', () => {
   });
 
   it('records token-exact steps: template prompt ids, response ids and the policy’s own log-probs', async () => {
-    for (const t of trajectories) {
-      for (const s of t.steps) {
-        const model = s.role === 'planner' ? trained : frozen;
-        expect(s.promptTokens).toEqual(model.promptTokens(s.messages));
-        expect(tokenizer.decode(s.promptTokens)).toBe(s.promptText);
-        expect(s.responseTokens.length).toBeGreaterThan(0);
-        expect(s.responseLogprobs.length).toBe(s.responseTokens.length);
-        const ended = s.responseTokens.at(-1) === tokenizer.endId;
-        const decoded = tokenizer.decode(ended ? s.responseTokens.slice(0, -1) : s.responseTokens);
-        expect(decoded.replace(/\uFFFD+$/, '')).toBe(s.responseText.replace(/\uFFFD+$/, ''));
-      }
-    }
+    expectTokenExactSteps(trajectories, (s) => (s.role === 'planner' ? trained : frozen), tokenizer, {
+      promptText: true,
+    });
     // The planner samples (Flow-GRPO's): re-scored by the policy, the same log-probs.
-    const planner = trajectories.flatMap((t) => t.steps.filter((s) => s.role === 'planner')).slice(0, 4);
+    const planner = await expectPlannerRescored(trajectories, trained.policy, 4);
     expect(planner.length).toBeGreaterThan(0);
-    for (const s of planner) {
-      const scored = await trained.policy.score(s.promptTokens, s.responseTokens);
-      expect(scored.length).toBe(s.responseLogprobs.length);
-      scored.forEach((lp, i) => {
-        expect(lp).toBeCloseTo(s.responseLogprobs[i]!, 3);
-      });
-    }
   });
 
   it('writes the trajectories into the store and reads back the same tokens and log-probs', () => {

@@ -4,6 +4,7 @@ import { OpenAIChatModel } from '../../src/agents/chat/openai-chat-model.ts';
 import { PolicyChatModel } from '../../src/agents/chat/policy-chat-model.ts';
 import { Policy } from '../../src/policy/policy.ts';
 import { PolicyServer } from '../../src/serve/index.ts';
+import { expectPlannerRescored, expectTokenExactSteps } from './agentflow-helpers.ts';
 import {
   household,
   householdEnvMaker,
@@ -58,25 +59,10 @@ describe('household AgentFlow on a served policy through the openai client', () 
 
   it('records the server’s token ids and log-probs, which the local policy reproduces', async () => {
     const local = new PolicyChatModel(policy);
-    const tok = policy.tokenizer;
-    for (const t of trajectories) {
-      for (const s of t.steps) {
-        expect(s.promptTokens).toEqual(local.promptTokens(s.messages));
-        expect(s.responseTokens.length).toBeGreaterThan(0);
-        expect(s.responseLogprobs.length).toBe(s.responseTokens.length);
-        const ended = s.responseTokens.at(-1) === tok.endId;
-        const decoded = tok.decode(ended ? s.responseTokens.slice(0, -1) : s.responseTokens);
-        expect(decoded.replace(/\uFFFD+$/, '')).toBe(s.responseText.replace(/\uFFFD+$/, ''));
-      }
-    }
-    const planner = trajectories.flatMap((t) => t.steps.filter((s) => s.role === 'planner')).slice(0, 3);
+    // The server applied the same chat template to the same messages.
+    expectTokenExactSteps(trajectories, () => local, policy.tokenizer);
+    const planner = await expectPlannerRescored(trajectories, policy, 3);
     expect(planner.length).toBe(3);
-    for (const s of planner) {
-      const scored = await policy.score(s.promptTokens, s.responseTokens);
-      scored.forEach((lp, i) => {
-        expect(lp).toBeCloseTo(s.responseLogprobs[i]!, 3);
-      });
-    }
   });
 
   it('batched the concurrent trajectories’ requests on the server', () => {

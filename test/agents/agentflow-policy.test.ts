@@ -16,7 +16,15 @@ import { Policy } from '../../src/policy/policy.ts';
 import type { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import { openStore } from '../../src/store/index.ts';
 import { PythonPool } from '../../src/tools/python/pool.ts';
-import { agentFlowTokenizer, codemath, envMaker, smallConfig, source } from './agentflow-helpers.ts';
+import {
+  agentFlowTokenizer,
+  codemath,
+  envMaker,
+  expectPlannerRescored,
+  expectTokenExactSteps,
+  smallConfig,
+  source,
+} from './agentflow-helpers.ts';
 
 // AgentFlow on an untrained tiny local policy. Its replies are noise, so the loop must cope with
 // every malformed module reply, and the steps it records must be token-exact: the prompt ids are
@@ -97,27 +105,11 @@ describe('AgentFlow on an untrained local policy', () => {
   });
 
   it('records token-exact steps: template prompt ids, response ids and the policy’s own log-probs', async () => {
-    for (const t of trajectories) {
-      for (const s of t.steps) {
-        const model = s.role === 'planner' ? trained : frozen;
-        expect(s.promptTokens).toEqual(model.promptTokens(s.messages));
-        expect(tokenizer.decode(s.promptTokens)).toBe(s.promptText);
-        expect(s.responseTokens.length).toBeGreaterThan(0);
-        expect(s.responseLogprobs.length).toBe(s.responseTokens.length);
-        const ended = s.responseTokens.at(-1) === tokenizer.endId;
-        const decoded = tokenizer.decode(ended ? s.responseTokens.slice(0, -1) : s.responseTokens);
-        expect(decoded.replace(/\uFFFD+$/, '')).toBe(s.responseText.replace(/\uFFFD+$/, ''));
-      }
-    }
+    expectTokenExactSteps(trajectories, (s) => (s.role === 'planner' ? trained : frozen), tokenizer, {
+      promptText: true,
+    });
     // The planner samples (the Flow-GRPO samples): re-scored by the policy, the same log-probs.
-    const planner = trajectories.flatMap((t) => t.steps.filter((s) => s.role === 'planner')).slice(0, 4);
-    for (const s of planner) {
-      const scored = await trained.policy.score(s.promptTokens, s.responseTokens);
-      expect(scored.length).toBe(s.responseLogprobs.length);
-      scored.forEach((lp, i) => {
-        expect(lp).toBeCloseTo(s.responseLogprobs[i]!, 3);
-      });
-    }
+    await expectPlannerRescored(trajectories, trained.policy, 4);
   });
 
   it('samples the G rollouts of a group differently and shares decode batches between them', () => {
