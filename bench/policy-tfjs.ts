@@ -33,6 +33,7 @@ import {
   parameterCount,
 } from '../src/policy/model/config.ts';
 import { Rng } from '../src/policy/runtime/sampling.ts';
+import { median } from './suite.ts';
 
 const NORM_EPS = 1e-5;
 const MASKED = -1e9;
@@ -316,8 +317,6 @@ export async function tfjsTrain(
   }
   return run;
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Median ms of one forward + backward + Adam step (after 2 warm-up steps). */
 export async function tfjsTrainStepMs(

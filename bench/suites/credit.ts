@@ -2,26 +2,18 @@
 // the trajectory store's insert and read figures (bench/store-bench.ts, owned by the store).
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { uniform } from '../../src/envs/rng.ts';
 import { flowGrpo, gigpo, hgpo, igpo, type StepRow } from '../../src/index.ts';
 import { benchStore } from '../store-bench.ts';
-import { formatNumber, type Suite } from '../suite.ts';
+import { formatNumber, median, type Suite } from '../suite.ts';
 
 const ROWS = 1_000_000;
 const GROUP_SIZE = 8;
 const MAX_STEPS = 50;
 const RUNS = 5;
 
-/** mulberry32: the same rows on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform numbers (mulberry32, the envs' generator), so runs reproduce. */
+const rng = uniform;
 
 const receptacles = [
   'cabinet',
@@ -102,11 +94,6 @@ function collector(): () => void {
     if (typeof gc === 'function') return gc as () => void;
   } catch {}
   return () => {};
-}
-
-function median(xs: number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 /**

@@ -9,9 +9,7 @@ import { initParams } from '../../src/policy/model/params.ts';
 import { ModelRunner, type TokenRow } from '../../src/policy/runtime/runner.ts';
 import { sessionOptions } from '../../src/policy/runtime/session.ts';
 import { tfjsReady, tfjsTrainStepTimes } from '../policy-tfjs.ts';
-import { formatNumber, type Suite } from '../suite.ts';
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+import { formatNumber, median, type Suite } from '../suite.ts';
 
 /** Wall and CPU milliseconds of an async call. */
 async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: number; cpuMs: number }> {

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import type { Suite } from '../suite.ts';
+import { median } from '../suite.ts';
 
 /**
  * Real English without shipping or downloading any: the documentation comments of @types/node
@@ -28,8 +29,6 @@ export function englishCorpus(): { name: string; text: string }[] {
     })
     .filter((d) => d.text.length > 0);
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export const suite: Suite = {
   name: 'tokenizer',

@@ -1,30 +1,17 @@
 // The `tools` suite: sandbox start-up and call latency, pool throughput, how closely the time limit
 // is enforced, and BM25 search speed over a 100k-document index.
 import { cpus, loadavg } from 'node:os';
+import { uniform } from '../../src/envs/rng.ts';
 import { JavaScriptTool } from '../../src/tools/javascript/tool.ts';
 import { PythonPool } from '../../src/tools/python/pool.ts';
 import { PythonTool } from '../../src/tools/python/tool.ts';
 import { PythonWorker, startupSnapshot } from '../../src/tools/python/worker.ts';
 import { type SearchDocument, SearchIndex } from '../../src/tools/search/index.ts';
 import type { Suite } from '../suite.ts';
+import { median } from '../suite.ts';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** A deterministic pseudo-random generator (mulberry32), so the corpus is the same every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform numbers (mulberry32, the envs' generator), so runs reproduce. */
+const rng = uniform;
 
 /** Documents of 40-80 words drawn Zipf-like from a 20k-word synthetic vocabulary. */
 function syntheticCorpus(n: number, seed: number): { docs: SearchDocument[]; vocab: string[] } {

@@ -14,14 +14,11 @@ import { startViewer } from '../../src/viewer/server.ts';
 import { hasChromium, launchChromium } from '../../test/viewer/chromium.ts';
 import { buildFixtureStore, disposeFixtureModels, HOUSEHOLD_RUN } from '../../test/viewer/fixture-store.ts';
 import type { Suite } from '../suite.ts';
+import { median } from '../suite.ts';
 
 const API_REPEATS = 60;
 const PAGE_REPEATS = 7;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)]!;
 
 async function apiTrajectory(dir: string, log: (l: string) => void) {

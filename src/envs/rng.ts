@@ -55,3 +55,9 @@ export class Rng {
     return this.next() < p;
   }
 }
+
+/** An `Rng`'s stream as a plain `() => number` in [0, 1), for code that wants a function. */
+export function uniform(seed: number | string): () => number {
+  const r = new Rng(seed);
+  return () => r.next();
+}

@@ -1,6 +1,7 @@
 // Small builders for hand-worked batches and a seeded generator for property tests.
 import { expect } from 'vitest';
 import type { Anchor, StepRow } from '../../src/credit/index.ts';
+import { uniform } from '../../src/envs/rng.ts';
 
 /** One step row; `extra` adds IGPO / Flow-GRPO fields. */
 export function row(
@@ -18,17 +19,8 @@ export function row(
 /** ALGORITHMS.md's eps. */
 export const eps = 1e-6;
 
-/** mulberry32: a tiny seeded PRNG so that property batches are the same on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform numbers (mulberry32, the envs' generator), so runs reproduce. */
+export const rng = uniform;
 
 /**
  * A random batch shaped like household rollouts: groups of G trajectories that revisit a few

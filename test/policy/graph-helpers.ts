@@ -1,5 +1,6 @@
 /** Shared by the graph tests: run a graph in onnxruntime-node, and check gradients numerically. */
 import ort from 'onnxruntime-node';
+import { uniform } from '../../src/envs/rng.ts';
 import {
   type Dim,
   type DType,
@@ -46,17 +47,8 @@ export async function run(
   return res;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform numbers (mulberry32, the envs' generator), so runs reproduce. */
+export const rng = uniform;
 
 /** Names of the differentiable ops every gradCheck so far went through (for coverage checks). */
 export const opsSeen = new Set<string>();

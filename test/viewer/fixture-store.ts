@@ -26,6 +26,7 @@ import { householdPrompt } from '../../src/agents/prompts/household.ts';
 import { renderMessages } from '../../src/agents/prompts/render.ts';
 import { searchPrompt } from '../../src/agents/prompts/search.ts';
 import { type StepRow as CreditRow, estimators, rowDetails } from '../../src/credit/index.ts';
+import { uniform } from '../../src/envs/rng.ts';
 import {
   EncyclopediaQA,
   HouseholdEnv,
@@ -65,17 +66,8 @@ export interface FixtureOptions {
 export const HOUSEHOLD_RUN = 'household-gigpo';
 export const SEARCH_RUN = 'search-igpo';
 
-/** A seeded PRNG (mulberry32): the fixture must be the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform numbers (mulberry32, the envs' generator), so runs reproduce. */
+const rng = uniform;
 
 /** The tokenizer and the two untrained policies, shared by every store this process builds. */
 export interface FixtureModels {
