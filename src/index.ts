@@ -320,10 +320,16 @@ export {
 } from './training/config.ts';
 export { learningCurveSvg, resultTable, summaryJson } from './training/report.ts';
 export {
+  creditRows,
   type Demonstrated,
-  demonstrations,
+  type FamilyHooks,
+  type RolloutRequest,
+  type TaskFamily,
+} from './training/family.ts';
+export { expertReply, householdDemonstrations, householdFamily } from './training/families/household.ts';
+export { makeFamily } from './training/families/index.ts';
+export {
   domainTokenizer,
-  expertReply,
   runSft,
   type SftResult,
   type SftSample,
@@ -332,7 +338,6 @@ export {
   sftSamples,
 } from './training/sft.ts';
 export {
-  creditRows,
   DivergenceError,
   type EvalResult,
   evaluate,

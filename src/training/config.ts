@@ -10,8 +10,11 @@ import { SPLITS } from '../envs/types.ts';
 import { presets } from '../policy/model/config.ts';
 import { LossAgg } from '../policy/model/loss.ts';
 
-/** The estimators the trainer runs over single-agent loops' step rows. */
-export const TRAIN_ESTIMATORS = ['grpo', 'gigpo', 'hgpo', 'rloo'] as const;
+/** The estimators the trainer runs (IGPO needs a known answer; Flow-GRPO the AgentFlow agent). */
+export const TRAIN_ESTIMATORS = ['grpo', 'gigpo', 'hgpo', 'rloo', 'igpo', 'flow-grpo'] as const;
+
+/** The agent being trained: the env's single-agent ReAct loop, or AgentFlow's planner. */
+export const TRAIN_AGENTS = ['react', 'agentflow'] as const;
 export type TrainEstimator = (typeof TRAIN_ESTIMATORS)[number];
 
 /** The PPO settings; unset ones take the estimator's defaults (see `ppoDefaults`). */
@@ -54,6 +57,10 @@ export const TrainConfig = z.strictObject({
   env: z.enum(ENV_NAMES).default('household'),
   /** The env's own options (household: receptacles, objects, taskTypes, maxSteps...). */
   envOptions: z.record(z.string(), z.unknown()).default({}),
+  /** The agent: the env's ReAct loop ('react') or AgentFlow, whose planner is trained ('agentflow'). */
+  agent: z.enum(TRAIN_AGENTS).default('react'),
+  /** Options of the agent (AgentFlow: its config, e.g. maxTurns, and the endpoints of frozen modules). */
+  agentOptions: z.record(z.string(), z.unknown()).default({}),
   /** Split the RL tasks are drawn from. */
   split: z.enum(SPLITS).default('train'),
   /** The agent loop's options. */
@@ -177,6 +184,15 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     const issue = opts.error.issues[0]!;
     const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
     throw new TrainConfigError(`estimatorOptions.${key}`, `${issue.message} (estimator ${c.estimator})`);
+  }
+  if (c.estimator === 'flow-grpo' && c.agent !== 'agentflow') {
+    throw new TrainConfigError('estimator', "'flow-grpo' trains AgentFlow's planner; set agent: 'agentflow'");
+  }
+  if (c.estimator === 'igpo' && c.env === 'household') {
+    throw new TrainConfigError(
+      'estimator',
+      "'igpo' needs tasks with a known answer (env 'search' or 'codemath'); the household world has none",
+    );
   }
   if (c.policy.model && c.policy.model.width % c.policy.model.heads !== 0) {
     throw new TrainConfigError(

@@ -1,71 +1,24 @@
 /**
- * SFT warm-start: behaviour cloning on expert demonstrations. Each expert step becomes one
- * sample rendered exactly as the household loop prompts the policy (householdPrompt, the chat
- * template) with the reply `<think>...</think><action>cmd</action><|end|>`; the loss is masked
- * cross-entropy on the reply's tokens (Policy.update with the SFT loss). The result is RL's
- * starting point and its frozen reference.
+ * SFT warm-start: behaviour cloning on expert demonstrations. Each expert decision becomes one
+ * sample rendered exactly as its loop prompts the policy (the family's `demonstrations`, the chat
+ * template) with the expert's reply and the end token; the loss is masked cross-entropy on the
+ * reply's tokens (Policy.update with the SFT loss). The result is RL's starting point and its
+ * frozen reference.
  */
 import cliProgress from 'cli-progress';
 import type { z } from 'zod';
-import { householdPrompt } from '../agents/prompts/household.ts';
-import type { ChatMessage } from '../agents/types.ts';
 import { domainCorpus } from '../cli/commands/init-policy.ts';
 import { Rng } from '../envs/rng.ts';
-import type { Env, Expert, Task } from '../envs/types.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
 import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import type { SftConfig } from './config.ts';
+import type { Demonstrated } from './family.ts';
 
 /** One behaviour-cloning sample: the prompt's token ids and the expert reply's (end token included). */
 export interface SftSample {
   prompt: number[];
   response: number[];
-}
-
-/** The reply a household agent should give for `action` (the loop's format). */
-export function expertReply(action: string): string {
-  return `<think>I should ${action}.</think><action>${action}</action>`;
-}
-
-/** One expert decision as the household loop would prompt it. */
-export interface Demonstrated {
-  messages: ChatMessage[];
-  reply: string;
-}
-
-/**
- * The expert's decisions on `tasks`, prompted as the household loop prompts them (same history
- * window, same admissible list). `env` must offer admissibleActions (the prompt lists them).
- */
-export async function demonstrations(
-  env: Env,
-  expert: Expert,
-  tasks: readonly Task[],
-  history: number,
-): Promise<Demonstrated[]> {
-  const out: Demonstrated[] = [];
-  for (const task of tasks) {
-    let observation = await env.reset(task.seed, task);
-    const goal = (task.payload as { goalText?: string }).goalText ?? '';
-    const past: { observation: string; action: string }[] = [];
-    for (const action of expert.demonstrate(task).actions) {
-      const messages = householdPrompt({
-        task: goal,
-        stepCount: past.length,
-        history: history === 0 ? [] : past.slice(-history),
-        observation,
-        admissible: env.admissibleActions?.() ?? [],
-      });
-      out.push({ messages, reply: expertReply(action) });
-      const r = await env.step(action);
-      past.push({ observation, action });
-      observation = r.observation;
-      if (r.done) break;
-    }
-  }
-  await env.close?.();
-  return out;
 }
 
 /**
@@ -87,18 +40,19 @@ export function sftSamples(
 }
 
 /**
- * A tokenizer for the loop's prompts: the envs' text (the corpus of `stepwise init-policy`) plus
- * the loop's own prompts and replies along expert demonstrations, so the prompt's fixed wording
- * becomes a few tokens and long prompts still fit the context.
+ * A tokenizer for the loop's prompts: the envs' text (the corpus of `stepwise init-policy`, or the
+ * family's own `texts`) plus the loop's prompts and replies along expert demonstrations, so the
+ * prompt's fixed wording becomes a few tokens and long prompts still fit the context.
  */
 export async function domainTokenizer(
   vocabSize: number,
   tasks: number,
   demos: readonly Demonstrated[] = [],
+  texts?: readonly string[],
 ): Promise<Tokenizer> {
-  const texts = await domainCorpus(tasks);
-  for (const d of demos) texts.push(...d.messages.map((m) => m.content), d.reply);
-  return Tokenizer.train(texts, { vocabSize });
+  const corpus = texts ? [...texts] : await domainCorpus(tasks);
+  for (const d of demos) corpus.push(...d.messages.map((m) => m.content), d.reply);
+  return Tokenizer.train(corpus, { vocabSize });
 }
 
 /** A sample as a training row: loss on the reply's tokens only. */

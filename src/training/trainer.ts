@@ -16,40 +16,22 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import cliProgress from 'cli-progress';
-import { PolicyChatModel } from '../agents/chat/policy-chat-model.ts';
-import { type AgentEnv, agentEnvMaker, rollout } from '../agents/loops/rollout.ts';
 import { groupTrajectories, rolloutMetrics, type Trajectory } from '../agents/record.ts';
 import { estimators } from '../credit/estimators.ts';
-import type { StepRow as CreditRow } from '../credit/types.ts';
-import { HouseholdGenerator } from '../envs/household/generator.ts';
-import { createExpert } from '../envs/index.ts';
+import { rowDetails } from '../credit/jsonl.ts';
 import { hashString, Rng } from '../envs/rng.ts';
-import type { Expert, Split, Task } from '../envs/types.ts';
+import type { Split } from '../envs/types.ts';
 import { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
-import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import { openStore, type TrajectoryStore } from '../store/index.ts';
-import type { GroupInput, Json } from '../store/types.ts';
+import type { AdvantageRecord, GroupInput, Json } from '../store/types.ts';
 import { parseTrainConfig, type TrainConfig, TrainConfigError } from './config.ts';
-import {
-  type Demonstrated,
-  demonstrations,
-  domainTokenizer,
-  runSft,
-  type SftResult,
-  sftSamples,
-} from './sft.ts';
+import { makeFamily } from './families/index.ts';
+import { creditRows, type Demonstrated, type FamilyHooks, type TaskFamily } from './family.ts';
+import { domainTokenizer, runSft, type SftResult, sftSamples } from './sft.ts';
 
-/** What the caller may swap in: a task family of its own (tests, user envs), a ready tokenizer. */
-export interface TrainHooks {
-  /** The task of (split, seed); default: the env's generator. */
-  tasks?: (split: Split, seed: number) => Task;
-  /** Makes the env of one trajectory; default: agentEnvMaker with `envOptions`. */
-  makeEnv?: (name: string) => AgentEnv;
-  /** The SFT demonstrator; default: the env's expert. */
-  expert?: Expert;
-  /** Tokenizer of a fresh policy; default: trained on the envs' text (as `stepwise init-policy`). */
-  tokenizer?: Tokenizer;
+/** What the caller may swap in (a family of its own, a tokenizer), and how the run reports. */
+export interface TrainHooks extends FamilyHooks {
   /** Continue a stored run of the same id instead of refusing it. */
   resume?: boolean;
   /** Progress bars on stderr (only drawn on a terminal). */
@@ -66,6 +48,8 @@ export interface EvalResult {
   meanReturn: number;
   invalidRate: number;
   byType: Record<string, { tasks: number; success: number }>;
+  /** Means of the family's own figures (search: f1, exact_match), as fractions. */
+  scores: Record<string, number>;
 }
 
 export interface TrainResult {
@@ -93,17 +77,6 @@ export class DivergenceError extends Error {
 }
 
 const EVAL_SPLITS = ['valid-seen', 'valid-unseen'] as const;
-
-/** The task source of the built-in envs (household for now; the other envs come with their loops' training). */
-function defaultTasks(config: TrainConfig): (split: Split, seed: number) => Task {
-  if (config.env !== 'household') {
-    throw new Error(
-      `the trainer runs the household env for now; env '${config.env}' needs a tasks hook (TrainHooks.tasks)`,
-    );
-  }
-  const generator = new HouseholdGenerator(config.envOptions);
-  return (split, seed) => generator.generate(split, seed);
-}
 
 /** Seed of the k-th task of an iteration's attempt: distinct per (run seed, iteration, attempt, k). */
 export function taskSeed(seed: number, iteration: number, attempt: number, k: number): number {
@@ -144,20 +117,12 @@ const mean = (xs: readonly number[]) => (xs.length === 0 ? 0 : xs.reduce((a, b) 
 /** Greedy evaluation: one rollout per task of `split` (seeds 0..n-1, the same every time). */
 export async function evaluate(
   policy: Policy,
-  config: TrainConfig,
+  family: TaskFamily,
   split: Split,
-  hooks: TrainHooks = {},
+  tasks: number,
 ): Promise<EvalResult> {
-  const draw = hooks.tasks ?? defaultTasks(config);
-  const tasks = Array.from({ length: config.eval.tasks }, (_, seed) => draw(split, seed));
-  const model = new PolicyChatModel(policy, { name: 'eval', temperature: 0 });
-  const trajectories = await rollout({
-    model,
-    tasks,
-    groupSize: 1,
-    makeEnv: hooks.makeEnv ?? agentEnvMaker({ household: config.envOptions }),
-    loops: { household: loopOptions(config, 0, 0) },
-  });
+  const drawn = Array.from({ length: tasks }, (_, seed) => family.task(split, seed));
+  const trajectories = await family.rollout(policy, { tasks: drawn, groupSize: 1, temperature: 0, seed: 0 });
   const byType: EvalResult['byType'] = {};
   for (const t of trajectories) {
     byType[t.task.kind] ??= { tasks: 0, success: 0 };
@@ -166,57 +131,44 @@ export async function evaluate(
     entry.success += t.won ? 1 : 0;
   }
   for (const entry of Object.values(byType)) entry.success /= entry.tasks;
+  const scores: Record<string, number[]> = {};
+  for (const t of trajectories) {
+    for (const [k, v] of Object.entries(family.scores?.(t) ?? {})) scores[k] = [...(scores[k] ?? []), v];
+  }
   const m = rolloutMetrics(trajectories);
   return {
     split,
-    tasks: tasks.length,
+    tasks: drawn.length,
     success: m.success_rate!,
     meanReturn: m.mean_return!,
     invalidRate: m.invalid_rate!,
     byType,
+    scores: Object.fromEntries(Object.entries(scores).map(([k, xs]) => [k, mean(xs)])),
   };
 }
 
-function loopOptions(config: TrainConfig, temperature: number, seed: number) {
-  return {
-    history: config.loop.history,
-    maxSteps: config.loop.maxSteps,
-    sampling: { temperature, maxTokens: config.loop.maxTokens, seed },
-  };
-}
-
-/** The estimator's input rows of an iteration's trajectories. */
-export function creditRows(trajectories: readonly Trajectory[]): CreditRow[] {
-  return trajectories.flatMap((t) =>
-    t.steps.map((s) => ({
-      groupId: t.groupId,
-      trajectoryId: t.trajectoryId,
-      stepIndex: s.stepIndex,
-      anchor: s.anchor,
-      envReward: s.envReward,
-      valid: s.valid,
-      episodeReturn: t.episodeReturn,
-    })),
-  );
-}
-
-/** Groups to store, each step with the estimator's advantage. */
+/**
+ * Groups to store; each trained step carries the estimator's advantage and the details that
+ * explain it (GiGPO's parts, HGPO's levels, IGPO's values and gains...), which the viewer shows.
+ */
 function groupsWithAdvantages(
   trajectories: readonly Trajectory[],
-  estimator: string,
-  advantage: Map<string, number>,
+  credit: Map<string, AdvantageRecord>,
 ): GroupInput[] {
   return groupTrajectories(trajectories).map((g) => ({
     ...g,
     trajectories: g.trajectories.map((t) => ({
       ...t,
-      steps: t.steps.map((s) => ({
-        ...s,
-        advantages: [{ estimator, value: advantage.get(`${g.groupId}|${t.trajectoryId}|${s.stepIndex}`)! }],
-      })),
+      steps: t.steps.map((s) => {
+        const record = credit.get(stepKey(g.groupId, t.trajectoryId, s.stepIndex));
+        return record ? { ...s, advantages: [record] } : s;
+      }),
     })),
   }));
 }
+
+const stepKey = (groupId: string, trajectoryId: string, stepIndex: number) =>
+  `${groupId}|${trajectoryId}|${stepIndex}`;
 
 /**
  * Token rows of an iteration: prompt + response tokens, the loss mask on the response, the step's
@@ -249,24 +201,27 @@ export async function tokenRows(
 }
 
 /** The expert's demonstrations on `n` tasks of `split` (seeds offset from the evaluation's 0..n-1). */
-async function demosOf(config: TrainConfig, hooks: TrainHooks, split: Split, n: number) {
-  const draw = hooks.tasks ?? defaultTasks(config);
-  const expert = hooks.expert ?? createExpert(config.env);
-  const makeEnv = hooks.makeEnv ?? agentEnvMaker({ household: config.envOptions });
+function demosOf(family: TaskFamily, split: Split, n: number): Promise<Demonstrated[]> {
   // Offset so that SFT never sees an evaluated task.
-  const tasks = Array.from({ length: n }, (_, k) => draw(split, 1_000_000 + k));
-  return demonstrations(makeEnv(config.env).env, expert, tasks, config.loop.history);
+  return family.demonstrations(Array.from({ length: n }, (_, k) => family.task(split, 1_000_000 + k)));
 }
 
 /** A fresh policy (tokenizer trained on the envs' and the loop's text) or the configured checkpoint. */
 async function startingPolicy(
   config: TrainConfig,
   hooks: TrainHooks,
+  family: TaskFamily,
   demos: readonly Demonstrated[],
 ): Promise<Policy> {
   if (config.policy.checkpoint) return Policy.load(config.policy.checkpoint, { device: config.device });
   const tokenizer =
-    hooks.tokenizer ?? (await domainTokenizer(config.policy.vocabSize, config.policy.tokenizerTasks, demos));
+    hooks.tokenizer ??
+    (await domainTokenizer(
+      config.policy.vocabSize,
+      config.policy.tokenizerTasks,
+      demos,
+      await family.tokenizerText?.(),
+    ));
   return Policy.create({
     model: config.policy.model ?? config.policy.preset,
     tokenizer,
@@ -280,13 +235,14 @@ async function warmStart(
   policy: Policy,
   config: TrainConfig,
   hooks: TrainHooks,
+  family: TaskFamily,
   log: (line: string) => void,
   trainDemos: readonly Demonstrated[],
 ): Promise<SftResult> {
   const context = policy.config.contextLength;
   const train = sftSamples(trainDemos, policy.tokenizer, context);
   const valid = sftSamples(
-    await demosOf(config, hooks, 'valid-seen', config.sft.validTasks),
+    await demosOf(family, 'valid-seen', config.sft.validTasks),
     policy.tokenizer,
     context,
   );
@@ -315,6 +271,7 @@ function evalMetrics(prefix: string, e: EvalResult): Record<string, number> {
     [`${prefix}/${e.split}/success`]: e.success,
     [`${prefix}/${e.split}/invalid_rate`]: e.invalidRate,
   };
+  for (const [name, v] of Object.entries(e.scores)) out[`${prefix}/${e.split}/${name}`] = v;
   for (const [type, v] of Object.entries(e.byType)) out[`${prefix}/${e.split}/success/${type}`] = v.success;
   return out;
 }
@@ -332,11 +289,13 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
   const log = hooks.log ?? ((line: string) => console.log(line));
   await mkdir(dirname(config.db) || '.', { recursive: true });
   await mkdir(config.checkpointDir, { recursive: true });
+  const family = await makeFamily(config, hooks);
   const store = openStore(config.db);
   try {
-    return await trainOn(store, config, hooks, log);
+    return await trainOn(store, config, hooks, family, log);
   } finally {
     store.close();
+    await family.close?.();
   }
 }
 
@@ -344,6 +303,7 @@ async function trainOn(
   store: TrajectoryStore,
   config: TrainConfig,
   hooks: TrainHooks,
+  family: TaskFamily,
   log: (line: string) => void,
 ): Promise<TrainResult> {
   const runId = config.runId;
@@ -381,10 +341,10 @@ async function trainOn(
     store.setRunStatus(runId, 'running');
     log(`resuming run '${runId}' at iteration ${next} from ${from}`);
   } else {
-    const demos = config.sft.enabled ? await demosOf(config, hooks, 'train', config.sft.tasks) : [];
-    policy = await startingPolicy(config, hooks, demos);
+    const demos = config.sft.enabled ? await demosOf(family, 'train', config.sft.tasks) : [];
+    policy = await startingPolicy(config, hooks, family, demos);
     if (config.sft.enabled) {
-      sft = await warmStart(policy, config, hooks, log, demos);
+      sft = await warmStart(policy, config, hooks, family, log, demos);
       await rm(sftDir, { recursive: true, force: true });
       await policy.save(sftDir);
       referenceDir = sftDir;
@@ -402,7 +362,7 @@ async function trainOn(
       const stored = store.metricSeries(runId, `before/${split}/success`);
       if (stored.length > 0) before[split] = storedEval(store, runId, 'before', split);
       else {
-        before[split] = await evaluate(reference, config, split, hooks);
+        before[split] = await evaluate(reference, family, split, config.eval.tasks);
         store.writeMetrics(runId, 0, evalMetrics('before', before[split]));
       }
     }
@@ -413,12 +373,22 @@ async function trainOn(
     let lastCheckpoint = next > 0 ? store.resumePoint(runId).checkpoint!.path : referenceDir;
     let ran = 0;
     for (let it = next; it < config.iterations; it++) {
-      lastCheckpoint = await iteration(store, config, hooks, log, policy, reference, it, lastCheckpoint);
+      lastCheckpoint = await iteration(
+        store,
+        config,
+        hooks,
+        family,
+        log,
+        policy,
+        reference,
+        it,
+        lastCheckpoint,
+      );
       ran++;
     }
     const after = {} as TrainResult['after'];
     for (const split of EVAL_SPLITS) {
-      after[split] = await evaluate(policy, config, split, hooks);
+      after[split] = await evaluate(policy, family, split, config.eval.tasks);
       store.writeMetrics(runId, config.iterations - 1, evalMetrics('after', after[split]));
     }
     store.setRunStatus(runId, 'finished');
@@ -462,10 +432,14 @@ function sameAsStored(config: TrainConfig, stored: Json): void {
 function storedEval(store: TrajectoryStore, runId: string, prefix: string, split: Split): EvalResult {
   const value = (name: string) => store.metricSeries(runId, name).at(-1)?.value ?? 0;
   const byType: EvalResult['byType'] = {};
-  const typePrefix = `${prefix}/${split}/success/`;
+  const scores: Record<string, number> = {};
+  const splitPrefix = `${prefix}/${split}/`;
   for (const name of store.metricNames(runId)) {
-    if (name.startsWith(typePrefix))
-      byType[name.slice(typePrefix.length)] = { tasks: 0, success: value(name) };
+    if (!name.startsWith(splitPrefix)) continue;
+    const rest = name.slice(splitPrefix.length);
+    if (rest.startsWith('success/'))
+      byType[rest.slice('success/'.length)] = { tasks: 0, success: value(name) };
+    else if (rest !== 'success' && rest !== 'invalid_rate') scores[rest] = value(name);
   }
   return {
     split,
@@ -474,6 +448,7 @@ function storedEval(store: TrajectoryStore, runId: string, prefix: string, split
     meanReturn: 0,
     invalidRate: value(`${prefix}/${split}/invalid_rate`),
     byType,
+    scores,
   };
 }
 
@@ -484,15 +459,13 @@ async function iteration(
   store: TrajectoryStore,
   config: TrainConfig,
   hooks: TrainHooks,
+  family: TaskFamily,
   log: (line: string) => void,
   policy: Policy,
   reference: Policy,
   it: number,
   lastGood: string,
 ): Promise<string> {
-  const draw = hooks.tasks ?? defaultTasks(config);
-  const makeEnv = hooks.makeEnv ?? agentEnvMaker({ household: config.envOptions });
-  const model = new PolicyChatModel(policy, { name: 'train', temperature: config.loop.temperature });
   const sampling = hashString(`sample:${config.seed}:${it}`) % 2 ** 30;
 
   // Rollouts (with dynamic sampling: keep groups whose outcomes differ, roll more tasks).
@@ -505,15 +478,14 @@ async function iteration(
     const have = new Set(kept.map((t) => t.groupId)).size;
     if (have >= want) break;
     const tasks = Array.from({ length: want - have }, (_, k) =>
-      draw(config.split, taskSeed(config.seed, it, attempt, k)),
+      family.task(config.split, taskSeed(config.seed, it, attempt, k)),
     );
     const bar = tracker(hooks.progress ?? false, `rollout ${it}`, 'traj', tasks.length * config.groupSize);
-    const batch = await rollout({
-      model,
+    const batch = await family.rollout(policy, {
       tasks,
       groupSize: config.groupSize,
-      makeEnv,
-      loops: { household: loopOptions(config, config.loop.temperature, sampling + attempt) },
+      temperature: config.loop.temperature,
+      seed: sampling + attempt,
       onTrajectory: () => bar.tick(),
     });
     bar.stop();
@@ -524,24 +496,42 @@ async function iteration(
   const trajectories = kept.length > 0 ? kept : all;
   const rolloutSeconds = (performance.now() - rolloutStart) / 1000;
 
-  // Advantages over the iteration's step rows.
-  const rows = creditRows(trajectories);
+  // Advantages over the iteration's trainable steps, with the details that explain them.
+  const trainable = (s: Trajectory['steps'][number]) =>
+    s.responseTokens.length > 0 && (family.trainable?.(s) ?? true);
+  const rows = family.creditRows
+    ? await family.creditRows(trajectories, policy)
+    : creditRows(trajectories, trainable);
   const credit = estimators[config.estimator].run(rows, config.estimatorOptions);
-  const advantage = new Map<string, number>();
+  const records = new Map<string, AdvantageRecord>();
   for (const [i, r] of rows.entries()) {
-    advantage.set(`${r.groupId}|${r.trajectoryId}|${r.stepIndex}`, credit.advantages[i]!);
+    const details = rowDetails(credit.details, i) as Record<string, Json>;
+    if (config.estimator === 'hgpo')
+      details.alpha = (config.estimatorOptions.alpha as number | undefined) ?? 1;
+    records.set(stepKey(String(r.groupId), String(r.trajectoryId), r.stepIndex), {
+      estimator: config.estimator,
+      value: credit.advantages[i]!,
+      details,
+    });
   }
+  const advantageOf = (t: Trajectory, stepIndex: number) => {
+    const record = records.get(stepKey(t.groupId, t.trajectoryId, stepIndex));
+    if (!record) {
+      throw new Error(
+        `the estimator's rows miss trainable step ${stepIndex} of trajectory ${t.groupId}/${t.trajectoryId}`,
+      );
+    }
+    return record.value;
+  };
 
   // Token rows and the PPO epochs.
   const updateStart = performance.now();
   const steps = trajectories.flatMap((t) =>
-    t.steps
-      .filter((s) => s.responseTokens.length > 0)
-      .map((s) => ({
-        prompt: s.promptTokens,
-        response: s.responseTokens,
-        advantage: advantage.get(`${t.groupId}|${t.trajectoryId}|${s.stepIndex}`)!,
-      })),
+    t.steps.filter(trainable).map((s) => ({
+      prompt: s.promptTokens,
+      response: s.responseTokens,
+      advantage: advantageOf(t, s.stepIndex),
+    })),
   );
   const tokenBatch = await tokenRows(policy, reference, steps);
   const rng = new Rng(`ppo:${config.seed}:${it}`);
@@ -616,7 +606,7 @@ async function iteration(
   };
   store.writeIteration(config.runId, {
     iteration: it,
-    groups: groupsWithAdvantages(trajectories, config.estimator, advantage),
+    groups: groupsWithAdvantages(trajectories, records),
     metrics,
   });
   store.addCheckpoint(config.runId, it, dir, { step: policy.runner.step });
@@ -624,7 +614,7 @@ async function iteration(
   let evalText = '';
   const every = config.eval.every;
   if (every > 0 && (it + 1) % every === 0) {
-    const e = await evaluate(policy, config, config.eval.split, hooks);
+    const e = await evaluate(policy, family, config.eval.split, config.eval.tasks);
     store.writeMetrics(config.runId, it, evalMetrics('eval', e));
     evalText = ` | eval ${config.eval.split} ${pct(e.success)}`;
   }

@@ -6,7 +6,7 @@ import type { AgentEnv } from '../../src/agents/loops/rollout.ts';
 import { householdPrompt } from '../../src/agents/prompts/household.ts';
 import type { Env, Expert, Split, StepResult, Task } from '../../src/envs/types.ts';
 import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
-import { expertReply } from '../../src/training/sft.ts';
+import { expertReply } from '../../src/training/families/household.ts';
 
 export type DoorTask = Task<'doors', { goalText: string }>;
 
