@@ -104,6 +104,11 @@ export const TrainConfig = z.strictObject({
   groupSize: z.number().int().min(1).default(8),
   tasksPerIteration: z.number().int().min(1).default(4),
   iterations: z.number().int().min(1).default(10),
+  /**
+   * Stop after the iteration in which the run's environment steps (all rollouts, dropped groups
+   * included) reach this, even before `iterations`: methods compared at an equal step budget.
+   */
+  envStepBudget: z.number().int().min(1).optional(),
   ppo: PpoConfig.default(PpoConfig.parse({})),
   /** Drop groups whose trajectories all ended alike and roll more tasks, up to `retries` times. */
   dynamicSampling: z

@@ -372,7 +372,8 @@ async function trainOn(
 
     let lastCheckpoint = next > 0 ? store.resumePoint(runId).checkpoint!.path : referenceDir;
     let ran = 0;
-    for (let it = next; it < config.iterations; it++) {
+    const budget = config.envStepBudget ?? Number.POSITIVE_INFINITY;
+    for (let it = next; it < config.iterations && envStepsSoFar(store, runId) < budget; it++) {
       lastCheckpoint = await iteration(
         store,
         config,
@@ -386,10 +387,14 @@ async function trainOn(
       );
       ran++;
     }
+    if (envStepsSoFar(store, runId) >= budget) {
+      log(`the environment-step budget (${budget}) is spent after ${envStepsSoFar(store, runId)} steps`);
+    }
     const after = {} as TrainResult['after'];
+    const lastIteration = store.lastCompleteIteration(runId) ?? 0;
     for (const split of EVAL_SPLITS) {
       after[split] = await evaluate(policy, family, split, config.eval.tasks);
-      store.writeMetrics(runId, config.iterations - 1, evalMetrics('after', after[split]));
+      store.writeMetrics(runId, lastIteration, evalMetrics('after', after[split]));
     }
     store.setRunStatus(runId, 'finished');
     return {
@@ -409,6 +414,11 @@ async function trainOn(
     await reference.dispose();
     await policy.dispose();
   }
+}
+
+/** Environment steps of the run's stored iterations (the `env_steps` metric is cumulative). */
+function envStepsSoFar(store: TrajectoryStore, runId: string): number {
+  return store.metricSeries(runId, 'env_steps').at(-1)?.value ?? 0;
 }
 
 /**
@@ -603,6 +613,7 @@ async function iteration(
     rollout_tokens_per_s: rolloutTokens / rolloutSeconds,
     update_tokens_per_s: updateTokens / Math.max(updateSeconds, 1e-9),
     dropped_trajectories: all.length - trajectories.length,
+    env_steps: envStepsSoFar(store, config.runId) + all.reduce((a, t) => a + t.steps.length, 0),
   };
   store.writeIteration(config.runId, {
     iteration: it,
