@@ -329,6 +329,18 @@ export {
 export { expertReply, householdDemonstrations, householdFamily } from './training/families/household.ts';
 export { makeFamily } from './training/families/index.ts';
 export {
+  ANSWER_PREFIX,
+  answerProbe,
+  answerValues,
+  CodeMathFamilyOptions,
+  givenAnswer,
+  goldAnswer,
+  igpoRows,
+  SearchFamilyOptions,
+  toolQaFamily,
+  toolQaScores,
+} from './training/families/tool-qa.ts';
+export {
   domainTokenizer,
   runSft,
   type SftResult,

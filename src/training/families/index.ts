@@ -2,11 +2,14 @@
 import type { TrainConfig } from '../config.ts';
 import type { FamilyHooks, TaskFamily } from '../family.ts';
 import { householdFamily } from './household.ts';
+import { toolQaFamily } from './tool-qa.ts';
 
 /** The family of `config.env` and `config.agent`, or the caller's own (`hooks.family`). */
 export async function makeFamily(config: TrainConfig, hooks: FamilyHooks = {}): Promise<TaskFamily> {
   if (hooks.family) return hooks.family;
   if (config.agent === 'react' && config.env === 'household') return householdFamily(config, hooks);
+  if (config.agent === 'react' && (config.env === 'search' || config.env === 'codemath'))
+    return toolQaFamily(config, hooks);
   throw new Error(
     `the trainer has no family for agent '${config.agent}' on env '${config.env}' yet; pass TrainHooks.family`,
   );
