@@ -40,6 +40,22 @@ export function sftSamples(
 }
 
 /**
+ * How many demonstrations of each role fit `contextLength`, as "planner 40/42, executor 40/40"
+ * (roles in order of appearance); empty when no demonstration has a role (single-agent loops).
+ */
+export function keptByRole(
+  demos: readonly Demonstrated[],
+  tokenizer: Tokenizer,
+  contextLength: number,
+): string {
+  const byRole = new Map<string, Demonstrated[]>();
+  for (const d of demos) if (d.role !== undefined) byRole.set(d.role, [...(byRole.get(d.role) ?? []), d]);
+  return [...byRole]
+    .map(([role, ds]) => `${role} ${sftSamples(ds, tokenizer, contextLength).length}/${ds.length}`)
+    .join(', ');
+}
+
+/**
  * A tokenizer for the loop's prompts: the envs' text (the corpus of `stepwise init-policy`, or the
  * family's own `texts`) plus the loop's prompts and replies along expert demonstrations, so the
  * prompt's fixed wording becomes a few tokens and long prompts still fit the context.

@@ -28,7 +28,7 @@ import type { AdvantageRecord, GroupInput, Json } from '../store/types.ts';
 import { parseTrainConfig, type TrainConfig, TrainConfigError } from './config.ts';
 import { makeFamily } from './families/index.ts';
 import { creditRows, type Demonstrated, type FamilyHooks, type TaskFamily } from './family.ts';
-import { domainTokenizer, runSft, type SftResult, sftSamples } from './sft.ts';
+import { domainTokenizer, keptByRole, runSft, type SftResult, sftSamples } from './sft.ts';
 
 /** What the caller may swap in (a family of its own, a tokenizer), and how the run reports. */
 export interface TrainHooks extends FamilyHooks {
@@ -246,9 +246,10 @@ async function warmStart(
     policy.tokenizer,
     context,
   );
+  const roles = keptByRole(trainDemos, policy.tokenizer, context);
   log(
     `sft: ${train.length} training samples (${trainDemos.length - train.length} longer than the context left out), ` +
-      `${valid.length} validation samples`,
+      `${valid.length} validation samples${roles ? `; kept per role: ${roles}` : ''}`,
   );
   const result = await runSft(policy, train, valid, config.sft, {
     seed: config.seed,

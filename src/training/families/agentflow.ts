@@ -1,0 +1,252 @@
+/**
+ * The AgentFlow family: AgentFlow (analyzer, planner, executor, verifier, generator around an
+ * evolving memory) on search QA and code/math, the household world too. Flow-GRPO trains the
+ * planner only: every planner call is a sample carrying its trajectory's final outcome (1 won,
+ * else 0); the other modules' steps are recorded but never trained.
+ *
+ * SFT warm-starts every role on one policy: the gold trace of each task replayed through the real
+ * loop gives each module's actual prompt beside its gold reply (`replayGold`).
+ *
+ * Modules run on the local policy (the planner samples, the others are greedy), or, with
+ * `agentOptions.endpoint`, the executor, verifier, generator and analyzer call an
+ * OpenAI-compatible endpoint (a `stepwise serve`, vLLM, a hosted model) while the planner stays on
+ * the local policy being trained.
+ */
+import { z } from 'zod';
+import {
+  AgentFlowConfig,
+  type AgentFlowModules,
+  replayGold,
+  rolloutAgentFlow,
+} from '../../agents/agentflow/index.ts';
+import { OpenAIChatModel } from '../../agents/chat/openai-chat-model.ts';
+import { PolicyChatModel } from '../../agents/chat/policy-chat-model.ts';
+import { type AgentEnv, agentEnvMaker, runnerTool } from '../../agents/loops/rollout.ts';
+import type { AgentStep, Trajectory } from '../../agents/record.ts';
+import type { ChatModel } from '../../agents/types.ts';
+import { CodeMathEnv } from '../../envs/codemath/env.ts';
+import { CodeMathGenerator } from '../../envs/codemath/generator.ts';
+import { HouseholdGenerator } from '../../envs/household/generator.ts';
+import { hashString } from '../../envs/rng.ts';
+import { SearchEnvConfig } from '../../envs/search/env.ts';
+import { EncyclopediaQA, type SearchTask } from '../../envs/search/generator.ts';
+import { wordF1 } from '../../envs/search/metrics.ts';
+import type { Env, Split, Task } from '../../envs/types.ts';
+import { ToolRunner } from '../../tools/policy.ts';
+import { PythonPool } from '../../tools/python/pool.ts';
+import { PythonTool } from '../../tools/python/tool.ts';
+import { type TrainConfig, TrainConfigError } from '../config.ts';
+import { creditRows, type Demonstrated, type FamilyHooks, type TaskFamily } from '../family.ts';
+
+export const AGENTFLOW_ENVS = ['search', 'codemath', 'household'] as const;
+
+/** The OpenAI-compatible endpoint the frozen modules call. */
+export const AgentFlowEndpoint = z.strictObject({
+  /** e.g. http://127.0.0.1:8000/v1 for a local `stepwise serve`. */
+  baseURL: z.string().url(),
+  /** The model id the endpoint serves. */
+  model: z.string().min(1),
+  /** Default: OPENAI_API_KEY, else a placeholder (a local server accepts any key). */
+  apiKey: z.string().min(1).optional(),
+});
+
+/**
+ * `agentOptions` of an AgentFlow run: the AgentFlow config, with defaults that keep a turn's
+ * prompts inside a tiny policy's 512 tokens, plus where the frozen modules run and which envs the
+ * tasks come from.
+ */
+export const AgentFlowTrainOptions = AgentFlowConfig.extend({
+  /**
+   * Characters of a tool result the memory keeps. 240 (AgentFlow's default is 600): with search's
+   * two results per query, 97% of the gold replays' prompts fit 512 tokens, three-hop ones too.
+   */
+  memoryChars: z.number().int().min(16).default(240),
+  /**
+   * The envs tasks are drawn from, alternating by seed (evaluation seeds 0..n-1 split evenly);
+   * default: the config's env alone. `envOptions` apply to the config's env; the others take
+   * their defaults.
+   */
+  envs: z.array(z.enum(AGENTFLOW_ENVS)).min(1).optional(),
+  /** Executor, verifier, generator and analyzer on this endpoint; the planner stays local. */
+  endpoint: AgentFlowEndpoint.optional(),
+  /** Replays run at once while the demonstrations are made (code/math waits on its sandboxes). */
+  replayConcurrency: z.number().int().min(1).default(4),
+}).strict();
+export type AgentFlowTrainOptions = z.output<typeof AgentFlowTrainOptions>;
+export type AgentFlowTrainOptionsInput = z.input<typeof AgentFlowTrainOptions>;
+
+/** `agentOptions` parsed; a bad one is a TrainConfigError naming `agentOptions.<field>`. */
+export function parseAgentFlowOptions(input: unknown): AgentFlowTrainOptions {
+  const parsed = AgentFlowTrainOptions.safeParse(input ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = [...issue.path, ...(issue.code === 'unrecognized_keys' ? [issue.keys.join(', ')] : [])].join(
+      '.',
+    );
+    throw new TrainConfigError(`agentOptions${key ? `.${key}` : ''}`, `${issue.message} (agent agentflow)`);
+  }
+  return parsed.data;
+}
+
+/** Search's default results per query in AgentFlow runs: two keep the memory short (see memoryChars). */
+const SEARCH_TOP_K = 2;
+
+/** The model calls of `model` with their seeds mixed with `seed` (the rollout request's), so iterations sample afresh. */
+function reseeded(model: ChatModel, seed: number): ChatModel {
+  return {
+    name: model.name,
+    chat: (messages, options = {}) =>
+      model.chat(messages, { ...options, seed: hashString(`${seed}:${options.seed ?? ''}`) % 2 ** 31 }),
+  };
+}
+
+/** Fraction of `samples` per role, for logs: "planner 40/42, executor 40/40". */
+export function rolesSummary(kept: readonly Demonstrated[], all: readonly Demonstrated[]): string {
+  const count = (xs: readonly Demonstrated[]) => {
+    const n = new Map<string, number>();
+    for (const d of xs) n.set(d.role ?? '-', (n.get(d.role ?? '-') ?? 0) + 1);
+    return n;
+  };
+  const k = count(kept);
+  return [...count(all)].map(([role, n]) => `${role} ${k.get(role) ?? 0}/${n}`).join(', ');
+}
+
+export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): TaskFamily {
+  const options = parseAgentFlowOptions(config.agentOptions);
+  const envs = options.envs ?? [config.env];
+  const { envs: _envs, endpoint, replayConcurrency, ...flowConfig } = options;
+  const envOptions = (name: string): Record<string, unknown> =>
+    name === config.env ? config.envOptions : {};
+  const searchOptions = { topK: SEARCH_TOP_K, ...envOptions('search') };
+
+  // Built on first use: the encyclopedia's index and the Python sandboxes cost seconds.
+  let source: EncyclopediaQA | undefined;
+  let pool: PythonPool | undefined;
+  const searchSource = () => {
+    source ??= new EncyclopediaQA(SearchEnvConfig.parse(searchOptions).encyclopedia);
+    return source;
+  };
+  const generators = {
+    search: () => searchSource(),
+    codemath: (() => {
+      let g: CodeMathGenerator | undefined;
+      return () => (g ??= new CodeMathGenerator(envOptions('codemath')));
+    })(),
+    household: (() => {
+      let g: HouseholdGenerator | undefined;
+      return () => (g ??= new HouseholdGenerator(envOptions('household')));
+    })(),
+  };
+  const task =
+    hooks.tasks ??
+    ((split: Split, seed: number): Task =>
+      generators[envs[seed % envs.length]!]().generate(split, seed) as Task);
+
+  const makeEnv =
+    hooks.makeEnv ??
+    ((name: string): AgentEnv => {
+      if (name === 'codemath') {
+        // One interpreter per trajectory from the family's pool; closing the env returns it.
+        pool ??= new PythonPool({ size: 2, announce: false });
+        const tools = new ToolRunner([
+          new PythonTool({ pool, limits: { timeMs: 10_000, outputChars: 2_000 } }),
+        ]);
+        const env = new CodeMathEnv(envOptions('codemath'), { python: runnerTool(tools, 'python') });
+        return { env: env as unknown as Env, tools };
+      }
+      return agentEnvMaker({
+        search: searchOptions,
+        household: envOptions('household'),
+        deps: name === 'search' ? { source: searchSource() } : {},
+      })(name);
+    });
+
+  const frozen: ChatModel | undefined = endpoint
+    ? new OpenAIChatModel({
+        model: endpoint.model,
+        baseURL: endpoint.baseURL,
+        apiKey: endpoint.apiKey ?? process.env.OPENAI_API_KEY ?? 'unused',
+        // Frozen modules are never trained: their log-probs are not needed (and some hosts refuse them).
+        logprobs: false,
+      })
+    : undefined;
+
+  const isPlanner = (s: AgentStep) => s.role === 'planner';
+
+  return {
+    task,
+
+    async demonstrations(tasks) {
+      const out: Demonstrated[][] = new Array(tasks.length);
+      let next = 0;
+      const worker = async () => {
+        while (next < tasks.length) {
+          const i = next++;
+          const t = tasks[i]!;
+          const { env, tools } = makeEnv(t.env);
+          try {
+            const { samples } = await replayGold(env, { task: t, seed: t.seed, tools }, flowConfig);
+            out[i] = samples.map((s) => ({ messages: s.messages, reply: s.reply, role: s.role }));
+          } finally {
+            if (env.close) await env.close();
+            else await tools?.close();
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(replayConcurrency, tasks.length) }, worker));
+      return out.flat();
+    },
+
+    async rollout(policy, request) {
+      const local = new PolicyChatModel(policy, { name: 'policy', temperature: 0 });
+      const planner = reseeded(local, request.seed);
+      const others = frozen ?? local;
+      const modules: AgentFlowModules = {
+        planner,
+        executor: others,
+        verifier: others,
+        generator: others,
+        analyzer: others,
+      };
+      const trajectories = await rolloutAgentFlow({
+        modules,
+        tasks: request.tasks,
+        groupSize: request.groupSize,
+        config: {
+          ...flowConfig,
+          sampling: {
+            ...flowConfig.sampling,
+            planner: { ...flowConfig.sampling.planner, temperature: request.temperature },
+          },
+        },
+        makeEnv,
+      });
+      for (const t of trajectories) request.onTrajectory?.(t);
+      return trajectories;
+    },
+
+    trainable: isPlanner,
+
+    async creditRows(trajectories) {
+      const trained = (s: AgentStep) => isPlanner(s) && s.responseTokens.length > 0;
+      const won = new Map(trajectories.map((t) => [`${t.groupId}|${t.trajectoryId}`, t.won ? 1 : 0]));
+      return creditRows(trajectories, trained).map((row) => ({
+        ...row,
+        outcomeReward: won.get(`${row.groupId}|${row.trajectoryId}`)!,
+      }));
+    },
+
+    scores(t: Trajectory) {
+      const out: Record<string, number> = { accuracy: t.won ? 1 : 0 };
+      if (t.task.env === 'search') {
+        const answer = (t as Trajectory & { flow?: { answer?: string } }).flow?.answer ?? '';
+        out.f1 = wordF1(answer, (t.task as SearchTask).payload.answers);
+      }
+      return out;
+    },
+
+    async close() {
+      await pool?.close();
+    },
+  };
+}
