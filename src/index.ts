@@ -326,6 +326,14 @@ export {
   type RolloutRequest,
   type TaskFamily,
 } from './training/family.ts';
+export {
+  AGENTFLOW_ENVS,
+  AgentFlowEndpoint,
+  AgentFlowTrainOptions,
+  type AgentFlowTrainOptionsInput,
+  agentflowFamily,
+  parseAgentFlowOptions,
+} from './training/families/agentflow.ts';
 export { expertReply, householdDemonstrations, householdFamily } from './training/families/household.ts';
 export { makeFamily } from './training/families/index.ts';
 export {
@@ -342,6 +350,7 @@ export {
 } from './training/families/tool-qa.ts';
 export {
   domainTokenizer,
+  keptByRole,
   runSft,
   type SftResult,
   type SftSample,
