@@ -15,4 +15,5 @@ export const suites: Record<string, () => Promise<Suite>> = {
   agents: async () => (await import('./agents.ts')).suite,
   viewer: async () => (await import('./viewer.ts')).suite,
   trainer: async () => (await import('./trainer.ts')).suite,
+  learning: async () => (await import('./learning.ts')).suite,
 };

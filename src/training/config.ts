@@ -103,7 +103,8 @@ export const TrainConfig = z.strictObject({
   /** G: rollouts per task, from the same seed. */
   groupSize: z.number().int().min(1).default(8),
   tasksPerIteration: z.number().int().min(1).default(4),
-  iterations: z.number().int().min(1).default(10),
+  /** RL iterations; 0 stops after SFT and the "before" evaluation (the checkpoint is `<checkpointDir>/sft`). */
+  iterations: z.number().int().min(0).default(10),
   /**
    * Stop after the iteration in which the run's environment steps (all rollouts, dropped groups
    * included) reach this, even before `iterations`: methods compared at an equal step budget.

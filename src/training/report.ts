@@ -67,27 +67,31 @@ export function summaryJson(result: TrainResult, extra: Record<string, unknown> 
   };
 }
 
-/** A learning-curve SVG: rollout success per iteration and the periodic evaluations. */
-export function learningCurveSvg(store: TrajectoryStore, runId: string, evalSplit: string): string {
-  const series = [
-    { name: 'rollout success (train)', color: '#1f77b4', points: store.metricSeries(runId, 'success_rate') },
-    {
-      name: `eval success (${evalSplit})`,
-      color: '#d62728',
-      points: store.metricSeries(runId, `eval/${evalSplit}/success`),
-    },
-    { name: 'invalid rate', color: '#7f7f7f', points: store.metricSeries(runId, 'invalid_rate') },
-  ];
+/** One line of a chart; `band` draws a shaded range around it (e.g. mean +- std over seeds). */
+export interface ChartSeries {
+  name: string;
+  points: { x: number; y: number; low?: number; high?: number }[];
+  color?: string;
+}
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#7f7f7f', '#8c564b'];
+
+/**
+ * A line chart as SVG, y in [0, 1] shown as percent: the learning curves of a run and of the
+ * learning benchmark. Points with `low`/`high` get a shaded band.
+ */
+export function lineChartSvg(options: { title: string; xLabel: string; series: ChartSeries[] }): string {
   const W = 640;
   const H = 360;
   const pad = { left: 50, right: 20, top: 30, bottom: 40 };
-  const last = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p.iteration)));
-  const x = (it: number) => pad.left + (it / last) * (W - pad.left - pad.right);
+  const xs = options.series.flatMap((s) => s.points.map((p) => p.x));
+  const [x0, x1] = [Math.min(0, ...xs), Math.max(1, ...xs)];
+  const x = (v: number) => pad.left + ((v - x0) / (x1 - x0)) * (W - pad.left - pad.right);
   const y = (v: number) => pad.top + (1 - Math.min(1, Math.max(0, v))) * (H - pad.top - pad.bottom);
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="18" text-anchor="middle">${escapeXml(runId)}: learning curve</text>`,
+    `<text x="${W / 2}" y="18" text-anchor="middle">${escapeXml(options.title)}</text>`,
   ];
   for (const v of [0, 0.25, 0.5, 0.75, 1]) {
     parts.push(
@@ -95,25 +99,50 @@ export function learningCurveSvg(store: TrajectoryStore, runId: string, evalSpli
       `<text x="${pad.left - 6}" y="${y(v) + 4}" text-anchor="end">${v * 100}%</text>`,
     );
   }
-  parts.push(`<text x="${W / 2}" y="${H - 8}" text-anchor="middle">iteration (0..${last})</text>`);
-  series.forEach((s, i) => {
+  parts.push(
+    `<text x="${W / 2}" y="${H - 8}" text-anchor="middle">${escapeXml(options.xLabel)} (${x0}..${x1})</text>`,
+  );
+  options.series.forEach((s, i) => {
+    const color = s.color ?? PALETTE[i % PALETTE.length]!;
+    const band = s.points.filter((p) => p.low !== undefined && p.high !== undefined);
+    if (band.length > 1) {
+      const upper = band.map((p) => `${x(p.x).toFixed(1)},${y(p.high!).toFixed(1)}`);
+      const lower = band.map((p) => `${x(p.x).toFixed(1)},${y(p.low!).toFixed(1)}`).reverse();
+      parts.push(`<polygon fill="${color}" fill-opacity="0.15" points="${[...upper, ...lower].join(' ')}"/>`);
+    }
     if (s.points.length > 0) {
-      const pts = s.points.map((p) => `${x(p.iteration).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ');
-      parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts}"/>`);
+      const pts = s.points.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ');
+      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts}"/>`);
       for (const p of s.points) {
-        parts.push(
-          `<circle cx="${x(p.iteration).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2.5" fill="${s.color}"/>`,
-        );
+        parts.push(`<circle cx="${x(p.x).toFixed(1)}" cy="${y(p.y).toFixed(1)}" r="2.5" fill="${color}"/>`);
       }
     }
     const ly = pad.top + 14 * i;
     parts.push(
-      `<rect x="${W - pad.right - 170}" y="${ly - 9}" width="10" height="10" fill="${s.color}"/>`,
-      `<text x="${W - pad.right - 155}" y="${ly}">${escapeXml(s.name)}</text>`,
+      `<rect x="${W - pad.right - 190}" y="${ly - 9}" width="10" height="10" fill="${color}"/>`,
+      `<text x="${W - pad.right - 175}" y="${ly}">${escapeXml(s.name)}</text>`,
     );
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
+}
+
+/** A run's learning curve: rollout success per iteration, the periodic evaluations, the invalid rate. */
+export function learningCurveSvg(store: TrajectoryStore, runId: string, evalSplit: string): string {
+  const line = (name: string, metric: string, color: string): ChartSeries => ({
+    name,
+    color,
+    points: store.metricSeries(runId, metric).map((p) => ({ x: p.iteration, y: p.value })),
+  });
+  return lineChartSvg({
+    title: `${runId}: learning curve`,
+    xLabel: 'iteration',
+    series: [
+      line('rollout success (train)', 'success_rate', '#1f77b4'),
+      line(`eval success (${evalSplit})`, `eval/${evalSplit}/success`, '#d62728'),
+      line('invalid rate', 'invalid_rate', '#7f7f7f'),
+    ],
+  });
 }
 
 function escapeXml(s: string): string {

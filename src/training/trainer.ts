@@ -391,11 +391,12 @@ async function trainOn(
     if (envStepsSoFar(store, runId) >= budget) {
       log(`the environment-step budget (${budget}) is spent after ${envStepsSoFar(store, runId)} steps`);
     }
-    const after = {} as TrainResult['after'];
-    const lastIteration = store.lastCompleteIteration(runId) ?? 0;
-    for (const split of EVAL_SPLITS) {
+    // With no RL iteration (iterations: 0) the policy is the reference: "after" is "before".
+    const after = { ...before };
+    const lastIteration = store.lastCompleteIteration(runId);
+    for (const split of lastIteration === undefined ? [] : EVAL_SPLITS) {
       after[split] = await evaluate(policy, family, split, config.eval.tasks);
-      store.writeMetrics(runId, lastIteration, evalMetrics('after', after[split]));
+      store.writeMetrics(runId, lastIteration!, evalMetrics('after', after[split]));
     }
     store.setRunStatus(runId, 'finished');
     return {

@@ -1,12 +1,26 @@
 import type { Demonstration, Expert } from '../types.ts';
-import { APPLIANCE, LAMP, RECEPTACLES } from './catalog.ts';
+import { APPLIANCE, LAMP, LAMP_PLACES, OBJECTS, RECEPTACLES } from './catalog.ts';
 import type { HouseholdTask } from './generator.ts';
+
+export interface HouseholdExpertOptions {
+  /**
+   * Search instead of going straight to the object: visit the receptacles where such an object
+   * may be (in the room's listing order), take it where it is seen. Every decision then follows
+   * from what the agent has observed, so a policy can imitate it (the default expert reads the
+   * whole world, like ALFWorld's handcoded expert, and its first step cannot be learned from the
+   * observation). The lamp of `look_at_obj_in_light` is searched for the same way.
+   */
+  explore?: boolean;
+}
 
 /**
  * The household expert: plans from the task's full initial world (like ALFWorld's handcoded
- * expert, which reads the game state) and returns the commands that reach the goal.
+ * expert, which reads the game state) and returns the commands that reach the goal; with
+ * `explore`, it searches as an agent that only sees what it observes would.
  */
 export class HouseholdExpert implements Expert<HouseholdTask> {
+  constructor(readonly options: HouseholdExpertOptions = {}) {}
+
   demonstrate(task: HouseholdTask): Demonstration {
     const world = task.payload;
     const { type, object, target } = world.goal;
@@ -26,9 +40,27 @@ export class HouseholdExpert implements Expert<HouseholdTask> {
     };
     const firstOf = (kind: string) => world.receptacles.find((r) => r.kind === kind)!.name;
     const candidates = world.objects.filter((o) => o.kind === object);
+    const taken = new Set<string>();
+    // Receptacles seen without an untaken object of a kind (by kind): not visited again for it.
+    const seenEmpty = new Set<string>();
+    // Where an explorer goes next for a `kind`: the receptacles it may be in, in listing order,
+    // until one shows an object of that kind not yet taken.
+    const seek = (kind: string, places: readonly string[]) => {
+      for (const r of world.receptacles) {
+        if (!places.includes(r.kind) || r.kind === target || seenEmpty.has(`${kind}@${r.name}`)) continue;
+        reach(r.name);
+        const here = world.objects.find((o) => o.kind === kind && o.at === r.name && !taken.has(o.name));
+        if (here) return here;
+        seenEmpty.add(`${kind}@${r.name}`);
+      }
+      throw new Error(`household expert: no ${kind} in task ${task.id}`);
+    };
     const fetch = (o: { name: string; at: string }) => {
-      reach(o.at);
-      actions.push(`take ${o.name} from ${o.at}`);
+      const found = this.options.explore ? seek(object, OBJECTS[object]!.places) : o;
+      reach(found.at);
+      actions.push(`take ${found.name} from ${found.at}`);
+      taken.add(found.name);
+      return found;
     };
     const place = (name: string) => {
       const t = firstOf(target!);
@@ -37,18 +69,14 @@ export class HouseholdExpert implements Expert<HouseholdTask> {
     };
 
     if (type === 'look_at_obj_in_light') {
-      const lamp = world.objects.find((o) => o.kind === LAMP)!;
       fetch(candidates[0]!);
+      const lamp = this.options.explore ? seek(LAMP, LAMP_PLACES) : world.objects.find((o) => o.kind === LAMP)!;
       goTo(lamp.at);
       actions.push(`use ${lamp.name}`);
     } else if (type === 'pick_two_obj_and_place') {
-      for (const o of candidates.slice(0, 2)) {
-        fetch(o);
-        place(o.name);
-      }
+      for (const o of candidates.slice(0, 2)) place(fetch(o).name);
     } else {
-      const o = candidates[0]!;
-      fetch(o);
+      const o = fetch(candidates[0]!);
       if (type !== 'pick_and_place_simple') {
         const appliance = firstOf(APPLIANCE[type]);
         goTo(appliance);

@@ -1,13 +1,14 @@
 /**
  * The household family: the household ReAct loop (one user message with the task, the last H
  * steps, the observation and the admissible commands) on the household world. The expert's
- * demonstrations are prompted exactly as the loop prompts the policy.
+ * demonstrations (the exploring expert's: it searches where the object may be) are prompted
+ * exactly as the loop prompts the policy.
  */
 import { PolicyChatModel } from '../../agents/chat/policy-chat-model.ts';
 import { agentEnvMaker, rollout } from '../../agents/loops/rollout.ts';
 import { householdPrompt } from '../../agents/prompts/household.ts';
 import { HouseholdGenerator } from '../../envs/household/generator.ts';
-import { createExpert } from '../../envs/index.ts';
+import { HouseholdExpert } from '../../envs/household/expert.ts';
 import type { Env, Expert, Task } from '../../envs/types.ts';
 import type { TrainConfig } from '../config.ts';
 import type { Demonstrated, FamilyHooks, TaskFamily } from '../family.ts';
@@ -55,7 +56,9 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
   const generator = hooks.tasks ? undefined : new HouseholdGenerator(config.envOptions);
   const task = hooks.tasks ?? ((split, seed) => generator!.generate(split, seed));
   const makeEnv = hooks.makeEnv ?? agentEnvMaker({ household: config.envOptions });
-  const expert = hooks.expert ?? createExpert('household');
+  // The exploring expert: the default one walks straight to objects it could not have seen, which
+  // a policy cannot learn from its observations (it then "takes" wherever it stands).
+  const expert = hooks.expert ?? new HouseholdExpert({ explore: true });
   return {
     task,
     demonstrations: (tasks) =>
