@@ -318,7 +318,15 @@ export {
   type TrainConfigInput,
   type TrainEstimator,
 } from './training/config.ts';
-export { learningCurveSvg, resultTable, summaryJson } from './training/report.ts';
+export { HOUSEHOLD_DEFAULT } from './training/presets.ts';
+export {
+  type ChartSeries,
+  learningCurveSvg,
+  lineChartSvg,
+  resultTable,
+  summaryJson,
+} from './training/report.ts';
+export { isMain, reportRun, runScenario } from './training/scenario.ts';
 export {
   creditRows,
   type Demonstrated,

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.ts';
 import { registerCredit } from './credit.ts';
+import { registerDemo } from './demo.ts';
 import { registerInitPolicy } from './init-policy.ts';
 import { registerServe } from './serve.ts';
-import { registerStart } from './start.ts';
 import { registerStore } from './store.ts';
 import { registerTool } from './tool.ts';
 import { registerTrain } from './train.ts';
@@ -11,7 +11,7 @@ import { registerView } from './view.ts';
 
 /** Every subcommand of `stepwise`; each file under ./commands exports one `register*`. */
 export const commands: Array<(program: Command) => void> = [
-  registerStart,
+  registerDemo,
   registerBench,
   registerTool,
   registerCredit,

@@ -1,7 +1,7 @@
 // `stepwise train [config] [--estimator ...] [--iterations N] [--device cpu|cuda] [--db runs/<name>.db]
 // [--resume] [--seed N] [--summary <file>]`: SFT warm-start, the RL iterations, the before/after
 // table, a learning-curve SVG beside the store, and optionally the summary as JSON.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
@@ -62,28 +62,25 @@ export function registerTrain(program: Command): void {
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const { parseTrainConfig } = await import('../../training/config.ts');
       const { train } = await import('../../training/trainer.ts');
-      const { learningCurveSvg, resultTable, summaryJson } = await import('../../training/report.ts');
-      const { openStore } = await import('../../store/index.ts');
-      const input = await readConfig(file);
+      const { reportRun } = await import('../../training/scenario.ts');
+      const { HOUSEHOLD_DEFAULT } = await import('../../training/presets.ts');
+      // No config: the embedded default (what `npm start` runs).
+      const input: Record<string, unknown> =
+        file === undefined ? structuredClone(HOUSEHOLD_DEFAULT) : await readConfig(file);
       if (flags.estimator !== undefined) input.estimator = flags.estimator;
       if (flags.iterations !== undefined) input.iterations = integer('--iterations', flags.iterations);
       if (flags.device !== undefined) input.device = flags.device;
       if (flags.db !== undefined) input.db = flags.db;
       if (flags.seed !== undefined) input.seed = integer('--seed', flags.seed);
-      // Checked before any work: a bad config names its field here.
-      const config = parseTrainConfig(input);
-      const result = await train(input, { resume: flags.resume, progress: flags.progress !== false });
-      console.log(`\n${resultTable(result)}\n`);
-      const store = openStore(config.db, { readonly: true });
-      const svg = learningCurveSvg(store, config.runId, config.eval.split);
-      store.close();
-      const curve = `${config.db.replace(/\.db$/, '')}-curve.svg`;
-      await writeFile(curve, svg);
-      if (flags.summary) {
-        await writeFile(flags.summary, `${JSON.stringify(summaryJson(result, { curve }), null, 2)}\n`);
+      if (input.db === undefined) {
+        if (flags.resume) throw new Error('--resume needs --db <the store of the run to continue>');
+        // A fresh store per run, so that running the same command twice never collides.
+        const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+        input.db = `runs/${String(input.runId ?? 'train')}-${stamp}.db`;
       }
-      console.log(`store: ${config.db}`);
-      console.log(`learning curve: ${curve}`);
-      console.log(`replay: npx stepwise view --db ${config.db}`);
+      // Checked before any work: a bad config names its field here.
+      parseTrainConfig(input);
+      const result = await train(input, { resume: flags.resume, progress: flags.progress !== false });
+      await reportRun(result, input, { summary: flags.summary });
     });
 }

@@ -25,7 +25,7 @@ function loadTokenizer(path: string): Tokenizer {
  * Token texts per run: the --tokenizer given, else the tokenizer.json of the run's newest checkpoint
  * (a relative checkpoint path is looked up from the store's folder, then from here).
  */
-function tokenDecoder(flag: string | undefined, db: string) {
+export function tokenDecoder(flag: string | undefined, db: string) {
   const fixed = flag === undefined ? undefined : loadTokenizer(flag);
   const perRun = new Map<string, Tokenizer | undefined>();
   const decoderOf = (t: Tokenizer) => (id: number) => t.decode([id]);

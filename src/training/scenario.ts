@@ -1,0 +1,46 @@
+/**
+ * What a finished run leaves and prints (the final table, the learning-curve SVG beside the store,
+ * the `--summary` JSON, the viewer command), shared by `stepwise train` and the scenario scripts,
+ * which run themselves with `runScenario` when executed directly (`npx tsx scenarios/<file>`).
+ */
+import { writeFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import { openStore } from '../store/index.ts';
+import { parseTrainConfig, type TrainConfigInput } from './config.ts';
+import { learningCurveSvg, resultTable, summaryJson } from './report.ts';
+import { type TrainHooks, type TrainResult, train } from './trainer.ts';
+
+/** Print the final table, write the learning curve (and the summary JSON when asked); returns the curve's path. */
+export async function reportRun(
+  result: TrainResult,
+  input: TrainConfigInput,
+  options: { summary?: string } = {},
+): Promise<string> {
+  const config = parseTrainConfig(input);
+  console.log(`\n${resultTable(result)}\n`);
+  const store = openStore(config.db, { readonly: true });
+  const svg = learningCurveSvg(store, config.runId, config.eval.split);
+  store.close();
+  const curve = `${config.db.replace(/\.db$/, '')}-curve.svg`;
+  await writeFile(curve, svg);
+  if (options.summary) {
+    await writeFile(options.summary, `${JSON.stringify(summaryJson(result, { curve }), null, 2)}\n`);
+  }
+  console.log(`store: ${config.db}`);
+  console.log(`learning curve: ${curve}`);
+  console.log(`replay: npx stepwise view --db ${config.db}`);
+  console.log(`continue it: npx stepwise train --db ${config.db} --resume --iterations <more>`);
+  return curve;
+}
+
+/** True when `moduleUrl` (a scenario's `import.meta.url`) is the script node was started with. */
+export function isMain(moduleUrl: string): boolean {
+  return process.argv[1] !== undefined && moduleUrl === pathToFileURL(process.argv[1]).href;
+}
+
+/** Train on `config` with progress bars, then report as `stepwise train` does. */
+export async function runScenario(config: TrainConfigInput, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const result = await train(config, { progress: true, ...hooks });
+  await reportRun(result, config);
+  return result;
+}
