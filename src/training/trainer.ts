@@ -32,6 +32,11 @@ import { domainTokenizer, keptByRole, runSft, type SftResult, sftSamples } from 
 
 /** What the caller may swap in (a family of its own, a tokenizer), and how the run reports. */
 export interface TrainHooks extends FamilyHooks {
+  /**
+   * The starting checkpoint's evaluations, when the caller already has them (runs that share one
+   * SFT checkpoint, as the learning benchmark's): stored as this run's "before" instead of re-run.
+   */
+  before?: TrainResult['before'];
   /** Continue a stored run of the same id instead of refusing it. */
   resume?: boolean;
   /** Progress bars on stderr (only drawn on a terminal). */
@@ -363,7 +368,8 @@ async function trainOn(
       const stored = store.metricSeries(runId, `before/${split}/success`);
       if (stored.length > 0) before[split] = storedEval(store, runId, 'before', split);
       else {
-        before[split] = await evaluate(reference, family, split, config.eval.tasks);
+        before[split] =
+          hooks.before?.[split] ?? (await evaluate(reference, family, split, config.eval.tasks));
         store.writeMetrics(runId, 0, evalMetrics('before', before[split]));
       }
     }
