@@ -92,15 +92,28 @@ function requireRun(store: TrajectoryStore, runId: string) {
   return run;
 }
 
+/**
+ * When an evaluation was made, as its metric's prefix says: `before` the RL iterations (the
+ * starting policy), `eval` every k iterations, `after` the last one.
+ */
+export const EVALUATION_PHASES = ['before', 'eval', 'after'] as const;
+export type EvaluationPhase = (typeof EVALUATION_PHASES)[number];
+
 export interface Evaluation {
+  phase: EvaluationPhase;
   iteration: number;
-  /** The split (or evaluation set) named after `eval/`. */
+  /** The split (or evaluation set) named after the phase. */
   split: string;
   metric: string;
   value: number;
 }
 
-/** A run: its config, every metric as a series, evaluations (metrics named eval/<split>/<metric>), iterations. */
+const EVALUATION_METRIC = new RegExp(`^(${EVALUATION_PHASES.join('|')})/([^/]+)/(.+)$`);
+
+/**
+ * A run: its config, every metric as a series, evaluations (metrics named <phase>/<split>/<metric>,
+ * in phase order) and iterations.
+ */
 export function runDetail(store: TrajectoryStore, runId: string) {
   const run = requireRun(store, runId);
   const metrics: Record<string, Array<[number, number]>> = {};
@@ -109,11 +122,16 @@ export function runDetail(store: TrajectoryStore, runId: string) {
     .prepare('SELECT name, iteration, value FROM metrics WHERE run_id = ? ORDER BY name, iteration')
     .all(runId) as Array<{ name: string; iteration: number; value: number }>;
   for (const r of rows) {
-    const ev = /^eval\/([^/]+)\/(.+)$/.exec(r.name);
-    if (ev) evaluations.push({ iteration: r.iteration, split: ev[1]!, metric: ev[2]!, value: r.value });
+    const ev = EVALUATION_METRIC.exec(r.name);
+    if (ev) {
+      const phase = ev[1] as EvaluationPhase;
+      evaluations.push({ phase, iteration: r.iteration, split: ev[2]!, metric: ev[3]!, value: r.value });
+    }
     if (!metrics[r.name]) metrics[r.name] = [];
     metrics[r.name]!.push([r.iteration, r.value]);
   }
+  const order = (e: Evaluation) => EVALUATION_PHASES.indexOf(e.phase);
+  evaluations.sort((a, b) => order(a) - order(b) || a.iteration - b.iteration);
   return {
     run: { ...run, estimator: configField(run.config, 'estimator') },
     metrics,

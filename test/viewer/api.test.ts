@@ -1,12 +1,13 @@
-// The viewer's JSON API over HTTP on 127.0.0.1:0, on a store built from real envs, tokenizer,
-// policy and estimators (fixture-store.ts). Expected values are derived from the store's own
-// queries and from running the estimators again, not from the API's code.
+// The viewer's JSON API over HTTP on 127.0.0.1:0, on a store written by short real training runs
+// (training-store.ts). Expected values come from the store's own queries, the estimators run
+// again over the stored rows, and the run's checkpoint tokenizer, not from the API's code.
 import { spawn } from 'node:child_process';
 import {
   closeSync,
   copyFileSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -16,17 +17,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tokenDecoder } from '../../src/cli/commands/view.ts';
 import { estimators } from '../../src/credit/index.ts';
-import { openStore, type TrajectoryStore } from '../../src/store/index.ts';
+import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
+import { openStore, type StepDetail, type TrajectoryStore } from '../../src/store/index.ts';
 import { startViewer, type Viewer } from '../../src/viewer/server.ts';
-import {
-  buildFixtureStore,
-  disposeFixtureModels,
-  fixtureModels,
-  HOUSEHOLD_RUN,
-  SEARCH_RUN,
-  writeHouseholdIteration,
-} from './fixture-store.ts';
+import { copyStore, RUNS, resumeConfig, sharedTrainingStore } from './training-store.ts';
 
 let dir: string;
 let db: string;
@@ -43,172 +39,378 @@ const json = async (path: string): Promise<any> => {
   expect(r.status, `${path}: ${r.body}`).toBe(200);
   return JSON.parse(r.body);
 };
+const trajectoryPath = (runId: string, iteration: number, groupId: string, trajectoryId: string) =>
+  `/api/runs/${runId}/iterations/${iteration}/groups/${encodeURIComponent(groupId)}/trajectories/${trajectoryId}`;
+
+/** Every stored trajectory of a run's iteration with its steps. */
+function trajectoriesOf(runId: string, iteration: number) {
+  return store.groups(runId, iteration).flatMap((g) =>
+    g.trajectories.map((t) => ({
+      groupId: g.groupId,
+      trajectoryId: t.trajectoryId,
+      won: t.won,
+      steps: store.trajectory({ runId, iteration, groupId: g.groupId, trajectoryId: t.trajectoryId }),
+    })),
+  );
+}
+
+/** The first stored step of `runId` (any iteration) that `match` accepts, with where it is. */
+function findStep(runId: string, match: (s: StepDetail, steps: StepDetail[]) => boolean) {
+  for (const { iteration } of store.iterations(runId)) {
+    for (const t of trajectoriesOf(runId, iteration)) {
+      const step = t.steps.find((s) => match(s, t.steps));
+      if (step) return { iteration, ...t, step };
+    }
+  }
+  throw new Error(`the training store has no step of run '${runId}' such as the test needs`);
+}
+
+const runConfig = (runId: string) => store.run(runId)!.config as Record<string, unknown>;
+const detailsOf = (s: StepDetail) => s.advantages[0]!.details as Record<string, number | null>;
 
 beforeAll(async () => {
+  const shared = await sharedTrainingStore();
   dir = mkdtempSync(join(tmpdir(), 'viewer-api-'));
-  db = join(dir, 'runs.db');
-  await buildFixtureStore(db, { iterations: 3, keepRunning: true });
-  const { tokenizer } = fixtureModels();
-  viewer = await startViewer({ db, port: 0, decodeToken: () => (id) => tokenizer.decode([id]) });
+  // a copy: the tests below write into it, corrupt copies of it and resume its runs
+  db = copyStore(shared, dir);
   store = openStore(db, { readonly: true });
-}, 120_000);
+  viewer = await startViewer({ db, port: 0, decodeToken: tokenDecoder(undefined, db)(store) });
+}, 600_000);
 
 afterAll(async () => {
   store?.close();
   await viewer?.close();
-  await disposeFixtureModels();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe('runs and a run', () => {
   it('lists every run with estimator, status and best success', async () => {
     const { runs, estimators: names } = await json('/api/runs');
-    expect(runs.map((r: { runId: string }) => r.runId)).toEqual([HOUSEHOLD_RUN, SEARCH_RUN]);
-    expect(names).toEqual(['gigpo', 'igpo']);
+    const stored = store.runs();
+    expect(runs.map((r: { runId: string }) => r.runId)).toEqual(stored.map((r) => r.runId));
+    expect(runs.map((r: { runId: string }) => r.runId).sort()).toEqual(Object.values(RUNS).sort());
+    expect(names).toEqual(['flow-grpo', 'gigpo', 'grpo', 'hgpo', 'igpo']);
     for (const r of runs) {
-      const best = Math.max(...store.iterations(r.runId).map((i) => i.successRate));
-      expect(r.bestSuccess).toBeCloseTo(best, 12);
-      expect(r.iterations).toBe(3);
+      const best = Math.max(...store.metricSeries(r.runId, 'success_rate').map((p) => p.value));
+      expect(r.bestSuccess, r.runId).toBe(best);
+      expect(r.iterations, r.runId).toBe(store.iterations(r.runId).length);
+      expect(r.status, r.runId).toBe(store.run(r.runId)!.status);
+      expect(r.estimator, r.runId).toBe(runConfig(r.runId).estimator);
+      expect(r.env, r.runId).toBe(runConfig(r.runId).env);
     }
-    expect(runs[0].status).toBe('running');
-    expect(runs[1].status).toBe('finished');
+    // the door run wins some rollouts: its best success is not zero
+    expect(runs.find((r: { runId: string }) => r.runId === RUNS.grpo).bestSuccess).toBeGreaterThan(0);
     const filtered = await json('/api/runs?estimator=igpo');
-    expect(filtered.runs.map((r: { runId: string }) => r.runId)).toEqual([SEARCH_RUN]);
+    expect(filtered.runs.map((r: { runId: string }) => r.runId)).toEqual([RUNS.igpo]);
   });
 
-  it('gives every metric as a series, the evaluations and the iterations', async () => {
-    const run = await json(`/api/runs/${SEARCH_RUN}`);
-    for (const name of ['success_rate', 'mean_return', 'invalid_rate', 'kl', 'entropy', 'tokens_per_s']) {
-      expect(run.metrics[name], name).toHaveLength(3);
+  it('gives every metric the trainer wrote as a series, and the iterations', async () => {
+    const run = await json(`/api/runs/${RUNS.igpo}`);
+    const iterations = store.iterations(RUNS.igpo);
+    expect(Object.keys(run.metrics).sort()).toEqual(store.metricNames(RUNS.igpo));
+    for (const name of store.metricNames(RUNS.igpo)) {
+      expect(run.metrics[name], name).toEqual(
+        store.metricSeries(RUNS.igpo, name).map((p) => [p.iteration, p.value]),
+      );
     }
-    // success_rate as the stored trajectories say (won share per iteration)
-    const won = store.iterations(SEARCH_RUN).map((i) => [i.iteration, i.successRate]);
-    expect(run.metrics.success_rate).toEqual(won);
-    const held = store
-      .groups(SEARCH_RUN, 1)
-      .filter((g) => g.split === 'valid-seen')
-      .flatMap((g) => g.trajectories);
-    const ev = run.evaluations.find((e: { iteration: number }) => e.iteration === 1);
-    expect(ev).toMatchObject({ split: 'valid-seen', metric: 'success_rate' });
-    expect(ev.value).toBeCloseTo(held.filter((t) => t.won).length / held.length, 12);
-    expect(run.iterations.map((i: { iteration: number }) => i.iteration)).toEqual([0, 1, 2]);
+    for (const name of [
+      'success_rate',
+      'mean_return',
+      'invalid_rate',
+      'kl',
+      'entropy',
+      'rollout_tokens_per_s',
+      'update_tokens_per_s',
+    ]) {
+      expect(run.metrics[name], name).toHaveLength(iterations.length);
+    }
+    // the trainer's success_rate is the won share of the stored trajectories
+    run.metrics.success_rate.forEach(([it, v]: [number, number], i: number) => {
+      expect(it).toBe(iterations[i]!.iteration);
+      expect(v).toBeCloseTo(iterations[i]!.successRate, 12);
+    });
+    expect(run.iterations).toEqual(iterations);
+    expect(run.run.estimator).toBe('igpo');
+  });
+
+  it('gives the evaluations before, during and after training, in that order', async () => {
+    const { evaluations } = await json(`/api/runs/${RUNS.igpo}`);
+    const expected = store
+      .metricNames(RUNS.igpo)
+      .flatMap((name) => {
+        const m = /^(before|eval|after)\/([^/]+)\/(.+)$/.exec(name);
+        return m
+          ? store.metricSeries(RUNS.igpo, name).map((p) => ({
+              phase: m[1],
+              iteration: p.iteration,
+              split: m[2],
+              metric: m[3],
+              value: p.value,
+            }))
+          : [];
+      })
+      .sort((a, b) => a.phase.localeCompare(b.phase) || a.iteration - b.iteration);
+    const key = (e: { phase: string; iteration: number; split: string; metric: string }) =>
+      `${e.phase} ${e.iteration} ${e.split} ${e.metric}`;
+    expect([...evaluations].sort((a, b) => key(a).localeCompare(key(b)))).toEqual(
+      [...expected].sort((a, b) => key(a).localeCompare(key(b))),
+    );
+    const phases = evaluations.map((e: { phase: string }) => e.phase);
+    expect([...new Set(phases)]).toEqual(['before', 'eval', 'after']);
+    // the search family's own figures are evaluated too, per split and task type
+    const metrics = new Set(evaluations.map((e: { metric: string }) => e.metric));
+    for (const m of ['success', 'invalid_rate', 'f1', 'exact_match', 'success/single-hop'])
+      expect(metrics.has(m), m).toBe(true);
+    const evalIterations = evaluations
+      .filter((e: { phase: string }) => e.phase === 'eval')
+      .map((e: { iteration: number }) => e.iteration);
+    expect([...new Set(evalIterations)]).toEqual(store.iterations(RUNS.igpo).map((i) => i.iteration));
   });
 });
 
 describe('an iteration', () => {
   it('has its groups with G rollouts each, and filters by task type, split and success', async () => {
-    const all = await json(`/api/runs/${HOUSEHOLD_RUN}/iterations/1`);
-    expect(all.groups).toEqual(store.groups(HOUSEHOLD_RUN, 1));
-    expect(all.groups.every((g: { trajectories: unknown[] }) => g.trajectories.length === 4)).toBe(true);
-    const won = await json(`/api/runs/${HOUSEHOLD_RUN}/iterations/1?success=won`);
-    const expectedWon = store.groups(HOUSEHOLD_RUN, 1).flatMap((g) => g.trajectories.filter((t) => t.won));
-    expect(won.groups.flatMap((g: { trajectories: unknown[] }) => g.trajectories)).toEqual(expectedWon);
-    const kind = all.taskTypes[0];
-    const byKind = await json(`/api/runs/${HOUSEHOLD_RUN}/iterations/1?taskType=${kind}`);
-    expect(byKind.groups.every((g: { taskType: string }) => g.taskType === kind)).toBe(true);
-    expect(byKind.groups.length).toBe(
-      all.groups.filter((g: { taskType: string }) => g.taskType === kind).length,
-    );
-    const split = await json(`/api/runs/${SEARCH_RUN}/iterations/0?split=valid-seen`);
-    expect(split.groups.map((g: { split: string }) => g.split)).toEqual(['valid-seen']);
+    const all = await json(`/api/runs/${RUNS.gigpo}/iterations/1`);
+    expect(all.groups).toEqual(store.groups(RUNS.gigpo, 1));
+    const G = runConfig(RUNS.gigpo).groupSize;
+    expect(all.groups.length).toBe(runConfig(RUNS.gigpo).tasksPerIteration);
+    expect(all.groups.every((g: { trajectories: unknown[] }) => g.trajectories.length === G)).toBe(true);
+    for (const kind of all.taskTypes) {
+      const byKind = await json(`/api/runs/${RUNS.gigpo}/iterations/1?taskType=${kind}`);
+      expect(byKind.groups).toEqual(store.groups(RUNS.gigpo, 1).filter((g) => g.taskType === kind));
+    }
+    // RL tasks come from the train split only
+    expect(all.splits).toEqual(['train']);
+    expect((await json(`/api/runs/${RUNS.gigpo}/iterations/1?split=train`)).groups).toEqual(all.groups);
+    expect((await json(`/api/runs/${RUNS.gigpo}/iterations/1?split=valid-seen`)).groups).toEqual([]);
+
+    // the door run has won and lost rollouts in its groups
+    for (const [success, won] of [
+      ['won', true],
+      ['lost', false],
+    ] as const) {
+      const filtered = await json(`/api/runs/${RUNS.grpo}/iterations/0?success=${success}`);
+      const expected = store
+        .groups(RUNS.grpo, 0)
+        .map((g) => ({ ...g, trajectories: g.trajectories.filter((t) => t.won === won) }))
+        .filter((g) => g.trajectories.length > 0);
+      expect(expected.length, success).toBeGreaterThan(0);
+      expect(filtered.groups).toEqual(expected);
+    }
   });
 
   it('searches the trajectories of a run by iteration and outcome', async () => {
-    const r = await json(`/api/runs/${HOUSEHOLD_RUN}/trajectories?iteration=2&success=lost`);
-    const lost = store.groups(HOUSEHOLD_RUN, 2).flatMap((g) => g.trajectories.filter((t) => !t.won));
-    expect(r.trajectories.map((t: { trajectoryId: string }) => t.trajectoryId).sort()).toEqual(
-      lost.map((t) => t.trajectoryId).sort(),
+    for (const success of ['won', 'lost']) {
+      const r = await json(`/api/runs/${RUNS.grpo}/trajectories?iteration=1&success=${success}`);
+      const expected = store
+        .groups(RUNS.grpo, 1)
+        .flatMap((g) =>
+          g.trajectories
+            .filter((t) => t.won === (success === 'won'))
+            .map((t) => `${g.groupId}/${t.trajectoryId}`),
+        );
+      expect(
+        r.trajectories
+          .map((t: { groupId: string; trajectoryId: string }) => `${t.groupId}/${t.trajectoryId}`)
+          .sort(),
+      ).toEqual(expected.sort());
+      expect(
+        r.trajectories.every(
+          (t: { iteration: number; won: boolean }) => t.iteration === 1 && t.won === (success === 'won'),
+        ),
+      ).toBe(true);
+    }
+    const all = await json(`/api/runs/${RUNS.gigpo}/trajectories`);
+    expect(all.trajectories).toHaveLength(
+      store.iterations(RUNS.gigpo).reduce((n, i) => n + i.trajectories, 0),
     );
-    expect(
-      r.trajectories.every((t: { iteration: number; won: boolean }) => t.iteration === 2 && !t.won),
-    ).toBe(true);
+    expect(all.taskTypes).toEqual(
+      [
+        ...new Set(
+          store
+            .iterations(RUNS.gigpo)
+            .flatMap((i) => store.groups(RUNS.gigpo, i.iteration).map((g) => g.taskType)),
+        ),
+      ].sort(),
+    );
   });
 });
 
 describe('a trajectory', () => {
-  it('has every step with tokens, log-probs, tool calls and each estimator stored', async () => {
-    const t = await json(`/api/runs/${SEARCH_RUN}/iterations/0/groups/q0/trajectories/t0`);
-    const steps = store.trajectory({ runId: SEARCH_RUN, iteration: 0, groupId: 'q0', trajectoryId: 't0' });
-    const { tokenizer } = fixtureModels();
-    expect(t.steps).toHaveLength(steps.length);
+  it('has every step with tokens, log-probs, token texts, tool calls and its estimator', async () => {
+    const at = findStep(RUNS.igpo, (s) => s.toolCalls.length > 0);
+    const t = await json(trajectoryPath(RUNS.igpo, at.iteration, at.groupId, at.trajectoryId));
+    const last = store.checkpoints(RUNS.igpo).at(-1)!;
+    const tokenizer = Tokenizer.fromJSON(readFileSync(join(last.path, 'tokenizer.json'), 'utf8'));
+    expect(t.steps).toHaveLength(at.steps.length);
     t.steps.forEach(
       (
         s: {
           tokens: Array<{ id: number; logprob: number; text: string }>;
           credit: Array<{ estimator: string }>;
           toolCalls: unknown;
+          promptText: string;
         },
         i: number,
       ) => {
-        expect(s.tokens.map((k: { id: number }) => k.id)).toEqual(Array.from(steps[i]!.responseTokens));
-        expect(s.tokens.map((k: { logprob: number }) => k.logprob)).toEqual(
-          Array.from(steps[i]!.responseLogprobs),
-        );
-        expect(s.tokens.map((k: { text: string }) => k.text).join('')).toBe(
-          tokenizer.decode(steps[i]!.responseTokens),
-        );
-        expect(s.credit.map((c: { estimator: string }) => c.estimator).sort()).toEqual(['flow-grpo', 'igpo']);
-        expect(s.toolCalls).toEqual(steps[i]!.toolCalls);
+        const stored = at.steps[i]!;
+        expect(s.tokens.map((k) => k.id)).toEqual(Array.from(stored.responseTokens));
+        expect(s.tokens.map((k) => k.logprob)).toEqual(Array.from(stored.responseLogprobs));
+        expect(s.tokens.map((k) => k.text).join('')).toBe(tokenizer.decode(stored.responseTokens));
+        expect(s.credit.map((c) => c.estimator)).toEqual(['igpo']);
+        expect(s.toolCalls).toEqual(stored.toolCalls);
+        expect(s.promptText).toBe(stored.promptText);
       },
     );
-    expect(t.steps[0].toolCalls[0].tool).toBe('web_search');
+    const call = t.steps[at.step.stepIndex].toolCalls[0];
+    expect(call.tool).toBe('web_search');
+    expect(JSON.parse(call.arguments)).toHaveProperty('query');
   });
 
   it("shows GiGPO's parts and the members of the step group (same anchor, other rollouts)", async () => {
-    const t = await json(`/api/runs/${HOUSEHOLD_RUN}/iterations/0/groups/g0/trajectories/t0`);
-    const rows = store.trainingRows(HOUSEHOLD_RUN, 0);
-    // the estimator again, over the stored rows of the iteration
+    const rows = store.trainingRows(RUNS.gigpo, 0, 'gigpo');
+    // the estimator again, over the stored rows of the iteration, with the run's options
     const again = estimators.gigpo.run(
       rows.map((r) => ({ ...r, anchor: r.anchor as string })),
-      {},
+      runConfig(RUNS.gigpo).estimatorOptions as Record<string, unknown>,
     );
-    const first = t.steps[0].credit.find((c: { estimator: string }) => c.estimator === 'gigpo');
-    const i = rows.findIndex((r) => r.groupId === 'g0' && r.trajectoryId === 't0' && r.stepIndex === 0);
-    expect(first.value).toBeCloseTo(again.advantages[i]!, 12);
-    expect(first.details.episode + first.details.step).toBeCloseTo(first.value, 12);
-    // every rollout of g0 starts from the same observation: all three others are in the step group
-    const sameAnchor = rows.filter(
-      (r) => r.groupId === 'g0' && r.trajectoryId !== 't0' && r.anchor === rows[i]!.anchor,
-    );
-    expect(
-      first.stepGroup
-        .map((m: { trajectoryId: string; stepIndex: number }) => `${m.trajectoryId}/${m.stepIndex}`)
-        .sort(),
-    ).toEqual(sameAnchor.map((r) => `${r.trajectoryId}/${r.stepIndex}`).sort());
-    expect(first.stepGroup.length).toBeGreaterThanOrEqual(3);
+    const g = store.groups(RUNS.gigpo, 0)[0]!;
+    for (const trajectoryId of g.trajectories.map((x) => x.trajectoryId)) {
+      const t = await json(trajectoryPath(RUNS.gigpo, 0, g.groupId, trajectoryId));
+      for (const step of t.steps) {
+        const credit = step.credit.find((c: { estimator: string }) => c.estimator === 'gigpo');
+        const i = rows.findIndex(
+          (r) => r.groupId === g.groupId && r.trajectoryId === trajectoryId && r.stepIndex === step.stepIndex,
+        );
+        expect(credit.value).toBeCloseTo(again.advantages[i]!, 9);
+        expect(credit.value).toBeCloseTo(rows[i]!.advantage!, 12);
+        expect(credit.details.episode + credit.details.step).toBeCloseTo(credit.value, 12);
+        const sameAnchor = rows.filter(
+          (r, j) => j !== i && r.groupId === g.groupId && r.anchor === rows[i]!.anchor,
+        );
+        expect(
+          credit.stepGroup
+            .map((m: { trajectoryId: string; stepIndex: number }) => `${m.trajectoryId}/${m.stepIndex}`)
+            .sort(),
+        ).toEqual(sameAnchor.map((r) => `${r.trajectoryId}/${r.stepIndex}`).sort());
+        expect(credit.details.stepGroupSize).toBe(sameAnchor.length + 1);
+      }
+    }
+    // every rollout of a group starts from the same observation: its first steps share a step group
+    const first = await json(trajectoryPath(RUNS.gigpo, 0, g.groupId, g.trajectories[0]!.trajectoryId));
+    const others = first.steps[0].credit[0].stepGroup
+      .map((m: { trajectoryId: string }) => m.trajectoryId)
+      .filter((id: string) => id !== g.trajectories[0]!.trajectoryId);
+    expect(new Set(others).size).toBe(g.trajectories.length - 1);
   });
 
-  it("shows HGPO's levels with sizes and weights, IGPO's values and gain, Flow-GRPO's samples", async () => {
-    const h = await json(`/api/runs/${HOUSEHOLD_RUN}/iterations/0/groups/g0/trajectories/t0`);
-    const hgpo = h.steps[0].credit.find((c: { estimator: string }) => c.estimator === 'hgpo');
-    expect(hgpo.levels[0]).toMatchObject({
-      k: 1,
-      weight: 2,
-      size: h.steps[0].credit[0].details.stepGroupSize,
-    });
-    expect(hgpo.levels.map((l: { weight: number }) => l.weight)).toEqual(
-      hgpo.levels.map((l: { k: number }) => l.k + 1),
+  it("shows HGPO's levels: group sizes from the shared anchor histories, weights (k+1)^alpha", async () => {
+    const rows = store.trainingRows(RUNS.hgpo, 0, 'hgpo');
+    const options = runConfig(RUNS.hgpo).estimatorOptions as Record<string, unknown>;
+    const again = estimators.hgpo.run(
+      rows.map((r) => ({ ...r, anchor: r.anchor as string })),
+      options,
     );
-    const s = await json(`/api/runs/${SEARCH_RUN}/iterations/0/groups/q0/trajectories/t0`);
-    const steps = store.trajectory({ runId: SEARCH_RUN, iteration: 0, groupId: 'q0', trajectoryId: 't0' });
-    const igpo = s.steps[0].credit.find((c: { estimator: string }) => c.estimator === 'igpo').igpo;
-    expect(igpo.valueBefore).toBe(steps[0]!.extras.valueBefore);
-    expect(igpo.valueAfter).toBe(steps[1]!.extras.valueBefore);
-    expect(igpo.gain).toBeCloseTo(Math.exp(igpo.valueAfter) - Math.exp(igpo.valueBefore), 12);
-    const flow = s.steps[0].credit.find((c: { estimator: string }) => c.estimator === 'flow-grpo').flow;
-    const groupSteps = store.groups(SEARCH_RUN, 0)[0]!.trajectories.reduce((n, t) => n + t.length, 0);
-    expect(flow.samples).toHaveLength(groupSteps);
-    expect(flow.outcome).toBe(1);
+    // the parsed options are stored with the run: H, alpha
+    const H = options.history as number;
+    const alpha = options.alpha as number;
+    // the anchors of a trajectory up to each step
+    const history = (groupId: string, trajectoryId: string, stepIndex: number) =>
+      rows
+        .filter((r) => r.groupId === groupId && r.trajectoryId === trajectoryId && r.stepIndex <= stepIndex)
+        .sort((a, b) => a.stepIndex - b.stepIndex)
+        .map((r) => r.anchor as string);
+    const g = store.groups(RUNS.hgpo, 0)[0]!;
+    let shared = 0;
+    for (const { trajectoryId } of g.trajectories) {
+      const t = await json(trajectoryPath(RUNS.hgpo, 0, g.groupId, trajectoryId));
+      for (const step of t.steps) {
+        const credit = step.credit.find((c: { estimator: string }) => c.estimator === 'hgpo');
+        const i = rows.findIndex(
+          (r) => r.groupId === g.groupId && r.trajectoryId === trajectoryId && r.stepIndex === step.stepIndex,
+        );
+        expect(credit.value).toBeCloseTo(again.advantages[i]!, 9);
+        const mine = history(g.groupId, trajectoryId, step.stepIndex);
+        const expected = Array.from({ length: H + 1 }, (_, j) => {
+          const k = j + 1;
+          if (mine.length < k) return { k, size: 0, weight: (k + 1) ** alpha };
+          const tail = mine.slice(-k).join('\u0000');
+          const size = rows.filter((r) => {
+            if (r.groupId !== g.groupId) return false;
+            const theirs = history(r.groupId, r.trajectoryId, r.stepIndex);
+            return theirs.length >= k && theirs.slice(-k).join('\u0000') === tail;
+          }).length;
+          return { k, size, weight: (k + 1) ** alpha };
+        });
+        expect(
+          credit.levels.map((l: { k: number; size: number; weight: number }) => ({
+            k: l.k,
+            size: l.size,
+            weight: l.weight,
+          })),
+        ).toEqual(expected);
+        for (const l of credit.levels) {
+          expect(l.kept).toBe(l.advantage !== null && l.advantage !== 0);
+          if (l.size > 1) shared++;
+        }
+      }
+    }
+    expect(shared).toBeGreaterThan(0);
+  });
+
+  it("shows IGPO's value before and after each turn and the turn's information gain", async () => {
+    const at = findStep(RUNS.igpo, (s) => typeof detailsOf(s).gain === 'number');
+    const t = await json(trajectoryPath(RUNS.igpo, at.iteration, at.groupId, at.trajectoryId));
+    const i = at.step.stepIndex;
+    const igpo = t.steps[i].credit.find((c: { estimator: string }) => c.estimator === 'igpo').igpo;
+    expect(igpo.valueBefore).toBe(at.steps[i]!.extras.valueBefore);
+    expect(igpo.valueBefore).toBe(detailsOf(at.step).value);
+    expect(igpo.valueAfter).toBe(at.steps[i + 1]!.extras.valueBefore);
+    expect(igpo.gain).toBe(detailsOf(at.step).gain);
+    expect(igpo.gain).toBeCloseTo(Math.exp(igpo.valueAfter) - Math.exp(igpo.valueBefore), 9);
+    // the last turn has no value after it
+    const lastIgpo = t.steps.at(-1).credit[0].igpo;
+    expect(lastIgpo.valueAfter).toBeNull();
+  });
+
+  it("shows Flow-GRPO's turn samples of the group and the trajectory's shared outcome", async () => {
+    const at = findStep(RUNS.flowGrpo, (s) => s.role === 'planner');
+    const t = await json(trajectoryPath(RUNS.flowGrpo, at.iteration, at.groupId, at.trajectoryId));
+    const planner = store
+      .trainingRows(RUNS.flowGrpo, at.iteration, 'flow-grpo')
+      .filter((r) => r.groupId === at.groupId && r.advantage !== undefined);
+    expect(planner.every((r) => r.role === 'planner')).toBe(true);
+    for (const step of t.steps) {
+      if (step.role !== 'planner') {
+        // only the planner is trained: the other modules' steps carry no credit
+        expect(step.credit, step.role).toEqual([]);
+        continue;
+      }
+      const flow = step.credit[0].flow;
+      expect(step.credit[0].estimator).toBe('flow-grpo');
+      expect(flow.outcome).toBe(at.won ? 1 : 0);
+      expect(
+        flow.samples.map(
+          (s: { trajectoryId: string; stepIndex: number }) => `${s.trajectoryId}/${s.stepIndex}`,
+        ),
+      ).toEqual(planner.map((r) => `${r.trajectoryId}/${r.stepIndex}`));
+      for (const s of flow.samples) {
+        const row = planner.find((r) => r.trajectoryId === s.trajectoryId && r.stepIndex === s.stepIndex)!;
+        expect(s.outcome).toBe(row.won ? 1 : 0);
+        expect(s.advantage).toBe(row.advantage);
+      }
+    }
   });
 });
 
 describe('bad input', () => {
   it('answers unknown ids and routes with 404 and a message', async () => {
+    const g = store.groups(RUNS.gigpo, 0)[0]!;
     for (const path of [
       '/api/runs/nope',
-      `/api/runs/${HOUSEHOLD_RUN}/iterations/99`,
-      `/api/runs/${HOUSEHOLD_RUN}/iterations/0/groups/g0/trajectories/nope`,
-      `/api/runs/${HOUSEHOLD_RUN}/iterations/0/groups/nope/trajectories/t0`,
+      `/api/runs/${RUNS.gigpo}/iterations/99`,
+      trajectoryPath(RUNS.gigpo, 0, g.groupId, 'nope'),
+      trajectoryPath(RUNS.gigpo, 0, 'nope', g.trajectories[0]!.trajectoryId),
       '/api/nothing',
     ]) {
       const r = await get(path);
@@ -218,7 +420,7 @@ describe('bad input', () => {
     const page = await get('/no/such/page');
     expect(page.status).toBe(404);
     expect(page.type).toContain('text/html');
-    const bad = await get(`/api/runs/${HOUSEHOLD_RUN}/trajectories?iteration=x`);
+    const bad = await get(`/api/runs/${RUNS.gigpo}/trajectories?iteration=x`);
     expect(bad.status).toBe(400);
     expect(JSON.parse(bad.body).error).toContain('iteration=x');
   });
@@ -246,8 +448,9 @@ describe('bad input', () => {
       const fd = openSync(file, 'r+');
       writeSync(fd, Buffer.alloc(size - 4 * 65536, 0x5a), 0, size - 4 * 65536, 4 * 65536);
       closeSync(fd);
+      const g = store.groups(RUNS.gigpo, 0)[0]!;
       const res = await fetch(
-        `${damaged.url}api/runs/${HOUSEHOLD_RUN}/iterations/0/groups/g0/trajectories/t0`,
+        new URL(trajectoryPath(RUNS.gigpo, 0, g.groupId, g.trajectories[0]!.trajectoryId), damaged.url),
       );
       expect(res.status).toBe(500);
       expect(((await res.json()) as { error: string }).error).toMatch(/corrupt/);
@@ -280,13 +483,22 @@ describe('stepwise view', () => {
         });
         child.on('close', (code) => reject(new Error(`stepwise view exited with ${code}: ${out}`)));
       });
-      const res = await fetch(`${url}api/runs/${HOUSEHOLD_RUN}/iterations/0/groups/g0/trajectories/t0`);
-      const body = (await res.json()) as {
-        steps: Array<{ tokens: Array<{ id: number; text: string | null }> }>;
-      };
-      const { tokenizer } = fixtureModels();
-      const step = body.steps[0]!;
-      expect(step.tokens.map((t) => t.text).join('')).toBe(tokenizer.decode(step.tokens.map((t) => t.id)));
+      for (const runId of [RUNS.gigpo, RUNS.igpo]) {
+        const g = store.groups(runId, 0)[0]!;
+        const res = await fetch(
+          new URL(trajectoryPath(runId, 0, g.groupId, g.trajectories[0]!.trajectoryId).slice(1), url),
+        );
+        const body = (await res.json()) as {
+          steps: Array<{ tokens: Array<{ id: number; text: string | null }> }>;
+        };
+        const last = store.checkpoints(runId).at(-1)!;
+        const tokenizer = Tokenizer.fromJSON(readFileSync(join(last.path, 'tokenizer.json'), 'utf8'));
+        const step = body.steps[0]!;
+        expect(step.tokens.length, runId).toBeGreaterThan(0);
+        expect(step.tokens.map((t) => t.text).join(''), runId).toBe(
+          tokenizer.decode(step.tokens.map((t) => t.id)),
+        );
+      }
       expect((await fetch(url)).headers.get('content-type')).toContain('text/html');
     } finally {
       child.kill('SIGTERM');
@@ -295,66 +507,70 @@ describe('stepwise view', () => {
 });
 
 describe('a store being written', () => {
-  it('shows only whole iterations while a training run writes more', async () => {
+  it('shows only committed iterations: rows of an open transaction stay invisible', async () => {
     const writer = openStore(db, { backgroundCheckpoint: false });
     try {
-      // Uncommitted rows of another connection are invisible; committed ones appear on the next request.
       writer.db.exec('BEGIN');
       writer.db
         .prepare('INSERT INTO iterations (run_id, iteration, created_at) VALUES (?, ?, ?)')
-        .run(HOUSEHOLD_RUN, 50, Date.now());
-      const during = await json(`/api/runs/${HOUSEHOLD_RUN}`);
-      expect(during.iterations.map((i: { iteration: number }) => i.iteration)).toEqual([0, 1, 2]);
+        .run(RUNS.gigpo, 50, Date.now());
+      const during = await json(`/api/runs/${RUNS.gigpo}`);
+      expect(during.iterations.map((i: { iteration: number }) => i.iteration)).toEqual(
+        store.iterations(RUNS.gigpo).map((i) => i.iteration),
+      );
       writer.db.exec('ROLLBACK');
-      await writeHouseholdIteration(writer, 3, { iterations: 4 });
-      const after = await json(`/api/runs/${HOUSEHOLD_RUN}`);
-      expect(after.iterations.map((i: { iteration: number }) => i.iteration)).toEqual([0, 1, 2, 3]);
-      expect(after.metrics.success_rate).toHaveLength(4);
-      expect(after.iterations[3].trajectories).toBe(8);
     } finally {
       writer.close();
     }
-  }, 60_000);
-});
+  });
 
-describe('a store written by another process', () => {
-  it('every response is one snapshot: iterations, their groups and their metrics agree', async () => {
+  it('every response is one snapshot while `stepwise train --resume` writes iterations in another process', async () => {
+    const before = store.iterations(RUNS.gigpo).map((i) => i.iteration);
+    const config = join(dir, 'resume.json');
+    writeFileSync(config, JSON.stringify(resumeConfig(db, RUNS.gigpo, 2, join(dir, 'resumed'))));
     const writer = spawn(
       process.execPath,
-      ['--import', 'tsx', 'test/viewer/write-iterations.ts', db, '4', '8'],
-      {
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
+      ['bin/stepwise.js', 'train', config, '--db', db, '--resume', '--no-progress'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    let stderr = '';
+    let output = '';
+    writer.stdout.on('data', (d) => {
+      output += d;
+    });
     writer.stderr.on('data', (d) => {
-      stderr += d;
+      output += d;
     });
     const exited = new Promise<number | null>((resolve) => writer.on('close', resolve));
     let done = false;
     void exited.then(() => {
       done = true;
     });
+    const G = runConfig(RUNS.gigpo).groupSize as number;
+    const tasks = runConfig(RUNS.gigpo).tasksPerIteration as number;
     const seen = new Set<number>();
     let checks = 0;
     while (!done || checks === 0) {
-      const run = await json(`/api/runs/${HOUSEHOLD_RUN}`);
+      const run = await json(`/api/runs/${RUNS.gigpo}`);
       const its = run.iterations as Array<{ iteration: number; trajectories: number; groups: number }>;
       // metrics go in the same transaction as their iteration: one series point per iteration
       expect(run.metrics.success_rate.map((p: number[]) => p[0])).toEqual(its.map((i) => i.iteration));
       for (const i of its) {
-        expect(i.groups).toBe(2);
-        expect(i.trajectories).toBe(8);
+        expect(i.groups).toBe(tasks);
+        expect(i.trajectories).toBe(tasks * G);
         seen.add(i.iteration);
       }
       checks++;
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(await exited, stderr).toBe(0);
-    const final = await json(`/api/runs/${HOUSEHOLD_RUN}`);
-    expect(final.iterations.map((i: { iteration: number }) => i.iteration)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(await exited, output).toBe(0);
+    const final = await json(`/api/runs/${RUNS.gigpo}`);
+    const all = [...before, before.length, before.length + 1];
+    expect(final.iterations.map((i: { iteration: number }) => i.iteration)).toEqual(all);
+    expect(final.metrics.success_rate).toHaveLength(all.length);
+    expect(final.run.status).toBe('finished');
+    expect(seen.size).toBeGreaterThanOrEqual(before.length);
     expect(checks).toBeGreaterThan(5);
-  }, 90_000);
+  }, 180_000);
 });
 
 function runCli(args: string[]): Promise<{ code: number | null; stderr: string }> {

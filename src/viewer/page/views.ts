@@ -82,8 +82,12 @@ const CURVES: Array<[string, (name: string) => boolean]> = [
   ['invalid rate', (n) => n === 'invalid_rate'],
   ['KL', (n) => n === 'kl'],
   ['entropy', (n) => n === 'entropy'],
-  ['tokens/s', (n) => n.startsWith('tokens_per_s')],
+  // the trainer writes rollout_tokens_per_s and update_tokens_per_s
+  ['tokens/s', (n) => n.endsWith('tokens_per_s')],
 ];
+
+/** Evaluations (before/, eval/, after/) are tables, not curves. */
+const isEvaluation = (name: string) => /^(before|eval|after)\//.test(name);
 
 function curveGroups(metrics: RunData['metrics']): Array<[string, RunData['metrics']]> {
   const used = new Set<string>();
@@ -95,7 +99,7 @@ function curveGroups(metrics: RunData['metrics']): Array<[string, RunData['metri
     out.push([title, Object.fromEntries(names.map((n) => [n, metrics[n]!]))]);
   }
   for (const [name, points] of Object.entries(metrics)) {
-    if (!used.has(name) && !name.startsWith('eval/')) out.push([name, { [name]: points }]);
+    if (!used.has(name) && !isEvaluation(name)) out.push([name, { [name]: points }]);
   }
   return out;
 }
@@ -107,7 +111,13 @@ export function RunPage({ route, runId }: { route: Route; runId: string }) {
   const { run, metrics, evaluations, iterations } = data;
   const splits = [...new Set(evaluations.map((e) => e.split))];
   const evalMetrics = [...new Set(evaluations.map((e) => e.metric))];
-  const evalIterations = [...new Set(evaluations.map((e) => e.iteration))].sort((a, b) => a - b);
+  // one row per evaluation (the API gives them in order: before, every k iterations, after)
+  const evalRows = [...new Map(evaluations.map((e) => [`${e.phase} ${e.iteration}`, e])).values()];
+  const columns = splits.flatMap((s) =>
+    evalMetrics
+      .filter((m) => evaluations.some((e) => e.split === s && e.metric === m))
+      .map((m) => [s, m] as const),
+  );
   return html`<section>
     <nav class="crumbs"><a href="#/">runs</a> / ${runId}</nav>
     <h1>${runId} <span class=${`status ${run.status}`}>${run.status}</span></h1>
@@ -118,16 +128,19 @@ export function RunPage({ route, runId }: { route: Route; runId: string }) {
     ${
       evaluations.length > 0 &&
       html`<h2>Evaluations</h2>
-      <table class="evaluations"><thead><tr><th>iteration</th>${splits.flatMap((s) => evalMetrics.map((m) => html`<th>${s} ${m}</th>`))}</tr></thead>
-      <tbody>${evalIterations.map(
-        (it) =>
-          html`<tr><td>${it}</td>${splits.flatMap((s) =>
-            evalMetrics.map(
-              (m) =>
-                html`<td>${fmt(evaluations.find((e) => e.iteration === it && e.split === s && e.metric === m)?.value)}</td>`,
-            ),
+      <div class="scroll"><table class="evaluations"><thead><tr><th>when</th>${columns.map(([s, m]) => html`<th>${s} ${m}</th>`)}</tr></thead>
+      <tbody>${evalRows.map(
+        (row) =>
+          html`<tr data-phase=${row.phase}><td>${evaluationLabel(row.phase, row.iteration)}</td>${columns.map(
+            ([s, m]) =>
+              html`<td>${fmt(
+                evaluations.find(
+                  (e) =>
+                    e.phase === row.phase && e.iteration === row.iteration && e.split === s && e.metric === m,
+                )?.value,
+              )}</td>`,
           )}</tr>`,
-      )}</tbody></table>`
+      )}</tbody></table></div>`
     }
     <h2>Iterations</h2>
     <div class="scroll"><table class="iterations"><thead><tr><th>iteration</th><th>groups</th><th>trajectories</th><th>steps</th><th>success</th><th>mean return</th><th>mean length</th></tr></thead>
@@ -139,6 +152,12 @@ export function RunPage({ route, runId }: { route: Route; runId: string }) {
     )}</tbody></table></div>
     <${TrajectorySearch} route=${route} runId=${runId} iterations=${iterations.map((i) => i.iteration)} />
   </section>`;
+}
+
+function evaluationLabel(phase: string, iteration: number): string {
+  if (phase === 'before') return 'before training';
+  if (phase === 'after') return `after training (iteration ${iteration})`;
+  return `iteration ${iteration}`;
 }
 
 /** Trajectories of the run by iteration, task type, split and success; the filters live in the URL. */
