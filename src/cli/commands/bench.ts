@@ -9,6 +9,7 @@ export function registerBench(program: Command): void {
     .option('--json <file>', 'write the results as JSON to this file')
     .option('--record', "rewrite this suite's table in docs/BENCHMARKS.md")
     .allowUnknownOption(true)
+    .allowExcessArguments(true)
     .action(async (opts: { suite?: string; json?: string; record?: boolean }, cmd: Command) => {
       await runBench({ ...opts, args: cmd.args });
     });
