@@ -159,7 +159,16 @@ describe.skipIf(!chromiumFound)('viewer pages in Chromium', () => {
     await open(`#/run/${RUNS.igpo}`);
     const rows = page.locator('table.evaluations tbody tr');
     const its = store.iterations(RUNS.igpo);
-    await expect.poll(() => rows.count()).toBe(its.length + 2);
+    // one row per evaluation: before, after every iteration (eval.every 1), after each train() call
+    const labels = store
+      .metricNames(RUNS.igpo)
+      .flatMap((name) => {
+        const phase = /^(before|eval|after)\//.exec(name)?.[1];
+        return phase ? store.metricSeries(RUNS.igpo, name).map((p) => `${phase} ${p.iteration}`) : [];
+      })
+      .filter((x, i, all) => all.indexOf(x) === i);
+    expect(labels.filter((l) => l.startsWith('eval ')).length).toBe(its.length);
+    await expect.poll(() => rows.count()).toBe(labels.length);
     expect((await rows.first().innerText()).trim()).toMatch(/^before training/);
     expect((await rows.last().innerText()).trim()).toMatch(
       new RegExp(`^after training \\(iteration ${its.at(-1)!.iteration}\\)`),

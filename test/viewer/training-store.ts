@@ -124,6 +124,12 @@ export async function buildTrainingStore(dir: string, hooks: TrainHooks = quiet)
     // a high learning rate: after 40 steps some replies search and answer (IGPO's gains need answers)
     sft: { tasks: 24, validTasks: 4, maxSteps: 40, batchSize: 16, learningRate: 1e-2, evalEvery: 20 },
   });
+  // IGPO's gains need a rollout that searches, then answers; the tiny policy's first iterations may
+  // have none, so it trains on (a few iterations at most) until one does.
+  for (let more = 0; more < 3 && !hasGainAndSearch(db); more++) {
+    const config = resumeConfig(db, RUNS.igpo, 1, join(dir, 'checkpoints', RUNS.igpo));
+    await train(config, { ...hooks, resume: true });
+  }
   await run(RUNS.flowGrpo, {
     env: 'search',
     agent: 'agentflow',
@@ -138,6 +144,30 @@ export async function buildTrainingStore(dir: string, hooks: TrainHooks = quiet)
     sft: { tasks: 8, validTasks: 2, maxSteps: 10, batchSize: 8, learningRate: 3e-3, evalEvery: 5 },
   });
   return { dir, db };
+}
+
+/** Whether the IGPO run has a turn with an information gain and a turn that called the search tool. */
+function hasGainAndSearch(db: string): boolean {
+  const store = openStore(db, { readonly: true });
+  try {
+    let gain = false;
+    let search = false;
+    for (const { iteration } of store.iterations(RUNS.igpo)) {
+      for (const g of store.groups(RUNS.igpo, iteration)) {
+        for (const t of g.trajectories) {
+          const ref = { runId: RUNS.igpo, iteration, groupId: g.groupId, trajectoryId: t.trajectoryId };
+          for (const s of store.trajectory(ref)) {
+            const details = s.advantages[0]?.details as Record<string, unknown> | undefined;
+            gain ||= typeof details?.gain === 'number';
+            search ||= s.toolCalls.length > 0;
+          }
+        }
+      }
+    }
+    return gain && search;
+  } finally {
+    store.close();
+  }
 }
 
 // One build per vitest run: test files run in processes forked by the same vitest process, so its
