@@ -96,6 +96,10 @@ describe.skipIf(!chromiumFound)('viewer pages in Chromium', () => {
     for (const [i, r] of runs.entries()) {
       const c = config(r.runId);
       const best = Math.max(...store.metricSeries(r.runId, 'success_rate').map((p) => p.value));
+      // the config's settings, not the paths the trainer keeps in it
+      const summary = await rows.nth(i).locator('td.config').innerText();
+      expect(summary).toContain(`groupSize=${c.groupSize} · tasksPerIteration=${c.tasksPerIteration}`);
+      expect(summary).not.toMatch(/\b(db|checkpointDir|reference)=/);
       expect(await rows.nth(i).innerText()).toMatch(
         new RegExp(
           `^${r.runId}\\s+${c.estimator}\\s+${c.env}\\s+${r.status}\\s+${r.iterations}\\s+${(best * 100).toFixed(1)}%`,

@@ -67,10 +67,13 @@ export function RunsPage({ route }: { route: Route }) {
   </section>`;
 }
 
+/** Where a run lives rather than what it is (the trainer stores its paths in the config). */
+const PLACES = new Set(['db', 'runId', 'checkpointDir', 'reference']);
+
 function configSummary(config: unknown): string {
   if (!config || typeof config !== 'object') return '';
   return Object.entries(config as Record<string, unknown>)
-    .filter(([, v]) => typeof v !== 'object')
+    .filter(([k, v]) => typeof v !== 'object' && !PLACES.has(k))
     .map(([k, v]) => `${k}=${v}`)
     .join(' · ');
 }
