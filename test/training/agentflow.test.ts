@@ -166,6 +166,20 @@ describe('AgentFlow training (Flow-GRPO on the planner)', () => {
     await expect(
       train({ ...base, agentOptions: { maxTurn: 3 }, db: join(dir, 'bad.db') }, hooks),
     ).rejects.toThrow(/'agentOptions\.maxTurn'/);
+    // Each env's options are checked by that env's schema, under the name they were given.
+    await expect(
+      train(
+        {
+          ...base,
+          agentOptions: { ...base.agentOptions, envOptions: { codemath: { digits: 1 } } },
+          db: join(dir, 'bad.db'),
+        },
+        hooks,
+      ),
+    ).rejects.toThrow(/'agentOptions\.envOptions\.codemath\.digits'/);
+    await expect(train({ ...base, envOptions: { topK: 0 }, db: join(dir, 'bad.db') }, hooks)).rejects.toThrow(
+      /'envOptions\.topK'/,
+    );
   });
 });
 

@@ -28,15 +28,17 @@ import { CodeMathEnv } from '../../envs/codemath/env.ts';
 import { CodeMathGenerator } from '../../envs/codemath/generator.ts';
 import { HouseholdGenerator } from '../../envs/household/generator.ts';
 import { hashString } from '../../envs/rng.ts';
-import { SearchEnvConfig } from '../../envs/search/env.ts';
 import { EncyclopediaQA, type SearchTask } from '../../envs/search/generator.ts';
 import { wordF1 } from '../../envs/search/metrics.ts';
 import type { Env, Split, Task } from '../../envs/types.ts';
 import { ToolRunner } from '../../tools/policy.ts';
 import { PythonPool } from '../../tools/python/pool.ts';
 import { PythonTool } from '../../tools/python/tool.ts';
+import { SearchIndex } from '../../tools/search/index.ts';
+import { webSearchTool } from '../../tools/web-search.ts';
 import { type TrainConfig, TrainConfigError } from '../config.ts';
 import { creditRows, type Demonstrated, type FamilyHooks, type TaskFamily } from '../family.ts';
+import { CodeMathFamilyOptions, SearchFamilyOptions } from './tool-qa.ts';
 
 export const AGENTFLOW_ENVS = ['search', 'codemath', 'household'] as const;
 
@@ -58,15 +60,25 @@ export const AgentFlowEndpoint = z.strictObject({
 export const AgentFlowTrainOptions = AgentFlowConfig.extend({
   /**
    * Characters of a tool result the memory keeps. 240 (AgentFlow's default is 600): with search's
-   * two results per query, 97% of the gold replays' prompts fit 512 tokens, three-hop ones too.
+   * two results per query, nearly every gold replay's prompt fits 512 tokens, three-hop ones too.
    */
   memoryChars: z.number().int().min(16).default(240),
   /**
    * The envs tasks are drawn from, alternating by seed (evaluation seeds 0..n-1 split evenly);
-   * default: the config's env alone. `envOptions` apply to the config's env; the others take
-   * their defaults.
+   * default: the config's env alone.
    */
   envs: z.array(z.enum(AGENTFLOW_ENVS)).min(1).optional(),
+  /**
+   * Options per env, over the config's `envOptions` (which are the config env's): search and
+   * code/math take the tool-loop families' options (search: topK, snippetChars, kinds...).
+   */
+  envOptions: z
+    .strictObject({
+      search: z.record(z.string(), z.unknown()).optional(),
+      codemath: z.record(z.string(), z.unknown()).optional(),
+      household: z.record(z.string(), z.unknown()).optional(),
+    })
+    .default({}),
   /** Executor, verifier, generator and analyzer on this endpoint; the planner stays local. */
   endpoint: AgentFlowEndpoint.optional(),
   /** Replays run at once while the demonstrations are made (code/math waits on its sandboxes). */
@@ -88,8 +100,16 @@ export function parseAgentFlowOptions(input: unknown): AgentFlowTrainOptions {
   return parsed.data;
 }
 
-/** Search's default results per query in AgentFlow runs: two keep the memory short (see memoryChars). */
-const SEARCH_TOP_K = 2;
+/** `schema` applied to one env's options; a bad one names its field. */
+function envOptionsOf<S extends z.ZodType>(schema: S, input: unknown, field: string): z.output<S> {
+  const parsed = schema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
+    throw new TrainConfigError(`${field}.${key}`, issue.message);
+  }
+  return parsed.data;
+}
 
 /** The model calls of `model` with their seeds mixed with `seed` (the rollout request's), so iterations sample afresh. */
 function reseeded(model: ChatModel, seed: number): ChatModel {
@@ -114,33 +134,52 @@ export function rolesSummary(kept: readonly Demonstrated[], all: readonly Demons
 export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): TaskFamily {
   const options = parseAgentFlowOptions(config.agentOptions);
   const envs = options.envs ?? [config.env];
-  const { envs: _envs, endpoint, replayConcurrency, ...flowConfig } = options;
-  const envOptions = (name: string): Record<string, unknown> =>
-    name === config.env ? config.envOptions : {};
-  const searchOptions = { topK: SEARCH_TOP_K, ...envOptions('search') };
+  const { envs: _envs, envOptions: perEnv, endpoint, replayConcurrency, ...flowConfig } = options;
+  /** An env's options: the config's (for the config's env) under `agentOptions.envOptions`. */
+  const optionsOf = (name: (typeof AGENTFLOW_ENVS)[number]): Record<string, unknown> => ({
+    ...(name === config.env ? config.envOptions : {}),
+    ...perEnv[name],
+  });
+  const field = (name: string) =>
+    name === config.env && !perEnv[name] ? 'envOptions' : `agentOptions.envOptions.${name}`;
+  // Checked now, so a bad option stops the run before any work.
+  const search = envs.includes('search')
+    ? envOptionsOf(SearchFamilyOptions, optionsOf('search'), field('search'))
+    : undefined;
+  const codemath = envOptionsOf(
+    CodeMathFamilyOptions,
+    envs.includes('codemath') ? optionsOf('codemath') : {},
+    field('codemath'),
+  );
+  const household = optionsOf('household');
 
   // Built on first use: the encyclopedia's index and the Python sandboxes cost seconds.
   let source: EncyclopediaQA | undefined;
+  let searchMaker: ((name: string) => AgentEnv) | undefined;
   let pool: PythonPool | undefined;
   const searchSource = () => {
-    source ??= new EncyclopediaQA(SearchEnvConfig.parse(searchOptions).encyclopedia);
+    source ??= new EncyclopediaQA(search!.encyclopedia);
     return source;
   };
-  const generators = {
-    search: () => searchSource(),
-    codemath: (() => {
-      let g: CodeMathGenerator | undefined;
-      return () => (g ??= new CodeMathGenerator(envOptions('codemath')));
-    })(),
-    household: (() => {
-      let g: HouseholdGenerator | undefined;
-      return () => (g ??= new HouseholdGenerator(envOptions('household')));
-    })(),
+  let codemathGenerator: CodeMathGenerator | undefined;
+  let householdGenerator: HouseholdGenerator | undefined;
+  /** The task of an env; `seed` is the env's own (the family's seed divided among the envs). */
+  const envTask = (env: (typeof AGENTFLOW_ENVS)[number], split: Split, seed: number): Task => {
+    switch (env) {
+      case 'search':
+        return searchSource().generate(split, seed, search!.kinds[seed % search!.kinds.length]) as Task;
+      case 'codemath':
+        codemathGenerator ??= new CodeMathGenerator(codemath);
+        return codemathGenerator.generate(split, seed) as Task;
+      case 'household':
+        householdGenerator ??= new HouseholdGenerator(household);
+        return householdGenerator.generate(split, seed) as Task;
+    }
   };
   const task =
     hooks.tasks ??
     ((split: Split, seed: number): Task =>
-      generators[envs[seed % envs.length]!]().generate(split, seed) as Task);
+      envTask(envs[seed % envs.length]!, split, Math.floor(seed / envs.length)));
 
   const makeEnv =
     hooks.makeEnv ??
@@ -151,14 +190,19 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
         const tools = new ToolRunner([
           new PythonTool({ pool, limits: { timeMs: 10_000, outputChars: 2_000 } }),
         ]);
-        const env = new CodeMathEnv(envOptions('codemath'), { python: runnerTool(tools, 'python') });
+        const env = new CodeMathEnv(codemath, { python: runnerTool(tools, 'python') });
         return { env: env as unknown as Env, tools };
       }
-      return agentEnvMaker({
-        search: searchOptions,
-        household: envOptions('household'),
-        deps: name === 'search' ? { source: searchSource() } : {},
-      })(name);
+      if (name === 'search') {
+        if (!searchMaker) {
+          const { snippetChars, kinds: _kinds, ...envConfig } = search!;
+          const index = SearchIndex.build(searchSource().encyclopedia.documents, { snippetChars });
+          const tool = webSearchTool({ index, defaultK: envConfig.topK });
+          searchMaker = agentEnvMaker({ search: envConfig, deps: { source: searchSource(), search: tool } });
+        }
+        return searchMaker(name);
+      }
+      return agentEnvMaker({ household })(name);
     });
 
   const frozen: ChatModel | undefined = endpoint
