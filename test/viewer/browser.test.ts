@@ -263,6 +263,9 @@ describe.skipIf(!chromiumFound)('viewer pages in Chromium', () => {
       expect(await anchorAt()).toBe((steps[i]!.anchor as string).trim());
     };
     await at(0);
+    expect(await page.locator('nav.crumbs').innerText()).toBe(
+      `runs / ${RUNS.gigpo} / iteration 0 / group ${g.groupId} / ${t.trajectoryId}`,
+    );
     await page.keyboard.press('j');
     await at(1);
     expect(page.url()).toContain('step=1');

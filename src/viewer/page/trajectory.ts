@@ -52,7 +52,7 @@ export function TrajectoryPage({ route, loc: r }: { route: Route; loc: Ref }) {
   const step = data.steps[at]!;
   const t = data.trajectory;
   return html`<section class="replay">
-    <nav class="crumbs"><a href="#/">runs</a> / <a href=${href(['run', r.runId])}>${r.runId}</a> /
+    <nav class="crumbs"><a href="#/">runs</a> / <a href=${href(['run', r.runId])}>${r.runId}</a> /${' '}
       <a href=${href(['run', r.runId, 'it', r.iteration])}>iteration ${r.iteration}</a> / group ${r.groupId} / ${r.trajectoryId}</nav>
     <h1>Trajectory ${r.trajectoryId} <span class=${`outcome ${t.won ? 'won' : 'lost'}`}>${t.outcome}</span></h1>
     <p class="meta">${data.group.taskId} · ${data.group.taskType ?? ''} · ${data.group.split} · seed ${data.group.seed} · ${t.length} steps · return ${fmt(t.episodeReturn)}</p>
