@@ -22,7 +22,7 @@ export const HOUSEHOLD_BENCH = {
 const METHODS = ['grpo', 'gigpo', 'hgpo'] as const;
 
 /** Environment steps each RL run may use (all rollouts, dropped groups included). */
-const ENV_STEP_BUDGET = 1000;
+const ENV_STEP_BUDGET = 640;
 
 export const part: LearningPart = {
   name: 'household',
@@ -32,7 +32,7 @@ export const part: LearningPart = {
     ctx.log('household: SFT of the shared checkpoint');
     const sft = await train(
       { ...HOUSEHOLD_BENCH, iterations: 0, db: sftDb, runId: 'sft', seed: 0 },
-      { log: ctx.log, progress: false },
+      { log: ctx.log, progress: false, resume: true },
     );
     const checkpoint = sft.referenceCheckpoint;
     ctx.log(
@@ -57,7 +57,7 @@ export const part: LearningPart = {
             db,
             runId: `${method}-${seed}`,
           },
-          { log: (l) => ctx.log(`  ${l}`), progress: false, before: sft.before },
+          { log: (l) => ctx.log(`  ${l}`), progress: false, before: sft.before, resume: true },
         );
         results.set(method, [...(results.get(method) ?? []), result]);
         curves.push(evalCurve(db, result, method, seed));
@@ -92,8 +92,8 @@ export const part: LearningPart = {
       notes: [
         `Conditions: tiny preset (1.1M parameters, 512-token context), household world ${JSON.stringify(HOUSEHOLD_BENCH.envOptions)}, ` +
           `loop history ${HOUSEHOLD_BENCH.loop.history}, at most ${HOUSEHOLD_BENCH.loop.maxSteps} steps; ` +
-          `SFT ${sft.sft?.steps ?? 0} steps on the exploring expert's train-split demonstrations ` +
-          `(valid loss ${sft.sft?.validLoss.toFixed(3)}); every RL run: G = ${HOUSEHOLD_BENCH.groupSize}, ` +
+          `SFT (at most ${HOUSEHOLD_BENCH.sft.maxSteps} steps${sft.sft ? `, ran ${sft.sft.steps}, valid loss ${sft.sft.validLoss.toFixed(3)}` : ''}) ` +
+          `on the exploring expert's train-split demonstrations; every RL run: G = ${HOUSEHOLD_BENCH.groupSize}, ` +
           `${HOUSEHOLD_BENCH.tasksPerIteration} tasks per iteration, ${ENV_STEP_BUDGET} environment steps, ` +
           `evaluation greedy on ${HOUSEHOLD_BENCH.eval.tasks} tasks per split.`,
       ].join('\n'),

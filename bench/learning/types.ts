@@ -9,7 +9,10 @@ export type LearningPartName = 'household' | 'search' | 'agentflow';
 export interface LearningContext {
   /** Seeds of the RL runs (the SFT checkpoint is shared by all of them). */
   seeds: number[];
-  /** A scratch folder for the part's stores and checkpoints (outside the repo). */
+  /**
+   * A scratch folder for the part's stores and checkpoints (outside the repo). It may hold the
+   * runs of an earlier, killed benchmark: a part resumes them (`train(..., { resume: true })`).
+   */
   dir: string;
   log: (line: string) => void;
 }

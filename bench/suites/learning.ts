@@ -4,7 +4,10 @@
  * Flow-GRPO) live in bench/learning/; each trains one SFT checkpoint and every method from it at
  * an equal environment-step budget, for each seed.
  *
- *   npm run bench -- --suite learning [--only household|search|agentflow[,...]] [--seeds 3]
+ *   npm run bench -- --suite learning [--only household|search|agentflow[,...]] [--seeds 3] [--scratch dir]
+ *
+ * `--scratch <dir>` keeps the parts' stores and checkpoints there (default: a new temporary
+ * folder); given the folder of a killed run, each part resumes its runs where they stopped.
  *
  * Results of every part ever run are merged into bench/results/learning.json (a part run alone
  * replaces only its own entry), and the report (tables, targets, curves) is rebuilt from that file,
@@ -81,7 +84,11 @@ const std = (xs: readonly number[]) => {
 const pct = (x: number) => (100 * x).toFixed(1);
 
 /** `--only a,b` and `--seeds n` from the suite's extra words. */
-export function learningArgs(args: readonly string[]): { only: LearningPartName[]; seeds: number } {
+export function learningArgs(args: readonly string[]): {
+  only: LearningPartName[];
+  seeds: number;
+  scratch?: string;
+} {
   const value = (flag: string) => {
     const i = args.indexOf(flag);
     return i >= 0 ? args[i + 1] : undefined;
@@ -95,7 +102,7 @@ export function learningArgs(args: readonly string[]): { only: LearningPartName[
   });
   const seeds = Number(value('--seeds') ?? 3);
   if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`learning: --seeds must be a positive integer`);
-  return { only, seeds };
+  return { only, seeds, scratch: value('--scratch') };
 }
 
 function readResults(): LearningFile {
@@ -178,11 +185,12 @@ export const suite: Suite = {
     'SFT checkpoint, then each credit-assignment method at an equal env-step budget, 3 seeds (long: tens of CPU-minutes per part)',
   quick: false,
   async run(ctx) {
-    const { only, seeds } = learningArgs(ctx.args);
+    const { only, seeds, scratch } = learningArgs(ctx.args);
     const file = readResults();
     for (const name of only) {
       const part = await loadPart(name);
-      const dir = mkdtempSync(join(tmpdir(), `stepwise-learning-${name}-`));
+      const dir = scratch ? join(scratch, name) : mkdtempSync(join(tmpdir(), `stepwise-learning-${name}-`));
+      mkdirSync(dir, { recursive: true });
       ctx.log(`part ${name}: ${seeds} seeds, scratch ${dir}`);
       const result = await part.run({ seeds: Array.from({ length: seeds }, (_, i) => i), dir, log: ctx.log });
       file.parts[name] = {

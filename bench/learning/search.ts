@@ -1,0 +1,136 @@
+/**
+ * Learning benchmark, search part: GRPO vs IGPO on search QA, both from the same SFT checkpoint, at
+ * the same environment-step budget, for every seed. Both take the answer's word-set F1 as the
+ * outcome (the env's `reward: 'f1'`), so the only difference is IGPO's per-search information gain.
+ * Reported: F1 and exact match on valid-unseen after RL, and valid-unseen F1 against env steps.
+ *
+ * The setting is the search-igpo scenario's (scenarios/search-igpo.ts). The SFT step budget was
+ * chosen on valid-seen (never on valid-unseen): weak enough that RL has room.
+ */
+import { join } from 'node:path';
+import searchIgpo from '../../scenarios/search-igpo.ts';
+import { openStore } from '../../src/store/index.ts';
+import type { TrainConfigInput } from '../../src/training/config.ts';
+import { type TrainResult, train } from '../../src/training/trainer.ts';
+import type { LearningCurve, LearningPart, LearningPartResult } from './types.ts';
+
+/** Tasks, loop, policy and RL settings every run shares: the scenario's, evaluated more often. */
+export const SEARCH_BENCH = {
+  env: searchIgpo.env,
+  envOptions: searchIgpo.envOptions,
+  loop: searchIgpo.loop,
+  policy: searchIgpo.policy,
+  groupSize: searchIgpo.groupSize,
+  tasksPerIteration: searchIgpo.tasksPerIteration,
+  ppo: searchIgpo.ppo,
+  eval: { every: 2, split: 'valid-unseen', tasks: 32 },
+} satisfies TrainConfigInput;
+
+/** SFT of the shared checkpoint (chosen on valid-seen). */
+export const SEARCH_SFT = { ...searchIgpo.sft };
+
+const METHODS = ['grpo', 'igpo'] as const;
+
+/** Environment steps (agent turns) each RL run may use. */
+const ENV_STEP_BUDGET = 1200;
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}`;
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+
+export const part: LearningPart = {
+  name: 'search',
+  async run(ctx): Promise<LearningPartResult> {
+    const cpuStart = process.cpuUsage();
+    ctx.log('search: SFT of the shared checkpoint');
+    const sft = await train(
+      { ...SEARCH_BENCH, sft: SEARCH_SFT, iterations: 0, db: join(ctx.dir, 'sft.db'), runId: 'sft', seed: 0 },
+      { log: ctx.log, progress: false },
+    );
+    const checkpoint = sft.referenceCheckpoint;
+    const f1 = (side: TrainResult['before'], split: 'valid-seen' | 'valid-unseen') =>
+      side[split].scores.f1 ?? 0;
+    ctx.log(
+      `search: SFT checkpoint ${checkpoint}: F1 valid-seen ${pct(f1(sft.before, 'valid-seen'))}, ` +
+        `valid-unseen ${pct(f1(sft.before, 'valid-unseen'))}`,
+    );
+
+    const results = new Map<string, TrainResult[]>();
+    const curves: LearningCurve[] = [];
+    for (const method of METHODS) {
+      for (const seed of ctx.seeds) {
+        const db = join(ctx.dir, `${method}-${seed}.db`);
+        ctx.log(`search: ${method}, seed ${seed}`);
+        const result = await train(
+          {
+            ...SEARCH_BENCH,
+            policy: { checkpoint },
+            sft: { enabled: false },
+            estimator: method,
+            iterations: 1000,
+            envStepBudget: ENV_STEP_BUDGET,
+            seed,
+            db,
+            runId: `${method}-${seed}`,
+          },
+          { log: (l) => ctx.log(`  ${l}`), progress: false, before: sft.before },
+        );
+        results.set(method, [...(results.get(method) ?? []), result]);
+        curves.push(f1Curve(db, result, method, seed));
+      }
+    }
+
+    const after = (m: string, score: string) =>
+      results.get(m)!.map((r) => r.after['valid-unseen'].scores[score] ?? 0);
+    const start = sft.before['valid-unseen'].scores;
+    const table = [
+      { method: 'SFT (start)', columns: { f1: [start.f1 ?? 0], exact_match: [start.exact_match ?? 0] } },
+      ...METHODS.map((m) => ({
+        method: m,
+        columns: {
+          f1: after(m, 'f1'),
+          exact_match: after(m, 'exact_match'),
+          'valid-seen f1': results.get(m)!.map((r) => f1(r.after, 'valid-seen')),
+        },
+      })),
+    ];
+    const grpo = after('grpo', 'f1');
+    const igpo = after('igpo', 'f1');
+    const gap = 100 * (mean(igpo) - mean(grpo));
+    const usage = process.cpuUsage(cpuStart);
+    return {
+      metrics: { search_grpo_f1: grpo, search_igpo_f1: igpo },
+      table,
+      curves,
+      cpuSeconds: (usage.user + usage.system) / 1e6,
+      notes: [
+        `Conditions: search QA over the generated encyclopedia (600 people per split; single-hop and bridge ` +
+          `questions; one search result of 80 characters; at most ${SEARCH_BENCH.loop.maxSteps} turns), a ` +
+          `2-layer policy of width 64 (512-token context, 512-word tokenizer trained on train-split text); ` +
+          `SFT ${sft.sft?.steps ?? 0} steps on the expert's replays of ${SEARCH_SFT.tasks} train questions ` +
+          `(valid loss ${sft.sft?.validLoss.toFixed(3)}); RL: G = ${SEARCH_BENCH.groupSize}, ` +
+          `${SEARCH_BENCH.tasksPerIteration} questions per iteration, ${ENV_STEP_BUDGET} environment steps per ` +
+          `run, outcome = answer F1 for both; evaluation greedy on ${SEARCH_BENCH.eval.tasks} questions per split.`,
+        `IGPO - GRPO on valid-unseen F1: ${gap >= 0 ? '+' : ''}${gap.toFixed(1)} points (target +3).`,
+      ].join('\n'),
+    };
+  },
+};
+
+/** The run's valid-unseen F1 against cumulative env steps, the SFT start first. */
+function f1Curve(db: string, result: TrainResult, method: string, seed: number): LearningCurve {
+  const store = openStore(db, { readonly: true });
+  try {
+    const steps = new Map(store.metricSeries(result.runId, 'env_steps').map((p) => [p.iteration, p.value]));
+    const points = [{ envSteps: 0, value: result.before['valid-unseen'].scores.f1 ?? 0 }];
+    for (const p of store.metricSeries(result.runId, 'eval/valid-unseen/f1')) {
+      points.push({ envSteps: steps.get(p.iteration) ?? 0, value: p.value });
+    }
+    const last = store.lastCompleteIteration(result.runId);
+    if (last !== undefined && steps.get(last) !== points.at(-1)!.envSteps) {
+      points.push({ envSteps: steps.get(last)!, value: result.after['valid-unseen'].scores.f1 ?? 0 });
+    }
+    return { method, seed, metric: 'valid-unseen F1', points };
+  } finally {
+    store.close();
+  }
+}
