@@ -8,7 +8,8 @@
  * - doors-grpo: GRPO on the trainer's door family (test/training/helpers.ts), whose policy wins
  *   about half its rollouts after a short SFT: the household runs' tiny policy hardly ever wins,
  *   and the success filters need won and lost rollouts side by side;
- * - search-igpo: SFT then two IGPO iterations on search QA through the real web_search tool;
+ * - search-igpo: SFT then two IGPO iterations on search QA through the real web_search tool (a
+ *   few more if no rollout has searched and answered yet: IGPO's gains need one);
  * - agentflow-flow-grpo: SFT of every AgentFlow module, then two Flow-GRPO iterations on the
  *   planner (search QA).
  *
@@ -83,6 +84,7 @@ export async function buildTrainingStore(dir: string, hooks: TrainHooks = quiet)
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const db = join(dir, 'runs.db');
+  // Each run its own checkpoint folder: the trainer's default (`<db>-checkpoints`) is one per store.
   const run = (runId: string, config: TrainConfigInput, extra: TrainHooks = {}) =>
     train({ ...config, runId, db, checkpointDir: join(dir, 'checkpoints', runId) }, { ...hooks, ...extra });
 
