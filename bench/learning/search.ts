@@ -23,7 +23,7 @@ export const SEARCH_BENCH = {
   groupSize: searchIgpo.groupSize,
   tasksPerIteration: searchIgpo.tasksPerIteration,
   ppo: searchIgpo.ppo,
-  eval: { every: 2, split: 'valid-unseen', tasks: 32 },
+  eval: { every: 3, split: 'valid-unseen', tasks: 100 },
 } satisfies TrainConfigInput;
 
 /** SFT of the shared checkpoint (chosen on valid-seen). */
@@ -32,7 +32,7 @@ export const SEARCH_SFT = { ...searchIgpo.sft };
 const METHODS = ['grpo', 'igpo'] as const;
 
 /** Environment steps (agent turns) each RL run may use. */
-const ENV_STEP_BUDGET = 1200;
+const ENV_STEP_BUDGET = 3000;
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}`;
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
@@ -103,8 +103,8 @@ export const part: LearningPart = {
       curves,
       cpuSeconds: (usage.user + usage.system) / 1e6,
       notes: [
-        `Conditions: search QA over the generated encyclopedia (600 people per split; single-hop and bridge ` +
-          `questions; one search result of 80 characters; at most ${SEARCH_BENCH.loop.maxSteps} turns), a ` +
+        `Conditions: search QA over the generated encyclopedia (600 people per split; single-hop ` +
+          `questions only; one search result of 80 characters; at most ${SEARCH_BENCH.loop.maxSteps} turns), a ` +
           `2-layer policy of width 64 (512-token context, 512-word tokenizer trained on train-split text); ` +
           `SFT ${sft.sft?.steps ?? 0} steps on the expert's replays of ${SEARCH_SFT.tasks} train questions ` +
           `(valid loss ${sft.sft?.validLoss.toFixed(3)}); RL: G = ${SEARCH_BENCH.groupSize}, ` +

@@ -176,6 +176,9 @@ export function toolQaFamily(config: TrainConfig, hooks: FamilyHooks = {}): Task
   throw new TrainConfigError('env', `'${config.env}' has no tool-QA family; expected 'search' or 'codemath'`);
 }
 
+/** The loop's turn limit: the smaller of `loop.maxSteps` and the env's (the prompt states it). */
+const maxTurns = (config: TrainConfig, envMaxTurns: number) => Math.min(config.loop.maxSteps, envMaxTurns);
+
 interface ToolQaParts {
   env: 'search' | 'codemath';
   /** The env's own turn limit (the loop's is the smaller of it and `loop.maxSteps`). */
@@ -214,8 +217,17 @@ function searchFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
     makeEnv,
     demoConcurrency: 16,
     tokenizerText: async () => {
-      const texts = [searchSystemPrompt(envConfig.maxTurns)];
-      for (const d of qa().encyclopedia.documents) texts.push(`${d.title}\n${d.text}`);
+      // Train-split documents only: a name of an evaluated entity then splits into pieces the policy
+      // has learned to copy, instead of being one token whose embedding no training step touched.
+      const train = qa().encyclopedia.splits.train;
+      const names = new Set(
+        [train.regions, train.towns, train.people, train.organizations, train.works, train.distractors]
+          .flat()
+          .map((e) => e.name),
+      );
+      const texts = [searchSystemPrompt(maxTurns(config, envConfig.maxTurns))];
+      for (const d of qa().encyclopedia.documents)
+        if (names.has(d.title)) texts.push(`${d.title}\n${d.text}`);
       return texts;
     },
   });
@@ -243,7 +255,7 @@ function codeMathFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
     demoConcurrency: 2,
     tokenizerText: async () => {
       const expert = createExpert('codemath');
-      const texts = [codeMathSystemPrompt(envConfig.maxTurns)];
+      const texts = [codeMathSystemPrompt(maxTurns(config, envConfig.maxTurns))];
       for (let seed = 0; seed < config.policy.tokenizerTasks; seed++) {
         const task = generator.generate('train', seed);
         texts.push(renderCodeMathTask(task), ...expert.demonstrate(task).actions);
@@ -259,18 +271,18 @@ function codeMathFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
 
 function toolQaFamily_(config: TrainConfig, hooks: FamilyHooks, parts: ToolQaParts): TaskFamily {
   const expert = hooks.expert ?? createExpert(parts.env);
-  const maxTurns = Math.min(config.loop.maxSteps, parts.envMaxTurns);
+  const turns = maxTurns(config, parts.envMaxTurns);
   const loops = (temperature: number, seed: number) => ({
-    [parts.env]: { maxTurns, sampling: { temperature, maxTokens: config.loop.maxTokens, seed } },
+    [parts.env]: { maxTurns: turns, sampling: { temperature, maxTokens: config.loop.maxTokens, seed } },
   });
 
   /** The expert's replies replayed through the real loop: the prompts are the rollouts' own. */
   const replay = async (task: Task): Promise<Demonstrated[]> => {
     const replies = expert.demonstrate(task).actions;
-    if (replies.length > maxTurns) {
+    if (replies.length > turns) {
       throw new TrainConfigError(
         'loop.maxSteps',
-        `the expert needs ${replies.length} turns on ${task.id} but the loop allows ${maxTurns} ` +
+        `the expert needs ${replies.length} turns on ${task.id} but the loop allows ${turns} ` +
           `(the smaller of loop.maxSteps and envOptions.maxTurns); raise both or ask easier questions`,
       );
     }
