@@ -44,7 +44,7 @@ export const part: LearningPart = {
     ctx.log('search: SFT of the shared checkpoint');
     const sft = await train(
       { ...SEARCH_BENCH, sft: SEARCH_SFT, iterations: 0, db: join(ctx.dir, 'sft.db'), runId: 'sft', seed: 0 },
-      { log: ctx.log, progress: false },
+      { log: ctx.log, progress: false, resume: true },
     );
     const checkpoint = sft.referenceCheckpoint;
     const f1 = (side: TrainResult['before'], split: 'valid-seen' | 'valid-unseen') =>
@@ -72,7 +72,7 @@ export const part: LearningPart = {
             db,
             runId: `${method}-${seed}`,
           },
-          { log: (l) => ctx.log(`  ${l}`), progress: false, before: sft.before },
+          { log: (l) => ctx.log(`  ${l}`), progress: false, before: sft.before, resume: true },
         );
         results.set(method, [...(results.get(method) ?? []), result]);
         curves.push(f1Curve(db, result, method, seed));
@@ -106,8 +106,8 @@ export const part: LearningPart = {
         `Conditions: search QA over the generated encyclopedia (600 people per split; single-hop ` +
           `questions only; one search result of 80 characters; at most ${SEARCH_BENCH.loop.maxSteps} turns), a ` +
           `2-layer policy of width 64 (512-token context, 512-word tokenizer trained on train-split text); ` +
-          `SFT ${sft.sft?.steps ?? 0} steps on the expert's replays of ${SEARCH_SFT.tasks} train questions ` +
-          `(valid loss ${sft.sft?.validLoss.toFixed(3)}); RL: G = ${SEARCH_BENCH.groupSize}, ` +
+          `SFT ${sft.sft ? `${sft.sft.steps} steps` : `(resumed, up to ${SEARCH_SFT.maxSteps} steps)`} on the expert's replays of ${SEARCH_SFT.tasks} train questions ` +
+          `${sft.sft ? `(valid loss ${sft.sft.validLoss.toFixed(3)})` : ''}; RL: G = ${SEARCH_BENCH.groupSize}, ` +
           `${SEARCH_BENCH.tasksPerIteration} questions per iteration, ${ENV_STEP_BUDGET} environment steps per ` +
           `run, outcome = answer F1 for both; evaluation greedy on ${SEARCH_BENCH.eval.tasks} questions per split.`,
         `IGPO - GRPO on valid-unseen F1: ${gap >= 0 ? '+' : ''}${gap.toFixed(1)} points (target +3).`,
