@@ -7,8 +7,8 @@
 import { PolicyChatModel } from '../../agents/chat/policy-chat-model.ts';
 import { agentEnvMaker, rollout } from '../../agents/loops/rollout.ts';
 import { householdPrompt } from '../../agents/prompts/household.ts';
-import { HouseholdGenerator } from '../../envs/household/generator.ts';
 import { HouseholdExpert } from '../../envs/household/expert.ts';
+import { HouseholdGenerator } from '../../envs/household/generator.ts';
 import type { Env, Expert, Task } from '../../envs/types.ts';
 import type { TrainConfig } from '../config.ts';
 import type { Demonstrated, FamilyHooks, TaskFamily } from '../family.ts';
