@@ -87,6 +87,12 @@ export const part: LearningPart = {
 
     const runs: TrainResult[] = [];
     const curves: LearningCurve[] = [];
+    /** Per-iteration training figures of every run, for the diagnosis. */
+    const trained: Record<'success_rate' | 'entropy' | 'advantage_abs_mean', number[]> = {
+      success_rate: [],
+      entropy: [],
+      advantage_abs_mean: [],
+    };
     for (const seed of ctx.seeds) {
       const db = join(ctx.dir, `flow-grpo-${seed}.db`);
       ctx.log(`agentflow: flow-grpo, seed ${seed}`);
@@ -105,6 +111,11 @@ export const part: LearningPart = {
       );
       runs.push(result);
       curves.push(evalCurve(db, result, 'flow-grpo', seed));
+      const store = openStore(db, { readonly: true });
+      for (const name of Object.keys(trained) as (keyof typeof trained)[]) {
+        trained[name].push(...store.metricSeries(result.runId, name).map((p) => p.value));
+      }
+      store.close();
     }
 
     const unseen = (side: 'before' | 'after') => runs.map((r) => r[side]['valid-unseen']);
@@ -120,6 +131,22 @@ export const part: LearningPart = {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const cpuSeconds = (process.cpuUsage(cpuStart).user + process.cpuUsage(cpuStart).system) / 1e6;
     const gain = mean(rlAcc) - mean(sftAcc);
+    const sftStart = sft.before;
+    const diagnosis =
+      gain >= 0.1
+        ? ''
+        : `\n\nDiagnosis (target Flow-GRPO >= SFT + 10 points missed): the SFT checkpoint answers ` +
+          `${pct(sftStart['valid-seen'].success)} of valid-seen and ${pct(sftStart['valid-unseen'].success)} of ` +
+          `valid-unseen questions (invalid replies ${pct(sftStart['valid-unseen'].invalidRate)}): it has every ` +
+          `module's format but not the copying every answer needs (a search query repeats the entity's name, ` +
+          `the program the problem's numbers, the answer the tool's result; valid-unseen entities are names it ` +
+          `never saw, and it misspells them). Flow-GRPO can only sharpen what the planner already samples: ` +
+          `rollout success on train tasks averaged ${pct(mean(trained.success_rate))} per iteration, mostly ` +
+          `groups all lost or all won (mean |advantage| ${mean(trained.advantage_abs_mean).toFixed(3)}), with ` +
+          `planner entropy ${mean(trained.entropy).toFixed(3)} per token, so the G samples of a question are ` +
+          `nearly alike. On code/math the gold planner reply is the same for every problem, so the outcome ` +
+          `there depends on the executor, not the planner. A policy that copies (more parameters or a much ` +
+          `longer SFT) is the precondition for a planner gain on unseen questions.`;
     return {
       metrics: { agentflow_sft_acc: sftAcc, agentflow_flowgrpo_acc: rlAcc },
       table: [
@@ -138,7 +165,7 @@ export const part: LearningPart = {
           `${AGENTFLOW_BENCH.tasksPerIteration} tasks per iteration, ${ENV_STEP_BUDGET} environment steps ` +
           `(module calls) per run, planner calls trained only; evaluation greedy on ` +
           `${AGENTFLOW_BENCH.eval.tasks} tasks per split. Gain on valid-unseen: ${(100 * gain).toFixed(1)} points. ` +
-          `CPU time counts this process only (not the Python sandboxes of code/math).`,
+          `CPU time counts this process only (not the Python sandboxes of code/math).${diagnosis}`,
       ].join('\n'),
     };
   },
