@@ -22,7 +22,7 @@ export const HOUSEHOLD_BENCH = {
 const METHODS = ['grpo', 'gigpo', 'hgpo'] as const;
 
 /** Environment steps each RL run may use (all rollouts, dropped groups included). */
-const ENV_STEP_BUDGET = 640;
+const ENV_STEP_BUDGET = 384;
 
 export const part: LearningPart = {
   name: 'household',
