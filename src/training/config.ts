@@ -130,7 +130,7 @@ export const TrainConfig = z.strictObject({
   /** The trajectory store (SQLite file). */
   db: z.string().min(1).default('runs/train.db'),
   runId: z.string().min(1).default('train'),
-  /** Checkpoint folder; default: `<db without .db>-checkpoints` beside the store. */
+  /** Checkpoint folder; default: `<db without .db>-checkpoints/<runId>` beside the store. */
   checkpointDir: z.string().min(1).optional(),
 });
 export type TrainConfigInput = z.input<typeof TrainConfig>;
@@ -221,6 +221,7 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     entropyCoef: c.ppo.entropyCoef ?? d.entropyCoef,
     lossAgg: c.ppo.lossAgg ?? d.lossAgg,
   };
-  const checkpointDir = c.checkpointDir ?? `${c.db.replace(/\.db$/, '')}-checkpoints`;
+  // Per run: several runs may share one store, and their `sft` and `iter-N` folders must not collide.
+  const checkpointDir = c.checkpointDir ?? `${c.db.replace(/\.db$/, '')}-checkpoints/${c.runId}`;
   return { ...c, estimatorOptions: opts.data as Record<string, unknown>, ppo, checkpointDir };
 }

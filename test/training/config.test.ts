@@ -17,7 +17,8 @@ describe('TrainConfig', () => {
     expect(ppoDefaults('igpo').lossAgg).toBe('seq-mean-token-sum');
     // An explicit setting wins over the default.
     expect(parseTrainConfig({ ppo: { klCoef: 0.5 } }).ppo.klCoef).toBe(0.5);
-    expect(parseTrainConfig({ db: 'runs/a.db' }).checkpointDir).toBe('runs/a-checkpoints');
+    expect(parseTrainConfig({ db: 'runs/a.db' }).checkpointDir).toBe('runs/a-checkpoints/train');
+    expect(parseTrainConfig({ db: 'runs/a.db', runId: 'b' }).checkpointDir).toBe('runs/a-checkpoints/b');
   });
 
   it.each([

@@ -84,7 +84,7 @@ export async function buildTrainingStore(dir: string, hooks: TrainHooks = quiet)
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const db = join(dir, 'runs.db');
-  // Each run its own checkpoint folder: the trainer's default (`<db>-checkpoints`) is one per store.
+  // Each run its own checkpoint folder, named here so that tests can resume a run from it.
   const run = (runId: string, config: TrainConfigInput, extra: TrainHooks = {}) =>
     train({ ...config, runId, db, checkpointDir: join(dir, 'checkpoints', runId) }, { ...hooks, ...extra });
 
