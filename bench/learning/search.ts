@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import searchIgpo from '../../scenarios/search-igpo.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
-import { type TrainResult, train } from '../../src/training/trainer.ts';
-import type { LearningCurve, LearningPart, LearningPartResult } from './types.ts';
+import type { TrainResult } from '../../src/training/trainer.ts';
+import { cpuSecondsSince, runMethods, sharedSft } from './shared.ts';
+import type { LearningPart, LearningPartResult } from './types.ts';
 
 /** Tasks, loop, policy and RL settings every run shares: the scenario's, evaluated more often. */
 export const SEARCH_BENCH = {
@@ -42,42 +43,21 @@ export const part: LearningPart = {
   async run(ctx): Promise<LearningPartResult> {
     const cpuStart = process.cpuUsage();
     ctx.log('search: SFT of the shared checkpoint');
-    const sft = await train(
-      { ...SEARCH_BENCH, sft: SEARCH_SFT, iterations: 0, db: join(ctx.dir, 'sft.db'), runId: 'sft', seed: 0 },
-      { log: ctx.log, progress: false, resume: true },
-    );
-    const checkpoint = sft.referenceCheckpoint;
+    const sft = await sharedSft(ctx, { ...SEARCH_BENCH, sft: SEARCH_SFT });
     const f1 = (side: TrainResult['before'], split: 'valid-seen' | 'valid-unseen') =>
       side[split].scores.f1 ?? 0;
     ctx.log(
-      `search: SFT checkpoint ${checkpoint}: F1 valid-seen ${pct(f1(sft.before, 'valid-seen'))}, ` +
+      `search: SFT checkpoint ${sft.referenceCheckpoint}: F1 valid-seen ${pct(f1(sft.before, 'valid-seen'))}, ` +
         `valid-unseen ${pct(f1(sft.before, 'valid-unseen'))}`,
     );
-
-    const results = new Map<string, TrainResult[]>();
-    const curves: LearningCurve[] = [];
-    for (const method of METHODS) {
-      for (const seed of ctx.seeds) {
-        const db = join(ctx.dir, `${method}-${seed}.db`);
-        ctx.log(`search: ${method}, seed ${seed}`);
-        const result = await train(
-          {
-            ...SEARCH_BENCH,
-            policy: { checkpoint },
-            sft: { enabled: false },
-            estimator: method,
-            iterations: 1000,
-            envStepBudget: ENV_STEP_BUDGET,
-            seed,
-            db,
-            runId: `${method}-${seed}`,
-          },
-          { log: (l) => ctx.log(`  ${l}`), progress: false, before: sft.before, resume: true },
-        );
-        results.set(method, [...(results.get(method) ?? []), result]);
-        curves.push(f1Curve(db, result, method, seed));
-      }
-    }
+    const { results, curves } = await runMethods(ctx, {
+      part: 'search',
+      base: SEARCH_BENCH,
+      methods: METHODS,
+      sft,
+      envStepBudget: ENV_STEP_BUDGET,
+      measure: { label: 'valid-unseen F1', metric: 'f1', of: (e) => e.scores.f1 ?? 0 },
+    });
 
     const after = (m: string, score: string) =>
       results.get(m)!.map((r) => r.after['valid-unseen'].scores[score] ?? 0);
@@ -96,12 +76,11 @@ export const part: LearningPart = {
     const grpo = after('grpo', 'f1');
     const igpo = after('igpo', 'f1');
     const gap = 100 * (mean(igpo) - mean(grpo));
-    const usage = process.cpuUsage(cpuStart);
     return {
       metrics: { search_grpo_f1: grpo, search_igpo_f1: igpo },
       table,
       curves,
-      cpuSeconds: (usage.user + usage.system) / 1e6,
+      cpuSeconds: cpuSecondsSince(cpuStart),
       notes: [
         `Conditions: search QA over the generated encyclopedia (600 people per split; single-hop ` +
           `questions only; one search result of 80 characters; at most ${SEARCH_BENCH.loop.maxSteps} turns), a ` +
@@ -116,25 +95,6 @@ export const part: LearningPart = {
     };
   },
 };
-
-/** The run's valid-unseen F1 against cumulative env steps, the SFT start first. */
-function f1Curve(db: string, result: TrainResult, method: string, seed: number): LearningCurve {
-  const store = openStore(db, { readonly: true });
-  try {
-    const steps = new Map(store.metricSeries(result.runId, 'env_steps').map((p) => [p.iteration, p.value]));
-    const points = [{ envSteps: 0, value: result.before['valid-unseen'].scores.f1 ?? 0 }];
-    for (const p of store.metricSeries(result.runId, 'eval/valid-unseen/f1')) {
-      points.push({ envSteps: steps.get(p.iteration) ?? 0, value: p.value });
-    }
-    const last = store.lastCompleteIteration(result.runId);
-    if (last !== undefined && steps.get(last) !== points.at(-1)!.envSteps) {
-      points.push({ envSteps: steps.get(last)!, value: result.after['valid-unseen'].scores.f1 ?? 0 });
-    }
-    return { method, seed, metric: 'valid-unseen F1', points };
-  } finally {
-    store.close();
-  }
-}
 
 /**
  * Why IGPO missed its target: how good the start was, and whether the information gains told good
