@@ -12,8 +12,8 @@
 import { join } from 'node:path';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
-import { type TrainResult, train } from '../../src/training/trainer.ts';
-import type { LearningCurve, LearningPart, LearningPartResult } from './types.ts';
+import { cpuSecondsSince, type Measure, runMethods, sharedSft } from './shared.ts';
+import type { LearningPart, LearningPartResult } from './types.ts';
 
 /**
  * Tasks, agent, policy and RL settings every run shares (config as data). The tasks are the
@@ -63,57 +63,38 @@ const ENV_STEP_BUDGET = 1600;
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
+/** The figure this part reports: accuracy, the fraction of questions answered right. */
+const ACCURACY: Measure = { label: 'valid-unseen accuracy', metric: 'success', of: (e) => e.success };
+
 export const part: LearningPart = {
   name: 'agentflow',
   async run(ctx): Promise<LearningPartResult> {
     const cpuStart = process.cpuUsage();
     ctx.log('agentflow: SFT of the shared checkpoint (every role)');
-    const sft = await train(
-      {
-        ...AGENTFLOW_BENCH,
-        sft: AGENTFLOW_SFT,
-        iterations: 0,
-        db: join(ctx.dir, 'sft.db'),
-        runId: 'sft',
-        seed: 0,
-      },
-      { log: ctx.log, progress: false },
-    );
-    const checkpoint = sft.referenceCheckpoint;
+    const sft = await sharedSft(ctx, { ...AGENTFLOW_BENCH, sft: AGENTFLOW_SFT });
     ctx.log(
-      `agentflow: SFT checkpoint ${checkpoint}: valid-seen ${pct(sft.before['valid-seen'].success)}, ` +
+      `agentflow: SFT checkpoint ${sft.referenceCheckpoint}: valid-seen ${pct(sft.before['valid-seen'].success)}, ` +
         `valid-unseen ${pct(sft.before['valid-unseen'].success)}`,
     );
-
-    const runs: TrainResult[] = [];
-    const curves: LearningCurve[] = [];
+    const { results, curves } = await runMethods(ctx, {
+      part: 'agentflow',
+      base: AGENTFLOW_BENCH,
+      methods: ['flow-grpo'],
+      sft,
+      envStepBudget: ENV_STEP_BUDGET,
+      measure: ACCURACY,
+    });
+    const runs = results.get('flow-grpo')!;
     /** Per-iteration training figures of every run, for the diagnosis. */
     const trained: Record<'success_rate' | 'entropy' | 'advantage_abs_mean', number[]> = {
       success_rate: [],
       entropy: [],
       advantage_abs_mean: [],
     };
-    for (const seed of ctx.seeds) {
-      const db = join(ctx.dir, `flow-grpo-${seed}.db`);
-      ctx.log(`agentflow: flow-grpo, seed ${seed}`);
-      const result = await train(
-        {
-          ...AGENTFLOW_BENCH,
-          policy: { checkpoint },
-          sft: { enabled: false },
-          iterations: 1000,
-          envStepBudget: ENV_STEP_BUDGET,
-          seed,
-          db,
-          runId: `flow-grpo-${seed}`,
-        },
-        { log: (l) => ctx.log(`  ${l}`), progress: false },
-      );
-      runs.push(result);
-      curves.push(evalCurve(db, result, 'flow-grpo', seed));
-      const store = openStore(db, { readonly: true });
+    for (const [i, seed] of ctx.seeds.entries()) {
+      const store = openStore(join(ctx.dir, `flow-grpo-${seed}.db`), { readonly: true });
       for (const name of Object.keys(trained) as (keyof typeof trained)[]) {
-        trained[name].push(...store.metricSeries(result.runId, name).map((p) => p.value));
+        trained[name].push(...store.metricSeries(runs[i]!.runId, name).map((p) => p.value));
       }
       store.close();
     }
@@ -129,7 +110,7 @@ export const part: LearningPart = {
     const sftAcc = unseen('before').map((e) => e.success);
     const rlAcc = unseen('after').map((e) => e.success);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const cpuSeconds = (process.cpuUsage(cpuStart).user + process.cpuUsage(cpuStart).system) / 1e6;
+    const cpuSeconds = cpuSecondsSince(cpuStart);
     const gain = mean(rlAcc) - mean(sftAcc);
     const sftStart = sft.before;
     const diagnosis =
@@ -170,22 +151,3 @@ export const part: LearningPart = {
     };
   },
 };
-
-/** The run's valid-unseen accuracy against cumulative env steps, the SFT start first. */
-function evalCurve(db: string, result: TrainResult, method: string, seed: number): LearningCurve {
-  const store = openStore(db, { readonly: true });
-  try {
-    const steps = new Map(store.metricSeries(result.runId, 'env_steps').map((p) => [p.iteration, p.value]));
-    const points = [{ envSteps: 0, value: result.before['valid-unseen'].success }];
-    for (const p of store.metricSeries(result.runId, 'eval/valid-unseen/success')) {
-      points.push({ envSteps: steps.get(p.iteration) ?? 0, value: p.value });
-    }
-    const last = store.lastCompleteIteration(result.runId);
-    if (last !== undefined && steps.get(last) !== points.at(-1)!.envSteps) {
-      points.push({ envSteps: steps.get(last)!, value: result.after['valid-unseen'].success });
-    }
-    return { method, seed, metric: 'valid-unseen accuracy', points };
-  } finally {
-    store.close();
-  }
-}
