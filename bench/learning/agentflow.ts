@@ -2,12 +2,12 @@
  * Learning benchmark, AgentFlow part: the SFT planner vs the Flow-GRPO planner, on one mixed family
  * of tasks (search QA and code/math word problems, alternating by seed: evaluations hold both
  * halves). One SFT checkpoint trains every module (analyzer, planner, executor, verifier,
- * generator) on one tiny policy from gold replays; then, for every seed, Flow-GRPO trains the
+ * generator) on one small policy from gold replays; then, for every seed, Flow-GRPO trains the
  * planner from it (every module keeps running on that policy; only planner calls are trained)
  * at the same environment-step budget. Accuracy is the fraction of questions answered right.
  *
- * The SFT step budget is chosen on valid-seen (never on valid-unseen): weak enough that the
- * planner has room.
+ * The SFT budget was set from valid-seen only (never valid-unseen); at this size the policy stays
+ * weak after it (see the notes' diagnosis), so the planner has room, if it can use it.
  */
 import { join } from 'node:path';
 import { openStore } from '../../src/store/index.ts';
