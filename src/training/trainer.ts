@@ -401,6 +401,11 @@ async function trainOn(
     const after = { ...before };
     const lastIteration = store.lastCompleteIteration(runId);
     for (const split of lastIteration === undefined ? [] : EVAL_SPLITS) {
+      // A finished run resumed with nothing left to do keeps its stored evaluation (not a second one).
+      if (ran === 0 && store.metricSeries(runId, `after/${split}/success`).length > 0) {
+        after[split] = storedEval(store, runId, 'after', split);
+        continue;
+      }
       after[split] = await evaluate(policy, family, split, config.eval.tasks);
       store.writeMetrics(runId, lastIteration!, evalMetrics('after', after[split]));
     }

@@ -211,6 +211,17 @@ describe('household training', () => {
       /^<svg[\s\S]*polyline[\s\S]*<\/svg>\n$/,
     );
     expect(out).toMatch(/task type\s+seen before\s+seen after\s+unseen before\s+unseen after/);
+
+    // Resuming the finished run again has nothing to do: its stored evaluation comes back as it was.
+    const again = await train(
+      { ...JSON.parse(readFileSync(configFile, 'utf8')), db },
+      { ...quiet, resume: true },
+    );
+    expect(again.iterationsRun).toBe(0);
+    expect(again.after['valid-unseen'].success).toBe(json.after.success);
+    const reread = openStore(db, { readonly: true });
+    expect(reread.metricSeries('train', 'after/valid-unseen/success')).toHaveLength(1);
+    reread.close();
   });
 });
 
