@@ -9,8 +9,7 @@
  *
  * A few minutes on a laptop CPU.
  */
-import { pathToFileURL } from 'node:url';
-import { resultTable, type TrainConfigInput, train } from '../src/index.ts';
+import { isMain, runScenario, type TrainConfigInput } from '../src/index.ts';
 
 const config: TrainConfigInput = {
   env: 'search',
@@ -39,9 +38,4 @@ const config: TrainConfigInput = {
 
 export default config;
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const result = await train(config, { progress: true });
-  console.log(`\n${resultTable(result)}\n`);
-  console.log(`store: ${result.db}`);
-  console.log(`replay: npx stepwise view --db ${result.db}`);
-}
+if (isMain(import.meta.url)) await runScenario(config);

@@ -16,21 +16,21 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
   agentflowFamily,
   domainTokenizer,
+  isMain,
   openStore,
   Policy,
   PolicyServer,
   parseTrainConfig,
-  resultTable,
+  runScenario,
   runSft,
   SftConfig,
   sftSamples,
   type TrainConfigInput,
-  train,
 } from '../src/index.ts';
+import flowGrpo from './agentflow-flowgrpo.ts';
 
 const db = 'runs/agentflow-openai.db';
 const runId = 'agentflow-openai';
@@ -38,29 +38,8 @@ const runId = 'agentflow-openai';
 const sftDir = 'runs/agentflow-openai-sft';
 const servedModel = 'agentflow-sft';
 
-/** Every run of this scenario: the tasks, the policy and the RL settings. */
-const base = {
-  env: 'search',
-  agent: 'agentflow',
-  estimator: 'flow-grpo',
-  agentOptions: {
-    envs: ['search', 'codemath'],
-    envOptions: {
-      search: { kinds: ['single-hop'], topK: 2, snippetChars: 100 },
-      codemath: { kinds: ['product'], digits: 2 },
-    },
-    maxTurns: 2,
-  },
-  policy: { model: { width: 64, layers: 2, heads: 2, contextLength: 512 }, vocabSize: 512 },
-  sft: { tasks: 200, validTasks: 10, maxSteps: 400, batchSize: 16, learningRate: 3e-3, evalEvery: 100 },
-  groupSize: 8,
-  tasksPerIteration: 4,
-  iterations: 4,
-  ppo: { miniBatchSize: 16, learningRate: 2e-4 },
-  eval: { every: 2, tasks: 12 },
-  db,
-  runId,
-} satisfies TrainConfigInput;
+/** Every run of this scenario: the tasks, the policy and the RL settings of agentflow-flowgrpo. */
+const base = { ...flowGrpo, db, runId } satisfies TrainConfigInput;
 
 /** SFT of every AgentFlow role on one fresh policy, saved to `dir` (skipped when it is there). */
 async function sftCheckpoint(dir: string): Promise<string> {
@@ -152,9 +131,4 @@ let config: TrainConfigInput | undefined;
 config = await makeConfig();
 export default config;
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const result = await train(config, { progress: true });
-  console.log(`\n${resultTable(result)}\n`);
-  console.log(`store: ${result.db}`);
-  console.log(`replay: npx stepwise view --db ${result.db}`);
-}
+if (isMain(import.meta.url)) await runScenario(config);
