@@ -20,7 +20,7 @@ export const HOUSEHOLD_BENCH = {
 const METHODS = ['grpo', 'gigpo', 'hgpo'] as const;
 
 /** Environment steps each RL run may use (all rollouts, dropped groups included). */
-const ENV_STEP_BUDGET = 384;
+const ENV_STEP_BUDGET = 768;
 
 export const part: LearningPart = {
   name: 'household',
