@@ -159,7 +159,7 @@ function report(file: LearningFile): string {
     }
     lines.push(`### ${name}\n`);
     lines.push(
-      `\`${part.command}\` at commit \`${part.commit}\` (${part.date.slice(0, 10)}), seeds ${part.seeds.join(', ')}, ${(part.cpuSeconds / 60).toFixed(1)} CPU-minutes.\n`,
+      `\`${part.command}\` at commit \`${part.commit}\` (${part.date.slice(0, 10)}), seeds ${part.seeds.join(', ')}, ${(part.cpuSeconds / 60).toFixed(1)} CPU-minutes in the recording process (runs resumed from \`--scratch\` count only what was redone).\n`,
     );
     const columns = [...new Set(part.table.flatMap((r) => Object.keys(r.columns)))];
     lines.push(`| method | ${columns.join(' | ')} |`, `|---|${columns.map(() => '---|').join('')}`);
