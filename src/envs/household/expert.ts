@@ -70,7 +70,9 @@ export class HouseholdExpert implements Expert<HouseholdTask> {
 
     if (type === 'look_at_obj_in_light') {
       fetch(candidates[0]!);
-      const lamp = this.options.explore ? seek(LAMP, LAMP_PLACES) : world.objects.find((o) => o.kind === LAMP)!;
+      const lamp = this.options.explore
+        ? seek(LAMP, LAMP_PLACES)
+        : world.objects.find((o) => o.kind === LAMP)!;
       goTo(lamp.at);
       actions.push(`use ${lamp.name}`);
     } else if (type === 'pick_two_obj_and_place') {
