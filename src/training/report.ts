@@ -90,6 +90,7 @@ export function lineChartSvg(options: { title: string; xLabel: string; series: C
   const y = (v: number) => pad.top + (1 - Math.min(1, Math.max(0, v))) * (H - pad.top - pad.bottom);
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<title>${escapeXml(options.title)}</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="18" text-anchor="middle">${escapeXml(options.title)}</text>`,
   ];
