@@ -141,8 +141,8 @@ export const part: LearningPart = {
           `2-digit numbers, alternating by seed), AgentFlow with every module on one policy (width 64, ` +
           `2 layers, 512-token context, 512-token vocabulary), at most ${AGENTFLOW_BENCH.agentOptions.maxTurns} ` +
           `turns, memory records cut to 240 characters, search top-2 with 100-character snippets; ` +
-          `SFT ${sft.sft?.steps ?? 0} steps on the gold replays of ${AGENTFLOW_SFT.tasks} train tasks, every role ` +
-          `(valid loss ${sft.sft?.validLoss.toFixed(3)}); Flow-GRPO: G = ${AGENTFLOW_BENCH.groupSize}, ` +
+          `SFT (at most ${AGENTFLOW_SFT.maxSteps} steps${sft.sft ? `, ran ${sft.sft.steps}, valid loss ${sft.sft.validLoss.toFixed(3)}` : ''}) ` +
+          `on the gold replays of ${AGENTFLOW_SFT.tasks} train tasks, every role; Flow-GRPO: G = ${AGENTFLOW_BENCH.groupSize}, ` +
           `${AGENTFLOW_BENCH.tasksPerIteration} tasks per iteration, ${ENV_STEP_BUDGET} environment steps ` +
           `(module calls) per run, planner calls trained only; evaluation greedy on ` +
           `${AGENTFLOW_BENCH.eval.tasks} tasks per split. Gain on valid-unseen: ${(100 * gain).toFixed(1)} points. ` +
