@@ -11,7 +11,7 @@
  */
 import { isMain, runScenario, type TrainConfigInput } from '../src/index.ts';
 
-const config: TrainConfigInput = {
+const config = {
   env: 'search',
   agent: 'agentflow',
   estimator: 'flow-grpo',
@@ -34,7 +34,7 @@ const config: TrainConfigInput = {
   eval: { every: 2, tasks: 12 },
   db: 'runs/agentflow-flowgrpo.db',
   runId: 'agentflow-flowgrpo',
-};
+} satisfies TrainConfigInput;
 
 export default config;
 

@@ -10,27 +10,24 @@
  * weak after it (see the notes' diagnosis), so the planner has room, if it can use it.
  */
 import { join } from 'node:path';
+import flowGrpo from '../../scenarios/agentflow-flowgrpo.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
 import { cpuSecondsSince, type Measure, runMethods, sharedSft } from './shared.ts';
 import type { LearningPart, LearningPartResult } from './types.ts';
 
 /**
- * Tasks, agent, policy and RL settings every run shares (config as data). The tasks are the
+ * Tasks, agent, policy and RL settings every run shares: the agentflow-flowgrpo scenario's. The tasks are the
  * one-tool-call kinds (single-hop questions, products of two 2-digit numbers): a policy this small
  * must first learn to copy names and numbers from its prompt, which longer kinds bury.
  */
 export const AGENTFLOW_BENCH = {
-  env: 'search',
-  agent: 'agentflow',
-  estimator: 'flow-grpo',
+  env: flowGrpo.env,
+  agent: flowGrpo.agent,
+  estimator: flowGrpo.estimator,
   agentOptions: {
-    envs: ['search', 'codemath'],
-    envOptions: {
-      search: { kinds: ['single-hop'], topK: 2, snippetChars: 100 },
-      codemath: { kinds: ['product'], digits: 2 },
-    },
-    maxTurns: 2,
+    ...flowGrpo.agentOptions,
+    // Shorter replies than the scenario's caps: every module's prompt and reply fit 512 tokens.
     sampling: {
       analyzer: { maxTokens: 32 },
       planner: { maxTokens: 64 },
@@ -39,12 +36,12 @@ export const AGENTFLOW_BENCH = {
       generator: { maxTokens: 24 },
     },
   },
-  policy: { model: { width: 64, layers: 2, heads: 2, contextLength: 512 }, vocabSize: 512 },
+  policy: flowGrpo.policy,
   loop: { temperature: 1 },
-  groupSize: 8,
-  tasksPerIteration: 4,
+  groupSize: flowGrpo.groupSize,
+  tasksPerIteration: flowGrpo.tasksPerIteration,
   eval: { every: 2, split: 'valid-unseen', tasks: 24 },
-  ppo: { miniBatchSize: 16, learningRate: 2e-4 },
+  ppo: flowGrpo.ppo,
 } satisfies TrainConfigInput;
 
 /** SFT of the shared checkpoint (all roles), chosen on valid-seen. */
