@@ -127,10 +127,14 @@ export async function buildTrainingStore(dir: string, hooks: TrainHooks = quiet)
     sft: { tasks: 24, validTasks: 4, maxSteps: 40, batchSize: 16, learningRate: 1e-2, evalEvery: 20 },
   });
   // IGPO's gains need a rollout that searches, then answers; the tiny policy's first iterations may
-  // have none, so it trains on (a few iterations at most) until one does.
-  for (let more = 0; more < 3 && !hasGainAndSearch(db); more++) {
+  // have none (training is not bit-reproducible, so neither is when one appears): it trains on, an
+  // iteration at a time, until one does, and says so plainly if none ever does.
+  for (let more = 0; more < 8 && !hasGainAndSearch(db); more++) {
     const config = resumeConfig(db, RUNS.igpo, 1, join(dir, 'checkpoints', RUNS.igpo));
     await train(config, { ...hooks, resume: true });
+  }
+  if (!hasGainAndSearch(db)) {
+    throw new Error(`training store: the IGPO run never searched and answered in ${db}; raise its SFT`);
   }
   await run(RUNS.flowGrpo, {
     env: 'search',
