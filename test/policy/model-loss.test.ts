@@ -1,7 +1,7 @@
 // The policy loss against values worked by hand from ALGORITHMS.md "The policy loss".
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { Graph } from '../../src/policy/graph/index.ts';
+import { Graph, grad } from '../../src/policy/graph/index.ts';
 import { LossConfig, lossTerms } from '../../src/policy/model/loss.ts';
 
 interface Case {
@@ -13,8 +13,14 @@ interface Case {
   entropy?: number[][];
 }
 
-/** Run the loss graph (float64) on per-token values; returns loss, kl, entropy, clipFraction. */
-async function runLoss(c: Case, cfg: Partial<LossConfig>): Promise<Record<string, number>> {
+/**
+ * Run the loss graph (float64) on per-token values; returns loss, kl, entropy, clipFraction and
+ * dLoss/dlp, the gradient of the loss with respect to each token's new log-prob (row-major).
+ */
+async function runLoss(
+  c: Case,
+  cfg: Partial<LossConfig>,
+): Promise<Record<'loss' | 'kl' | 'entropy' | 'clipFraction', number> & { dlp: number[] }> {
   const config = LossConfig.parse(cfg);
   const B = c.lp.length;
   const T = c.lp[0]!.length;
@@ -30,6 +36,7 @@ async function runLoss(c: Case, cfg: Partial<LossConfig>): Promise<Record<string
   };
   const out = lossTerms(t, config);
   for (const [k, v] of Object.entries(out)) g.output(k, v);
+  g.output('dlp', grad(out.loss, [t.logprobs])[0]!);
   const s = await ort.InferenceSession.create(g.toOnnx());
   const zeros = c.lp.map((r) => r.map(() => 0));
   const feed = (rows: number[][] | undefined) =>
@@ -42,7 +49,14 @@ async function runLoss(c: Case, cfg: Partial<LossConfig>): Promise<Record<string
     mask: feed(c.mask),
     tokenEntropy: feed(c.entropy),
   });
-  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number((v.data as Float64Array)[0])]));
+  const first = (k: string) => Number((r[k]!.data as Float64Array)[0]);
+  return {
+    loss: first('loss'),
+    kl: first('kl'),
+    entropy: first('entropy'),
+    clipFraction: first('clipFraction'),
+    dlp: Array.from(r.dlp!.data as Float64Array),
+  };
 }
 
 const ln = Math.log;
@@ -66,18 +80,60 @@ describe('policy loss (hand-worked values)', () => {
     expect(r.clipFraction).toBeCloseTo(2 / 5, 10);
   });
 
-  it('uses clipLow and clipHigh separately and clipC as the dual bound', async () => {
-    const lp = [-1, -1, -1];
-    const ratios = [2, 0.1, 10];
-    const old = lp.map((x, i) => x - ln(ratios[i]!));
+  // Each bound alone, with an asymmetric range (Flow-GRPO's is), so that swapping clipLow and
+  // clipHigh changes the loss, the clip fraction and the gradient. Range [1 - 0.1, 1 + 0.3].
+  const asymmetric = { ...noExtras, clipLow: 0.1, clipHigh: 0.3, clipC: 3 };
+  /** old = lp - ln(ratio), so that exp(lp - old) is the given ratio. */
+  const withRatios = (lp: number[], ratios: number[]) => lp.map((x, i) => x - ln(ratios[i]!));
+
+  it('clipHigh alone bounds the ratio of A > 0 tokens from above; their gradient is zero beyond it', async () => {
+    const ratios = [1.05, 1.2, 1.5, 0.5];
+    const lp = [-1, -1.5, -2, -0.5];
     const r = await runLoss(
-      { lp: [lp], old: [old], adv: [[1, -1, -2]], mask: [[1, 1, 1]] },
-      { ...noExtras, clipLow: 0.1, clipHigh: 0.28, clipC: 2 },
+      { lp: [lp], old: [withRatios(lp, ratios)], adv: [[1, 1, 1, 1]], mask: [[1, 1, 1, 1]] },
+      asymmetric,
     );
-    //  A=1,  r=2:   max(-2, -1.28) = -1.28
-    //  A=-1, r=0.1: max(0.1, 0.9) = 0.9; dual min(0.9, 2) = 0.9
-    //  A=-2, r=10:  max(20, 2.56) = 20;  dual min(20, 4) = 4
-    expect(r.loss).toBeCloseTo((-1.28 + 0.9 + 4) / 3, 10);
+    // A = 1, per token max(-r, -clip(r, 0.9, 1.3)):
+    //  r=1.05: -1.05;  r=1.2: -1.2 (inside 1 + clipHigh, though past 1 + clipLow);
+    //  r=1.5: -1.3 (clipped);  r=0.5: -0.5 (below 1 - clipLow, which never binds for A > 0)
+    expect(r.loss).toBeCloseTo((-1.05 - 1.2 - 1.3 - 0.5) / 4, 10);
+    expect(r.clipFraction).toBeCloseTo(1 / 4, 10);
+    // d/dlp of -A * exp(lp - old) is -A * ratio (over 4 tokens); nothing flows through the clip.
+    const want = [-1.05 / 4, -1.2 / 4, 0, -0.5 / 4];
+    for (const [i, g] of r.dlp.entries()) expect(g, `token ${i}`).toBeCloseTo(want[i]!, 10);
+  });
+
+  it('clipLow alone bounds the ratio of A < 0 tokens from below; their gradient is zero beyond it', async () => {
+    const ratios = [0.95, 0.8, 0.5, 1.5];
+    const lp = [-1, -1.5, -2, -0.5];
+    const r = await runLoss(
+      { lp: [lp], old: [withRatios(lp, ratios)], adv: [[-1, -1, -1, -1]], mask: [[1, 1, 1, 1]] },
+      asymmetric,
+    );
+    // A = -1, per token max(r, clip(r, 0.9, 1.3)), then min(., clipC = 3):
+    //  r=0.95: 0.95;  r=0.8: 0.9 (clipped, though inside 1 - clipHigh);  r=0.5: 0.9 (clipped);
+    //  r=1.5: 1.5 (above 1 + clipHigh, which never binds for A < 0; under the dual bound 3)
+    expect(r.loss).toBeCloseTo((0.95 + 0.9 + 0.9 + 1.5) / 4, 10);
+    expect(r.clipFraction).toBeCloseTo(2 / 4, 10);
+    const want = [0.95 / 4, 0, 0, 1.5 / 4];
+    for (const [i, g] of r.dlp.entries()) expect(g, `token ${i}`).toBeCloseTo(want[i]!, 10);
+  });
+
+  it('the dual clip caps A < 0 losses at -A * clipC, with a zero gradient there, and leaves A > 0 alone', async () => {
+    const ratios = [2, 5, 0.1];
+    const lp = [-1, -1, -1];
+    const r = await runLoss(
+      { lp: [lp], old: [withRatios(lp, ratios)], adv: [[-2, -2, 1]], mask: [[1, 1, 1]] },
+      asymmetric,
+    );
+    //  A=-2, r=2:   max(4, 2.6) = 4;   min(4, 6) = 4 (under the dual bound)
+    //  A=-2, r=5:   max(10, 2.6) = 10; min(10, 6) = 6 (dual-clipped)
+    //  A=1,  r=0.1: max(-0.1, -0.9) = -0.1 (no dual bound for A > 0: min(-0.1, -3) would be -3)
+    expect(r.loss).toBeCloseTo((4 + 6 - 0.1) / 3, 10);
+    // PPO's clip fraction counts the ratio clip only: here the clipped term never won.
+    expect(r.clipFraction).toBe(0);
+    const want = [4 / 3, 0, -0.1 / 3];
+    for (const [i, g] of r.dlp.entries()) expect(g, `token ${i}`).toBeCloseTo(want[i]!, 10);
   });
 
   it('adds the k3 KL to the reference, clamped at 10, and subtracts the entropy bonus', async () => {
