@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PythonPool } from '../../src/tools/python/pool.ts';
 import { detectProtection } from '../../src/tools/python/sandbox.ts';
 import { PythonTool } from '../../src/tools/python/tool.ts';
+import { inCI, installed } from '../ci.ts';
 
 const CLI = join(import.meta.dirname, '../../bin/stepwise.js');
 function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
@@ -84,6 +85,14 @@ describe('python tool', () => {
     const p = detectProtection();
     expect(['bubblewrap', 'in-process']).toContain(p.level);
     expect(p.summary).toMatch(/python sandbox/);
+  });
+
+  // CI installs bubblewrap: there a probe that fails (and falls back to the weaker mode) is a bug.
+  const bwrapExpected = inCI && installed('bwrap') && process.env.STEPWISE_SANDBOX !== 'in-process';
+  it.runIf(bwrapExpected)('uses bubblewrap when CI=true and bwrap is installed', () => {
+    const p = detectProtection();
+    expect(p.level, `fell back to in-process: ${p.reason}`).toBe('bubblewrap');
+    expect(p.summary).toMatch(/bubblewrap/);
   });
 });
 

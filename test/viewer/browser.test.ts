@@ -12,11 +12,12 @@ import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import { openStore, type StepDetail, type TrajectoryStore } from '../../src/store/index.ts';
 import { train } from '../../src/training/trainer.ts';
 import { startViewer, type Viewer } from '../../src/viewer/server.ts';
+import { inCI } from '../ci.ts';
 import { CHROMIUM, hasChromium, launchChromium } from './chromium.ts';
 import { copyStore, RUNS, resumeConfig, sharedTrainingStore } from './training-store.ts';
 
 const chromiumFound = hasChromium();
-if (!chromiumFound) {
+if (!chromiumFound && !inCI) {
   console.warn(
     `viewer browser tests skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium; CI does)`,
   );
@@ -27,6 +28,13 @@ const ARTIFACTS = 'test-artifacts';
 /** The page's number format (src/viewer/page/data.ts). */
 const fmt = (v: number | null | undefined, digits = 3) =>
   v === null || v === undefined ? '–' : Number.isInteger(v) ? String(v) : v.toFixed(digits);
+
+// CI installs Chromium: there a missing browser is a failure, not a skipped file.
+it.runIf(inCI)('Chromium is installed (CI=true)', () => {
+  expect(chromiumFound, `no Chromium at ${CHROMIUM}; CI must install it (apt-get install -y chromium)`).toBe(
+    true,
+  );
+});
 
 describe.skipIf(!chromiumFound)('viewer pages in Chromium', () => {
   let dir: string;
