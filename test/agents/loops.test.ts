@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { PolicyChatModel } from '../../src/agents/chat/index.ts';
 import {
   agentEnvMaker,
@@ -27,6 +27,45 @@ afterAll(async () => {
 });
 
 const think = (action: string) => `<think>I will ${action}.</think><action>${action}</action>`;
+
+/**
+ * A fake clock for the loops' time limit (Date and timers): time passes only when the test says so,
+ * so what happens at the limit does not depend on how fast this machine runs the steps before it.
+ */
+function fakeClock() {
+  vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+  const started = new Map<number, () => void>();
+  const reached = new Map<number, Promise<void>>();
+  const signal = (call: number) => {
+    if (!reached.has(call)) reached.set(call, new Promise((r) => started.set(call, r)));
+    return reached.get(call)!;
+  };
+  return {
+    /** A model call that takes `ms` on the fake clock; the test learns that it has begun. */
+    sleepAfter(call: number, ms: number): Promise<void> {
+      void signal(call);
+      started.get(call)!();
+      return new Promise((r) => setTimeout(r, ms));
+    },
+    /** Resolves once model call `call` has begun (the loop's timer for it is set by then). */
+    reached: signal,
+    /** Moves the clock on, firing the timers due, then lets the promises they settle run. */
+    async advance(ms: number): Promise<void> {
+      await vi.advanceTimersByTimeAsync(ms);
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    },
+    restore: () => vi.useRealTimers(),
+  };
+}
+
+/** A promise with a flag saying whether it has settled yet. */
+function settles<T>(promise: Promise<T>): { promise: Promise<T>; settled(): boolean } {
+  let done = false;
+  const p = promise.finally(() => {
+    done = true;
+  });
+  return { promise: p, settled: () => done };
+}
 
 describe('household prompt and response format', () => {
   it('a response needs <think>...</think> and then <action>...</action>', () => {
@@ -157,17 +196,31 @@ describe('household loop', () => {
   });
 
   it('stops at the time limit, keeping the steps finished before it', async () => {
-    const slow = new ScriptedModel(async (_, call) => {
-      if (call >= 2) await new Promise((r) => setTimeout(r, 2_000));
-      return think('look');
-    });
-    const started = Date.now();
-    const t = await runHousehold(new HouseholdEnv() as never, slow, { task, seed: 1 }, { timeLimitMs: 300 });
-    expect(Date.now() - started).toBeLessThan(1_900); // the slow call was abandoned, not awaited
-    expect(t.outcome).toBe('time_limit');
-    expect(t.steps.length).toBe(2);
-    expect(t.steps[1]!.done).toBe(true);
-    expect(slow.calls[2]!.options.signal?.aborted).toBe(true);
+    const clock = fakeClock();
+    try {
+      // Calls 0 and 1 answer at once (no time passes on the fake clock, however busy the machine);
+      // call 2 would take 2 s.
+      const slow = new ScriptedModel(async (_, call) => {
+        if (call >= 2) await clock.sleepAfter(call, 2_000);
+        return think('look');
+      });
+      const run = settles(
+        runHousehold(new HouseholdEnv() as never, slow, { task, seed: 1 }, { timeLimitMs: 300 }),
+      );
+      await clock.reached(2);
+      await clock.advance(299);
+      expect(run.settled()).toBe(false);
+      // At 300 ms the slow call is abandoned, not awaited (its 2 s are far from over).
+      await clock.advance(1);
+      expect(run.settled()).toBe(true);
+      const t = await run.promise;
+      expect(t.outcome).toBe('time_limit');
+      expect(t.steps.length).toBe(2);
+      expect(t.steps[1]!.done).toBe(true);
+      expect(slow.calls[2]!.options.signal?.aborted).toBe(true);
+    } finally {
+      clock.restore();
+    }
   });
 
   it('runs on an untrained local policy: token-exact steps, and a group samples differently', async () => {
@@ -307,14 +360,26 @@ describe('search loop', () => {
   });
 
   it('stops at the time limit mid-conversation', async () => {
-    const { env, tools } = makeEnv('search');
-    const model = new ScriptedModel(async (_, call) => {
-      if (call === 1) await new Promise((r) => setTimeout(r, 2_000));
-      return `<search>${task.payload.queries![0]}</search>`;
-    });
-    const t = await runSearch(env as never, model, { task, seed: 1, tools }, { timeLimitMs: 300 });
-    expect(t.outcome).toBe('time_limit');
-    expect(t.steps.map((s) => [s.valid, s.done, s.audit.length])).toEqual([[true, true, 1]]);
+    const clock = fakeClock();
+    try {
+      const { env, tools } = makeEnv('search');
+      const model = new ScriptedModel(async (_, call) => {
+        if (call === 1) await clock.sleepAfter(call, 2_000);
+        return `<search>${task.payload.queries![0]}</search>`;
+      });
+      const run = settles(runSearch(env as never, model, { task, seed: 1, tools }, { timeLimitMs: 300 }));
+      await clock.reached(1);
+      await clock.advance(299);
+      expect(run.settled()).toBe(false);
+      await clock.advance(1);
+      expect(run.settled()).toBe(true);
+      const t = await run.promise;
+      expect(t.outcome).toBe('time_limit');
+      expect(t.steps.map((s) => [s.valid, s.done, s.audit.length])).toEqual([[true, true, 1]]);
+      expect(model.calls[1]!.options.signal?.aborted).toBe(true);
+    } finally {
+      clock.restore();
+    }
   });
 
   it('a failing model fails the rollout, after the trajectories in flight end', async () => {
