@@ -1,6 +1,6 @@
 // The server against the official openai client, on a real localhost port.
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Policy } from '../../src/policy/policy.ts';
 import { PolicyServer } from '../../src/serve/index.ts';
 import { PYTHON_TOOL, TOOL_REPLY, toolCallingPolicy } from '../agents/chat-helpers.ts';
@@ -234,23 +234,39 @@ describe('stepwise serve', () => {
   });
 
   it('batches concurrent requests into shared decodes', async () => {
-    // Generous waits: on a busy machine eight requests may take a while to arrive.
-    const patient = new PolicyServer(policy, {
-      port: 0,
-      modelId: model,
-      batchWaitMs: 300,
-      batchMaxWaitMs: 3000,
-    });
+    // Counts, not timing: a first request's decode is held until eight more requests are queued
+    // behind it, however long they take to arrive; the eight then decode together as one batch.
+    const patient = new PolicyServer(policy, { port: 0, modelId: model });
     const c = new OpenAI({ baseURL: await patient.listen(), apiKey: 'unused', maxRetries: 0 });
+    const batcher = patient.model.batcher;
+    const generate = policy.generate.bind(policy);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    // Both spies call the real methods: the first decode just starts once released.
+    const decodes = vi.spyOn(policy, 'generate').mockImplementationOnce(async (...args) => {
+      await held;
+      return generate(...args);
+    });
+    const submitted = vi.spyOn(batcher, 'submit');
+    const ask = (i: number) => c.chat.completions.create({ model, messages: user(`q${i}`), max_tokens: 4 });
+    const until = async (done: () => boolean) => {
+      while (!done()) await new Promise((r) => setTimeout(r, 10));
+    };
     try {
-      const rs = await Promise.all(
-        Array.from({ length: 8 }, (_, i) =>
-          c.chat.completions.create({ model, messages: user(`q${i}`), max_tokens: 4 }),
-        ),
-      );
-      expect(rs).toHaveLength(8);
-      expect(patient.model.batcher.stats).toEqual({ batches: 1, rows: 8 });
+      const first = ask(0);
+      await until(() => decodes.mock.calls.length === 1);
+      const rest = Array.from({ length: 8 }, (_, i) => ask(i + 1));
+      await until(() => submitted.mock.calls.length === 9);
+      release();
+      const rs = await Promise.all([first, ...rest]);
+      expect(rs).toHaveLength(9);
+      for (const r of rs) expect(r.choices[0]!.message.content).toEqual(expect.any(String));
+      expect(batcher.stats).toEqual({ batches: 2, rows: 9 });
+      expect(decodes.mock.calls.map(([prompts]) => prompts.length)).toEqual([1, 8]);
     } finally {
+      release();
+      decodes.mockRestore();
+      submitted.mockRestore();
       await patient.close();
     }
   });
