@@ -49,7 +49,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const tool = () => new PythonTool({ pool, limits: { timeMs: LIMIT_MS, outputChars: 2_000 } });
+const tool = (timeMs = LIMIT_MS) => new PythonTool({ pool, limits: { timeMs, outputChars: 2_000 } });
 
 describe('python tool', () => {
   it('runs code, prints, keeps state within a trajectory and resets between them', async () => {
@@ -100,6 +100,11 @@ describe('python tool', () => {
 interface Hostile {
   name: string;
   code: () => string;
+  /**
+   * The case's own time limit, for a case that checks something other than the limit and must not
+   * depend on how fast a busy machine runs it (default LIMIT_MS, on the corpus's shared tool).
+   */
+  timeMs?: number;
   check?: (r: {
     ok: boolean;
     output: string;
@@ -200,8 +205,10 @@ const HOSTILE: Hostile[] = [
     code: () => 'import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1)\nf(0)',
   },
   {
+    // 1.6 MB of output: about a second to print here, so it gets a limit it cannot reach.
     name: 'huge output',
     code: () => 'for i in range(20000):\n    print("spam" * 20)',
+    timeMs: 60_000,
     check: (r) => {
       expect(r.error).toBeUndefined();
       expect(r.ok).toBe(true);
@@ -231,21 +238,27 @@ describe('python hostile corpus: contained, on time, and the next call works', (
   });
   for (const h of HOSTILE) {
     it(h.name, async () => {
-      await t.warm();
-      const r = await t.execute({ code: h.code() });
-      expect(r.durationMs).toBeLessThanOrEqual(LIMIT_MS * 1.5);
-      if (!r.ok) {
-        expect(r.errorKind).toBeDefined();
-        expect(r.error?.length).toBeGreaterThan(0);
+      const own = h.timeMs === undefined ? undefined : tool(h.timeMs);
+      const runner = own ?? t;
+      try {
+        await runner.warm();
+        const r = await runner.execute({ code: h.code() });
+        expect(r.durationMs).toBeLessThanOrEqual((h.timeMs ?? LIMIT_MS) * 1.5);
+        if (!r.ok) {
+          expect(r.errorKind).toBeDefined();
+          expect(r.error?.length).toBeGreaterThan(0);
+        }
+        noSecret(r);
+        h.check?.(r);
+        const next = await runner.execute({ code: 'print(sum(range(10)))' });
+        expect(next.output).toMatch(/45\n$/);
+        expect(next.ok).toBe(true);
+        for (let i = 1; i <= 5; i++) expect(existsSync(join(dir, `pwned-${i}`))).toBe(false);
+        expect(readFileSync(secretFile, 'utf8')).toBe(SECRET);
+        expect(connections).toEqual([]);
+      } finally {
+        await own?.close();
       }
-      noSecret(r);
-      h.check?.(r);
-      const next = await t.execute({ code: 'print(sum(range(10)))' });
-      expect(next.output).toMatch(/45\n$/);
-      expect(next.ok).toBe(true);
-      for (let i = 1; i <= 5; i++) expect(existsSync(join(dir, `pwned-${i}`))).toBe(false);
-      expect(readFileSync(secretFile, 'utf8')).toBe(SECRET);
-      expect(connections).toEqual([]);
     });
   }
 });
