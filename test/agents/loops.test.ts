@@ -42,7 +42,7 @@ function fakeClock() {
   };
   return {
     /** A model call that takes `ms` on the fake clock; the test learns that it has begun. */
-    sleepAfter(call: number, ms: number): Promise<void> {
+    slowCall(call: number, ms: number): Promise<void> {
       void signal(call);
       started.get(call)!();
       return new Promise((r) => setTimeout(r, ms));
@@ -201,7 +201,7 @@ describe('household loop', () => {
       // Calls 0 and 1 answer at once (no time passes on the fake clock, however busy the machine);
       // call 2 would take 2 s.
       const slow = new ScriptedModel(async (_, call) => {
-        if (call >= 2) await clock.sleepAfter(call, 2_000);
+        if (call >= 2) await clock.slowCall(call, 2_000);
         return think('look');
       });
       const run = settles(
@@ -364,7 +364,7 @@ describe('search loop', () => {
     try {
       const { env, tools } = makeEnv('search');
       const model = new ScriptedModel(async (_, call) => {
-        if (call === 1) await clock.sleepAfter(call, 2_000);
+        if (call === 1) await clock.slowCall(call, 2_000);
         return `<search>${task.payload.queries![0]}</search>`;
       });
       const run = settles(runSearch(env as never, model, { task, seed: 1, tools }, { timeLimitMs: 300 }));
