@@ -62,7 +62,7 @@ export function registerTrain(program: Command): void {
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const { parseTrainConfig } = await import('../../training/config.ts');
       const { train } = await import('../../training/trainer.ts');
-      const { reportRun } = await import('../../training/scenario.ts');
+      const { reportRun } = await import('../scenario.ts');
       const { HOUSEHOLD_DEFAULT } = await import('../../training/presets.ts');
       // No config: the embedded default (what `npm start` runs).
       const input: Record<string, unknown> =
@@ -80,7 +80,11 @@ export function registerTrain(program: Command): void {
       }
       // Checked before any work: a bad config names its field here.
       parseTrainConfig(input);
-      const result = await train(input, { resume: flags.resume, progress: flags.progress !== false });
+      const { progressBars } = await import('../progress.ts');
+      const result = await train(input, {
+        resume: flags.resume,
+        onProgress: flags.progress === false ? undefined : progressBars(),
+      });
       await reportRun(result, input, { summary: flags.summary });
     });
 }
