@@ -3,9 +3,9 @@
  * the details that explain it (stored for the viewer), and the steps to train with their advantages.
  */
 import { groupTrajectories, type Trajectory } from '../agents/record.ts';
+import { rowDetails } from '../credit/details.ts';
 import { estimators } from '../credit/estimators.ts';
-import { rowDetails } from '../credit/jsonl.ts';
-import type { AdvantageRecord, GroupInput, Json } from '../store/types.ts';
+import type { AdvantageRecord, GroupInput } from '../store/types.ts';
 import type { RunContext } from './context.ts';
 import { creditRows } from './family.ts';
 
@@ -43,14 +43,10 @@ export async function assignCredit(
   const credit = estimators[config.estimator].run(rows, config.estimatorOptions);
   const records = new Map<string, AdvantageRecord>();
   for (const [i, r] of rows.entries()) {
-    const details = rowDetails(credit.details, i) as Record<string, Json>;
-    // the weights' exponent, so that the viewer can show each level's weight
-    if (config.estimator === 'hgpo')
-      details.alpha = (config.estimatorOptions.alpha as number | undefined) ?? 1;
     records.set(stepKey(r.groupId, r.trajectoryId, r.stepIndex), {
       estimator: config.estimator,
       value: credit.advantages[i]!,
-      details,
+      details: rowDetails(credit.details, i),
     });
   }
   const recordOf = (groupId: string, trajectoryId: string, stepIndex: number) =>

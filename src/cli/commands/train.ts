@@ -1,6 +1,8 @@
-// `stepwise train [config] [--estimator ...] [--iterations N] [--device cpu|cuda] [--db runs/<name>.db]
-// [--resume] [--seed N] [--summary <file>]`: SFT warm-start, the RL iterations, the before/after
-// table, a learning-curve SVG beside the store, and optionally the summary as JSON.
+/**
+ * `stepwise train [config] [--estimator ...] [--iterations N] [--device cpu|cuda] [--db runs/<name>.db]
+ * [--resume] [--seed N] [--summary <file>]`: SFT warm-start, the RL iterations, the before/after
+ * table, a learning-curve SVG beside the store, and optionally the summary as JSON.
+ */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
