@@ -64,18 +64,22 @@ export interface TrainHooks extends FamilyHooks {
   log?: (line: string) => void;
 }
 
-/** One run's shared state, passed to each phase instead of a list of positional arguments. */
-export interface RunContext {
+/** What a run has before its policies exist: what its start (SFT or resume) works with. */
+export interface RunBase {
   config: TrainConfig;
   store: TrajectoryStore;
   family: TaskFamily;
   hooks: TrainHooks;
+  log: (line: string) => void;
+  progress: (event: ProgressEvent) => void;
+}
+
+/** One run's shared state, passed to each phase instead of a list of positional arguments. */
+export interface RunContext extends RunBase {
   /** The policy being trained. */
   policy: Policy;
   /** The frozen reference (the SFT checkpoint) the KL term is measured against. */
   reference: Policy;
-  log: (line: string) => void;
-  progress: (event: ProgressEvent) => void;
 }
 
 export const mean = (xs: ArrayLike<number>): number => {

@@ -8,10 +8,9 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Split } from '../envs/types.ts';
 import { Policy } from '../policy/policy.ts';
-import type { TrajectoryStore } from '../store/index.ts';
 import type { Json } from '../store/types.ts';
 import { type TrainConfig, TrainConfigError } from './config.ts';
-import type { TrainHooks } from './context.ts';
+import type { RunBase } from './context.ts';
 import type { Demonstrated, TaskFamily } from './family.ts';
 import { domainTokenizer, keptByRole, runSft, type SftResult, sftSamples } from './sft.ts';
 
@@ -23,26 +22,21 @@ export interface Start {
   sft?: SftResult;
 }
 
-export async function startRun(
-  config: TrainConfig,
-  store: TrajectoryStore,
-  family: TaskFamily,
-  hooks: TrainHooks,
-  log: (line: string) => void,
-): Promise<Start> {
+export async function startRun(base: RunBase): Promise<Start> {
+  const { config, store } = base;
   const existing = store.run(config.runId);
-  if (existing && !hooks.resume) {
+  if (existing && !base.hooks.resume) {
     throw new Error(
       `run '${config.runId}' is already in ${config.db}; pass --resume to continue it, or choose another --db or runId`,
     );
   }
-  if (existing) return resumeRun(config, store, existing.config, log);
+  if (existing) return resumeRun(base, existing.config);
   const sftDir = join(config.checkpointDir, 'sft');
-  const demos = config.sft.enabled ? await demosOf(family, 'train', config.sft.tasks) : [];
-  const policy = await startingPolicy(config, hooks, family, demos);
+  const demos = config.sft.enabled ? await demosOf(base.family, 'train', config.sft.tasks) : [];
+  const policy = await startingPolicy(base, demos);
   let sft: SftResult | undefined;
   if (config.sft.enabled) {
-    sft = await warmStart(policy, config, hooks, family, log, demos);
+    sft = await warmStart(base, policy, demos);
     await rm(sftDir, { recursive: true, force: true });
     await policy.save(sftDir);
   }
@@ -56,12 +50,7 @@ export async function startRun(
  * iteration is written; a kill between the write and its registration leaves it on disk but
  * unregistered, which is repaired here from the folder `iter-<n>`.
  */
-async function resumeRun(
-  config: TrainConfig,
-  store: TrajectoryStore,
-  stored: Json,
-  log: (line: string) => void,
-): Promise<Start> {
+async function resumeRun({ config, store, log }: RunBase, stored: Json): Promise<Start> {
   const runId = config.runId;
   sameAsStored(config, stored);
   const referenceDir = (stored as { reference?: string }).reference ?? join(config.checkpointDir, 'sft');
@@ -99,6 +88,7 @@ function sameAsStored(config: TrainConfig, stored: Json): void {
     }
   }
 }
+
 /** The expert's demonstrations on `n` tasks of `split` (seeds offset from the evaluation's 0..n-1). */
 function demosOf(family: TaskFamily, split: Split, n: number): Promise<Demonstrated[]> {
   // Offset so that SFT never sees an evaluated task.
@@ -107,9 +97,7 @@ function demosOf(family: TaskFamily, split: Split, n: number): Promise<Demonstra
 
 /** A fresh policy (tokenizer trained on the envs' and the loop's text) or the configured checkpoint. */
 async function startingPolicy(
-  config: TrainConfig,
-  hooks: TrainHooks,
-  family: TaskFamily,
+  { config, hooks, family }: RunBase,
   demos: readonly Demonstrated[],
 ): Promise<Policy> {
   if (config.policy.checkpoint) return Policy.load(config.policy.checkpoint, { device: config.device });
@@ -131,11 +119,8 @@ async function startingPolicy(
 
 /** SFT on the expert's demonstrations (train split), validated on valid-seen ones. */
 async function warmStart(
+  { config, hooks, family, log }: RunBase,
   policy: Policy,
-  config: TrainConfig,
-  hooks: TrainHooks,
-  family: TaskFamily,
-  log: (line: string) => void,
   trainDemos: readonly Demonstrated[],
 ): Promise<SftResult> {
   const context = policy.config.contextLength;
@@ -152,6 +137,7 @@ async function warmStart(
   );
   const result = await runSft(policy, train, valid, config.sft, {
     seed: config.seed,
+    // the hook itself, not the context's no-op: without a listener SFT logs its evaluations
     onProgress: hooks.onProgress,
     log,
   });

@@ -17,7 +17,7 @@ import { rolloutMetrics, type Trajectory } from '../agents/record.ts';
 import { Policy } from '../policy/policy.ts';
 import { openStore } from '../store/index.ts';
 import { parseTrainConfig } from './config.ts';
-import { type Evaluations, mean, pct, type RunContext, type TrainHooks } from './context.ts';
+import { type Evaluations, mean, pct, type RunBase, type RunContext, type TrainHooks } from './context.ts';
 import { assignCredit } from './credit.ts';
 import { evaluateAfter, evaluateBefore, evaluateDue } from './evaluate.ts';
 import { makeFamily } from './families/index.ts';
@@ -52,19 +52,11 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
   await mkdir(config.checkpointDir, { recursive: true });
   const family = await makeFamily(config, hooks);
   const store = openStore(config.db);
+  const base: RunBase = { config, store, family, hooks, log, progress: hooks.onProgress ?? (() => {}) };
   try {
-    const start = await startRun(config, store, family, hooks, log);
+    const start = await startRun(base);
     const reference = await Policy.load(start.referenceDir, { device: config.device, bakeWeights: true });
-    const ctx: RunContext = {
-      config,
-      store,
-      family,
-      hooks,
-      policy: start.policy,
-      reference,
-      log,
-      progress: hooks.onProgress ?? (() => {}),
-    };
+    const ctx: RunContext = { ...base, policy: start.policy, reference };
     try {
       return { ...(await run(ctx, start.next, start.referenceDir)), sft: start.sft };
     } catch (err) {
