@@ -326,7 +326,7 @@ export {
   resultTable,
   summaryJson,
 } from './training/report.ts';
-export { isMain, reportRun, runScenario } from './training/scenario.ts';
+export { isMain, reportRun, runScenario } from './cli/scenario.ts';
 export {
   creditRows,
   type Demonstrated,

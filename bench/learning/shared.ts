@@ -25,7 +25,7 @@ export const SUCCESS: Measure = { label: 'valid-unseen success', metric: 'succes
 export function sharedSft(ctx: LearningContext, base: TrainConfigInput): Promise<TrainResult> {
   return train(
     { ...base, iterations: 0, db: join(ctx.dir, 'sft.db'), runId: 'sft', seed: 0 },
-    { log: ctx.log, progress: false, resume: true },
+    { log: ctx.log, resume: true },
   );
 }
 
@@ -62,7 +62,7 @@ export async function runMethods(
           db,
           runId: `${method}-${seed}`,
         },
-        { log: (l) => ctx.log(`  ${l}`), progress: false, before: options.sft.before, resume: true },
+        { log: (l) => ctx.log(`  ${l}`), before: options.sft.before, resume: true },
       );
       results.set(method, [...(results.get(method) ?? []), result]);
       curves.push(evalCurve(db, result, method, seed, options.measure));

@@ -1,12 +1,14 @@
-// Python's `difflib.SequenceMatcher(None, a, b).ratio()`, reimplemented.
-//
-// Why by hand: GiGPO's similarity step groups are defined by this exact number (the reference
-// implementation calls difflib), and no npm package reproduces difflib's autojunk heuristic and
-// tie-breaking. Every branch below mirrors CPython's Lib/difflib.py so that results are equal to
-// the last bit; test/credit/difflib.test.ts checks them against ratios produced by python3.
-//
-// Python indexes strings by code point while JavaScript strings are UTF-16, so both strings are
-// first turned into arrays of code points (an astral character such as an emoji is one element).
+/**
+ * Python's `difflib.SequenceMatcher(None, a, b).ratio()`, reimplemented.
+ *
+ * Why by hand: GiGPO's similarity step groups are defined by this exact number (the reference
+ * implementation calls difflib), and no npm package reproduces difflib's autojunk heuristic and
+ * tie-breaking. Every branch below mirrors CPython's Lib/difflib.py so that results are equal to
+ * the last bit; test/credit/difflib.test.ts checks them against ratios produced by python3.
+ *
+ * Python indexes strings by code point while JavaScript strings are UTF-16, so both strings are
+ * first turned into arrays of code points (an astral character such as an emoji is one element).
+ */
 
 /** Code points of a string (Python's view of it). */
 function codePoints(s: string): Int32Array {

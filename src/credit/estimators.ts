@@ -1,4 +1,6 @@
-// Every estimator by name, with its options schema, for callers that pick one at run time.
+/**
+ * Every estimator by name, with its options schema, for callers that pick one at run time.
+ */
 import type { z } from 'zod';
 import { flowGrpo } from './flow-grpo.ts';
 import { gigpo } from './gigpo.ts';
@@ -8,6 +10,7 @@ import { igpo } from './igpo.ts';
 import { rloo } from './rloo.ts';
 import {
   type BaseDiagnostics,
+  type DetailColumns,
   type EstimatorName,
   flowGrpoOptionsSchema,
   gigpoOptionsSchema,
@@ -17,9 +20,6 @@ import {
   rlooOptionsSchema,
   type StepRow,
 } from './types.ts';
-
-/** Columns of per-row details: a number per row, or one such column per HGPO level. */
-export type DetailColumns = Record<string, Float64Array | Int32Array | Float64Array[] | Int32Array[]>;
 
 /** An estimator with its options schema, for callers that pick one by name (CLI, trainer). */
 export interface Estimator {

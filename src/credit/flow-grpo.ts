@@ -1,3 +1,4 @@
+/** Flow-GRPO: every planner turn carries its trajectory's outcome, normalized over the group. */
 import type { z } from 'zod';
 import { baseDiagnostics, indexBatch, keyStats, normalizeByGroup } from './shared.ts';
 import {

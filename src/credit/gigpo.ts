@@ -1,3 +1,4 @@
+/** GiGPO: the episode advantage plus the step advantage within step groups (equal or similar anchors). */
 import type { z } from 'zod';
 import { codePointLength, ratioUpperBound, similarityRatio } from './difflib.ts';
 import { episodeAdvantage } from './grpo.ts';

@@ -1,3 +1,7 @@
+/**
+ * GRPO: the group-relative episode advantage that every step of a trajectory shares (also GiGPO's
+ * and HGPO's episode part).
+ */
 import type { z } from 'zod';
 import {
   type Batch,

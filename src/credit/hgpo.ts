@@ -1,3 +1,4 @@
+/** HGPO: items from a hierarchy of groups of shared anchor histories, averaged with level weights. */
 import type { z } from 'zod';
 import { episodeAdvantage } from './grpo.ts';
 import {
@@ -23,7 +24,7 @@ import {
 } from './types.ts';
 
 export interface HgpoDetails {
-  [column: string]: Float64Array | Float64Array[] | Int32Array[];
+  [column: string]: Float64Array | Float64Array[] | Int32Array[] | number[];
   /** R_t: the discounted step return, after the invalid-action penalty. */
   return: Float64Array;
   /**
@@ -34,6 +35,8 @@ export interface HgpoDetails {
   level: Float64Array[];
   /** `levelGroupSize[k][i]`: members of row i's level-k group (0 when the row has no level k). */
   levelGroupSize: Int32Array[];
+  /** `levelWeight[k]`: w_k = (k+1)^alpha, the same for every row; w_0 = 1, NaN when `baseGroup` is off. */
+  levelWeight: number[];
 }
 
 export interface HgpoDiagnostics extends BaseDiagnostics {
@@ -170,7 +173,12 @@ export function hgpo(
   return {
     estimator: 'hgpo',
     advantages,
-    details: { return: returns, level, levelGroupSize },
+    details: {
+      return: returns,
+      level,
+      levelGroupSize,
+      levelWeight: weights.map((w, k) => (k === 0 && !opts.baseGroup ? Number.NaN : w)),
+    },
     diagnostics: {
       ...baseDiagnostics(batch, trajectoryReturn, advantages),
       levelCoverage,

@@ -1,3 +1,7 @@
+/**
+ * IGPO: the information gains of tool turns and the answer's outcome, normalized per group and
+ * accumulated backwards.
+ */
 import type { z } from 'zod';
 import { baseDiagnostics, EPS, indexBatch, keyStats, numberField, summarize } from './shared.ts';
 import {

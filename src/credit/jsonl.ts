@@ -1,9 +1,13 @@
-// Step rows as JSON lines in, the same lines with `advantage` and `credit` added out: what
-// `stepwise credit` does, without the file system, so that it is usable (and testable) alone.
-import { type DetailColumns, estimators } from './estimators.ts';
+/**
+ * Step rows as JSON lines in, the same lines with `advantage` and `credit` added out: what
+ * `stepwise credit` does, without the file system, so that it is usable (and testable) alone.
+ */
+import { rowDetails } from './details.ts';
+import { estimators } from './estimators.ts';
 import {
   type BaseDiagnostics,
   CreditInputError,
+  type DetailColumns,
   type EstimatorName,
   type StepRow,
   stepRowSchema,
@@ -76,20 +80,4 @@ export function creditJsonl(
     diagnostics: result.diagnostics,
     rows: objects.length,
   };
-}
-
-/** Row i of the detail columns as a plain object (NaN, "not applicable", becomes null). */
-export function rowDetails(
-  details: DetailColumns,
-  i: number,
-): Record<string, number | null | Array<number | null>> {
-  const out: Record<string, number | null | Array<number | null>> = {};
-  const value = (v: number) => (Number.isNaN(v) ? null : v);
-  for (const [name, column] of Object.entries(details)) {
-    // a column of a level that does not exist (HGPO's base group when off) is empty: null
-    out[name] = Array.isArray(column)
-      ? column.map((c) => (i < c.length ? value(c[i]) : null))
-      : value(column[i]);
-  }
-  return out;
 }

@@ -1,3 +1,4 @@
+/** RLOO: each trajectory's score minus the mean return of the group's other trajectories. */
 import type { z } from 'zod';
 import {
   baseDiagnostics,

@@ -1,8 +1,10 @@
-// Pieces every estimator shares, written once: indexing a batch into groups and trajectories,
-// the discounted return, the invalid-action penalty, group statistics and normalization.
-//
-// Everything works on typed arrays indexed by row, group or trajectory number, so that a batch
-// of a million rows costs a handful of arrays rather than a million small objects.
+/**
+ * Pieces every estimator shares, written once: indexing a batch into groups and trajectories,
+ * the discounted return, the invalid-action penalty, group statistics and normalization.
+ *
+ * Everything works on typed arrays indexed by row, group or trajectory number, so that a batch
+ * of a million rows costs a handful of arrays rather than a million small objects.
+ */
 import {
   type Anchor,
   type BaseDiagnostics,

@@ -1,5 +1,7 @@
-// The credit module's types: the step row it reads, each estimator's options (zod schemas whose
-// defaults are ALGORITHMS.md's), and the result every estimator returns.
+/**
+ * The credit module's types: the step row it reads, each estimator's options (zod schemas whose
+ * defaults are ALGORITHMS.md's), and the result every estimator returns.
+ */
 import { z } from 'zod';
 
 /** A JSON value: what a structured anchor may be. */
@@ -158,14 +160,20 @@ export interface BaseDiagnostics {
 }
 
 /**
+ * Columns of per-row details: a number per row, or per level (HGPO) either a number per row or one
+ * number for every row (the level's weight). NaN marks "not applicable to this row".
+ */
+export type DetailColumns = Record<
+  string,
+  Float64Array | Int32Array | Array<Float64Array | Int32Array | number>
+>;
+
+/**
  * An estimator's output. `advantages[i]` and every column of `details` belong to `rows[i]`
  * (input order). Details are columns (typed arrays), not one object per row, so that a million
  * rows cost a few arrays; NaN marks "not applicable to this row".
  */
-export interface CreditResult<
-  D extends Record<string, Float64Array | Int32Array | Float64Array[] | Int32Array[]>,
-  G extends BaseDiagnostics = BaseDiagnostics,
-> {
+export interface CreditResult<D extends DetailColumns, G extends BaseDiagnostics = BaseDiagnostics> {
   estimator: EstimatorName;
   advantages: Float64Array;
   details: D;

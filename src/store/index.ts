@@ -12,7 +12,14 @@ export {
   parseJsonlFile,
   stepToJson,
 } from './jsonl.ts';
-export type { ResumePoint, TrainingRow } from './queries.ts';
+export type {
+  GroupAdvantage,
+  MetricRow,
+  ResumePoint,
+  TrainingRow,
+  TrajectoryFilter,
+  TrajectoryMatch,
+} from './queries.ts';
 export { migrate, migrations, SCHEMA_VERSION } from './schema.ts';
 export { type OpenOptions, openStore, TrajectoryStore } from './store.ts';
 export type * from './types.ts';

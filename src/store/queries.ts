@@ -28,6 +28,40 @@ export interface ResumePoint {
   checkpoint: CheckpointInfo | undefined;
 }
 
+/** One point of a run's metric. */
+export interface MetricRow {
+  name: string;
+  iteration: number;
+  value: number;
+}
+
+/** Which trajectories of a run to list (every field optional: no filter). */
+export interface TrajectoryFilter {
+  iteration?: number;
+  taskType?: string;
+  split?: string;
+  won?: boolean;
+  /** At most this many (newest iterations first). */
+  limit: number;
+}
+
+/** A trajectory with where it is: its iteration and its group's task. */
+export interface TrajectoryMatch extends TrajectoryInfo {
+  iteration: number;
+  groupId: string;
+  taskId: string;
+  taskType: string | null;
+  split: string;
+}
+
+/** A stored advantage of a step of one group, with the step's place and anchor. */
+export interface GroupAdvantage extends AdvantageRecord {
+  trajectoryId: string;
+  stepIndex: number;
+  /** The anchor as stored: text, or a structured anchor's JSON. */
+  anchor: string;
+}
+
 /** A step row with the estimator's advantage, when one was asked for and stored. */
 export interface TrainingRow extends StepRow {
   advantage?: number;
@@ -318,10 +352,85 @@ export class Reader {
       .all(runId) as string[];
   }
 
+  /** Every point of every metric of a run, by name, then iteration. */
+  metrics(runId: string): MetricRow[] {
+    return this.db
+      .prepare('SELECT name, iteration, value FROM metrics WHERE run_id = ? ORDER BY name, iteration')
+      .all(runId) as MetricRow[];
+  }
+
+  /** The largest value a run's metric took; undefined when the run has none. */
+  metricMax(runId: string, name: string): number | undefined {
+    const max = this.db
+      .prepare('SELECT max(value) FROM metrics WHERE run_id = ? AND name = ?')
+      .pluck()
+      .get(runId, name) as number | null;
+    return max ?? undefined;
+  }
+
   metricSeries(runId: string, name: string): MetricPoint[] {
     return this.db
       .prepare('SELECT iteration, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY iteration')
       .all(runId, name) as MetricPoint[];
+  }
+
+  /** A run's trajectories that pass `filter`, newest iteration first, then in write order. */
+  findTrajectories(runId: string, filter: TrajectoryFilter): TrajectoryMatch[] {
+    const where = ['i.run_id = ?'];
+    const params: Array<string | number> = [runId];
+    const add = (condition: string, value: string | number | undefined) => {
+      if (value === undefined) return;
+      where.push(condition);
+      params.push(value);
+    };
+    add('i.iteration = ?', filter.iteration);
+    add('g.task_type = ?', filter.taskType);
+    add('g.split = ?', filter.split);
+    add('t.won = ?', filter.won === undefined ? undefined : filter.won ? 1 : 0);
+    const rows = this.db
+      .prepare(
+        `SELECT i.iteration, g.group_key AS groupId, g.task_id AS taskId, g.task_type AS taskType, g.split,
+           t.trajectory_key AS trajectoryId, t.outcome, t.won, t.length, t.episode_return AS episodeReturn
+         FROM trajectories t JOIN groups g ON g.id = t.group_id JOIN iterations i ON i.id = g.iteration_id
+         WHERE ${where.join(' AND ')} ORDER BY i.iteration DESC, g.id, t.id LIMIT ?`,
+      )
+      .all(...params, filter.limit) as Array<Omit<TrajectoryMatch, 'won'> & { won: number }>;
+    return rows.map((r) => ({ ...r, won: r.won === 1 }));
+  }
+
+  /** The (task type, split) pairs of a run's groups. */
+  taskKinds(runId: string): Array<{ taskType: string | null; split: string }> {
+    return this.db
+      .prepare(
+        `SELECT DISTINCT g.task_type AS taskType, g.split FROM groups g
+         JOIN iterations i ON i.id = g.iteration_id WHERE i.run_id = ?`,
+      )
+      .all(runId) as Array<{ taskType: string | null; split: string }>;
+  }
+
+  /** Every stored advantage of the steps of one group, trajectory by trajectory, in step order. */
+  groupAdvantages(ref: { runId: string; iteration: number; groupId: string }): GroupAdvantage[] {
+    const rows = this.db
+      .prepare(
+        `SELECT t.trajectory_key AS trajectoryId, s.step_index AS stepIndex, s.anchor, a.estimator, a.value, a.details
+         FROM advantages a JOIN steps s ON s.id = a.step_id JOIN trajectories t ON t.id = s.trajectory_id
+         JOIN groups g ON g.id = t.group_id JOIN iterations i ON i.id = g.iteration_id
+         WHERE i.run_id = ? AND i.iteration = ? AND g.group_key = ? ORDER BY t.id, s.step_index`,
+      )
+      .all(ref.runId, ref.iteration, ref.groupId) as Array<{
+      trajectoryId: string;
+      stepIndex: number;
+      anchor: string;
+      estimator: string;
+      value: number;
+      details: string | null;
+    }>;
+    return rows.map((r) => ({
+      trajectoryId: r.trajectoryId,
+      stepIndex: r.stepIndex,
+      anchor: r.anchor,
+      ...advantageFromDb(r),
+    }));
   }
 
   checkpoints(runId: string): CheckpointInfo[] {

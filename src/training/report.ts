@@ -4,7 +4,8 @@
  * Node without a browser or native canvas, and the curve needs nothing more.
  */
 import type { TrajectoryStore } from '../store/index.ts';
-import type { EvalResult, TrainResult } from './trainer.ts';
+import type { EvalResult } from './context.ts';
+import type { TrainResult } from './trainer.ts';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 

@@ -5,7 +5,6 @@
  * reply's tokens (Policy.update with the SFT loss). The result is RL's starting point and its
  * frozen reference.
  */
-import cliProgress from 'cli-progress';
 import type { z } from 'zod';
 import { domainCorpus } from '../cli/commands/init-policy.ts';
 import { Rng } from '../envs/rng.ts';
@@ -13,6 +12,7 @@ import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
 import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import type { SftConfig } from './config.ts';
+import type { ProgressEvent } from './context.ts';
 import type { Demonstrated } from './family.ts';
 
 /** One behaviour-cloning sample: the prompt's token ids and the expert reply's (end token included). */
@@ -114,25 +114,14 @@ export async function runSft(
   train: readonly SftSample[],
   valid: readonly SftSample[],
   config: z.output<typeof SftConfig>,
-  options: { seed?: number; progress?: boolean; log?: (line: string) => void } = {},
+  options: { seed?: number; onProgress?: (event: ProgressEvent) => void; log?: (line: string) => void } = {},
 ): Promise<SftResult> {
   if (train.length === 0)
     throw new Error('SFT: no training samples (every demonstration was empty or too long)');
   if (valid.length === 0) throw new Error('SFT: no validation samples');
   const rng = new Rng(`sft:${options.seed ?? 0}`);
-  const bar = new cliProgress.SingleBar(
-    {
-      format:
-        'SFT    [{bar}] {value}/{total} steps | {rate} steps/s | ETA {eta_formatted} | loss {loss} | valid {valid}',
-      hideCursor: true,
-      clearOnComplete: false,
-      stream: process.stderr,
-      noTTYOutput: false,
-    },
-    cliProgress.Presets.shades_classic,
-  );
   const started = performance.now();
-  if (options.progress) bar.start(config.maxSteps, 0, { rate: '0', loss: '-', valid: '-' });
+  options.onProgress?.({ type: 'start', phase: 'sft', total: config.maxSteps });
   const order: number[] = [];
   let trainLoss = Number.NaN;
   let validLoss = await replyLoss(policy, valid);
@@ -153,23 +142,16 @@ export async function runSft(
     if (step % config.evalEvery === 0 || step === config.maxSteps) {
       validLoss = await replyLoss(policy, valid);
       curve.push({ step, validLoss });
-      // With a progress bar the bar shows the validation loss; a line would break it.
-      if (!options.progress)
+      // With progress events the bar shows the validation loss; a line would break it.
+      if (!options.onProgress)
         options.log?.(
           `sft step ${step}: train loss ${trainLoss.toFixed(4)}, valid loss ${validLoss.toFixed(4)}`,
         );
     }
-    if (options.progress) {
-      const seconds = (performance.now() - started) / 1000;
-      bar.update(step, {
-        rate: (step / seconds).toFixed(2),
-        loss: trainLoss.toFixed(3),
-        valid: validLoss.toFixed(3),
-      });
-    }
+    options.onProgress?.({ type: 'advance', phase: 'sft', done: step, loss: trainLoss, validLoss });
   }
   if (validLoss <= config.targetLoss) stoppedBy = 'target';
-  if (options.progress) bar.stop();
+  options.onProgress?.({ type: 'end', phase: 'sft' });
   return {
     steps: step,
     trainLoss,

@@ -2,10 +2,19 @@
  * The viewer's JSON API: what each page shows, read from the store. Every handler runs inside one
  * read transaction (see server.ts), so a page never mixes two states of a store being written.
  *
- * The store is all this module reads; token texts come from an optional `decodeToken` the caller
- * builds from the run's tokenizer (src/viewer imports nothing but src/store, DESIGN.md).
+ * The store is all this module reads, through the store's queries (no SQL here); token texts come
+ * from an optional `decodeToken` the caller builds from the run's tokenizer. Credit panels follow
+ * each estimator's `DetailSchema` from src/credit (labelled fields, levels, peers), so nothing
+ * here knows an estimator by name.
  */
-import type { Json, StepDetail, TrajectoryStore } from '../store/index.ts';
+import {
+  currentDetails,
+  type DetailField,
+  type DetailPeers,
+  type DetailSchema,
+  detailSchema,
+} from '../credit/details.ts';
+import type { GroupAdvantage, Json, StepDetail, TrajectoryStore } from '../store/index.ts';
 
 /** An error the page shows as "not found" (HTTP 404). */
 export class NotFound extends Error {
@@ -63,10 +72,9 @@ export interface RunSummary {
 
 /** Every run, optionally only those whose config names `estimator`. */
 export function listRuns(store: TrajectoryStore, q: Query): { runs: RunSummary[]; estimators: string[] } {
-  const best = store.db.prepare(`SELECT max(value) FROM metrics WHERE run_id = ? AND name = 'success_rate'`);
   const all = store.runs().map((r) => {
-    let bestSuccess = best.pluck().get(r.runId) as number | null;
-    if (bestSuccess === null && r.iterations > 0) {
+    let bestSuccess = store.metricMax(r.runId, 'success_rate');
+    if (bestSuccess === undefined && r.iterations > 0) {
       bestSuccess = Math.max(...store.iterations(r.runId).map((i) => i.successRate));
     }
     return {
@@ -77,7 +85,7 @@ export function listRuns(store: TrajectoryStore, q: Query): { runs: RunSummary[]
       config: r.config,
       iterations: r.iterations,
       lastIteration: r.lastIteration,
-      bestSuccess: bestSuccess ?? undefined,
+      bestSuccess,
       updatedAt: r.updatedAt,
     };
   });
@@ -118,10 +126,7 @@ export function runDetail(store: TrajectoryStore, runId: string) {
   const run = requireRun(store, runId);
   const metrics: Record<string, Array<[number, number]>> = {};
   const evaluations: Evaluation[] = [];
-  const rows = store.db
-    .prepare('SELECT name, iteration, value FROM metrics WHERE run_id = ? ORDER BY name, iteration')
-    .all(runId) as Array<{ name: string; iteration: number; value: number }>;
-  for (const r of rows) {
+  for (const r of store.metrics(runId)) {
     const ev = EVALUATION_METRIC.exec(r.name);
     if (ev) {
       const phase = ev[1] as EvaluationPhase;
@@ -171,47 +176,18 @@ export function iterationDetail(store: TrajectoryStore, runId: string, iteration
 /** Trajectories of a run matching the filters (iteration, taskType, split, success), newest first. */
 export function searchTrajectories(store: TrajectoryStore, runId: string, q: Query) {
   requireRun(store, runId);
-  const where = ['i.run_id = ?'];
-  const params: Array<string | number> = [runId];
-  const iteration = intParam(q, 'iteration');
-  if (iteration !== undefined) {
-    where.push('i.iteration = ?');
-    params.push(iteration);
-  }
-  const taskType = q.get('taskType');
-  if (taskType) {
-    where.push('g.task_type = ?');
-    params.push(taskType);
-  }
-  const split = q.get('split');
-  if (split) {
-    where.push('g.split = ?');
-    params.push(split);
-  }
-  const success = successParam(q);
-  if (success !== undefined) {
-    where.push('t.won = ?');
-    params.push(success ? 1 : 0);
-  }
-  const limit = Math.min(intParam(q, 'limit') ?? 200, 1000);
-  const rows = store.db
-    .prepare(
-      `SELECT i.iteration, g.group_key AS groupId, g.task_id AS taskId, g.task_type AS taskType, g.split,
-         t.trajectory_key AS trajectoryId, t.outcome, t.won, t.length, t.episode_return AS episodeReturn
-       FROM trajectories t JOIN groups g ON g.id = t.group_id JOIN iterations i ON i.id = g.iteration_id
-       WHERE ${where.join(' AND ')} ORDER BY i.iteration DESC, g.id, t.id LIMIT ?`,
-    )
-    .all(...params, limit) as Array<Record<string, unknown> & { won: number }>;
+  const trajectories = store.findTrajectories(runId, {
+    iteration: intParam(q, 'iteration'),
+    taskType: q.get('taskType') || undefined,
+    split: q.get('split') || undefined,
+    won: successParam(q),
+    limit: Math.min(intParam(q, 'limit') ?? 200, 1000),
+  });
   // the filters' choices: every task type and split of the run
-  const choices = store.db
-    .prepare(
-      `SELECT DISTINCT g.task_type AS taskType, g.split FROM groups g
-       JOIN iterations i ON i.id = g.iteration_id WHERE i.run_id = ?`,
-    )
-    .all(runId) as Array<{ taskType: string | null; split: string }>;
+  const choices = store.taskKinds(runId);
   return {
     runId,
-    trajectories: rows.map((r) => ({ ...r, won: r.won === 1 })),
+    trajectories,
     taskTypes: [...new Set(choices.map((c) => c.taskType ?? ''))].filter(Boolean).sort(),
     splits: [...new Set(choices.map((c) => c.split))].sort(),
   };
@@ -226,118 +202,125 @@ function num(d: Details | undefined, key: string): number | null {
   return typeof v === 'number' ? v : null;
 }
 
-/** What each estimator's panel shows beside the stored value and details. */
+/** A labelled detail with its value on this row (a string only for an unknown estimator's non-numbers). */
+export interface FieldView extends DetailField {
+  value: number | string | null;
+}
+
+/** A level of a hierarchy of groups, for one row. */
+export interface LevelView {
+  k: number;
+  /** k, or the schema's name of level 0. */
+  name: string;
+  size: number;
+  weight: number;
+  advantage: number | null;
+  /** The item counts toward the advantage (it exists and is not 0). */
+  kept: boolean;
+}
+
+/** A peer row of the group, with its advantage and the schema's peer fields. */
+export interface PeerView {
+  trajectoryId: string;
+  stepIndex: number;
+  advantage: number;
+  values: Record<string, number | null>;
+}
+
+/** One estimator's credit at a step, as its schema explains it; the page draws it generically. */
 export interface CreditView {
   estimator: string;
   value: number;
-  details: Json | null;
-  /** GiGPO: the other members of the step's step group (same anchor in the group's other rollouts). */
-  stepGroup?: Array<{ trajectoryId: string; stepIndex: number; return: number | null; step: number | null }>;
-  /** HGPO: one entry per level k (0 = the base group when on). */
-  levels?: Array<{ k: number; size: number; weight: number; advantage: number | null; kept: boolean }>;
-  /** IGPO: v_t, v_{t+1} and the turn's gain. */
-  igpo?: {
-    valueBefore: number | null;
-    valueAfter: number | null;
-    gain: number | null;
-    reward: number | null;
-  };
-  /** Flow-GRPO: every turn sample of the group with its trajectory's outcome, and the shared outcome. */
-  flow?: {
-    outcome: number | null;
-    samples: Array<{ trajectoryId: string; stepIndex: number; outcome: number | null; advantage: number }>;
-    mean: number;
+  /** The details in today's shape (older stores' are read through `currentDetails`). */
+  details: Details | null;
+  fields: FieldView[];
+  levels?: LevelView[];
+  peers?: Omit<DetailPeers, 'sameAs'> & {
+    members: PeerView[];
+    /** The schema's mean over the members, when it asks for one. */
+    meanValue?: number;
   };
 }
 
-interface GroupAdvantage {
-  trajectoryId: string;
-  stepIndex: number;
-  anchor: string;
-  estimator: string;
-  value: number;
-  details: Details | undefined;
+/** Details of a stored advantage, in today's shape. */
+const detailsOf = (a: { estimator: string; details?: Json }): Details | undefined =>
+  a.details && typeof a.details === 'object' && !Array.isArray(a.details)
+    ? (currentDetails(a.estimator, a.details) as Details)
+    : undefined;
+
+function levelViews(schema: NonNullable<DetailSchema['levels']>, d: Details): LevelView[] {
+  const list = (key: string) => (Array.isArray(d[key]) ? (d[key] as Json[]) : []);
+  const sizes = list(schema.size);
+  const weights = list(schema.weight);
+  return list(schema.value)
+    .map((v, k) => {
+      const advantage = typeof v === 'number' ? v : null;
+      const weight = weights[k];
+      return {
+        k,
+        name: k === 0 ? schema.baseName : String(k),
+        size: typeof sizes[k] === 'number' ? (sizes[k] as number) : 0,
+        weight: typeof weight === 'number' ? weight : Number.NaN,
+        advantage,
+        kept: advantage !== null && advantage !== 0,
+      };
+    })
+    .filter((l) => !Number.isNaN(l.weight));
 }
 
-/** Every advantage of the steps of one group (for the step-group and sample panels). */
-function groupAdvantages(store: TrajectoryStore, runId: string, iteration: number, groupId: string) {
-  const rows = store.db
-    .prepare(
-      `SELECT t.trajectory_key AS trajectoryId, s.step_index AS stepIndex, s.anchor, a.estimator, a.value, a.details
-       FROM advantages a JOIN steps s ON s.id = a.step_id JOIN trajectories t ON t.id = s.trajectory_id
-       JOIN groups g ON g.id = t.group_id JOIN iterations i ON i.id = g.iteration_id
-       WHERE i.run_id = ? AND i.iteration = ? AND g.group_key = ? ORDER BY t.id, s.step_index`,
-    )
-    .all(runId, iteration, groupId) as Array<Omit<GroupAdvantage, 'details'> & { details: string | null }>;
-  return rows.map((r) => ({
-    ...r,
-    details: r.details === null ? undefined : (JSON.parse(r.details) as Details),
-  }));
-}
-
+/** Each estimator's credit at `step`, explained by its schema (or all its details, when unknown). */
 function creditViews(
   step: StepDetail,
   steps: StepDetail[],
   group: GroupAdvantage[],
   trajectoryId: string,
 ): CreditView[] {
+  const anchor = typeof step.anchor === 'string' ? step.anchor : JSON.stringify(step.anchor);
   return step.advantages.map((a) => {
-    const details = (a.details ?? null) as Details | null;
-    const view: CreditView = { estimator: a.estimator, value: a.value, details };
-    const others = group.filter((g) => g.estimator === a.estimator);
-    if (a.estimator === 'gigpo') {
-      // Members share the step-group number the estimator gave them; without it, the anchor.
-      const id = num(details ?? undefined, 'stepGroup');
-      const anchor = typeof step.anchor === 'string' ? step.anchor : JSON.stringify(step.anchor);
-      view.stepGroup = others
-        .filter((g) => (id !== null ? num(g.details, 'stepGroup') === id : g.anchor === anchor))
-        .filter((g) => !(g.trajectoryId === trajectoryId && g.stepIndex === step.stepIndex))
-        .map((g) => ({
+    const details = detailsOf(a);
+    const view: CreditView = { estimator: a.estimator, value: a.value, details: details ?? null, fields: [] };
+    const schema = detailSchema(a.estimator);
+    if (!schema) {
+      view.fields = Object.entries(details ?? {}).map(([key, v]) => ({
+        key,
+        label: key,
+        value: typeof v === 'number' || v === null ? v : JSON.stringify(v),
+      }));
+      return view;
+    }
+    const next = steps.find((s) => s.stepIndex === step.stepIndex + 1);
+    const nextDetails = next?.advantages.find((n) => n.estimator === a.estimator);
+    view.fields = schema.fields.map((f) => ({
+      ...f,
+      value: f.fromNextStep
+        ? num(nextDetails && detailsOf(nextDetails), f.fromNextStep)
+        : num(details, f.key),
+    }));
+    if (schema.levels && details) view.levels = levelViews(schema.levels, details);
+    if (schema.peers) {
+      const { sameAs, ...peers } = schema.peers;
+      const id = sameAs === undefined ? null : num(details, sameAs);
+      const matched = group.filter(
+        (g) =>
+          g.estimator === a.estimator &&
+          (sameAs === undefined || (id !== null ? num(detailsOf(g), sameAs) === id : g.anchor === anchor)) &&
+          (peers.includeSelf || !(g.trajectoryId === trajectoryId && g.stepIndex === step.stepIndex)),
+      );
+      const members = matched.map((g) => {
+        const d = detailsOf(g);
+        return {
           trajectoryId: g.trajectoryId,
           stepIndex: g.stepIndex,
-          return: num(g.details, 'return'),
-          step: num(g.details, 'step'),
-        }));
-    } else if (a.estimator === 'hgpo' && details) {
-      const level = Array.isArray(details.level) ? details.level : [];
-      const sizes = Array.isArray(details.levelGroupSize) ? details.levelGroupSize : [];
-      const alpha = num(details, 'alpha') ?? 1;
-      view.levels = level
-        .map((v, k) => {
-          const size = typeof sizes[k] === 'number' ? (sizes[k] as number) : 0;
-          const advantage = typeof v === 'number' ? v : null;
-          return {
-            k,
-            size,
-            weight: k === 0 ? 1 : (k + 1) ** alpha,
-            advantage,
-            // ALGORITHMS.md: groups of one member are dropped, and items equal to 0.
-            kept: advantage !== null && advantage !== 0,
-          };
-        })
-        .filter((l) => l.k > 0 || l.size > 0);
-    } else if (a.estimator === 'igpo') {
-      const next = steps.find((s) => s.stepIndex === step.stepIndex + 1);
-      const after = next?.extras.valueBefore;
-      view.igpo = {
-        valueBefore: num(details ?? undefined, 'value') ?? num(step.extras, 'valueBefore'),
-        valueAfter: typeof after === 'number' ? after : null,
-        gain: num(details ?? undefined, 'gain'),
-        reward: num(details ?? undefined, 'reward'),
-      };
-    } else if (a.estimator === 'flow-grpo') {
-      const samples = others.map((g) => ({
-        trajectoryId: g.trajectoryId,
-        stepIndex: g.stepIndex,
-        outcome: num(g.details, 'outcome'),
-        advantage: g.value,
-      }));
-      const outcomes = samples.map((s) => s.outcome ?? 0);
-      view.flow = {
-        outcome: num(details ?? undefined, 'outcome'),
-        samples,
-        mean: outcomes.reduce((x, y) => x + y, 0) / Math.max(1, outcomes.length),
-      };
+          advantage: g.value,
+          values: Object.fromEntries(peers.fields.map((f) => [f.key, num(d, f.key)])),
+        };
+      });
+      const mean = peers.mean?.key;
+      const meanValue =
+        mean === undefined
+          ? undefined
+          : matched.reduce((sum, g) => sum + (num(detailsOf(g), mean) ?? 0), 0) / Math.max(1, matched.length);
+      view.peers = { ...peers, members, meanValue };
     }
     return view;
   });
@@ -358,7 +341,7 @@ export function trajectoryDetail(
     );
   }
   const steps = store.trajectory(ref);
-  const groupAdv = groupAdvantages(store, ref.runId, ref.iteration, ref.groupId);
+  const groupAdv = store.groupAdvantages(ref);
   const text = decode(ref.runId);
   return {
     ref,

@@ -1,4 +1,6 @@
-// The trajectory replay viewer: an HTTP server over a store opened read-only, and its page.
+/**
+ * The trajectory replay viewer: an HTTP server over a store opened read-only, and its page.
+ */
 export {
   BadRequest,
   type CreditView,

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenDecoder } from '../../src/cli/commands/view.ts';
 import { estimators } from '../../src/credit/index.ts';
 import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
-import { openStore, type StepDetail, type TrajectoryStore } from '../../src/store/index.ts';
+import { type Json, openStore, type StepDetail, type TrajectoryStore } from '../../src/store/index.ts';
 import { startViewer, type Viewer } from '../../src/viewer/server.ts';
 import { copyStore, RUNS, resumeConfig, sharedTrainingStore } from './training-store.ts';
 
@@ -67,6 +67,9 @@ function findStep(runId: string, match: (s: StepDetail, steps: StepDetail[]) => 
 
 const runConfig = (runId: string) => store.run(runId)!.config as Record<string, unknown>;
 const detailsOf = (s: StepDetail) => s.advantages[0]!.details as Record<string, number | null>;
+/** A credit view's fields by key. */
+const fields = (credit: { fields: Array<{ key: string; value: number | null }> }) =>
+  Object.fromEntries(credit.fields.map((f) => [f.key, f.value]));
 
 beforeAll(async () => {
   const shared = await sharedTrainingStore();
@@ -289,7 +292,7 @@ describe('a trajectory', () => {
           (r, j) => j !== i && r.groupId === g.groupId && r.anchor === rows[i]!.anchor,
         );
         expect(
-          credit.stepGroup
+          credit.peers.members
             .map((m: { trajectoryId: string; stepIndex: number }) => `${m.trajectoryId}/${m.stepIndex}`)
             .sort(),
         ).toEqual(sameAnchor.map((r) => `${r.trajectoryId}/${r.stepIndex}`).sort());
@@ -298,7 +301,7 @@ describe('a trajectory', () => {
     }
     // every rollout of a group starts from the same observation: its first steps share a step group
     const first = await json(trajectoryPath(RUNS.gigpo, 0, g.groupId, g.trajectories[0]!.trajectoryId));
-    const others = first.steps[0].credit[0].stepGroup
+    const others = first.steps[0].credit[0].peers.members
       .map((m: { trajectoryId: string }) => m.trajectoryId)
       .filter((id: string) => id !== g.trajectories[0]!.trajectoryId);
     expect(new Set(others).size).toBe(g.trajectories.length - 1);
@@ -358,19 +361,45 @@ describe('a trajectory', () => {
     expect(shared).toBeGreaterThan(0);
   });
 
+  it('renders HGPO details stored before they carried their weights (the trainer added `alpha`)', async () => {
+    // an HGPO step of the run, its details rewritten in the older shape (alpha 0.5, no levelWeight)
+    const at = findStep(RUNS.hgpo, (s) => s.stepIndex >= 2);
+    const record = at.step.advantages[0]!;
+    const { levelWeight, ...rest } = record.details as Record<string, unknown>;
+    expect(levelWeight).toBeDefined();
+    const older = { ...rest, alpha: 0.5 };
+    const ref = { groupId: at.groupId, trajectoryId: at.trajectoryId, stepIndex: at.step.stepIndex };
+    const writer = openStore(db, { backgroundCheckpoint: false });
+    try {
+      writer.writeAdvantages(RUNS.hgpo, at.iteration, [{ ...ref, ...record, details: older as Json }]);
+      const t = await json(trajectoryPath(RUNS.hgpo, at.iteration, at.groupId, at.trajectoryId));
+      const credit = t.steps[at.step.stepIndex].credit[0];
+      const H = (runConfig(RUNS.hgpo).estimatorOptions as { history: number }).history;
+      // base group off: no level 0; the levels' weights (k+1)^alpha from the stored alpha
+      expect(credit.levels.map((l: { k: number; weight: number }) => [l.k, l.weight])).toEqual(
+        Array.from({ length: H + 1 }, (_, j) => [j + 1, (j + 2) ** 0.5]),
+      );
+      expect(credit.levels.map((l: { advantage: number | null }) => l.advantage)).toEqual(
+        (rest.level as Array<number | null>).slice(1),
+      );
+    } finally {
+      writer.writeAdvantages(RUNS.hgpo, at.iteration, [{ ...ref, ...record }]);
+      writer.close();
+    }
+  });
+
   it("shows IGPO's value before and after each turn and the turn's information gain", async () => {
     const at = findStep(RUNS.igpo, (s) => typeof detailsOf(s).gain === 'number');
     const t = await json(trajectoryPath(RUNS.igpo, at.iteration, at.groupId, at.trajectoryId));
     const i = at.step.stepIndex;
-    const igpo = t.steps[i].credit.find((c: { estimator: string }) => c.estimator === 'igpo').igpo;
-    expect(igpo.valueBefore).toBe(at.steps[i]!.extras.valueBefore);
-    expect(igpo.valueBefore).toBe(detailsOf(at.step).value);
+    const igpo = fields(t.steps[i].credit.find((c: { estimator: string }) => c.estimator === 'igpo'));
+    expect(igpo.value).toBe(at.steps[i]!.extras.valueBefore);
+    expect(igpo.value).toBe(detailsOf(at.step).value);
     expect(igpo.valueAfter).toBe(at.steps[i + 1]!.extras.valueBefore);
     expect(igpo.gain).toBe(detailsOf(at.step).gain);
-    expect(igpo.gain).toBeCloseTo(Math.exp(igpo.valueAfter) - Math.exp(igpo.valueBefore), 9);
+    expect(igpo.gain).toBeCloseTo(Math.exp(igpo.valueAfter!) - Math.exp(igpo.value!), 9);
     // the last turn has no value after it
-    const lastIgpo = t.steps.at(-1).credit[0].igpo;
-    expect(lastIgpo.valueAfter).toBeNull();
+    expect(fields(t.steps.at(-1).credit[0]).valueAfter).toBeNull();
   });
 
   it("shows Flow-GRPO's turn samples of the group and the trajectory's shared outcome", async () => {
@@ -386,17 +415,19 @@ describe('a trajectory', () => {
         expect(step.credit, step.role).toEqual([]);
         continue;
       }
-      const flow = step.credit[0].flow;
+      const flow = step.credit[0].peers;
       expect(step.credit[0].estimator).toBe('flow-grpo');
-      expect(flow.outcome).toBe(at.won ? 1 : 0);
+      expect(fields(step.credit[0]).outcome).toBe(at.won ? 1 : 0);
       expect(
-        flow.samples.map(
+        flow.members.map(
           (s: { trajectoryId: string; stepIndex: number }) => `${s.trajectoryId}/${s.stepIndex}`,
         ),
       ).toEqual(planner.map((r) => `${r.trajectoryId}/${r.stepIndex}`));
-      for (const s of flow.samples) {
+      const outcomes = planner.map((r) => (r.won ? 1 : 0) as number);
+      expect(flow.meanValue).toBeCloseTo(outcomes.reduce((a, b) => a + b, 0) / outcomes.length, 12);
+      for (const s of flow.members) {
         const row = planner.find((r) => r.trajectoryId === s.trajectoryId && r.stepIndex === s.stepIndex)!;
-        expect(s.outcome).toBe(row.won ? 1 : 0);
+        expect(s.values.outcome).toBe(row.won ? 1 : 0);
         expect(s.advantage).toBe(row.advantage);
       }
     }

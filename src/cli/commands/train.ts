@@ -1,6 +1,8 @@
-// `stepwise train [config] [--estimator ...] [--iterations N] [--device cpu|cuda] [--db runs/<name>.db]
-// [--resume] [--seed N] [--summary <file>]`: SFT warm-start, the RL iterations, the before/after
-// table, a learning-curve SVG beside the store, and optionally the summary as JSON.
+/**
+ * `stepwise train [config] [--estimator ...] [--iterations N] [--device cpu|cuda] [--db runs/<name>.db]
+ * [--resume] [--seed N] [--summary <file>]`: SFT warm-start, the RL iterations, the before/after
+ * table, a learning-curve SVG beside the store, and optionally the summary as JSON.
+ */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -62,7 +64,7 @@ export function registerTrain(program: Command): void {
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const { parseTrainConfig } = await import('../../training/config.ts');
       const { train } = await import('../../training/trainer.ts');
-      const { reportRun } = await import('../../training/scenario.ts');
+      const { reportRun } = await import('../scenario.ts');
       const { HOUSEHOLD_DEFAULT } = await import('../../training/presets.ts');
       // No config: the embedded default (what `npm start` runs).
       const input: Record<string, unknown> =
@@ -80,7 +82,11 @@ export function registerTrain(program: Command): void {
       }
       // Checked before any work: a bad config names its field here.
       parseTrainConfig(input);
-      const result = await train(input, { resume: flags.resume, progress: flags.progress !== false });
+      const { progressBars } = await import('../progress.ts');
+      const result = await train(input, {
+        resume: flags.resume,
+        onProgress: flags.progress === false ? undefined : progressBars(),
+      });
       await reportRun(result, input, { summary: flags.summary });
     });
 }

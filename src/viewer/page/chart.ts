@@ -1,5 +1,7 @@
+/**
+ * A learning curve: uPlot over one or more metric series sharing the iteration axis.
+ */
 /// <reference lib="dom" />
-// A learning curve: uPlot over one or more metric series sharing the iteration axis.
 import { html } from 'htm/preact';
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';

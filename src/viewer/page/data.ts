@@ -1,5 +1,7 @@
+/**
+ * Fetching the API: a hook that loads a URL, optionally again every `pollMs` (live runs).
+ */
 /// <reference lib="dom" />
-// Fetching the API: a hook that loads a URL, optionally again every `pollMs` (live runs).
 import { useEffect, useState } from 'preact/hooks';
 
 export class ApiError extends Error {

@@ -1,5 +1,7 @@
+/**
+ * The viewer page: a hash router over the four views.
+ */
 /// <reference lib="dom" />
-// The viewer page: a hash router over the four views.
 import { html } from 'htm/preact';
 import { render } from 'preact';
 import { useRoute } from './route.ts';

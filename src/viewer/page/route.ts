@@ -1,5 +1,7 @@
+/**
+ * The page's state lives in the URL hash (`#/run/abc?metric=kl`), so that any view can be linked.
+ */
 /// <reference lib="dom" />
-// The page's state lives in the URL hash (`#/run/abc?metric=kl`), so that any view can be linked.
 import { useEffect, useState } from 'preact/hooks';
 
 export interface Route {

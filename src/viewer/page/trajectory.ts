@@ -1,9 +1,12 @@
+/**
+ * A trajectory's replay: one step at a time (j/k next/previous, g/G first/last), the response's
+ * tokens coloured by advantage, and each estimator's credit at that step, drawn from the API's
+ * schema-driven credit views (fields, levels, peers) without knowing any estimator.
+ */
 /// <reference lib="dom" />
-// A trajectory's replay: one step at a time (j/k next/previous, g/G first/last), the response's
-// tokens coloured by advantage, and each estimator's credit at that step.
 import { html } from 'htm/preact';
 import { useEffect } from 'preact/hooks';
-import type { CreditView, trajectoryDetail } from '../api.ts';
+import type { CreditView, FieldView, trajectoryDetail } from '../api.ts';
 import { api, fmt, useJson } from './data.ts';
 import { href, type Route, setQuery } from './route.ts';
 import { Problem } from './views.ts';
@@ -141,7 +144,7 @@ function Tokens({ step, advantage }: { step: Step; advantage: number | undefined
   )}</div>`;
 }
 
-/** Why a level counts or not (ALGORITHMS.md, HGPO steps 1-3). */
+/** Why a level's item counts or not: it needs a group of two or more members and a non-zero value. */
 function levelNote(l: { size: number; kept: boolean }): string {
   if (l.kept) return 'used';
   if (l.size === 0) return 'none: too few steps so far';
@@ -152,47 +155,48 @@ function levelNote(l: { size: number; kept: boolean }): string {
 const link = (r: Ref, trajectoryId: string, step: number, estimator: string) =>
   href(['run', r.runId, 'it', r.iteration, 'g', r.groupId, 't', trajectoryId], { step, estimator });
 
+/** A symbol such as "A_E" or "v_t+1": what follows '_' is a subscript. */
+function MathSymbol({ symbol }: { symbol: string | undefined }) {
+  if (!symbol) return '';
+  const [base, sub] = symbol.split('_');
+  return sub === undefined ? html`${base}` : html`${base}<sub>${sub}</sub>`;
+}
+
+const label = (f: { label: string; symbol?: string }) =>
+  html`${f.label}${f.label && f.symbol ? ' ' : ''}<${MathSymbol} symbol=${f.symbol} />`;
+
+const value = (f: FieldView) => (typeof f.value === 'string' ? f.value : fmt(f.value, f.digits));
+
 function CreditPanel({ credit: c, loc: r }: { credit: CreditView; loc: Ref }) {
-  const d = (c.details ?? {}) as Record<string, unknown>;
-  const n = (k: string) => fmt(d[k] as number | null | undefined);
-  let body: unknown;
-  if (c.estimator === 'gigpo') {
-    body = html`<dl><dt>episode part A<sub>E</sub></dt><dd>${n('episode')}</dd><dt>step part A<sub>S</sub></dt><dd>${n('step')}</dd>
-      <dt>discounted return R<sub>t</sub></dt><dd>${n('return')}</dd><dt>step-group size</dt><dd>${n('stepGroupSize')}</dd></dl>
-      <p class="members">Step group (same anchor in the other rollouts):
-      ${
-        c.stepGroup && c.stepGroup.length > 0
-          ? html`<ul>${c.stepGroup.map(
-              (m) =>
-                html`<li><a href=${link(r, m.trajectoryId, m.stepIndex, 'gigpo')}>${m.trajectoryId} step ${m.stepIndex}</a>${': '}R<sub>t</sub> ${fmt(m.return)}, A<sub>S</sub> ${fmt(m.step)}</li>`,
-            )}</ul>`
-          : html` alone (A<sub>S</sub> = 0)`
-      }</p>`;
-  } else if (c.estimator === 'hgpo') {
-    body = html`<p>discounted return R<sub>t</sub> ${n('return')}</p>
-      <table class="levels"><thead><tr><th>level k</th><th>group size</th><th>weight</th><th>a<sub>k</sub></th><th></th></tr></thead>
-      <tbody>${(c.levels ?? []).map(
-        (
-          l,
-        ) => html`<tr class=${l.kept ? '' : 'dropped'}><td>${l.k === 0 ? '0 (base)' : l.k}</td><td>${l.size}</td><td>${fmt(l.weight)}</td>
-          <td>${fmt(l.advantage)}</td><td>${levelNote(l)}</td></tr>`,
-      )}</tbody></table>`;
-  } else if (c.estimator === 'igpo' && c.igpo) {
-    body = html`<dl><dt>value before v<sub>t</sub></dt><dd>${fmt(c.igpo.valueBefore)}</dd>
-      <dt>value after v<sub>t+1</sub></dt><dd>${fmt(c.igpo.valueAfter)}</dd>
-      <dt>information gain</dt><dd>${fmt(c.igpo.gain, 6)}</dd>
-      <dt>reward r<sub>t</sub></dt><dd>${fmt(c.igpo.reward, 6)}</dd><dt>normalized</dt><dd>${n('normalizedReward')}</dd></dl>`;
-  } else if (c.estimator === 'flow-grpo' && c.flow) {
-    body = html`<p>shared outcome R = <b>${fmt(c.flow.outcome)}</b>; mean over the group's ${c.flow.samples.length} turn samples ${fmt(c.flow.mean)}</p>
-      <ul class="samples">${c.flow.samples.map(
-        (s) =>
-          html`<li><a href=${link(r, s.trajectoryId, s.stepIndex, 'flow-grpo')}>${s.trajectoryId} turn ${s.stepIndex}</a>${': '}R ${fmt(s.outcome)}, A ${fmt(s.advantage)}</li>`,
-      )}</ul>`;
-  } else {
-    body = html`<dl>${Object.entries(d).map(([k, v]) => html`<dt>${k}</dt><dd>${typeof v === 'number' ? fmt(v) : JSON.stringify(v)}</dd>`)}</dl>`;
-  }
+  const peers = c.peers;
   return html`<section class="panel" data-estimator=${c.estimator}>
     <h4>${c.estimator} <span class="value" style=${`background:${advantageColour(c.value)}`}>A = ${fmt(c.value)}</span></h4>
-    ${body}
+    <dl>${c.fields.map((f) => html`<dt>${label(f)}</dt><dd>${value(f)}</dd>`)}</dl>
+    ${
+      c.levels &&
+      html`<table class="levels"><thead><tr><th>level k</th><th>group size</th><th>weight</th><th>a<sub>k</sub></th><th></th></tr></thead>
+      <tbody>${c.levels.map(
+        (
+          l,
+        ) => html`<tr class=${l.kept ? '' : 'dropped'}><td>${l.name}</td><td>${l.size}</td><td>${fmt(l.weight)}</td>
+          <td>${fmt(l.advantage)}</td><td>${levelNote(l)}</td></tr>`,
+      )}</tbody></table>`
+    }
+    ${
+      peers &&
+      html`<div class="members">${peers.title}${
+        peers.mean ? html` (${label(peers.mean)} over ${peers.members.length}: ${fmt(peers.meanValue)})` : ''
+      }:
+      ${
+        peers.members.length > 0
+          ? html`<ul>${peers.members.map(
+              (m) =>
+                html`<li><a href=${link(r, m.trajectoryId, m.stepIndex, c.estimator)}>${m.trajectoryId} ${peers.unit} ${m.stepIndex}</a>${': '}${peers.fields.map(
+                  (f, i) => html`${i > 0 ? ', ' : ''}${label(f)} ${fmt(m.values[f.key])}`,
+                )}, A ${fmt(m.advantage)}</li>`,
+            )}</ul>`
+          : html` ${peers.none ?? 'none'}`
+      }</div>`
+    }
   </section>`;
 }

@@ -1,5 +1,7 @@
+/**
+ * The runs list, a run (curves, evaluations, iterations, trajectory search) and an iteration (its groups).
+ */
 /// <reference lib="dom" />
-// The runs list, a run (curves, evaluations, iterations, trajectory search) and an iteration (its groups).
 import { html } from 'htm/preact';
 import type { iterationDetail, listRuns, runDetail, searchTrajectories } from '../api.ts';
 import { Chart } from './chart.ts';
@@ -193,12 +195,13 @@ function TrajectorySearch({
           ? html`<p class="loading">Searching…</p>`
           : html`<div class="scroll"><table class="search">
       <thead><tr><th>iteration</th><th>group</th><th>task type</th><th>split</th><th>trajectory</th><th>outcome</th><th>length</th><th>return</th></tr></thead>
-      <tbody>${data.trajectories.map((t) => {
-        const r = t as Record<string, string | number | boolean>;
-        return html`<tr class=${r.won ? 'won' : 'lost'}><td>${r.iteration}</td><td>${r.groupId}</td><td>${r.taskType}</td><td>${r.split}</td>
-          <td><a href=${href(['run', runId, 'it', r.iteration as number, 'g', r.groupId as string, 't', r.trajectoryId as string])}>${r.trajectoryId}</a></td>
-          <td>${r.outcome}</td><td>${r.length}</td><td>${fmt(r.episodeReturn as number)}</td></tr>`;
-      })}</tbody></table></div>`
+      <tbody>${data.trajectories.map(
+        (
+          r,
+        ) => html`<tr class=${r.won ? 'won' : 'lost'}><td>${r.iteration}</td><td>${r.groupId}</td><td>${r.taskType}</td><td>${r.split}</td>
+          <td><a href=${href(['run', runId, 'it', r.iteration, 'g', r.groupId, 't', r.trajectoryId])}>${r.trajectoryId}</a></td>
+          <td>${r.outcome}</td><td>${r.length}</td><td>${fmt(r.episodeReturn)}</td></tr>`,
+      )}</tbody></table></div>`
     }`;
 }
 

@@ -6,9 +6,10 @@
 import { writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { openStore } from '../store/index.ts';
-import { parseTrainConfig, type TrainConfigInput } from './config.ts';
-import { learningCurveSvg, resultTable, summaryJson } from './report.ts';
-import { type TrainHooks, type TrainResult, train } from './trainer.ts';
+import { parseTrainConfig, type TrainConfigInput } from '../training/config.ts';
+import { learningCurveSvg, resultTable, summaryJson } from '../training/report.ts';
+import { type TrainHooks, type TrainResult, train } from '../training/trainer.ts';
+import { progressBars } from './progress.ts';
 
 /** Print the final table, write the learning curve (and the summary JSON when asked); returns the curve's path. */
 export async function reportRun(
@@ -40,7 +41,7 @@ export function isMain(moduleUrl: string): boolean {
 
 /** Train on `config` with progress bars, then report as `stepwise train` does. */
 export async function runScenario(config: TrainConfigInput, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const result = await train(config, { progress: true, ...hooks });
+  const result = await train(config, { onProgress: progressBars(), ...hooks });
   await reportRun(result, config);
   return result;
 }

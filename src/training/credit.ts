@@ -1,0 +1,77 @@
+/**
+ * An iteration's credit: the estimator over the trainable steps' rows, each step's advantage with
+ * the details that explain it (stored for the viewer), and the steps to train with their advantages.
+ */
+import { groupTrajectories, type Trajectory } from '../agents/record.ts';
+import { rowDetails } from '../credit/details.ts';
+import { estimators } from '../credit/estimators.ts';
+import type { AdvantageRecord, GroupInput } from '../store/types.ts';
+import type { RunContext } from './context.ts';
+import { creditRows } from './family.ts';
+
+/** A step to train: its tokens and the advantage that goes on every response token. */
+export interface TrainStep {
+  prompt: number[];
+  response: number[];
+  advantage: number;
+}
+
+/** What the estimator gave an iteration. */
+export interface IterationCredit {
+  /** The trainable steps, trajectory by trajectory, in step order. */
+  steps: TrainStep[];
+  /** The iteration's groups to store, each trained step with its advantage record. */
+  groups: GroupInput[];
+  /** The estimator's advantages, one per credit row. */
+  advantages: Float64Array;
+}
+
+const stepKey = (groupId: string | number, trajectoryId: string | number, stepIndex: number) =>
+  `${groupId}|${trajectoryId}|${stepIndex}`;
+
+/** Advantages over the trainable steps of `trajectories`, with the details that explain them. */
+export async function assignCredit(
+  ctx: RunContext,
+  trajectories: readonly Trajectory[],
+): Promise<IterationCredit> {
+  const { config, family } = ctx;
+  const trainable = (s: Trajectory['steps'][number]) =>
+    s.responseTokens.length > 0 && (family.trainable?.(s) ?? true);
+  const rows = family.creditRows
+    ? await family.creditRows(trajectories, ctx.policy)
+    : creditRows(trajectories, trainable);
+  const credit = estimators[config.estimator].run(rows, config.estimatorOptions);
+  const records = new Map<string, AdvantageRecord>();
+  for (const [i, r] of rows.entries()) {
+    records.set(stepKey(r.groupId, r.trajectoryId, r.stepIndex), {
+      estimator: config.estimator,
+      value: credit.advantages[i]!,
+      details: rowDetails(credit.details, i),
+    });
+  }
+  const recordOf = (groupId: string, trajectoryId: string, stepIndex: number) =>
+    records.get(stepKey(groupId, trajectoryId, stepIndex));
+
+  const steps = trajectories.flatMap((t) =>
+    t.steps.filter(trainable).map((s) => {
+      const record = recordOf(t.groupId, t.trajectoryId, s.stepIndex);
+      if (!record) {
+        throw new Error(
+          `the estimator's rows miss trainable step ${s.stepIndex} of trajectory ${t.groupId}/${t.trajectoryId}`,
+        );
+      }
+      return { prompt: s.promptTokens, response: s.responseTokens, advantage: record.value };
+    }),
+  );
+  const groups = groupTrajectories(trajectories).map((g) => ({
+    ...g,
+    trajectories: g.trajectories.map((t) => ({
+      ...t,
+      steps: t.steps.map((s) => {
+        const record = recordOf(g.groupId, t.trajectoryId, s.stepIndex);
+        return record ? { ...s, advantages: [record] } : s;
+      }),
+    })),
+  }));
+  return { steps, groups, advantages: credit.advantages };
+}
