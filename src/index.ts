@@ -26,13 +26,13 @@ export { Policy, type PolicyInit, type Prompt } from './policy/policy.ts';
 export { GenerateOptions, type Generation } from './policy/runtime/generate.ts';
 export type { TokenBatch, TokenRow, UpdateMetrics } from './policy/runtime/runner.ts';
 export {
-  Rng,
   type Sampled,
   SamplingOptions,
   StopStrings,
   sampleToken,
   samplingOptions,
 } from './policy/runtime/sampling.ts';
+export { Rng } from './util/random.ts';
 export { CUDA_INSTALL_HINT, Device } from './policy/runtime/session.ts';
 export {
   type ChatMessage,

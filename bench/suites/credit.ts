@@ -2,8 +2,8 @@
 // the trajectory store's insert and read figures (bench/store-bench.ts, owned by the store).
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { uniform } from '../../src/envs/rng.ts';
 import { flowGrpo, gigpo, hgpo, igpo, type StepRow } from '../../src/index.ts';
+import { uniform } from '../../src/util/random.ts';
 import { benchStore } from '../store-bench.ts';
 import { formatNumber, median, type Suite } from '../suite.ts';
 

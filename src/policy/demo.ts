@@ -3,9 +3,9 @@
 // against a frozen reference, and show samples before and after.
 import cliProgress from 'cli-progress';
 import { z } from 'zod';
+import { Rng } from '../util/random.ts';
 import { Policy } from './policy.ts';
 import type { TokenRow } from './runtime/runner.ts';
-import { Rng } from './runtime/sampling.ts';
 import { type ChatMessage, Tokenizer } from './tokenizer/tokenizer.ts';
 
 export const DemoOptions = z.object({

@@ -2,6 +2,7 @@
 // that generates, scores, updates, saves and exports.
 import { writeFile } from 'node:fs/promises';
 import type { z } from 'zod';
+import { parseOrThrow } from '../util/zod.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint/checkpoint.ts';
 import { type ModelConfig, modelConfig, type PresetName } from './model/config.ts';
 import { buildLogitsGraph } from './model/graphs.ts';
@@ -139,12 +140,7 @@ export class Policy {
 
   /** One optimizer step on a token batch with the RL loss (default) or the SFT loss. */
   async update(batch: TokenBatch, loss: z.input<typeof LossConfig> = {}): Promise<UpdateMetrics> {
-    const parsed = LossConfig.safeParse(loss);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(`invalid loss config: '${issue.path.join('.')}': ${issue.message}`);
-    }
-    const metrics = await this.runner.update(batch, parsed.data);
+    const metrics = await this.runner.update(batch, parseOrThrow(LossConfig, loss, 'invalid loss config'));
     if (metrics.skipped) {
       console.warn(
         `stepwise: update skipped: the loss (${metrics.loss}) or the gradient norm (${metrics.gradNorm}) is not finite; ` +

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ContextOverflowError } from '../agents/chat/batcher.ts';
 import { PolicyChatModel } from '../agents/chat/policy-chat-model.ts';
 import type { Policy } from '../policy/policy.ts';
+import { parseOrThrow } from '../util/zod.ts';
 import { chatCompletions, type Reply } from './chat-completions.ts';
 import { completions } from './completions.ts';
 import { ApiError, badRequest, contextOverflow, modelNotFound } from './errors.ts';
@@ -101,17 +102,18 @@ export class PolicyServer {
     if (req.method !== 'POST') throw methodNotAllowed(req.method, 'POST');
     const body = await readJson(req, this.options.maxBodyBytes);
     const chat = path === '/v1/chat/completions';
-    const parsed = (chat ? ChatCompletionRequest : CompletionRequest).safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const param = issue.path.join('.') || null;
-      throw badRequest(`Invalid value for '${param ?? 'body'}': ${issue.message}`, param, 'invalid_value');
-    }
-    if (parsed.data.model !== this.options.modelId) throw modelNotFound(parsed.data.model);
+    // OpenAI's error shape: the field goes into `param` as well as into the message.
+    const request = parseOrThrow(
+      chat ? ChatCompletionRequest : CompletionRequest,
+      body,
+      ({ field, message }) =>
+        badRequest(`Invalid value for '${field || 'body'}': ${message}`, field || null, 'invalid_value'),
+    );
+    if (request.model !== this.options.modelId) throw modelNotFound(request.model);
     try {
       if (chat)
-        await chatCompletions(this.model, this.options.modelId, parsed.data as ChatCompletionRequest, reply);
-      else await completions(this.model, this.options.modelId, parsed.data as CompletionRequest, reply);
+        await chatCompletions(this.model, this.options.modelId, request as ChatCompletionRequest, reply);
+      else await completions(this.model, this.options.modelId, request as CompletionRequest, reply);
     } catch (err) {
       if (err instanceof ContextOverflowError) throw contextOverflow(err.promptTokens, 1, err.contextLength);
       throw err;

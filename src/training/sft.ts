@@ -8,10 +8,10 @@
 import cliProgress from 'cli-progress';
 import type { z } from 'zod';
 import { domainCorpus } from '../cli/commands/init-policy.ts';
-import { Rng } from '../envs/rng.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
 import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
+import { Rng } from '../util/random.ts';
 import type { SftConfig } from './config.ts';
 import type { Demonstrated } from './family.ts';
 

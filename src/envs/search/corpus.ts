@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { SearchDocument } from '../../tools/search/index.ts';
-import { Rng } from '../rng.ts';
+import { Rng } from '../../util/random.ts';
 import { SPLITS, type Split } from '../types.ts';
 import {
   GENRES,

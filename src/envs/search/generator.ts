@@ -1,5 +1,5 @@
 import { SearchIndex } from '../../tools/search/index.ts';
-import { Rng } from '../rng.ts';
+import { Rng } from '../../util/random.ts';
 import { checkKind, type Split, type Task, type TaskGenerator } from '../types.ts';
 import {
   type Encyclopedia,

@@ -1,4 +1,4 @@
-import type { Rng } from '../rng.ts';
+import type { Rng } from '../../util/random.ts';
 
 /**
  * Invented names for the generated encyclopedia, built from syllables and word lists written

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type SearchDocument, SearchIndex, type SearchIndexOptions } from '../../tools/search/index.ts';
+import { Rng } from '../../util/random.ts';
 import { readJsonl } from '../jsonl.ts';
-import { Rng } from '../rng.ts';
 import { checkKind, SPLITS, type Split } from '../types.ts';
 import type { QASource, SearchTask } from './generator.ts';
 

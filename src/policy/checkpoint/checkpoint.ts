@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseOrThrow } from '../../util/zod.ts';
 import { ModelConfig } from '../model/config.ts';
 import { checkParams, type Params, paramSpecs } from '../model/params.ts';
 import { loadSafetensors, saveSafetensors, type Tensor } from './safetensors.ts';
@@ -79,12 +80,12 @@ export async function saveCheckpoint(dir: string, ckpt: Checkpoint): Promise<voi
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
   const configPath = path.join(dir, 'config.json');
   if (!existsSync(configPath)) throw new Error(`no checkpoint at '${dir}': config.json is missing`);
-  const parsed = ConfigFile.safeParse(JSON.parse(await readFile(configPath, 'utf8')));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`checkpoint ${configPath}: '${issue.path.join('.')}': ${issue.message}`);
-  }
-  const config = parsed.data.model;
+  const file = parseOrThrow(
+    ConfigFile,
+    JSON.parse(await readFile(configPath, 'utf8')),
+    `checkpoint ${configPath}`,
+  );
+  const config = file.model;
   const { tensors } = await loadSafetensors(path.join(dir, 'model.safetensors'));
   const params = fromTensors(config, tensors, 'model.safetensors');
   const tokPath = path.join(dir, 'tokenizer.json');
@@ -98,5 +99,5 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
       v: fromTensors(config, opt, 'optimizer.safetensors', '.v'),
     };
   }
-  return { config, params, tokenizerJson, optimizer, step: parsed.data.step };
+  return { config, params, tokenizerJson, optimizer, step: file.step };
 }

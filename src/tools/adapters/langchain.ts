@@ -4,7 +4,7 @@ import {
   ToolInputParsingException,
 } from '@langchain/core/tools';
 import { z } from 'zod';
-import { errorResult, observationText, runWithDeadline, ToolFailure } from '../define.ts';
+import { describeZodError, errorResult, observationText, runWithDeadline, ToolFailure } from '../define.ts';
 import type { Tool, ToolLimits, ToolResult } from '../types.ts';
 
 /**
@@ -51,11 +51,7 @@ export function fromLangChainTool(lc: StructuredToolInterface, limits: Partial<T
       const started = performance.now();
       const parsed = schema.safeParse(input);
       if (!parsed.success) {
-        return errorResult(
-          'bad_arguments',
-          `${lc.name}: ${z.prettifyError(parsed.error).replace(/\n/g, ' ')}`,
-          started,
-        );
+        return errorResult('bad_arguments', describeZodError(lc.name, parsed.error), started);
       }
       try {
         return await runWithDeadline(l, ctx.signal, started, async (signal) => {

@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import MiniSearch, { type AsPlainObject } from 'minisearch';
 import { z } from 'zod';
+import { parseOrThrow } from '../../util/zod.ts';
 
 /**
  * A BM25 full-text index over small documents: the core of the `web_search` tool and of the
@@ -241,14 +242,8 @@ export class SearchIndex {
   }
 
   static fromJSON(json: unknown): SearchIndex {
-    const parsed = SerializedHeader.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(
-        `SearchIndex.fromJSON: not a stepwise search index (field "${issue.path.join('.')}": ${issue.message})`,
-      );
-    }
-    const opts = parsed.data.options;
+    const header = parseOrThrow(SerializedHeader, json, 'SearchIndex.fromJSON: not a stepwise search index');
+    const opts = header.options;
     const mini = MiniSearch.loadJS<SearchDocument>(
       (json as SerializedSearchIndex).minisearch,
       miniOptions(opts),

@@ -32,7 +32,7 @@ import { PythonPool } from '../../tools/python/pool.ts';
 import { PythonTool } from '../../tools/python/tool.ts';
 import { SearchIndex } from '../../tools/search/index.ts';
 import { webSearchTool } from '../../tools/web-search.ts';
-import { type TrainConfig, TrainConfigError } from '../config.ts';
+import { parseConfigSection, type TrainConfig, TrainConfigError } from '../config.ts';
 import { creditRows, type Demonstrated, type FamilyHooks, type TaskFamily } from '../family.ts';
 
 /** The search family's `envOptions`: the env's config with defaults that fit a 512-token context. */
@@ -53,16 +53,6 @@ export const ANSWER_PREFIX = '<answer>';
 
 /** Probes per scoring batch. */
 const SCORE_CHUNK = 32;
-
-function parseEnvOptions<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  const parsed = schema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
-    throw new TrainConfigError(`envOptions.${key}`, issue.message);
-  }
-  return parsed.data;
-}
 
 /** The gold answer of a task (the text IGPO's values score): search's canonical answer, code/math's. */
 export function goldAnswer(task: Task): string {
@@ -192,7 +182,7 @@ interface ToolQaParts {
 }
 
 function searchFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
-  const opts = parseEnvOptions(SearchFamilyOptions, config.envOptions);
+  const opts = parseConfigSection(SearchFamilyOptions, config.envOptions, 'envOptions');
   const { snippetChars, kinds, ...envConfig } = opts;
   let source: EncyclopediaQA | undefined;
   const qa = () => {
@@ -234,7 +224,7 @@ function searchFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
 }
 
 function codeMathFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
-  const envConfig = parseEnvOptions(CodeMathFamilyOptions, config.envOptions);
+  const envConfig = parseConfigSection(CodeMathFamilyOptions, config.envOptions, 'envOptions');
   const generator = new CodeMathGenerator(envConfig);
   // The family's own interpreters, so that closing the family stops them (and nobody else's).
   let pool: PythonPool | undefined;
