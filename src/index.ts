@@ -165,16 +165,8 @@ export {
   searchPrompt,
   searchSystemPrompt,
 } from './agents/prompts/index.ts';
-export {
-  type AgentStep,
-  groupTrajectories,
-  recordIteration,
-  rolloutMetrics,
-  stepInput,
-  type Trajectory,
-  type TrajectoryOutcome,
-  trajectoryInput,
-} from './agents/record.ts';
+export { type AgentStep, rolloutMetrics, type Trajectory, type TrajectoryOutcome } from './agents/record.ts';
+export { groupTrajectories, recordIteration, stepInput, trajectoryInput } from './training/record.ts';
 // agents: AgentFlow, its modules, memory and gold traces (agentflow)
 export {
   AGENTFLOW_ROLES,

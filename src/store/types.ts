@@ -5,8 +5,9 @@
  * areas unchanged.
  */
 
-/** Any JSON value (configs, extras, advantage details). */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+import type { Json } from '../util/json.ts';
+
+export type { Json };
 
 /**
  * The raw observation a step's decision was made on. Text for most envs; structured anchors are

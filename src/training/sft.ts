@@ -7,12 +7,12 @@
  */
 import cliProgress from 'cli-progress';
 import type { z } from 'zod';
-import { domainCorpus } from '../cli/commands/init-policy.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
 import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import { Rng } from '../util/random.ts';
 import type { SftConfig } from './config.ts';
+import { domainCorpus } from './corpus.ts';
 import type { Demonstrated } from './family.ts';
 
 /** One behaviour-cloning sample: the prompt's token ids and the expert reply's (end token included). */
