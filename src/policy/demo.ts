@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { Rng } from '../util/random.ts';
 import { Policy } from './policy.ts';
 import type { TokenRow } from './runtime/runner.ts';
-import { type ChatMessage, Tokenizer } from './tokenizer/tokenizer.ts';
+import { type TemplateMessage, Tokenizer } from './tokenizer/tokenizer.ts';
 
 export const DemoOptions = z.object({
   /** Wall-clock budget for training (SFT then RL), in seconds. */
@@ -32,7 +32,7 @@ function makeTask(rng: Rng): Task {
   return { prompt: `count ${down ? 'down' : 'up'} by ${step} from ${start}`, answer: numbers.join(' ') };
 }
 
-const chat = (t: Task): ChatMessage[] => [{ role: 'user', content: t.prompt }];
+const chat = (t: Task): TemplateMessage[] => [{ role: 'user', content: t.prompt }];
 
 /** Fraction of the five numbers the answer got right, in place. */
 export function reward(task: Task, text: string): number {

@@ -17,10 +17,10 @@ import {
 } from './runtime/generate.ts';
 import { ModelRunner, type TokenBatch, type UpdateMetrics } from './runtime/runner.ts';
 import { type Device, resolveDevice } from './runtime/session.ts';
-import { type ChatMessage, Tokenizer } from './tokenizer/tokenizer.ts';
+import { type TemplateMessage, Tokenizer } from './tokenizer/tokenizer.ts';
 
 /** A prompt: plain text, chat messages (templated with a generation prompt), or token ids. */
-export type Prompt = string | readonly ChatMessage[] | readonly number[];
+export type Prompt = string | readonly TemplateMessage[] | readonly number[];
 
 export interface PolicyInit {
   /** A preset name or a model config; its vocabSize is replaced by the tokenizer's. */
@@ -97,7 +97,7 @@ export class Policy {
   encodePrompt(prompt: Prompt): number[] {
     if (typeof prompt === 'string') return this.tokenizer.encode(prompt);
     if (prompt.length > 0 && typeof prompt[0] === 'number') return [...(prompt as readonly number[])];
-    return this.tokenizer.applyChatTemplate(prompt as readonly ChatMessage[], { addGenerationPrompt: true });
+    return this.tokenizer.applyChatTemplate(prompt as readonly TemplateMessage[], { addGenerationPrompt: true });
   }
 
   /**

@@ -10,7 +10,7 @@ import type { Policy } from '../policy/policy.ts';
 import { parseOrThrow } from '../util/zod.ts';
 import { chatCompletions, type Reply } from './chat-completions.ts';
 import { completions } from './completions.ts';
-import { ApiError, badRequest, contextOverflow, modelNotFound } from './errors.ts';
+import { ServeError, badRequest, contextOverflow, modelNotFound } from './errors.ts';
 import { ChatCompletionRequest, CompletionRequest } from './protocol.ts';
 
 export const ServeOptions = z.object({
@@ -91,7 +91,7 @@ export class PolicyServer {
     }
     if (path === '/health') return reply.json({ ok: true });
     if (path !== '/v1/chat/completions' && path !== '/v1/completions') {
-      throw new ApiError(
+      throw new ServeError(
         404,
         `Unknown route ${req.method} ${path}`,
         'invalid_request_error',
@@ -122,7 +122,7 @@ export class PolicyServer {
 }
 
 const methodNotAllowed = (method: string | undefined, allowed: string) =>
-  new ApiError(
+  new ServeError(
     405,
     `Method ${method} is not allowed here; use ${allowed}`,
     'invalid_request_error',
@@ -135,7 +135,7 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   let size = 0;
   for await (const part of req) {
     size += (part as Buffer).length;
-    if (size > limit) throw new ApiError(413, `The request body is larger than ${limit} bytes`);
+    if (size > limit) throw new ServeError(413, `The request body is larger than ${limit} bytes`);
     parts.push(part as Buffer);
   }
   const text = Buffer.concat(parts).toString('utf8');
@@ -177,9 +177,9 @@ function replyTo(res: ServerResponse): Reply {
 
 function sendError(res: ServerResponse, err: unknown): void {
   const api =
-    err instanceof ApiError
+    err instanceof ServeError
       ? err
-      : new ApiError(500, `The server failed: ${(err as Error)?.message ?? String(err)}`, 'server_error');
+      : new ServeError(500, `The server failed: ${(err as Error)?.message ?? String(err)}`, 'server_error');
   if (res.headersSent) {
     // Mid-stream: the status is gone, so the error travels as an event (as OpenAI's servers do).
     if (!res.writableEnded) res.end(`data: ${JSON.stringify(api.body())}\n\n`);

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { parseOrThrow } from '../../util/zod.ts';
 import { ModelConfig } from '../model/config.ts';
 import { checkParams, type Params, paramSpecs } from '../model/params.ts';
-import { loadSafetensors, saveSafetensors, type Tensor } from './safetensors.ts';
+import { loadSafetensors, saveSafetensors, type SafetensorsTensor } from './safetensors.ts';
 
 const FORMAT = 'stepwise-policy-1';
 
@@ -32,8 +32,8 @@ export interface Checkpoint {
   step: number;
 }
 
-function toTensors(config: ModelConfig, params: Params, suffix = ''): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
+function toTensors(config: ModelConfig, params: Params, suffix = ''): Record<string, SafetensorsTensor> {
+  const out: Record<string, SafetensorsTensor> = {};
   for (const spec of paramSpecs(config)) {
     out[spec.name + suffix] = { dtype: 'F32', shape: spec.shape, data: params.get(spec.name)! };
   }
@@ -42,7 +42,7 @@ function toTensors(config: ModelConfig, params: Params, suffix = ''): Record<str
 
 function fromTensors(
   config: ModelConfig,
-  tensors: Record<string, Tensor>,
+  tensors: Record<string, SafetensorsTensor>,
   file: string,
   suffix = '',
 ): Params {

@@ -33,7 +33,8 @@ export type SpecialToken = keyof typeof SPECIAL_TOKENS;
 const FIRST_MERGE_ID = 262;
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
-export interface ChatMessage {
+/** A message as the chat template renders it: a role and its text (agents' `ChatMessage` adds tool calls). */
+export interface TemplateMessage {
   role: ChatRole;
   content: string;
 }
@@ -202,7 +203,7 @@ export class Tokenizer {
    * so a message can never forge a role or end token.
    */
   applyChatTemplate(
-    messages: readonly ChatMessage[],
+    messages: readonly TemplateMessage[],
     options: { addGenerationPrompt?: boolean } = {},
   ): number[] {
     const ids: number[] = [];

@@ -17,7 +17,7 @@ import { type AgentEnv, agentEnvMaker, rollout, runnerTool } from '../../agents/
 import { codeMathSystemPrompt } from '../../agents/prompts/codemath.ts';
 import { searchSystemPrompt } from '../../agents/prompts/search.ts';
 import type { AgentStep, Trajectory } from '../../agents/record.ts';
-import type { StepRow as CreditRow } from '../../credit/types.ts';
+import type { StepRow } from '../../credit/types.ts';
 import { parseAction } from '../../envs/actions.ts';
 import { CodeMathEnv, CodeMathEnvConfig } from '../../envs/codemath/env.ts';
 import { CodeMathGenerator, type CodeMathTask, renderCodeMathTask } from '../../envs/codemath/generator.ts';
@@ -131,7 +131,7 @@ const trainable = (s: AgentStep) => s.responseTokens.length > 0;
  * `answered` on the answer turn with its `outcomeReward` (search: the env's F1; code/math: the
  * reward, 1 right or 0). A malformed last response keeps `valid: false` (IGPO's format penalty).
  */
-export async function igpoRows(trajectories: readonly Trajectory[], policy: Policy): Promise<CreditRow[]> {
+export async function igpoRows(trajectories: readonly Trajectory[], policy: Policy): Promise<StepRow[]> {
   const steps = trajectories.flatMap((t) =>
     t.steps.filter(trainable).map((s) => ({ t, s, promptTokens: s.promptTokens, gold: goldAnswer(t.task) })),
   );
@@ -200,7 +200,7 @@ function searchFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
       }
       return maker(name);
     });
-  return toolQaFamily_(config, hooks, {
+  return familyFromParts(config, hooks, {
     env: 'search',
     envMaxTurns: envConfig.maxTurns,
     task: hooks.tasks ?? ((split, seed) => qa().generate(split, seed, kinds[seed % kinds.length])),
@@ -237,7 +237,7 @@ function codeMathFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
       const env = new CodeMathEnv(envConfig, { python: runnerTool(tools, 'python') });
       return { env: env as unknown as Env, tools };
     });
-  return toolQaFamily_(config, hooks, {
+  return familyFromParts(config, hooks, {
     env: 'codemath',
     envMaxTurns: envConfig.maxTurns,
     task: hooks.tasks ?? ((split, seed) => generator.generate(split, seed)),
@@ -259,7 +259,8 @@ function codeMathFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
   });
 }
 
-function toolQaFamily_(config: TrainConfig, hooks: FamilyHooks, parts: ToolQaParts): TaskFamily {
+/** The family both envs share, from the parts that differ (env, tools, prompts, demonstrations). */
+function familyFromParts(config: TrainConfig, hooks: FamilyHooks, parts: ToolQaParts): TaskFamily {
   const expert = hooks.expert ?? createExpert(parts.env);
   const turns = maxTurns(config, parts.envMaxTurns);
   const loops = (temperature: number, seed: number) => ({
