@@ -1,5 +1,7 @@
-// Suite `credit`: each estimator over a million step rows shaped like household rollouts, plus
-// the trajectory store's insert and read figures (bench/store-bench.ts, owned by the store).
+/**
+ * Suite `credit`: each estimator over a million step rows shaped like household rollouts, plus
+ * the trajectory store's insert and read figures (bench/store-bench.ts, owned by the store).
+ */
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { flowGrpo, gigpo, hgpo, igpo, type StepRow } from '../../src/index.ts';

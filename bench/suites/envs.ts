@@ -1,3 +1,7 @@
+/**
+ * The `envs` suite: household, search and code/math steps per second (random admissible actions and
+ * expert trajectories), generation speed and CPU time.
+ */
 import { CodeMathGenerator } from '../../src/envs/codemath/generator.ts';
 import { TASK_TYPES } from '../../src/envs/household/catalog.ts';
 import { HouseholdEnv } from '../../src/envs/household/env.ts';

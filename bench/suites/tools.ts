@@ -1,5 +1,7 @@
-// The `tools` suite: sandbox start-up and call latency, pool throughput, how closely the time limit
-// is enforced, and BM25 search speed over a 100k-document index.
+/**
+ * The `tools` suite: sandbox start-up and call latency, pool throughput, how closely the time limit
+ * is enforced, and BM25 search speed over a 100k-document index.
+ */
 import { cpus, loadavg } from 'node:os';
 import { JavaScriptTool } from '../../src/tools/javascript/tool.ts';
 import { PythonPool } from '../../src/tools/python/pool.ts';

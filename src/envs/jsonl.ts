@@ -1,3 +1,7 @@
+/**
+ * Tasks as JSON Lines files: `readJsonl` (a schema per line, errors naming file, line and field),
+ * `readTasks`, `writeTasks`.
+ */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseOrThrow } from '../util/zod.ts';

@@ -1,3 +1,4 @@
+/** `EnvPool`: steps many envs at once, with a bound on the steps in flight. */
 import { checkConcurrency, mapConcurrent } from '../util/concurrent.ts';
 import type { Env, StepResult, Task } from './types.ts';
 

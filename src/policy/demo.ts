@@ -1,6 +1,8 @@
-// The policy engine's demo (`npm start` until the trainer exists): train the tiny preset from
-// scratch on a generated counting task, first with SFT, then a few RL iterations with the PPO loss
-// against a frozen reference, and show samples before and after.
+/**
+ * The policy engine's demo (`stepwise demo`; `npm start` runs the trainer): train the tiny preset from
+ * scratch on a generated counting task, first with SFT, then a few RL iterations with the PPO loss
+ * against a frozen reference, and show samples before and after.
+ */
 import cliProgress from 'cli-progress';
 import { z } from 'zod';
 import { Rng } from '../util/random.ts';

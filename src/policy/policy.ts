@@ -1,5 +1,7 @@
-// The trainable policy: a tokenizer, a transformer and its ONNX Runtime graphs behind one object
-// that generates, scores, updates, saves and exports.
+/**
+ * The trainable policy: a tokenizer, a transformer and its ONNX Runtime graphs behind one object
+ * that generates, scores, updates, saves and exports.
+ */
 import { writeFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { parseOrThrow } from '../util/zod.ts';
@@ -97,7 +99,9 @@ export class Policy {
   encodePrompt(prompt: Prompt): number[] {
     if (typeof prompt === 'string') return this.tokenizer.encode(prompt);
     if (prompt.length > 0 && typeof prompt[0] === 'number') return [...(prompt as readonly number[])];
-    return this.tokenizer.applyChatTemplate(prompt as readonly TemplateMessage[], { addGenerationPrompt: true });
+    return this.tokenizer.applyChatTemplate(prompt as readonly TemplateMessage[], {
+      addGenerationPrompt: true,
+    });
   }
 
   /**

@@ -1,5 +1,7 @@
-// Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}` with its status codes,
-// so OpenAI clients raise their usual exception classes (BadRequestError, NotFoundError, ...).
+/**
+ * Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}` with its status codes,
+ * so OpenAI clients raise their usual exception classes (BadRequestError, NotFoundError, ...).
+ */
 
 export type ServeErrorType = 'invalid_request_error' | 'not_found_error' | 'server_error';
 

@@ -1,6 +1,8 @@
-// `stepwise serve`: a stepwise policy behind the OpenAI HTTP API, on node:http (no server library is
-// installed, and four routes do not need one). Every request goes through one PolicyChatModel, so
-// concurrent requests share decode batches.
+/**
+ * `stepwise serve`: a stepwise policy behind the OpenAI HTTP API, on node:http (no server library is
+ * installed, and four routes do not need one). Every request goes through one PolicyChatModel, so
+ * concurrent requests share decode batches.
+ */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
@@ -10,7 +12,7 @@ import type { Policy } from '../policy/policy.ts';
 import { parseOrThrow } from '../util/zod.ts';
 import { chatCompletions, type Reply } from './chat-completions.ts';
 import { completions } from './completions.ts';
-import { ServeError, badRequest, contextOverflow, modelNotFound } from './errors.ts';
+import { badRequest, contextOverflow, modelNotFound, ServeError } from './errors.ts';
 import { ChatCompletionRequest, CompletionRequest } from './protocol.ts';
 
 export const ServeOptions = z.object({

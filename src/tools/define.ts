@@ -1,14 +1,13 @@
-import type { z } from 'zod';
-import { withDeadline } from '../util/deadline.ts';
-import { fieldIssues } from '../util/zod.ts';
-import type { Tool, ToolContext, ToolErrorKind, ToolLimits, ToolResult } from './types.ts';
-
 /**
  * `defineTool` turns a plain async function into a `Tool` that keeps the interface's promises:
  * arguments are validated against the zod schema, failures (bad arguments, throws, timeouts,
  * aborts) come back as error results instead of exceptions, output is cut to the limit, and
  * every result carries its duration.
  */
+import type { z } from 'zod';
+import { withDeadline } from '../util/deadline.ts';
+import { fieldIssues } from '../util/zod.ts';
+import type { Tool, ToolContext, ToolErrorKind, ToolLimits, ToolResult } from './types.ts';
 
 export const DEFAULT_LIMITS: ToolLimits = { timeMs: 10_000, outputChars: 8_000 };
 

@@ -1,3 +1,12 @@
+/**
+ * AgentFlow on an env: the env's first observation is the query, the modules work with the env's
+ * tools (through the episode's ToolRunner, so the run's tool policy and audit apply), and the
+ * generator's answer goes to the env as `<answer>...</answer>`, which judges it. The trajectory is
+ * the loops' `Trajectory`: one step per module call, so `recordIteration` writes it like any other.
+ *
+ * Every planner step is a Flow-GRPO sample: it carries the trajectory's outcome as
+ * `extras.outcomeReward` (every step does, so the rows of a trajectory agree).
+ */
 import { createExpert } from '../../envs/index.ts';
 import type { Env, StepResult, Task } from '../../envs/types.ts';
 import { callSeed } from '../../util/random.ts';
@@ -10,16 +19,6 @@ import { type GoldTrace, goldModels, goldTrace } from './gold.ts';
 import { admissibleLine, type HouseholdWorldLog, householdRunner } from './household.ts';
 import { type AgentFlowModules, type AgentFlowResult, type AgentFlowStep, runAgentFlow } from './loop.ts';
 import { parseVerdict } from './prompts.ts';
-
-/**
- * AgentFlow on an env: the env's first observation is the query, the modules work with the env's
- * tools (through the episode's ToolRunner, so the run's tool policy and audit apply), and the
- * generator's answer goes to the env as `<answer>...</answer>`, which judges it. The trajectory is
- * the loops' `Trajectory`: one step per module call, so `recordIteration` writes it like any other.
- *
- * Every planner step is a Flow-GRPO sample: it carries the trajectory's outcome as
- * `extras.outcomeReward` (every step does, so the rows of a trajectory agree).
- */
 
 export interface AgentFlowTrajectory extends Trajectory {
   /** The loop's own account: analysis, memory, stop reason, answer. */

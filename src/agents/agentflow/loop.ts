@@ -1,3 +1,13 @@
+/**
+ * The AgentFlow loop (Li et al., "In-the-Flow Agentic System Optimization", arXiv:2510.05592):
+ * query analysis, then up to `maxTurns` turns of planner -> executor -> tool -> memory -> verifier,
+ * then the generator's `<answer>`. Each module has its own ChatModel, so the planner can be the
+ * policy being trained while the others run on a frozen copy or a hosted model.
+ *
+ * Nothing a model writes can crash the loop: an unparsable plan, an unknown tool, a bad tool call
+ * or arguments that fail the tool's schema become a memory record that says so, and the turn goes
+ * on to the verifier. A ChatModel that throws ends the turns (the generator still answers).
+ */
 import { openAITools, parseOpenAIToolCalls, parseTextToolCalls } from '../../tools/adapters/openai.ts';
 import { describeZodError, observationText } from '../../tools/define.ts';
 import { ToolRunner } from '../../tools/policy.ts';
@@ -25,17 +35,6 @@ import {
   type Verdict,
   verifierMessages,
 } from './prompts.ts';
-
-/**
- * The AgentFlow loop (Li et al., "In-the-Flow Agentic System Optimization", arXiv:2510.05592):
- * query analysis, then up to `maxTurns` turns of planner -> executor -> tool -> memory -> verifier,
- * then the generator's `<answer>`. Each module has its own ChatModel, so the planner can be the
- * policy being trained while the others run on a frozen copy or a hosted model.
- *
- * Nothing a model writes can crash the loop: an unparsable plan, an unknown tool, a bad tool call
- * or arguments that fail the tool's schema become a memory record that says so, and the turn goes
- * on to the verifier. A ChatModel that throws ends the turns (the generator still answers).
- */
 
 export interface AgentFlowModules {
   planner: ChatModel;

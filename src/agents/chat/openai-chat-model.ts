@@ -1,4 +1,6 @@
-// Any OpenAI-compatible endpoint (OpenAI, vLLM, a `stepwise serve`) through the official SDK.
+/**
+ * Any OpenAI-compatible endpoint (OpenAI, vLLM, a `stepwise serve`) through the official SDK.
+ */
 import OpenAI from 'openai';
 import type {
   ChatCompletion,

@@ -1,5 +1,7 @@
-// The local backend: a stepwise Policy behind the ChatModel interface, with concurrent calls
-// sharing decode batches.
+/**
+ * The local backend: a stepwise Policy behind the ChatModel interface, with concurrent calls
+ * sharing decode batches.
+ */
 import { z } from 'zod';
 import type { Policy } from '../../policy/policy.ts';
 import type { Generation } from '../../policy/runtime/generate.ts';

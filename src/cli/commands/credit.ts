@@ -1,5 +1,7 @@
-// `stepwise credit`: run an estimator over a JSONL file of step rows (a store export, or rows
-// from elsewhere) and write the same rows with `advantage` and `credit` added.
+/**
+ * `stepwise credit`: run an estimator over a JSONL file of step rows (a store export, or rows
+ * from elsewhere) and write the same rows with `advantage` and `credit` added.
+ */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';

@@ -1,6 +1,8 @@
-// `stepwise init-policy --preset tiny --out <dir>`: a fresh, untrained checkpoint whose tokenizer
-// was trained on text from the envs (task statements, observations, expert actions, instructions
-// and the agents' prompt tags), so the vocabulary fits the domain and prompts stay short.
+/**
+ * `stepwise init-policy --preset tiny --out <dir>`: a fresh, untrained checkpoint whose tokenizer
+ * was trained on text from the envs (task statements, observations, expert actions, instructions
+ * and the agents' prompt tags), so the vocabulary fits the domain and prompts stay short.
+ */
 import type { Command } from 'commander';
 import { type PresetName, presets } from '../../policy/model/config.ts';
 import { Policy } from '../../policy/policy.ts';

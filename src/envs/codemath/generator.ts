@@ -1,3 +1,7 @@
+/**
+ * Code/math task generation: problem kinds, phrasings, exact answers (BigInt, scaled decimals) and
+ * splits.
+ */
 import { z } from 'zod';
 import { hashSeed, Rng } from '../../util/random.ts';
 import { checkKind, type Split, type Task, type TaskGenerator } from '../types.ts';

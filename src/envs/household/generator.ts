@@ -1,3 +1,7 @@
+/**
+ * Household task generation: room layouts, goals of the six task types, and the train / valid-seen /
+ * valid-unseen splits.
+ */
 import { z } from 'zod';
 import { hashSeed, Rng } from '../../util/random.ts';
 import { checkKind, SPLITS, type Split, type Task, type TaskGenerator } from '../types.ts';

@@ -1,3 +1,7 @@
+/**
+ * Search QA questions (single-hop, bridge, comparison, three-hop) over the generated encyclopedia, and
+ * `QASource`.
+ */
 import { SearchIndex } from '../../tools/search/index.ts';
 import { Rng } from '../../util/random.ts';
 import { checkKind, type Split, type Task, type TaskGenerator } from '../types.ts';

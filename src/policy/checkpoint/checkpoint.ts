@@ -1,9 +1,11 @@
-// Checkpoint folders: everything needed to restore a policy, in formats other tools read.
-//
-//   <dir>/model.safetensors      parameters (F32), names as in paramSpecs
-//   <dir>/config.json            { format, model: ModelConfig, step }
-//   <dir>/tokenizer.json         the tokenizer's own JSON (written by the tokenizer module)
-//   <dir>/optimizer.safetensors  AdamW moments (optional: present when saved from training)
+/**
+ * Checkpoint folders: everything needed to restore a policy, in formats other tools read.
+ *
+ *   <dir>/model.safetensors      parameters (F32), names as in paramSpecs
+ *   <dir>/config.json            { format, model: ModelConfig, step }
+ *   <dir>/tokenizer.json         the tokenizer's own JSON (written by the tokenizer module)
+ *   <dir>/optimizer.safetensors  AdamW moments (optional: present when saved from training)
+ */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,7 +13,7 @@ import { z } from 'zod';
 import { parseOrThrow } from '../../util/zod.ts';
 import { ModelConfig } from '../model/config.ts';
 import { checkParams, type Params, paramSpecs } from '../model/params.ts';
-import { loadSafetensors, saveSafetensors, type SafetensorsTensor } from './safetensors.ts';
+import { loadSafetensors, type SafetensorsTensor, saveSafetensors } from './safetensors.ts';
 
 const FORMAT = 'stepwise-policy-1';
 

@@ -1,3 +1,7 @@
+/**
+ * The graph under construction: `Graph` (inputs, constants, nodes, outputs, serialization of what the
+ * outputs need) and `Tensor`, the symbolic value ops take and return.
+ */
 import { createHash } from 'node:crypto';
 import {
   canonicalDim,

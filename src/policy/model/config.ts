@@ -1,3 +1,4 @@
+/** `ModelConfig` (zod) and the named presets: a decoder-only transformer as data. */
 import { z } from 'zod';
 import { parseOrThrow } from '../../util/zod.ts';
 

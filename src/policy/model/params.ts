@@ -1,5 +1,7 @@
-// The model's parameters as named host arrays: their names and shapes (one list that every graph,
-// the checkpoint and the optimizer state agree on) and a seeded GPT-2-style initialization.
+/**
+ * The model's parameters as named host arrays: their names and shapes (one list that every graph,
+ * the checkpoint and the optimizer state agree on) and a seeded GPT-2-style initialization.
+ */
 import { Rng } from '../../util/random.ts';
 import type { ModelConfig } from './config.ts';
 

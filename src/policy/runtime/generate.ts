@@ -1,5 +1,7 @@
-// The generation loop: batched prefill of left-padded prompts, then one-token decode steps with a
-// KV cache, sampling each row's next token on the host.
+/**
+ * The generation loop: batched prefill of left-padded prompts, then one-token decode steps with a
+ * KV cache, sampling each row's next token on the host.
+ */
 import { z } from 'zod';
 import { Rng } from '../../util/random.ts';
 import { parseOrThrow } from '../../util/zod.ts';

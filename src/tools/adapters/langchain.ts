@@ -1,3 +1,7 @@
+/**
+ * Both directions between stepwise tools and LangChain tools, so existing LangChain tools drop in
+ * and stepwise's sandboxes can serve LangChain agents.
+ */
 import {
   tool as lcTool,
   type StructuredToolInterface,
@@ -6,11 +10,6 @@ import {
 import { z } from 'zod';
 import { describeZodError, errorResult, observationText, runWithDeadline, ToolFailure } from '../define.ts';
 import type { Tool, ToolLimits, ToolResult } from '../types.ts';
-
-/**
- * Both directions between stepwise tools and LangChain tools, so existing LangChain tools drop in
- * and stepwise's sandboxes can serve LangChain agents.
- */
 
 /**
  * A stepwise tool as a LangChain `DynamicStructuredTool`. The content is the observation text

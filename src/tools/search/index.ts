@@ -1,8 +1,3 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import MiniSearch, { type AsPlainObject } from 'minisearch';
-import { z } from 'zod';
-import { parseOrThrow } from '../../util/zod.ts';
-
 /**
  * A BM25 full-text index over small documents: the core of the `web_search` tool and of the
  * search QA env. Built once (`SearchIndex.build`), saved as JSON (`save` / `SearchIndex.load`)
@@ -18,6 +13,10 @@ import { parseOrThrow } from '../../util/zod.ts';
  * two differ little. Terms are lower-cased words and numbers,
  * without a short list of English stop words so that "the founder of X" ranks on "founder" and "X".
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import MiniSearch, { type AsPlainObject } from 'minisearch';
+import { z } from 'zod';
+import { parseOrThrow } from '../../util/zod.ts';
 
 /** One document to index. `id` must be unique in an index. */
 export interface SearchDocument {
