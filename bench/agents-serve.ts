@@ -1,7 +1,9 @@
-// The serve half of bench suite `agents` (bench/suites/agents.ts calls `benchServe`): a real
-// `stepwise serve` on localhost with the `small` policy (untrained), queried by the official openai
-// client. Throughput and latency come from 32 concurrent clients asking for 32-token completions;
-// `batching_speedup` is the same 32 requests served concurrently versus one after another.
+/**
+ * The serve half of bench suite `agents` (bench/suites/agents.ts calls `benchServe`): a real
+ * `stepwise serve` on localhost with the `small` policy (untrained), queried by the official openai
+ * client. Throughput and latency come from 32 concurrent clients asking for 32-token completions;
+ * `batching_speedup` is the same 32 requests served concurrently versus one after another.
+ */
 import OpenAI from 'openai';
 import { HOUSEHOLD_INSTRUCTIONS, HouseholdGenerator, renderHouseholdTask } from '../src/envs/index.ts';
 import { Policy } from '../src/policy/policy.ts';

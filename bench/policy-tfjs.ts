@@ -32,7 +32,7 @@ import {
   type PresetName,
   parameterCount,
 } from '../src/policy/model/config.ts';
-import { Rng } from '../src/policy/runtime/sampling.ts';
+import { Rng } from '../src/util/random.ts';
 import { median } from './suite.ts';
 
 const NORM_EPS = 1e-5;

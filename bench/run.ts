@@ -1,4 +1,6 @@
-// The bench harness: runs suites, writes their JSON, and keeps docs/BENCHMARKS.md's tables current.
+/**
+ * The bench harness: runs suites, writes their JSON, and keeps docs/BENCHMARKS.md's tables current.
+ */
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// Some registry mirrors serve only the current platform's builds of packages such as
-// @esbuild/*, @rollup/* and @biomejs/cli-*. npm then writes a package-lock.json without entries
-// for the other platforms' optional dependencies, and `npm ci` refuses it as "out of sync".
-// This adds the missing entries (version only, marked optional), which npm ci accepts and skips
-// when they do not fit or cannot be fetched. It never changes an existing entry.
+/**
+ * Some registry mirrors serve only the current platform's builds of packages such as
+ * @esbuild/*, @rollup/* and @biomejs/cli-*. npm then writes a package-lock.json without entries
+ * for the other platforms' optional dependencies, and `npm ci` refuses it as "out of sync".
+ * This adds the missing entries (version only, marked optional), which npm ci accepts and skips
+ * when they do not fit or cannot be fetched. It never changes an existing entry.
+ */
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const file = new URL('../package-lock.json', import.meta.url);

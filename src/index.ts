@@ -1,18 +1,126 @@
-// biome-ignore-all assist/source/organizeImports: exports are grouped by area, one block each, in DESIGN.md order
-// stepwise's public API. Each area exports what a user needs from it, in its own block.
+/**
+ * stepwise's public API, grouped as the README presents it: the store, credit assignment, the
+ * tokenizer and sampling, the graph builder, the policy, environments, tools, chat models and
+ * `stepwise serve`, the single-agent loops, AgentFlow, training and the viewer. Internals stay in
+ * their modules (bench/ imports them by path).
+ */
+// biome-ignore-all assist/source/organizeImports: exports are grouped as the README presents them, one block each
 
-// --- policy (src/policy) ---
-export { type Checkpoint, loadCheckpoint, saveCheckpoint } from './policy/checkpoint/checkpoint.ts';
+// --- The trajectory store (src/store) ---
+export {
+  type AdvantageRecord,
+  type CheckFinding,
+  type CheckpointInfo,
+  type CheckReport,
+  checkStore,
+  exportJsonl,
+  type GroupInfo,
+  type GroupInput,
+  type ImportOptions,
+  type ImportSummary,
+  type IterationInfo,
+  type IterationInput,
+  importRows,
+  type MetricPoint,
+  type OpenOptions,
+  openStore,
+  parseJsonl,
+  parseJsonlFile,
+  type ResumePoint,
+  type RunInfo,
+  type RunStatus,
+  SCHEMA_VERSION as STORE_SCHEMA_VERSION,
+  type StepDetail,
+  type StepInput,
+  // The store's step row (typed-array tokens, extras apart); src/credit's StepRow is the estimators' input.
+  type StoredStepRow,
+  stepToJson,
+  type ToolCallRecord,
+  type TrainingRow,
+  type TrajectoryInfo,
+  type TrajectoryInput,
+  type TrajectoryRef,
+  TrajectoryStore,
+  type WriteOptions,
+} from './store/index.ts';
+
+// --- Credit assignment (src/credit) ---
+export {
+  type Anchor,
+  type BaseDiagnostics,
+  CreditInputError,
+  CreditLineError,
+  type CreditResult,
+  creditJsonl,
+  type DetailColumns,
+  type Estimator,
+  type EstimatorName,
+  estimatorNames,
+  estimators,
+  type FlowGrpoDetails,
+  type FlowGrpoOptions,
+  flowGrpo,
+  flowGrpoOptionsSchema,
+  type GigpoDetails,
+  type GigpoDiagnostics,
+  type GigpoOptions,
+  gigpo,
+  gigpoOptionsSchema,
+  type GrpoDetails,
+  type GrpoOptions,
+  grpo,
+  grpoOptionsSchema,
+  type HgpoDetails,
+  type HgpoDiagnostics,
+  type HgpoOptions,
+  hgpo,
+  hgpoOptionsSchema,
+  type IgpoDetails,
+  type IgpoDiagnostics,
+  type IgpoOptions,
+  igpo,
+  igpoOptionsSchema,
+  type NormMode,
+  type RlooDetails,
+  type RlooOptions,
+  rloo,
+  rlooOptionsSchema,
+  similarityRatio,
+  type StepRow,
+  stepRowSchema,
+} from './credit/index.ts';
+
+// --- Tokenizer, sampling, safetensors (src/policy) ---
+export {
+  SPECIAL_TOKENS,
+  type SpecialToken,
+  type TemplateMessage,
+  Tokenizer,
+  TokenizerTrainOptions,
+} from './policy/tokenizer/tokenizer.ts';
+export {
+  type Sampled,
+  SamplingOptions,
+  StopStrings,
+  sampleToken,
+  samplingOptions,
+} from './policy/runtime/sampling.ts';
+export { Rng } from './util/random.ts';
 export {
   decodeSafetensors,
   encodeSafetensors,
   loadSafetensors,
+  type SafetensorsTensor,
   saveSafetensors,
-  type Tensor as SafetensorsTensor,
 } from './policy/checkpoint/safetensors.ts';
+
+// --- The graph builder (src/policy/graph) ---
 // The ONNX graph builder and its autodiff, as one namespace: graph.Graph, graph.matmul, graph.grad,
 // graph.trainStep, ... (see src/policy/graph/README.md).
 export * as graph from './policy/graph/index.ts';
+
+// --- The policy (src/policy) ---
+export { type Checkpoint, loadCheckpoint, saveCheckpoint } from './policy/checkpoint/checkpoint.ts';
 export {
   type ModelConfig,
   modelConfig,
@@ -25,25 +133,9 @@ export { type Params, paramSpecs } from './policy/model/params.ts';
 export { Policy, type PolicyInit, type Prompt } from './policy/policy.ts';
 export { GenerateOptions, type Generation } from './policy/runtime/generate.ts';
 export type { TokenBatch, TokenRow, UpdateMetrics } from './policy/runtime/runner.ts';
-export {
-  Rng,
-  type Sampled,
-  SamplingOptions,
-  StopStrings,
-  sampleToken,
-  samplingOptions,
-} from './policy/runtime/sampling.ts';
 export { CUDA_INSTALL_HINT, Device } from './policy/runtime/session.ts';
-export {
-  type ChatMessage,
-  type ChatRole,
-  SPECIAL_TOKENS,
-  type SpecialToken,
-  Tokenizer,
-  TokenizerTrainOptions,
-} from './policy/tokenizer/tokenizer.ts';
 
-// --- envs (src/envs) ---
+// --- Environments (src/envs) ---
 export * from './envs/index.ts';
 // The BM25 index core lives in src/tools/search (shared with the web_search tool); envs owns it.
 export {
@@ -54,7 +146,7 @@ export {
   type SerializedSearchIndex,
 } from './tools/search/index.ts';
 
-// --- tools (src/tools) ---
+// --- Tools (src/tools) ---
 export {
   BUILTIN_DOCUMENTS,
   builtinSearchIndex,
@@ -113,21 +205,19 @@ export {
 } from './tools/index.ts';
 export type { AuditRecord, Tool, ToolContext, ToolErrorKind, ToolLimits, ToolResult } from './tools/types.ts';
 
-// --- agents (src/agents) ---
+// --- Chat models and `stepwise serve` (src/agents, src/serve) ---
 export type {
-  ChatMessage as AgentChatMessage,
+  ChatMessage,
   ChatModel,
   ChatOptions,
   ChatResult,
-  ChatRole as AgentChatRole,
+  ChatRole,
   ChatToolCall,
   ChatToolDefinition,
 } from './agents/types.ts';
-// agents: the ChatModel backends (chat)
 export * from './agents/chat/index.ts';
-// agents: `stepwise serve`, the OpenAI-compatible server (chat)
 export * from './serve/index.ts';
-// agents: the single-agent loops, their prompts, rollout and records (loops)
+// --- Single-agent loops (src/agents) ---
 export {
   type AgentEnv,
   agentEnvMaker,
@@ -165,17 +255,9 @@ export {
   searchPrompt,
   searchSystemPrompt,
 } from './agents/prompts/index.ts';
-export {
-  type AgentStep,
-  groupTrajectories,
-  recordIteration,
-  rolloutMetrics,
-  stepInput,
-  type Trajectory,
-  type TrajectoryOutcome,
-  trajectoryInput,
-} from './agents/record.ts';
-// agents: AgentFlow, its modules, memory and gold traces (agentflow)
+export { type AgentStep, rolloutMetrics, type Trajectory, type TrajectoryOutcome } from './agents/record.ts';
+export { groupTrajectories, recordIteration } from './training/record.ts';
+// --- AgentFlow (src/agents/agentflow) ---
 export {
   AGENTFLOW_ROLES,
   AgentFlowConfig,
@@ -212,101 +294,7 @@ export {
   type Verdict,
 } from './agents/agentflow/index.ts';
 
-// --- store (src/store) ---
-export {
-  type AdvantageRecord,
-  type CheckFinding,
-  type CheckpointInfo,
-  type CheckReport,
-  checkStore,
-  exportJsonl,
-  type GroupInfo,
-  type GroupInput,
-  type ImportOptions,
-  type ImportSummary,
-  type IterationInfo,
-  type IterationInput,
-  importRows,
-  type MetricPoint,
-  type OpenOptions,
-  openStore,
-  parseJsonl,
-  parseJsonlFile,
-  type ResumePoint,
-  type RunInfo,
-  type RunStatus,
-  SCHEMA_VERSION as STORE_SCHEMA_VERSION,
-  type StepDetail,
-  type StepInput,
-  // The store's step row (typed-array tokens, extras apart); src/credit's StepRow is the estimators' input.
-  type StepRow as StoredStepRow,
-  stepToJson,
-  type ToolCallRecord,
-  type TrainingRow,
-  type TrajectoryInfo,
-  type TrajectoryInput,
-  type TrajectoryRef,
-  TrajectoryStore,
-  type WriteOptions,
-} from './store/index.ts';
-
-// --- credit (src/credit) ---
-export {
-  type Anchor,
-  type BaseDiagnostics,
-  CreditInputError,
-  CreditLineError,
-  type CreditResult,
-  creditJsonl,
-  type DetailColumns,
-  type Estimator,
-  type EstimatorName,
-  estimatorNames,
-  estimators,
-  type FlowGrpoDetails,
-  type FlowGrpoOptions,
-  flowGrpo,
-  flowGrpoOptionsSchema,
-  type GigpoDetails,
-  type GigpoDiagnostics,
-  type GigpoOptions,
-  gigpo,
-  gigpoOptionsSchema,
-  type GrpoDetails,
-  type GrpoOptions,
-  grpo,
-  grpoOptionsSchema,
-  type HgpoDetails,
-  type HgpoDiagnostics,
-  type HgpoOptions,
-  hgpo,
-  hgpoOptionsSchema,
-  type IgpoDetails,
-  type IgpoDiagnostics,
-  type IgpoOptions,
-  igpo,
-  igpoOptionsSchema,
-  type NormMode,
-  type RlooDetails,
-  type RlooOptions,
-  rloo,
-  rlooOptionsSchema,
-  similarityRatio,
-  type StepRow,
-  stepRowSchema,
-} from './credit/index.ts';
-
-// The replay viewer
-export {
-  type CreditView,
-  type RunSummary,
-  startViewer,
-  type TokenDecoder,
-  type Viewer,
-  type ViewerOptions,
-} from './viewer/index.ts';
-
-// --- training (src/training) ---
+// --- Training (src/training) ---
 export {
   PpoConfig,
   parseTrainConfig,
@@ -346,7 +334,6 @@ export { expertReply, householdDemonstrations, householdFamily } from './trainin
 export { makeFamily } from './training/families/index.ts';
 export {
   ANSWER_PREFIX,
-  answerProbe,
   answerValues,
   CodeMathFamilyOptions,
   givenAnswer,
@@ -358,12 +345,10 @@ export {
 } from './training/families/tool-qa.ts';
 export {
   domainTokenizer,
-  keptByRole,
   runSft,
   type SftResult,
   type SftSample,
   replyLoss,
-  sftRow,
   sftSamples,
 } from './training/sft.ts';
 export {
@@ -372,7 +357,14 @@ export {
   evaluate,
   type TrainHooks,
   type TrainResult,
-  taskSeed,
-  tokenRows,
   train,
 } from './training/trainer.ts';
+// --- The replay viewer (src/viewer) ---
+export {
+  type CreditView,
+  type RunSummary,
+  startViewer,
+  type TokenDecoder,
+  type Viewer,
+  type ViewerOptions,
+} from './viewer/index.ts';

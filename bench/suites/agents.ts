@@ -1,6 +1,8 @@
-// Bench suite `agents`: rollout speed of the household loop (64 trajectories in parallel on the
-// `small` policy through PolicyChatModel, so their model calls share decode batches), then the
-// serve metrics (bench/agents-serve.ts).
+/**
+ * Bench suite `agents`: rollout speed of the household loop (64 trajectories in parallel on the
+ * `small` policy through PolicyChatModel, so their model calls share decode batches), then the
+ * serve metrics (bench/agents-serve.ts).
+ */
 import { availableParallelism, loadavg } from 'node:os';
 import { PolicyChatModel } from '../../src/agents/chat/policy-chat-model.ts';
 import { rollout } from '../../src/agents/loops/rollout.ts';

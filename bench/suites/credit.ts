@@ -1,9 +1,11 @@
-// Suite `credit`: each estimator over a million step rows shaped like household rollouts, plus
-// the trajectory store's insert and read figures (bench/store-bench.ts, owned by the store).
+/**
+ * Suite `credit`: each estimator over a million step rows shaped like household rollouts, plus
+ * the trajectory store's insert and read figures (bench/store-bench.ts, owned by the store).
+ */
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { uniform } from '../../src/envs/rng.ts';
 import { flowGrpo, gigpo, hgpo, igpo, type StepRow } from '../../src/index.ts';
+import { uniform } from '../../src/util/random.ts';
 import { benchStore } from '../store-bench.ts';
 import { formatNumber, median, type Suite } from '../suite.ts';
 

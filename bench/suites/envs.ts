@@ -1,12 +1,16 @@
+/**
+ * The `envs` suite: household, search and code/math steps per second (random admissible actions and
+ * expert trajectories), generation speed and CPU time.
+ */
 import { CodeMathGenerator } from '../../src/envs/codemath/generator.ts';
 import { TASK_TYPES } from '../../src/envs/household/catalog.ts';
 import { HouseholdEnv } from '../../src/envs/household/env.ts';
 import { HouseholdExpert } from '../../src/envs/household/expert.ts';
-import { Rng } from '../../src/envs/rng.ts';
 import { SearchEnv } from '../../src/envs/search/env.ts';
 import { SearchExpert } from '../../src/envs/search/expert.ts';
 import { EncyclopediaQA, QUESTION_KINDS } from '../../src/envs/search/generator.ts';
 import { SPLITS } from '../../src/envs/types.ts';
+import { Rng } from '../../src/util/random.ts';
 import { formatNumber, type Suite } from '../suite.ts';
 
 /** This process's CPU time (user + system), in milliseconds. */

@@ -1,3 +1,4 @@
+/** The benchmark suites by name, each loaded lazily. */
 import type { Suite } from '../suite.ts';
 
 /**

@@ -1,6 +1,8 @@
-// Bench suite `policy`: how fast the policy engine trains and decodes on this machine, as ratios
-// against baselines measured in the same run (an ONNX Runtime MatMul, the tfjs reference model,
-// decoding without a KV cache).
+/**
+ * Bench suite `policy`: how fast the policy engine trains and decodes on this machine, as ratios
+ * against baselines measured in the same run (an ONNX Runtime MatMul, the tfjs reference model,
+ * decoding without a KV cache).
+ */
 import * as ort from 'onnxruntime-node';
 import { Graph, matmul } from '../../src/policy/graph/index.ts';
 import { type ModelConfig, modelConfig, parameterCount } from '../../src/policy/model/config.ts';

@@ -1,3 +1,7 @@
+/**
+ * The `tfjs` suite: the same transformer's train step in tfjs-core (wasm), the `policy` suite's
+ * baseline, with its FLOPs.
+ */
 import * as tf from '@tensorflow/tfjs-core';
 import { modelConfig, parameterCount } from '../../src/policy/model/config.ts';
 import { tfjsReady, tfjsTrainStepTimes } from '../policy-tfjs.ts';

@@ -1,3 +1,7 @@
+/**
+ * The `tokenizer` suite: BPE training and encoding speed and compression on real English
+ * (@types/node's doc comments).
+ */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';

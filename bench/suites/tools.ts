@@ -1,12 +1,14 @@
-// The `tools` suite: sandbox start-up and call latency, pool throughput, how closely the time limit
-// is enforced, and BM25 search speed over a 100k-document index.
+/**
+ * The `tools` suite: sandbox start-up and call latency, pool throughput, how closely the time limit
+ * is enforced, and BM25 search speed over a 100k-document index.
+ */
 import { cpus, loadavg } from 'node:os';
-import { uniform } from '../../src/envs/rng.ts';
 import { JavaScriptTool } from '../../src/tools/javascript/tool.ts';
 import { PythonPool } from '../../src/tools/python/pool.ts';
 import { PythonTool } from '../../src/tools/python/tool.ts';
 import { PythonWorker, startupSnapshot } from '../../src/tools/python/worker.ts';
 import { type SearchDocument, SearchIndex } from '../../src/tools/search/index.ts';
+import { uniform } from '../../src/util/random.ts';
 import type { Suite } from '../suite.ts';
 import { median } from '../suite.ts';
 

@@ -1,6 +1,8 @@
-// The `trainer` suite: the speed of the training loop on the household world with the tiny
-// preset: SFT steps, then RL iterations (rollout and update throughput). Learning itself is
-// measured by the `learning` suite.
+/**
+ * The `trainer` suite: the speed of the training loop on the household world with the tiny
+ * preset: SFT steps, then RL iterations (rollout and update throughput). Learning itself is
+ * measured by the `learning` suite.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

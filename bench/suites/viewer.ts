@@ -1,10 +1,12 @@
-// Suite `viewer`: how fast the replay viewer answers and draws, on stores written by real training
-// runs (the trainer on the household world, the viewer tests' settings: test/viewer/training-store.ts).
-//
-// - api_trajectory_ms: median time of GET .../trajectories/<id> for a 50-step trajectory with its
-//   tokens, log-probs, advantages and credit details (HTTP on 127.0.0.1, response parsed).
-// - page_load_ms: median first contentful paint of the run page of a store with 100 iterations,
-//   in headless Debian Chromium (fresh page each time). page_curves_ms: until every curve is drawn.
+/**
+ * Suite `viewer`: how fast the replay viewer answers and draws, on stores written by real training
+ * runs (the trainer on the household world, the viewer tests' settings: test/viewer/training-store.ts).
+ *
+ * - api_trajectory_ms: median time of GET .../trajectories/<id> for a 50-step trajectory with its
+ *   tokens, log-probs, advantages and credit details (HTTP on 127.0.0.1, response parsed).
+ * - page_load_ms: median first contentful paint of the run page of a store with 100 iterations,
+ *   in headless Debian Chromium (fresh page each time). page_curves_ms: until every curve is drawn.
+ */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -2,8 +2,9 @@
  * The chat-model interface every agent module talks to. Pinned early because the loops, AgentFlow
  * and `stepwise serve` are written against it in parallel; its owner may add optional fields.
  */
+import type { ChatRole, TemplateMessage } from '../policy/tokenizer/tokenizer.ts';
 
-export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
+export type { ChatRole };
 
 /** A tool call as a model made it (OpenAI's shape; `arguments` is JSON text). */
 export interface ChatToolCall {
@@ -12,9 +13,8 @@ export interface ChatToolCall {
   arguments: string;
 }
 
-export interface ChatMessage {
-  role: ChatRole;
-  content: string;
+/** A conversation message: the template's role and text, plus OpenAI's tool-call fields. */
+export interface ChatMessage extends TemplateMessage {
   /** On assistant messages: the tool calls the model made. */
   toolCalls?: ChatToolCall[];
   /** On tool messages: the call this message answers. */

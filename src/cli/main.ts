@@ -1,5 +1,7 @@
-// The `stepwise` command. Each subcommand lives in its own file under ./commands and is
-// registered here, so adding a command never touches another command's code.
+/**
+ * The `stepwise` command. Each subcommand lives in its own file under ./commands and is
+ * registered here, so adding a command never touches another command's code.
+ */
 import { Command, CommanderError } from 'commander';
 import { commands } from './commands/index.ts';
 

@@ -1,5 +1,10 @@
+/**
+ * Tasks as JSON Lines files: `readJsonl` (a schema per line, errors naming file, line and field),
+ * `readTasks`, `writeTasks`.
+ */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseOrThrow } from '../util/zod.ts';
 import { PROBLEM_KINDS } from './codemath/generator.ts';
 import { TASK_TYPES } from './household/catalog.ts';
 import { QUESTION_KINDS } from './search/generator.ts';
@@ -22,13 +27,7 @@ export function readJsonl<S extends z.ZodType>(file: string, schema: S, text?: s
     } catch (err) {
       throw new Error(`${file} line ${i + 1}: not valid JSON (${(err as Error).message})`);
     }
-    const parsed = schema.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const field = issue.path.length > 0 ? `field "${issue.path.join('.')}"` : 'line';
-      throw new Error(`${file} line ${i + 1}: ${field}: ${issue.message}`);
-    }
-    out.push(parsed.data);
+    out.push(parseOrThrow(schema, value, `${file} line ${i + 1}`));
   });
   return out;
 }

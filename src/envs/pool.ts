@@ -1,3 +1,5 @@
+/** `EnvPool`: steps many envs at once, with a bound on the steps in flight. */
+import { checkConcurrency, mapConcurrent } from '../util/concurrent.ts';
 import type { Env, StepResult, Task } from './types.ts';
 
 /**
@@ -13,12 +15,9 @@ export class EnvPool<T extends Task = Task> {
 
   constructor(envs: Env<T>[], options: { concurrency?: number } = {}) {
     if (envs.length === 0) throw new Error('EnvPool: needs at least one env');
-    const concurrency = options.concurrency ?? envs.length;
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new Error(`EnvPool: concurrency must be a positive integer, got ${options.concurrency}`);
-    }
+    checkConcurrency(options.concurrency, 'EnvPool');
     this.envs = envs;
-    this.concurrency = concurrency;
+    this.concurrency = options.concurrency ?? envs.length;
     this.finished = envs.map(() => false);
   }
 
@@ -80,17 +79,7 @@ export class EnvPool<T extends Task = Task> {
       throw new Error(`EnvPool.${what}: got ${n} items for ${this.envs.length} envs`);
   }
 
-  /** Run `f` over items with at most `concurrency` in flight, results in order. */
-  private async map<I, O>(items: I[], f: (item: I, i: number) => Promise<O>): Promise<O[]> {
-    const out = new Array<O>(items.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await f(items[i]!, i);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, items.length) }, worker));
-    return out;
+  private map<I, O>(items: I[], f: (item: I, i: number) => Promise<O>): Promise<O[]> {
+    return mapConcurrent(items, f, this.concurrency);
   }
 }

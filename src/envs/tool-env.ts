@@ -1,3 +1,7 @@
+/**
+ * `ToolAnswerEnv`: the turn bookkeeping the tool-using envs share (a tool action or an `<answer>`,
+ * turn limit, misuse errors).
+ */
 import { parseAction } from './actions.ts';
 import type { Env, StepResult, Task } from './types.ts';
 

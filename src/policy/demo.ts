@@ -1,12 +1,14 @@
-// The policy engine's demo (`npm start` until the trainer exists): train the tiny preset from
-// scratch on a generated counting task, first with SFT, then a few RL iterations with the PPO loss
-// against a frozen reference, and show samples before and after.
+/**
+ * The policy engine's demo (`stepwise demo`; `npm start` runs the trainer): train the tiny preset from
+ * scratch on a generated counting task, first with SFT, then a few RL iterations with the PPO loss
+ * against a frozen reference, and show samples before and after.
+ */
 import cliProgress from 'cli-progress';
 import { z } from 'zod';
+import { Rng } from '../util/random.ts';
 import { Policy } from './policy.ts';
 import type { TokenRow } from './runtime/runner.ts';
-import { Rng } from './runtime/sampling.ts';
-import { type ChatMessage, Tokenizer } from './tokenizer/tokenizer.ts';
+import { type TemplateMessage, Tokenizer } from './tokenizer/tokenizer.ts';
 
 export const DemoOptions = z.object({
   /** Wall-clock budget for training (SFT then RL), in seconds. */
@@ -32,7 +34,7 @@ function makeTask(rng: Rng): Task {
   return { prompt: `count ${down ? 'down' : 'up'} by ${step} from ${start}`, answer: numbers.join(' ') };
 }
 
-const chat = (t: Task): ChatMessage[] => [{ role: 'user', content: t.prompt }];
+const chat = (t: Task): TemplateMessage[] => [{ role: 'user', content: t.prompt }];
 
 /** Fraction of the five numbers the answer got right, in place. */
 export function reward(task: Task, text: string): number {

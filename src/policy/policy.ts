@@ -1,7 +1,10 @@
-// The trainable policy: a tokenizer, a transformer and its ONNX Runtime graphs behind one object
-// that generates, scores, updates, saves and exports.
+/**
+ * The trainable policy: a tokenizer, a transformer and its ONNX Runtime graphs behind one object
+ * that generates, scores, updates, saves and exports.
+ */
 import { writeFile } from 'node:fs/promises';
 import type { z } from 'zod';
+import { parseOrThrow } from '../util/zod.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint/checkpoint.ts';
 import { type ModelConfig, modelConfig, type PresetName } from './model/config.ts';
 import { buildLogitsGraph } from './model/graphs.ts';
@@ -16,10 +19,10 @@ import {
 } from './runtime/generate.ts';
 import { ModelRunner, type TokenBatch, type UpdateMetrics } from './runtime/runner.ts';
 import { type Device, resolveDevice } from './runtime/session.ts';
-import { type ChatMessage, Tokenizer } from './tokenizer/tokenizer.ts';
+import { type TemplateMessage, Tokenizer } from './tokenizer/tokenizer.ts';
 
 /** A prompt: plain text, chat messages (templated with a generation prompt), or token ids. */
-export type Prompt = string | readonly ChatMessage[] | readonly number[];
+export type Prompt = string | readonly TemplateMessage[] | readonly number[];
 
 export interface PolicyInit {
   /** A preset name or a model config; its vocabSize is replaced by the tokenizer's. */
@@ -96,7 +99,9 @@ export class Policy {
   encodePrompt(prompt: Prompt): number[] {
     if (typeof prompt === 'string') return this.tokenizer.encode(prompt);
     if (prompt.length > 0 && typeof prompt[0] === 'number') return [...(prompt as readonly number[])];
-    return this.tokenizer.applyChatTemplate(prompt as readonly ChatMessage[], { addGenerationPrompt: true });
+    return this.tokenizer.applyChatTemplate(prompt as readonly TemplateMessage[], {
+      addGenerationPrompt: true,
+    });
   }
 
   /**
@@ -139,12 +144,7 @@ export class Policy {
 
   /** One optimizer step on a token batch with the RL loss (default) or the SFT loss. */
   async update(batch: TokenBatch, loss: z.input<typeof LossConfig> = {}): Promise<UpdateMetrics> {
-    const parsed = LossConfig.safeParse(loss);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(`invalid loss config: '${issue.path.join('.')}': ${issue.message}`);
-    }
-    const metrics = await this.runner.update(batch, parsed.data);
+    const metrics = await this.runner.update(batch, parseOrThrow(LossConfig, loss, 'invalid loss config'));
     if (metrics.skipped) {
       console.warn(
         `stepwise: update skipped: the loss (${metrics.loss}) or the gradient norm (${metrics.gradNorm}) is not finite; ` +

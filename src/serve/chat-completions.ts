@@ -1,5 +1,7 @@
-// POST /v1/chat/completions: OpenAI chat messages through the policy's chat template; tools are
-// rendered into the system prompt and `<tool_call>` blocks in the reply come back as `tool_calls`.
+/**
+ * POST /v1/chat/completions: OpenAI chat messages through the policy's chat template; tools are
+ * rendered into the system prompt and `<tool_call>` blocks in the reply come back as `tool_calls`.
+ */
 import { randomUUID } from 'node:crypto';
 import type { PolicyChatModel, PolicyChatResult } from '../agents/chat/policy-chat-model.ts';
 import { toolCallsFromText } from '../agents/chat/template.ts';

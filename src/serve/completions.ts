@@ -1,6 +1,8 @@
-// POST /v1/completions: plain text (or token ids) continued without the chat template. With
-// `echo` and `logprobs` it scores the prompt too (the first token has no log-prob), which is how
-// OpenAI-style clients score text; `max_tokens: 0` then only scores.
+/**
+ * POST /v1/completions: plain text (or token ids) continued without the chat template. With
+ * `echo` and `logprobs` it scores the prompt too (the first token has no log-prob), which is how
+ * OpenAI-style clients score text; `max_tokens: 0` then only scores.
+ */
 import { randomUUID } from 'node:crypto';
 import type { PolicyChatModel, PolicyChatResult } from '../agents/chat/policy-chat-model.ts';
 import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';

@@ -1,18 +1,20 @@
-// Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}` with its status codes,
-// so OpenAI clients raise their usual exception classes (BadRequestError, NotFoundError, ...).
+/**
+ * Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}` with its status codes,
+ * so OpenAI clients raise their usual exception classes (BadRequestError, NotFoundError, ...).
+ */
 
-export type ApiErrorType = 'invalid_request_error' | 'not_found_error' | 'server_error';
+export type ServeErrorType = 'invalid_request_error' | 'not_found_error' | 'server_error';
 
-export class ApiError extends Error {
+export class ServeError extends Error {
   constructor(
     readonly status: number,
     message: string,
-    readonly type: ApiErrorType = 'invalid_request_error',
+    readonly type: ServeErrorType = 'invalid_request_error',
     readonly param: string | null = null,
     readonly code: string | null = null,
   ) {
     super(message);
-    this.name = 'ApiError';
+    this.name = 'ServeError';
   }
 
   body(): { error: { message: string; type: string; param: string | null; code: string | null } } {
@@ -21,10 +23,10 @@ export class ApiError extends Error {
 }
 
 export const badRequest = (message: string, param: string | null = null, code: string | null = null) =>
-  new ApiError(400, message, 'invalid_request_error', param, code);
+  new ServeError(400, message, 'invalid_request_error', param, code);
 
 export const modelNotFound = (model: string) =>
-  new ApiError(
+  new ServeError(
     404,
     `The model '${model}' does not exist; this server serves the model listed at GET /v1/models`,
     'invalid_request_error',

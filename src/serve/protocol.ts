@@ -1,5 +1,7 @@
-// The request bodies the server accepts, as zod schemas (OpenAI's names and ranges). Unknown fields
-// are ignored, as OpenAI-compatible servers commonly do; known fields with bad values are 400s.
+/**
+ * The request bodies the server accepts, as zod schemas (OpenAI's names and ranges). Unknown fields
+ * are ignored, as OpenAI-compatible servers commonly do; known fields with bad values are 400s.
+ */
 import { z } from 'zod';
 
 const Stop = z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]).nullish();

@@ -1,15 +1,18 @@
-// `stepwise serve`: a stepwise policy behind the OpenAI HTTP API, on node:http (no server library is
-// installed, and four routes do not need one). Every request goes through one PolicyChatModel, so
-// concurrent requests share decode batches.
+/**
+ * `stepwise serve`: a stepwise policy behind the OpenAI HTTP API, on node:http (no server library is
+ * installed, and four routes do not need one). Every request goes through one PolicyChatModel, so
+ * concurrent requests share decode batches.
+ */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ContextOverflowError } from '../agents/chat/batcher.ts';
 import { PolicyChatModel } from '../agents/chat/policy-chat-model.ts';
 import type { Policy } from '../policy/policy.ts';
+import { parseOrThrow } from '../util/zod.ts';
 import { chatCompletions, type Reply } from './chat-completions.ts';
 import { completions } from './completions.ts';
-import { ApiError, badRequest, contextOverflow, modelNotFound } from './errors.ts';
+import { badRequest, contextOverflow, modelNotFound, ServeError } from './errors.ts';
 import { ChatCompletionRequest, CompletionRequest } from './protocol.ts';
 
 export const ServeOptions = z.object({
@@ -90,7 +93,7 @@ export class PolicyServer {
     }
     if (path === '/health') return reply.json({ ok: true });
     if (path !== '/v1/chat/completions' && path !== '/v1/completions') {
-      throw new ApiError(
+      throw new ServeError(
         404,
         `Unknown route ${req.method} ${path}`,
         'invalid_request_error',
@@ -101,17 +104,18 @@ export class PolicyServer {
     if (req.method !== 'POST') throw methodNotAllowed(req.method, 'POST');
     const body = await readJson(req, this.options.maxBodyBytes);
     const chat = path === '/v1/chat/completions';
-    const parsed = (chat ? ChatCompletionRequest : CompletionRequest).safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const param = issue.path.join('.') || null;
-      throw badRequest(`Invalid value for '${param ?? 'body'}': ${issue.message}`, param, 'invalid_value');
-    }
-    if (parsed.data.model !== this.options.modelId) throw modelNotFound(parsed.data.model);
+    // OpenAI's error shape: the field goes into `param` as well as into the message.
+    const request = parseOrThrow(
+      chat ? ChatCompletionRequest : CompletionRequest,
+      body,
+      ({ field, message }) =>
+        badRequest(`Invalid value for '${field || 'body'}': ${message}`, field || null, 'invalid_value'),
+    );
+    if (request.model !== this.options.modelId) throw modelNotFound(request.model);
     try {
       if (chat)
-        await chatCompletions(this.model, this.options.modelId, parsed.data as ChatCompletionRequest, reply);
-      else await completions(this.model, this.options.modelId, parsed.data as CompletionRequest, reply);
+        await chatCompletions(this.model, this.options.modelId, request as ChatCompletionRequest, reply);
+      else await completions(this.model, this.options.modelId, request as CompletionRequest, reply);
     } catch (err) {
       if (err instanceof ContextOverflowError) throw contextOverflow(err.promptTokens, 1, err.contextLength);
       throw err;
@@ -120,7 +124,7 @@ export class PolicyServer {
 }
 
 const methodNotAllowed = (method: string | undefined, allowed: string) =>
-  new ApiError(
+  new ServeError(
     405,
     `Method ${method} is not allowed here; use ${allowed}`,
     'invalid_request_error',
@@ -133,7 +137,7 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   let size = 0;
   for await (const part of req) {
     size += (part as Buffer).length;
-    if (size > limit) throw new ApiError(413, `The request body is larger than ${limit} bytes`);
+    if (size > limit) throw new ServeError(413, `The request body is larger than ${limit} bytes`);
     parts.push(part as Buffer);
   }
   const text = Buffer.concat(parts).toString('utf8');
@@ -175,9 +179,9 @@ function replyTo(res: ServerResponse): Reply {
 
 function sendError(res: ServerResponse, err: unknown): void {
   const api =
-    err instanceof ApiError
+    err instanceof ServeError
       ? err
-      : new ApiError(500, `The server failed: ${(err as Error)?.message ?? String(err)}`, 'server_error');
+      : new ServeError(500, `The server failed: ${(err as Error)?.message ?? String(err)}`, 'server_error');
   if (res.headersSent) {
     // Mid-stream: the status is gone, so the error travels as an event (as OpenAI's servers do).
     if (!res.writableEnded) res.end(`data: ${JSON.stringify(api.body())}\n\n`);

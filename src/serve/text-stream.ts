@@ -1,6 +1,8 @@
-// Turning a row's tokens into streamed text: bytes are decoded incrementally (a character may span
-// tokens), the end token is not text, and text that might be the start of a stop string is held
-// back until it is known not to be one, so a client never receives text the final answer cuts.
+/**
+ * Turning a row's tokens into streamed text: bytes are decoded incrementally (a character may span
+ * tokens), the end token is not text, and text that might be the start of a stop string is held
+ * back until it is known not to be one, so a client never receives text the final answer cuts.
+ */
 import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 
 export class TextStream {

@@ -1,4 +1,6 @@
-// The trajectory store's public API (see store.ts for a usage sketch).
+/**
+ * The trajectory store's public API (see store.ts for a usage sketch).
+ */
 export { decodeLogprobs, decodeTokens, encodeLogprobs, encodeTokens } from './blobs.ts';
 export { type CheckFinding, type CheckReport, checkStore, formatCheckReport } from './check.ts';
 export {

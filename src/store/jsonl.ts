@@ -6,6 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { parseOrThrow } from '../util/zod.ts';
 import type { TrajectoryStore } from './store.ts';
 import type { GroupInput, Json, StepDetail, StepInput, TrajectoryInput } from './types.ts';
 import { ROW_FIELDS } from './writer.ts';
@@ -136,12 +137,7 @@ function parseLine(raw: string, line: number): ImportRow | undefined {
   } catch (err) {
     throw new Error(`line ${line}: not valid JSON (${(err as Error).message})`);
   }
-  const parsed = importRowSchema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`line ${line}: field '${issue.path.join('.') || '(row)'}': ${issue.message}`);
-  }
-  return parsed.data;
+  return parseOrThrow(importRowSchema, value, `line ${line}`);
 }
 
 /** Parses JSON lines; throws naming the line number and the field at fault. Blank lines are skipped. */

@@ -5,8 +5,9 @@
  * areas unchanged.
  */
 
-/** Any JSON value (configs, extras, advantage details). */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+import type { Json } from '../util/json.ts';
+
+export type { Json };
 
 /**
  * The raw observation a step's decision was made on. Text for most envs; structured anchors are
@@ -143,7 +144,7 @@ export interface GroupInfo {
  * One step row as read back: ALGORITHMS.md's fields plus the texts, tokens and run coordinates.
  * This is the unit of `store export` lines and of training batches.
  */
-export interface StepRow {
+export interface StoredStepRow {
   runId: string;
   iteration: number;
   groupId: string;
@@ -169,8 +170,14 @@ export interface StepRow {
   extras: Record<string, Json>;
 }
 
+/**
+ * @deprecated The old name of `StoredStepRow` (src/credit's `StepRow` is the estimators' input),
+ * kept only for `store/queries.ts`, which is being reworked on another branch; remove it there.
+ */
+export type StepRow = StoredStepRow;
+
 /** A step row with what the viewer shows beside it. */
-export interface StepDetail extends StepRow {
+export interface StepDetail extends StoredStepRow {
   toolCalls: ToolCallRecord[];
   advantages: AdvantageRecord[];
 }

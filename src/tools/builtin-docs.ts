@@ -1,3 +1,7 @@
+/**
+ * The CLI's built-in documents and their search index, so `stepwise tool web_search` answers out of
+ * the box.
+ */
 import type { SearchDocument } from './search/index.ts';
 import { SearchIndex } from './search/index.ts';
 

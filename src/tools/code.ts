@@ -1,3 +1,4 @@
+/** `CodeInput`, the input schema of the code tools (`python`, `javascript`). */
 import { z } from 'zod';
 
 /** The input of the code tools (`python`, `javascript`): the source to run. */

@@ -1,12 +1,13 @@
-import type { z } from 'zod';
-import type { Tool, ToolContext, ToolErrorKind, ToolLimits, ToolResult } from './types.ts';
-
 /**
  * `defineTool` turns a plain async function into a `Tool` that keeps the interface's promises:
  * arguments are validated against the zod schema, failures (bad arguments, throws, timeouts,
  * aborts) come back as error results instead of exceptions, output is cut to the limit, and
  * every result carries its duration.
  */
+import type { z } from 'zod';
+import { withDeadline } from '../util/deadline.ts';
+import { fieldIssues } from '../util/zod.ts';
+import type { Tool, ToolContext, ToolErrorKind, ToolLimits, ToolResult } from './types.ts';
 
 export const DEFAULT_LIMITS: ToolLimits = { timeMs: 10_000, outputChars: 8_000 };
 
@@ -61,8 +62,8 @@ export function defineTool<S extends z.ZodType>(spec: ToolSpec<S>): Tool<S> {
 }
 
 /**
- * Runs `work` under the time limit and the caller's signal. The deadline and the abort are raced
- * against the work, so the caller gets an answer within the limit even if `work` ignores its signal.
+ * Runs `work` under the time limit and the caller's signal (`withDeadline`), so the caller gets an
+ * answer within the limit even if `work` ignores its signal; every outcome is a `ToolResult`.
  */
 export async function runWithDeadline(
   limits: ToolLimits,
@@ -71,29 +72,19 @@ export async function runWithDeadline(
   work: (signal: AbortSignal) => Promise<string>,
 ): Promise<ToolResult> {
   if (callerSignal?.aborted) return errorResult('aborted', 'the call was aborted before it started', started);
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const stop = new Promise<ToolResult>((resolve) => {
-    timer = setTimeout(() => {
-      controller.abort(new ToolFailure(`timed out after ${limits.timeMs} ms`, 'timeout'));
-      resolve(errorResult('timeout', `timed out after ${limits.timeMs} ms`, started));
-    }, limits.timeMs);
-    onAbort = () => {
-      controller.abort(new ToolFailure('the call was aborted', 'aborted'));
-      resolve(errorResult('aborted', 'the call was aborted', started));
-    };
-    callerSignal?.addEventListener('abort', onAbort, { once: true });
-  });
-  const done = work(controller.signal).then(
-    (output) => finishResult(output, limits.outputChars, started),
-    (err: unknown) => failureResult(err, limits.outputChars, started),
-  );
   try {
-    return await Promise.race([done, stop]);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) callerSignal?.removeEventListener('abort', onAbort);
+    const output = await withDeadline(
+      limits.timeMs,
+      work,
+      callerSignal,
+      () => new ToolFailure(`timed out after ${limits.timeMs} ms`, 'timeout'),
+    );
+    return finishResult(output, limits.outputChars, started);
+  } catch (err) {
+    if (callerSignal?.aborted && err === callerSignal.reason) {
+      return errorResult('aborted', 'the call was aborted', started);
+    }
+    return failureResult(err, limits.outputChars, started);
   }
 }
 
@@ -135,13 +126,13 @@ function failureResult(err: unknown, maxChars: number, started: number): ToolRes
   return errorResult('tool_error', message, started);
 }
 
-/** "python: argument `code`: expected string, received number" — one line per zod issue. */
+/**
+ * "python: argument `code`: expected string, received number" — every zod issue, joined by '; '.
+ * Agents read it as a tool's error, so it names each bad argument the way the prompts name tools.
+ */
 export function describeZodError(tool: string, error: z.ZodError): string {
-  return error.issues
-    .map((i) => {
-      const where = i.path.length > 0 ? `argument \`${i.path.join('.')}\`` : 'arguments';
-      return `${tool}: ${where}: ${i.message}`;
-    })
+  return fieldIssues(error)
+    .map(({ field, message }) => `${tool}: ${field ? `argument \`${field}\`` : 'arguments'}: ${message}`)
     .join('; ');
 }
 

@@ -1,4 +1,6 @@
-// The tools area's public API (src/index.ts re-exports it).
+/**
+ * The tools area's public API (src/index.ts re-exports it).
+ */
 export * from './adapters/langchain.ts';
 export * from './adapters/openai.ts';
 export { BUILTIN_DOCUMENTS, builtinSearchIndex } from './builtin-docs.ts';

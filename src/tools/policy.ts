@@ -1,11 +1,10 @@
-import { z } from 'zod';
-import { errorResult, truncate } from './define.ts';
-import type { AuditRecord, Tool, ToolContext, ToolResult } from './types.ts';
-
 /**
  * The tool policy of a run, and `ToolRunner`, the one door through which an agent calls tools:
  * it checks the policy, runs the tool, and writes an audit record for every call, denied ones too.
  */
+import { z } from 'zod';
+import { errorResult, truncate } from './define.ts';
+import type { AuditRecord, Tool, ToolContext, ToolResult } from './types.ts';
 
 export const ToolPolicy = z.object({
   /** Names of the tools agents may call; omitted = every tool given to the runner. */

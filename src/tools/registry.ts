@@ -1,3 +1,4 @@
+/** The built-in tools by name (`createTool`), for the CLI and for configs that name tools as strings. */
 import { builtinSearchIndex } from './builtin-docs.ts';
 import { JavaScriptTool } from './javascript/tool.ts';
 import { PythonTool } from './python/tool.ts';

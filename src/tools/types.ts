@@ -1,9 +1,8 @@
-import type { z } from 'zod';
-
 /**
  * The tool interface every stepwise tool implements. Pinned early because envs, agents and the
  * store all depend on it; the tools owner may add fields but keeps these.
  */
+import type { z } from 'zod';
 
 /** Limits a tool enforces on every call. */
 export interface ToolLimits {

@@ -1,13 +1,12 @@
-import { z } from 'zod';
-import { defineTool, ToolFailure } from './define.ts';
-import type { SearchHit, SearchIndex } from './search/index.ts';
-import type { Tool, ToolLimits } from './types.ts';
-
 /**
  * `web_search`: top-k documents for a query, from a local BM25 index by default or from a
  * provider a user plugs in (their own live search API). Nothing reaches the network unless a
  * user passes a provider that does.
  */
+import { z } from 'zod';
+import { defineTool, ToolFailure } from './define.ts';
+import type { SearchHit, SearchIndex } from './search/index.ts';
+import type { Tool, ToolLimits } from './types.ts';
 
 export const WebSearchInput = z.object({
   query: z.string().min(1, 'expected a non-empty query'),

@@ -9,6 +9,7 @@ import { ENV_NAMES } from '../envs/index.ts';
 import { SPLITS } from '../envs/types.ts';
 import { presets } from '../policy/model/config.ts';
 import { LossAgg } from '../policy/model/loss.ts';
+import { parseOrThrow } from '../util/zod.ts';
 
 /** The estimators the trainer runs (IGPO needs a known answer; Flow-GRPO the AgentFlow agent). */
 export const TRAIN_ESTIMATORS = ['grpo', 'gigpo', 'hgpo', 'rloo', 'igpo', 'flow-grpo'] as const;
@@ -171,26 +172,37 @@ export class TrainConfigError extends Error {
     readonly field: string,
     detail: string,
   ) {
-    super(`invalid train config: '${field}': ${detail}`);
+    super(`invalid train config: field '${field}': ${detail}`);
     this.name = 'TrainConfigError';
   }
 }
 
+/**
+ * A section of the config (`envOptions`, `agentOptions`, `estimatorOptions`...) parsed by its own
+ * schema; a bad one is a TrainConfigError naming `<section>.<field>`, with `note` after the message.
+ */
+export function parseConfigSection<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  section: string,
+  note = '',
+): z.output<S> {
+  return parseOrThrow(
+    schema,
+    input ?? {},
+    (i) => new TrainConfigError(i.field ? `${section}.${i.field}` : section, `${i.message}${note}`),
+  );
+}
+
 /** Parse and complete a config; the error names the first bad field. */
 export function parseTrainConfig(input: unknown): TrainConfig {
-  const parsed = TrainConfig.safeParse(input ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
-    throw new TrainConfigError(field, issue.message);
-  }
-  const c = parsed.data;
-  const opts = estimators[c.estimator].options.safeParse(c.estimatorOptions);
-  if (!opts.success) {
-    const issue = opts.error.issues[0]!;
-    const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
-    throw new TrainConfigError(`estimatorOptions.${key}`, `${issue.message} (estimator ${c.estimator})`);
-  }
+  const c = parseOrThrow(TrainConfig, input ?? {}, (i) => new TrainConfigError(i.field, i.message));
+  const estimatorOptions = parseConfigSection(
+    estimators[c.estimator].options,
+    c.estimatorOptions,
+    'estimatorOptions',
+    ` (estimator ${c.estimator})`,
+  );
   if (c.estimator === 'flow-grpo' && c.agent !== 'agentflow') {
     throw new TrainConfigError('estimator', "'flow-grpo' trains AgentFlow's planner; set agent: 'agentflow'");
   }
@@ -223,5 +235,5 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   };
   // Per run: several runs may share one store, and their `sft` and `iter-N` folders must not collide.
   const checkpointDir = c.checkpointDir ?? `${c.db.replace(/\.db$/, '')}-checkpoints/${c.runId}`;
-  return { ...c, estimatorOptions: opts.data as Record<string, unknown>, ppo, checkpointDir };
+  return { ...c, estimatorOptions: estimatorOptions as Record<string, unknown>, ppo, checkpointDir };
 }

@@ -10,7 +10,7 @@
 import type { AgentEnv } from '../agents/loops/rollout.ts';
 import type { AgentStep, Trajectory } from '../agents/record.ts';
 import type { ChatMessage } from '../agents/types.ts';
-import type { StepRow as CreditRow } from '../credit/types.ts';
+import type { StepRow } from '../credit/types.ts';
 import type { Expert, Split, Task } from '../envs/types.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
@@ -48,7 +48,7 @@ export interface TaskFamily {
    * The estimator's input rows, one per trainable step (default `creditRows`). IGPO's values come
    * from scoring the gold answer with `policy`, so this may score.
    */
-  creditRows?(trajectories: readonly Trajectory[], policy: Policy): Promise<CreditRow[]>;
+  creditRows?(trajectories: readonly Trajectory[], policy: Policy): Promise<StepRow[]>;
   /** Per-trajectory figures besides success, averaged in evaluations (search: f1, exact_match). */
   scores?(trajectory: Trajectory): Record<string, number>;
   /** Text a fresh policy's tokenizer is trained on, besides the demonstrations (default: the envs' corpus). */
@@ -78,7 +78,7 @@ export type FamilyMaker = (config: TrainConfig, hooks: FamilyHooks) => TaskFamil
 export function creditRows(
   trajectories: readonly Trajectory[],
   trainable: (step: AgentStep) => boolean = () => true,
-): CreditRow[] {
+): StepRow[] {
   return trajectories.flatMap((t) =>
     t.steps.filter(trainable).map((s) => ({
       groupId: t.groupId,

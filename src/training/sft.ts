@@ -6,13 +6,13 @@
  * frozen reference.
  */
 import type { z } from 'zod';
-import { domainCorpus } from '../cli/commands/init-policy.ts';
-import { Rng } from '../envs/rng.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
 import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
+import { Rng } from '../util/random.ts';
 import type { SftConfig } from './config.ts';
 import type { ProgressEvent } from './context.ts';
+import { domainCorpus } from './corpus.ts';
 import type { Demonstrated } from './family.ts';
 
 /** One behaviour-cloning sample: the prompt's token ids and the expert reply's (end token included). */

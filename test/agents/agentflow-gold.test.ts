@@ -12,7 +12,6 @@ import {
   ScriptedChatModel,
 } from '../../src/agents/agentflow/index.ts';
 import { agentEnvMaker } from '../../src/agents/loops/rollout.ts';
-import { recordIteration } from '../../src/agents/record.ts';
 import { flowGrpo } from '../../src/credit/index.ts';
 import { CodeMathGenerator, PROBLEM_KINDS } from '../../src/envs/codemath/generator.ts';
 import { createExpert } from '../../src/envs/index.ts';
@@ -20,6 +19,7 @@ import { EncyclopediaQA, QUESTION_KINDS } from '../../src/envs/search/generator.
 import { openStore } from '../../src/store/index.ts';
 import { PythonPool } from '../../src/tools/python/pool.ts';
 import { PythonTool } from '../../src/tools/python/tool.ts';
+import { recordIteration } from '../../src/training/record.ts';
 
 // Gold traces replayed through the real loop: real prompts, the real web_search index and the real
 // Python sandbox; only the replies come from the trace. The env judges the final answer, so a trace

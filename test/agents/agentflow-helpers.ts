@@ -1,5 +1,7 @@
-// Shared by the AgentFlow tests that run a policy: a tokenizer fitted to AgentFlow's own prompts
-// and replies (gold replays), so a tiny policy's context holds a turn's prompt.
+/**
+ * Shared by the AgentFlow tests that run a policy: a tokenizer fitted to AgentFlow's own prompts
+ * and replies (gold replays), so a tiny policy's context holds a turn's prompt.
+ */
 import { expect } from 'vitest';
 import {
   type AgentFlowTrajectory,

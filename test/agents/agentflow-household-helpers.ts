@@ -1,5 +1,7 @@
-// Shared by the household AgentFlow tests that run a policy: a tokenizer fitted to household
-// AgentFlow prompts and replies (gold replays), so a tiny policy's context holds a turn's prompt.
+/**
+ * Shared by the household AgentFlow tests that run a policy: a tokenizer fitted to household
+ * AgentFlow prompts and replies (gold replays), so a tiny policy's context holds a turn's prompt.
+ */
 import { replayGold } from '../../src/agents/agentflow/index.ts';
 import { TASK_TYPES } from '../../src/envs/household/catalog.ts';
 import { HouseholdEnv } from '../../src/envs/household/env.ts';

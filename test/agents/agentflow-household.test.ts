@@ -11,12 +11,12 @@ import {
   runAgentFlowEpisode,
   ScriptedChatModel,
 } from '../../src/agents/agentflow/index.ts';
-import { recordIteration } from '../../src/agents/record.ts';
 import { TASK_TYPES } from '../../src/envs/household/catalog.ts';
 import { HOUSEHOLD_WIN_REWARD, HouseholdEnv } from '../../src/envs/household/env.ts';
 import { HouseholdExpert } from '../../src/envs/household/expert.ts';
 import { HouseholdGenerator } from '../../src/envs/household/generator.ts';
 import { openStore } from '../../src/store/index.ts';
+import { recordIteration } from '../../src/training/record.ts';
 
 // AgentFlow on the household world, where the planner's one tool is the world: gold traces from
 // the household expert replay through the real loop (real prompts, the real env stepped by the

@@ -10,12 +10,12 @@ import {
   runAgentFlowEpisode,
 } from '../../src/agents/agentflow/index.ts';
 import { PolicyChatModel } from '../../src/agents/chat/policy-chat-model.ts';
-import { recordIteration } from '../../src/agents/record.ts';
 import { createExpert } from '../../src/envs/index.ts';
 import { Policy } from '../../src/policy/policy.ts';
 import type { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import { openStore } from '../../src/store/index.ts';
 import { PythonPool } from '../../src/tools/python/pool.ts';
+import { recordIteration } from '../../src/training/record.ts';
 import {
   agentFlowTokenizer,
   codemath,

@@ -1,4 +1,6 @@
-// A tiny untrained policy for the chat tests (fast: tiny preset, a small vocabulary).
+/**
+ * A tiny untrained policy for the chat tests (fast: tiny preset, a small vocabulary).
+ */
 
 import { templateMessages } from '../../src/agents/chat/template.ts';
 import { Policy } from '../../src/policy/policy.ts';

@@ -1,5 +1,7 @@
-// Shared by the loops and record tests: a tokenizer fitted to the envs' text and a tiny untrained
-// policy on it, so prompts are short enough for the tiny preset's context.
+/**
+ * Shared by the loops and record tests: a tokenizer fitted to the envs' text and a tiny untrained
+ * policy on it, so prompts are short enough for the tiny preset's context.
+ */
 
 import { codeMathSystemPrompt } from '../../src/agents/prompts/codemath.ts';
 import { householdPrompt } from '../../src/agents/prompts/household.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PolicyChatModel } from '../../src/agents/chat/index.ts';
 import { agentEnvMaker, rollout } from '../../src/agents/loops/index.ts';
-import { groupTrajectories, recordIteration, type Trajectory } from '../../src/agents/record.ts';
+import type { Trajectory } from '../../src/agents/record.ts';
 import {
   EncyclopediaQA,
   gigpo,
@@ -15,6 +15,7 @@ import {
   type SearchTask,
   type StoredStepRow,
 } from '../../src/index.ts';
+import { groupTrajectories, recordIteration } from '../../src/training/record.ts';
 import { domainTokenizer, replies, tinyPolicy } from './loops-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'stepwise-record-'));

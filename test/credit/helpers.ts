@@ -1,7 +1,9 @@
-// Small builders for hand-worked batches and a seeded generator for property tests.
+/**
+ * Small builders for hand-worked batches and a seeded generator for property tests.
+ */
 import { expect } from 'vitest';
 import type { Anchor, StepRow } from '../../src/credit/index.ts';
-import { uniform } from '../../src/envs/rng.ts';
+import { uniform } from '../../src/util/random.ts';
 
 /** One step row; `extra` adds IGPO / Flow-GRPO fields. */
 export function row(

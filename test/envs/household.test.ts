@@ -9,8 +9,8 @@ import {
   isHeldOutLayout,
 } from '../../src/envs/household/generator.ts';
 import { HouseholdState, type HouseholdWorld } from '../../src/envs/household/world.ts';
-import { Rng } from '../../src/envs/rng.ts';
 import { SPLITS } from '../../src/envs/types.ts';
+import { Rng } from '../../src/util/random.ts';
 
 const expert = new HouseholdExpert();
 

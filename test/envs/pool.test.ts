@@ -8,10 +8,10 @@ import { HouseholdEnv } from '../../src/envs/household/env.ts';
 import { createEnv, createExpert, ENV_NAMES, renderTask } from '../../src/envs/index.ts';
 import { readTasks, writeTasks } from '../../src/envs/jsonl.ts';
 import { EnvPool } from '../../src/envs/pool.ts';
-import { Rng } from '../../src/envs/rng.ts';
 import { EncyclopediaQA } from '../../src/envs/search/generator.ts';
 import type { Task } from '../../src/envs/types.ts';
 import type { Tool } from '../../src/tools/types.ts';
+import { Rng } from '../../src/util/random.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'envs-pool-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -97,7 +97,7 @@ describe('env pool', () => {
     expect(readTasks(file)).toEqual(tasks);
     const bad = join(dir, 'bad.jsonl');
     writeFileSync(bad, `${JSON.stringify(tasks[0])}\n${JSON.stringify({ ...tasks[1], seed: 'one' })}\n`);
-    expect(() => readTasks(bad)).toThrow(/bad\.jsonl line 2: field "seed": .*expected number/);
+    expect(() => readTasks(bad)).toThrow(/bad\.jsonl line 2: field 'seed': .*expected number/);
     writeFileSync(bad, `${JSON.stringify({ ...tasks[0], kind: 'make_coffee' })}\n`);
     expect(() => readTasks(bad)).toThrow(
       /task 1 \(household\/train\/0\): household: unknown task type "make_coffee"/,

@@ -220,16 +220,16 @@ describe('search QA', () => {
         `${JSON.stringify({ id: 'q1', question: 'Q?', answers: ['A'] })}\n${JSON.stringify({ id: 'q2', question: 'Q?', answers: 'A' })}\n`,
       );
       expect(() => UserQA.fromFiles(docsFile, bad)).toThrow(
-        /bad\.jsonl line 2: field "answers": .*expected array/,
+        /bad\.jsonl line 2: field 'answers': .*expected array/,
       );
       writeFileSync(bad, '{"id": "q1", "question": "Q?", "answers": ["A"]}\n{"id": "q2", oops}\n');
       expect(() => UserQA.fromFiles(docsFile, bad)).toThrow(/bad\.jsonl line 2: not valid JSON/);
       writeFileSync(bad, '{"id": "q1", "question": "Q?", "answers": ["A"], "split": "test"}\n');
-      expect(() => UserQA.fromFiles(docsFile, bad)).toThrow(/bad\.jsonl line 1: field "split"/);
+      expect(() => UserQA.fromFiles(docsFile, bad)).toThrow(/bad\.jsonl line 1: field 'split'/);
       writeFileSync(bad, '{"id": "q1", "question": "Q?", "answers": ["A"], "supporting": ["d9"]}\n');
       expect(() => UserQA.fromFiles(docsFile, bad)).toThrow(/supporting document "d9" is not in the corpus/);
       writeFileSync(bad, '{"id": "d1", "title": "T"}\n');
-      expect(() => UserQA.fromFiles(bad, qFile)).toThrow(/bad\.jsonl line 1: field "text"/);
+      expect(() => UserQA.fromFiles(bad, qFile)).toThrow(/bad\.jsonl line 1: field 'text'/);
     });
 
     afterAll(() => rmSync(dir, { recursive: true, force: true }));

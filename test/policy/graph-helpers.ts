@@ -1,6 +1,5 @@
 /** Shared by the graph tests: run a graph in onnxruntime-node, and check gradients numerically. */
 import ort from 'onnxruntime-node';
-import { uniform } from '../../src/envs/rng.ts';
 import {
   type Dim,
   type DType,
@@ -10,6 +9,7 @@ import {
   reduceSum,
   type Tensor,
 } from '../../src/policy/graph/index.ts';
+import { uniform } from '../../src/util/random.ts';
 
 export type Feed = { dtype: DType; dims: number[]; data: ArrayLike<number> | BigInt64Array };
 

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
-  Rng,
   type SamplingOptions,
   StopStrings,
   sampleToken,
   samplingDistribution,
   samplingOptions,
 } from '../../src/policy/runtime/sampling.ts';
+import { Rng } from '../../src/util/random.ts';
 
 /** Exact reference distribution, written out plainly in float64 (independent of the sampler). */
 function reference(logits: number[], t: number, k: number, p: number): Map<number, number> {
@@ -29,45 +29,6 @@ function reference(logits: number[], t: number, k: number, p: number): Map<numbe
 
 const logSoftmax = (logits: number[], i: number): number =>
   logits[i]! - Math.log(logits.reduce((s, l) => s + Math.exp(l), 0));
-
-describe('Rng', () => {
-  it('is xoshiro128** (first outputs from state [1,2,3,4], worked by hand)', () => {
-    const r = Rng.fromState([1, 2, 3, 4]);
-    expect([r.nextUint32(), r.nextUint32(), r.nextUint32()]).toEqual([11520, 0, 5927040]);
-  });
-
-  it('is reproducible from a seed and resumable from its state', () => {
-    const a = new Rng(42);
-    const b = new Rng(42);
-    const xs = Array.from({ length: 100 }, () => a.nextUint32());
-    expect(Array.from({ length: 100 }, () => b.nextUint32())).toEqual(xs);
-    expect(new Rng(43).nextUint32()).not.toBe(xs[0]);
-    const saved = JSON.parse(JSON.stringify(a.state()));
-    const next = Array.from({ length: 10 }, () => a.nextFloat());
-    const resumed = Rng.fromState(saved);
-    expect(Array.from({ length: 10 }, () => resumed.nextFloat())).toEqual(next);
-  });
-
-  it('gives uniform floats in [0, 1) (chi-square over 64 buckets)', () => {
-    const r = new Rng(7);
-    const n = 64_000;
-    const counts = new Array(64).fill(0);
-    let outside = 0;
-    for (let i = 0; i < n; i++) {
-      const u = r.nextFloat();
-      if (!(u >= 0 && u < 1)) outside++;
-      counts[Math.floor(u * 64)]++;
-    }
-    expect(outside).toBe(0);
-    const chi2 = counts.reduce((s, c) => s + (c - 1000) ** 2 / 1000, 0);
-    expect(chi2).toBeLessThan(110); // 63 degrees of freedom: p < 0.001 above ~103
-  });
-
-  it('rejects bad states', () => {
-    expect(() => Rng.fromState([0, 0, 0, 0])).toThrow(/all-zero/);
-    expect(() => Rng.fromState([1, 2, 3])).toThrow(/expected 4 unsigned/);
-  });
-});
 
 describe('sampleToken', () => {
   const logits = [2.0, 1.5, 1.5, 0.3, -0.7, -1.2, 0.9, 3.1, -4.0, 0.0];

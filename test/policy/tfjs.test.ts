@@ -4,7 +4,7 @@ import { embed, matmul, tfjsLogits, tfjsParameters, tfjsReady, tfjsTrain } from 
 import { modelConfig, parameterCount } from '../../src/policy/model/config.ts';
 import { initParams } from '../../src/policy/model/params.ts';
 import { ModelRunner } from '../../src/policy/runtime/runner.ts';
-import { Rng } from '../../src/policy/runtime/sampling.ts';
+import { Rng } from '../../src/util/random.ts';
 
 describe('tfjs reference transformer (bench)', () => {
   beforeAll(async () => {
@@ -35,8 +35,7 @@ describe('tfjs reference transformer (bench)', () => {
       const weights = initParams(c, 5);
       // Larger than the init's 0.02 scale, so attention and norms do real work in the comparison.
       const rng = new Rng(6);
-      for (const w of weights.values())
-        for (let i = 0; i < w.length; i++) w[i]! += (rng.nextFloat() - 0.5) * 0.5;
+      for (const w of weights.values()) for (let i = 0; i < w.length; i++) w[i]! += (rng.next() - 0.5) * 0.5;
       const rows = Array.from({ length: 3 }, () => Array.from({ length: 20 }, () => rng.nextUint32() % 97));
       const runner = new ModelRunner(c, weights);
       const onnx = (await runner.logits(rows)).data;

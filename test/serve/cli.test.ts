@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
-import { domainCorpus, initPolicy } from '../../src/cli/commands/init-policy.ts';
+import { initPolicy } from '../../src/cli/commands/init-policy.ts';
 import { Policy } from '../../src/policy/policy.ts';
+import { domainCorpus } from '../../src/training/corpus.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'stepwise-serve-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

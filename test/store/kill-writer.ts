@@ -1,5 +1,7 @@
-// Child process for the crash test: writes iterations 0 and 1, then starts iteration 2, says
-// "mid" on stdout halfway through its transaction and waits to be killed.
+/**
+ * Child process for the crash test: writes iterations 0 and 1, then starts iteration 2, says
+ * "mid" on stdout halfway through its transaction and waits to be killed.
+ */
 import { writeSync } from 'node:fs';
 import { openStore } from '../../src/store/index.ts';
 import { sampleGroups } from './sample.ts';

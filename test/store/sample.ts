@@ -1,5 +1,7 @@
-// Small, fully specified iterations for the store tests: every field takes a value a bug could
-// lose (unicode text, JSON anchors, negative rewards, extras, tool calls, advantages).
+/**
+ * Small, fully specified iterations for the store tests: every field takes a value a bug could
+ * lose (unicode text, JSON anchors, negative rewards, extras, tool calls, advantages).
+ */
 import type { GroupInput, StepInput, TrajectoryInput } from '../../src/store/index.ts';
 
 export function sampleStep(g: number, t: number, s: number, last: boolean): StepInput {

@@ -147,7 +147,7 @@ describe('SearchIndex', () => {
       }
       expect(loaded.get('c')).toEqual(docs[2]);
       writeFileSync(file, JSON.stringify({ format: 'other' }));
-      expect(() => SearchIndex.load(file)).toThrow(/not a stepwise search index \(field "format"/);
+      expect(() => SearchIndex.load(file)).toThrow(/not a stepwise search index: field 'format'/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

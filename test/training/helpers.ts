@@ -1,6 +1,8 @@
-// A trivially learnable task family, built on the public Env interface: two doors, the prize is
-// always behind the red one. Its expert is a coin flip, so SFT teaches the reply format and a
-// policy that wins about half the time; RL has to find the red door.
+/**
+ * A trivially learnable task family, built on the public Env interface: two doors, the prize is
+ * always behind the red one. Its expert is a coin flip, so SFT teaches the reply format and a
+ * policy that wins about half the time; RL has to find the red door.
+ */
 
 import type { AgentEnv } from '../../src/agents/loops/rollout.ts';
 import { householdPrompt } from '../../src/agents/prompts/household.ts';

@@ -1,4 +1,6 @@
-// Debian's Chromium, headless, as the viewer's browser tests and bench drive it (playwright-core).
+/**
+ * Debian's Chromium, headless, as the viewer's browser tests and bench drive it (playwright-core).
+ */
 import { existsSync } from 'node:fs';
 import { type BrowserContext, chromium } from 'playwright-core';
 

@@ -1,3 +1,7 @@
+/**
+ * `AgentFlowConfig` (zod): turns, time limits, memory size and each module's sampling; the module
+ * roles.
+ */
 import { z } from 'zod';
 
 /** The four modules of AgentFlow, plus the query analysis that opens a trajectory. */

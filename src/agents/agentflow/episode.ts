@@ -1,15 +1,3 @@
-import { createExpert } from '../../envs/index.ts';
-import type { Env, StepResult, Task } from '../../envs/types.ts';
-import { type AgentEnv, agentEnvMaker } from '../loops/rollout.ts';
-import { type Episode, finish, responseFields } from '../loops/shared.ts';
-import type { AgentStep, Trajectory, TrajectoryOutcome } from '../record.ts';
-import type { ChatMessage } from '../types.ts';
-import { AgentFlowConfig, type AgentFlowConfigInput } from './config.ts';
-import { type GoldTrace, goldModels, goldTrace } from './gold.ts';
-import { admissibleLine, type HouseholdWorldLog, householdRunner } from './household.ts';
-import { type AgentFlowModules, type AgentFlowResult, type AgentFlowStep, runAgentFlow } from './loop.ts';
-import { parseVerdict } from './prompts.ts';
-
 /**
  * AgentFlow on an env: the env's first observation is the query, the modules work with the env's
  * tools (through the episode's ToolRunner, so the run's tool policy and audit apply), and the
@@ -19,20 +7,22 @@ import { parseVerdict } from './prompts.ts';
  * Every planner step is a Flow-GRPO sample: it carries the trajectory's outcome as
  * `extras.outcomeReward` (every step does, so the rows of a trajectory agree).
  */
+import { createExpert } from '../../envs/index.ts';
+import type { Env, StepResult, Task } from '../../envs/types.ts';
+import { callSeed } from '../../util/random.ts';
+import { type GroupRolloutOptions, rolloutGroups } from '../loops/rollout.ts';
+import { type Episode, finish, responseFields } from '../loops/shared.ts';
+import type { AgentStep, Trajectory, TrajectoryOutcome } from '../record.ts';
+import type { ChatMessage } from '../types.ts';
+import { AgentFlowConfig, type AgentFlowConfigInput } from './config.ts';
+import { type GoldTrace, goldModels, goldTrace } from './gold.ts';
+import { admissibleLine, type HouseholdWorldLog, householdRunner } from './household.ts';
+import { type AgentFlowModules, type AgentFlowResult, type AgentFlowStep, runAgentFlow } from './loop.ts';
+import { parseVerdict } from './prompts.ts';
 
 export interface AgentFlowTrajectory extends Trajectory {
   /** The loop's own account: analysis, memory, stop reason, answer. */
   flow: AgentFlowResult;
-}
-
-/** Per-trajectory seed of the module calls: the G rollouts of a group sample differently, reruns the same. */
-function trajectorySeed(seed: number, trajectoryId: string): number {
-  let h = 0x811c9dc5;
-  for (const ch of `agentflow:${seed}:${trajectoryId}`) {
-    h ^= ch.charCodeAt(0);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 1) % 1_000_000;
 }
 
 /**
@@ -66,7 +56,8 @@ export async function runAgentFlowEpisode(
   const flow = await runAgentFlow(query, modules, {
     tools,
     config: household ? { ...config, maxTurns: AgentFlowConfig.parse(config).householdMaxTurns } : config,
-    seed: trajectorySeed(episode.seed, trajectoryId),
+    // Per trajectory: the G rollouts of a group sample differently, reruns the same.
+    seed: callSeed('agentflow', episode.seed, trajectoryId),
   });
   const judged = world
     ? householdJudgement(world.log)
@@ -145,56 +136,20 @@ function observationOf(step: AgentFlowStep, result: string | undefined, judged: 
   }
 }
 
-export interface AgentFlowRolloutOptions {
+export interface AgentFlowRolloutOptions extends GroupRolloutOptions {
   modules: AgentFlowModules;
-  tasks: readonly Task[];
-  /** G: trajectories per task (a group: same task, same seed). */
-  groupSize?: number;
   config?: AgentFlowConfigInput;
-  /**
-   * Makes the env of one trajectory (default `agentEnvMaker()`: search and code/math with their
-   * tools; household needs none, its world is the tool).
-   */
-  makeEnv?: (name: string) => AgentEnv;
-  /** Trajectories in flight at once (default: all): concurrent planner calls share decode batches. */
-  concurrency?: number;
 }
 
 /**
- * Rolls out `groupSize` AgentFlow trajectories of every task concurrently, in task order; trajectory
- * j of a task has groupId = the task's id and trajectoryId = String(j).
+ * Rolls out `groupSize` AgentFlow trajectories of every task (see `rolloutGroups`: in task order,
+ * stopping at the first error); household needs no tools from the env maker, its world is the tool.
+ * Concurrent planner calls share decode batches.
  */
-export async function rolloutAgentFlow(options: AgentFlowRolloutOptions): Promise<AgentFlowTrajectory[]> {
-  const groupSize = options.groupSize ?? 1;
-  if (!Number.isInteger(groupSize) || groupSize < 1) {
-    throw new Error(`rolloutAgentFlow: groupSize must be a positive integer, got ${options.groupSize}`);
-  }
-  const episodes = options.tasks.flatMap((task) =>
-    Array.from({ length: groupSize }, (_, j) => ({ task, j })),
+export function rolloutAgentFlow(options: AgentFlowRolloutOptions): Promise<AgentFlowTrajectory[]> {
+  return rolloutGroups(options, 'rolloutAgentFlow', (env, episode) =>
+    runAgentFlowEpisode(env, options.modules, episode, options.config),
   );
-  const concurrency = options.concurrency ?? episodes.length;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new Error(`rolloutAgentFlow: concurrency must be a positive integer, got ${options.concurrency}`);
-  }
-  const makeEnv = options.makeEnv ?? agentEnvMaker();
-  const out = new Array<AgentFlowTrajectory>(episodes.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < episodes.length) {
-      const i = next++;
-      const { task, j } = episodes[i]!;
-      const { env, tools } = makeEnv(task.env);
-      try {
-        const episode = { task, seed: task.seed, groupId: task.id, trajectoryId: String(j), tools };
-        out[i] = await runAgentFlowEpisode(env, options.modules, episode, options.config);
-      } finally {
-        if (env.close) await env.close();
-        else await tools?.close();
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, episodes.length) }, worker));
-  return out;
 }
 
 /** One supervised example: a module's prompt and the reply it should give. */

@@ -1,3 +1,9 @@
+/**
+ * Gold AgentFlow traces: what each module should reply on a task, made from the env's expert
+ * demonstration (the search expert's one query per hop, the code/math expert's program), in the
+ * formats the loop's parsers read. They are the SFT data that lets all four roles work offline
+ * on a small model; `goldModels` replays one through the real loop.
+ */
 import type { CodeMathTask } from '../../envs/codemath/generator.ts';
 import type { HouseholdTask } from '../../envs/household/generator.ts';
 import type { SearchTask } from '../../envs/search/generator.ts';
@@ -5,13 +11,6 @@ import type { Demonstration, Task } from '../../envs/types.ts';
 import { householdTrace } from './household.ts';
 import type { AgentFlowModules } from './loop.ts';
 import { ScriptedChatModel } from './scripted.ts';
-
-/**
- * Gold AgentFlow traces: what each module should reply on a task, made from the env's expert
- * demonstration (the search expert's one query per hop, the code/math expert's program), in the
- * formats the loop's parsers read. They are the SFT data that lets all four roles work offline
- * on a small model; `goldModels` replays one through the real loop.
- */
 
 /** One turn's gold replies. */
 export interface GoldTurn {

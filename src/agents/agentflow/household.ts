@@ -1,11 +1,3 @@
-import { z } from 'zod';
-import { type HouseholdTask, renderHouseholdTask } from '../../envs/household/generator.ts';
-import type { Demonstration, Env, StepResult } from '../../envs/types.ts';
-import { defineTool } from '../../tools/define.ts';
-import { ToolRunner, type ToolRunnerOptions } from '../../tools/policy.ts';
-import type { Tool } from '../../tools/types.ts';
-import type { GoldTrace, GoldTurn } from './gold.ts';
-
 /**
  * AgentFlow on the household world. Household actions are env commands, not tool calls, so the
  * planner's one "tool" is the world itself: `household`, with input `{ command }`, steps the env and
@@ -15,6 +7,13 @@ import type { GoldTrace, GoldTurn } from './gold.ts';
  * short report that nothing judges: household reward comes from the env (won when the goal holds,
  * on the executor step whose command achieved it).
  */
+import { z } from 'zod';
+import { type HouseholdTask, renderHouseholdTask } from '../../envs/household/generator.ts';
+import type { Demonstration, Env, StepResult } from '../../envs/types.ts';
+import { defineTool } from '../../tools/define.ts';
+import { ToolRunner, type ToolRunnerOptions } from '../../tools/policy.ts';
+import type { Tool } from '../../tools/types.ts';
+import type { GoldTrace, GoldTurn } from './gold.ts';
 
 export const HOUSEHOLD_TOOL = 'household';
 

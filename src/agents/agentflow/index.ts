@@ -1,4 +1,6 @@
-// AgentFlow: planner, executor, verifier and generator around an evolving memory (src/index.ts re-exports this).
+/**
+ * AgentFlow: planner, executor, verifier and generator around an evolving memory (src/index.ts re-exports this).
+ */
 export * from './config.ts';
 export * from './episode.ts';
 export * from './gold.ts';

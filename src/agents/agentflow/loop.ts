@@ -1,7 +1,19 @@
+/**
+ * The AgentFlow loop (Li et al., "In-the-Flow Agentic System Optimization", arXiv:2510.05592):
+ * query analysis, then up to `maxTurns` turns of planner -> executor -> tool -> memory -> verifier,
+ * then the generator's `<answer>`. Each module has its own ChatModel, so the planner can be the
+ * policy being trained while the others run on a frozen copy or a hosted model.
+ *
+ * Nothing a model writes can crash the loop: an unparsable plan, an unknown tool, a bad tool call
+ * or arguments that fail the tool's schema become a memory record that says so, and the turn goes
+ * on to the verifier. A ChatModel that throws ends the turns (the generator still answers).
+ */
 import { openAITools, parseOpenAIToolCalls, parseTextToolCalls } from '../../tools/adapters/openai.ts';
 import { describeZodError, observationText } from '../../tools/define.ts';
 import { ToolRunner } from '../../tools/policy.ts';
 import type { AuditRecord, Tool } from '../../tools/types.ts';
+import { deadlineSignal, untilAborted } from '../../util/deadline.ts';
+import { callSeed } from '../../util/random.ts';
 import { isContextOverflow } from '../loops/shared.ts';
 import type { ChatMessage, ChatModel, ChatOptions, ChatResult } from '../types.ts';
 import {
@@ -23,17 +35,6 @@ import {
   type Verdict,
   verifierMessages,
 } from './prompts.ts';
-
-/**
- * The AgentFlow loop (Li et al., "In-the-Flow Agentic System Optimization", arXiv:2510.05592):
- * query analysis, then up to `maxTurns` turns of planner -> executor -> tool -> memory -> verifier,
- * then the generator's `<answer>`. Each module has its own ChatModel, so the planner can be the
- * policy being trained while the others run on a frozen copy or a hosted model.
- *
- * Nothing a model writes can crash the loop: an unparsable plan, an unknown tool, a bad tool call
- * or arguments that fail the tool's schema become a memory record that says so, and the turn goes
- * on to the verifier. A ChatModel that throws ends the turns (the generator still answers).
- */
 
 export interface AgentFlowModules {
   planner: ChatModel;
@@ -86,45 +87,10 @@ export interface AgentFlowOptions {
   /** The tools the planner may choose from: a ToolRunner (its policy and audit apply) or plain tools. */
   tools: ToolRunner | Tool[];
   config?: AgentFlowConfigInput;
-  /** Seeds the calls of this trajectory (call k gets seed * 1000 + k) unless a module fixes its own. */
+  /** Seeds the calls of this trajectory (call k gets `callSeed(seed, k)`) unless a module fixes its own. */
   seed?: number;
   /** Aborts the trajectory (the generator still answers from what the memory holds). */
   signal?: AbortSignal;
-}
-
-/** Rejects with the signal's reason when it aborts first; ChatModels need not honour signals for limits to hold. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
-
-/** A signal that aborts after `ms` or with `parent`; `clear` stops its timer. */
-function deadline(ms: number, parent?: AbortSignal): { signal: AbortSignal; clear: () => void } {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new Error(`time limit of ${ms} ms passed`)), ms);
-  const onParent = () => controller.abort(parent?.reason);
-  if (parent?.aborted) onParent();
-  else parent?.addEventListener('abort', onParent, { once: true });
-  return {
-    signal: controller.signal,
-    clear: () => {
-      clearTimeout(timer);
-      parent?.removeEventListener('abort', onParent);
-    },
-  };
 }
 
 function describeError(err: unknown): string {
@@ -148,8 +114,7 @@ export async function runAgentFlow(
 
   const chatOptions = (sampling: ModuleSampling, signal: AbortSignal, extra: Partial<ChatOptions> = {}) => {
     const k = calls++;
-    const seed =
-      sampling.seed ?? (options.seed === undefined ? undefined : (options.seed * 1000 + k) % 2 ** 31);
+    const seed = sampling.seed ?? (options.seed === undefined ? undefined : callSeed(options.seed, k));
     const o: ChatOptions = {
       temperature: sampling.temperature,
       maxTokens: sampling.maxTokens,
@@ -179,7 +144,7 @@ export async function runAgentFlow(
     return step;
   };
 
-  const limit = deadline(config.timeLimitMs, options.signal);
+  const limit = deadlineSignal(config.timeLimitMs, options.signal);
   let analysis = '';
   let turns = 0;
   let stopReason: StopReason = 'turn_limit';
@@ -262,7 +227,7 @@ export async function runAgentFlow(
 
   // Generator: the final answer from the memory, under its own time limit.
   let answer: string | undefined;
-  const final = deadline(config.generatorTimeMs);
+  const final = deadlineSignal(config.generatorTimeMs);
   try {
     const step = await ask(
       'generator',

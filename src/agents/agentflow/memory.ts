@@ -1,9 +1,8 @@
-import { truncate } from '../../tools/define.ts';
-
 /**
  * AgentFlow's evolving memory: one record per turn, in order. Every module after the planner reads
  * it as text, so its rendering is part of the prompts (and of what the planner is trained on).
  */
+import { truncate } from '../../tools/define.ts';
 
 /** What one turn did: the tool, why (sub-goal), the call as written, and what came back. */
 export interface MemoryRecord {

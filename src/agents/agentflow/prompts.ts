@@ -1,12 +1,11 @@
-import { z } from 'zod';
-import type { Tool } from '../../tools/types.ts';
-import type { ChatMessage } from '../types.ts';
-
 /**
  * The prompts of AgentFlow's modules and the parsers of their replies. Replies are tag pairs (the
  * format the single-agent loops and the envs use), kept short because every prompt must fit a
  * small local policy's context next to the memory.
  */
+import { z } from 'zod';
+import type { Tool } from '../../tools/types.ts';
+import type { ChatMessage } from '../types.ts';
 
 const ANALYZER_SYSTEM =
   'You are the analyzer of a team that answers queries with tools. Say briefly what the query asks, ' +

@@ -1,3 +1,7 @@
+/**
+ * `ScriptedChatModel`: a ChatModel that replays fixed replies, so gold traces run through the real
+ * AgentFlow loop.
+ */
 import type { ChatMessage, ChatModel, ChatOptions, ChatResult } from '../types.ts';
 
 /**

@@ -1,6 +1,8 @@
-// Batching of concurrent generation requests: calls that arrive while a batch is decoding, or within
-// a few milliseconds of each other, run together as one `Policy.generate` batch. Decode cost grows
-// far slower than the batch size on CPU, so 64 episodes awaiting their next turn share each step.
+/**
+ * Batching of concurrent generation requests: calls that arrive while a batch is decoding, or within
+ * a few milliseconds of each other, run together as one `Policy.generate` batch. Decode cost grows
+ * far slower than the batch size on CPU, so 64 episodes awaiting their next turn share each step.
+ */
 import type { Policy } from '../../policy/policy.ts';
 import type { Generation, RowOptions } from '../../policy/runtime/generate.ts';
 

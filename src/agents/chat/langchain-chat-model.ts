@@ -1,6 +1,8 @@
-// Any LangChain chat model (ChatOpenAI, ChatAnthropic, ChatOllama, ...) behind the ChatModel
-// interface. Sampling settings (temperature, top-p, max tokens) belong to the LangChain model's
-// own constructor, since each provider names them differently; stop, tools and signal pass through.
+/**
+ * Any LangChain chat model (ChatOpenAI, ChatAnthropic, ChatOllama, ...) behind the ChatModel
+ * interface. Sampling settings (temperature, top-p, max tokens) belong to the LangChain model's
+ * own constructor, since each provider names them differently; stop, tools and signal pass through.
+ */
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import {
   AIMessage,

@@ -1,4 +1,6 @@
-// Any OpenAI-compatible endpoint (OpenAI, vLLM, a `stepwise serve`) through the official SDK.
+/**
+ * Any OpenAI-compatible endpoint (OpenAI, vLLM, a `stepwise serve`) through the official SDK.
+ */
 import OpenAI from 'openai';
 import type {
   ChatCompletion,
@@ -6,6 +8,7 @@ import type {
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions';
 import { z } from 'zod';
+import { parseOrThrow } from '../../util/zod.ts';
 import type { ChatMessage, ChatModel, ChatOptions, ChatResult, ChatToolCall } from '../types.ts';
 import { toolCallsFromText } from './template.ts';
 
@@ -76,12 +79,7 @@ export class OpenAIChatModel implements ChatModel {
   readonly client: OpenAI;
 
   constructor(config: z.input<typeof OpenAIChatConfig>) {
-    const parsed = OpenAIChatConfig.safeParse(config);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(`invalid OpenAIChatModel config: '${issue.path.join('.')}': ${issue.message}`);
-    }
-    this.config = parsed.data;
+    this.config = parseOrThrow(OpenAIChatConfig, config, 'invalid OpenAIChatModel config');
     this.name = `openai:${this.config.model}`;
     this.client = new OpenAI({
       baseURL: this.config.baseURL,

@@ -1,8 +1,11 @@
-// The local backend: a stepwise Policy behind the ChatModel interface, with concurrent calls
-// sharing decode batches.
+/**
+ * The local backend: a stepwise Policy behind the ChatModel interface, with concurrent calls
+ * sharing decode batches.
+ */
 import { z } from 'zod';
 import type { Policy } from '../../policy/policy.ts';
 import type { Generation } from '../../policy/runtime/generate.ts';
+import { parseOrThrow } from '../../util/zod.ts';
 import type { ChatMessage, ChatModel, ChatOptions, ChatResult } from '../types.ts';
 import { GenerateBatcher, type TokenCallback } from './batcher.ts';
 import { templateMessages, toolCallsFromText } from './template.ts';
@@ -55,12 +58,7 @@ export class PolicyChatModel implements ChatModel {
     readonly policy: Policy,
     config: z.input<typeof PolicyChatConfig> = {},
   ) {
-    const parsed = PolicyChatConfig.safeParse(config);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(`invalid PolicyChatModel config: '${issue.path.join('.')}': ${issue.message}`);
-    }
-    this.config = parsed.data;
+    this.config = parseOrThrow(PolicyChatConfig, config, 'invalid PolicyChatModel config');
     this.name = `policy:${this.config.name}`;
     this.nextSeed = this.config.seed;
     const options = {

@@ -1,7 +1,9 @@
-// How chat messages with tools become the policy's plain chat template, and how tool calls are read
-// back out of its text. Small open models are trained on the same text form: tool definitions as
-// JSON in the system prompt, calls as `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`.
-import type { ChatMessage as TemplateMessage } from '../../policy/tokenizer/tokenizer.ts';
+/**
+ * How chat messages with tools become the policy's plain chat template, and how tool calls are read
+ * back out of its text. Small open models are trained on the same text form: tool definitions as
+ * JSON in the system prompt, calls as `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`.
+ */
+import type { TemplateMessage } from '../../policy/tokenizer/tokenizer.ts';
 import { parseTextToolCalls } from '../../tools/adapters/openai.ts';
 import type { ChatMessage, ChatToolCall, ChatToolDefinition } from '../types.ts';
 

@@ -1,4 +1,6 @@
-// The single-agent loops (household, search QA, code/math) and the rollout of many trajectories.
+/**
+ * The single-agent loops (household, search QA, code/math) and the rollout of many trajectories.
+ */
 export { CodeMathLoopOptions, runCodeMath } from './codemath.ts';
 export { HouseholdLoopOptions, INVALID_ACTION_NOTE, runHousehold } from './household.ts';
 export {

@@ -14,6 +14,7 @@ import { ToolRunner, type ToolRunnerOptions } from '../../tools/policy.ts';
 import { pythonTool } from '../../tools/python/tool.ts';
 import type { Tool } from '../../tools/types.ts';
 import { webSearchTool } from '../../tools/web-search.ts';
+import { checkConcurrency, mapConcurrent } from '../../util/concurrent.ts';
 import type { Trajectory } from '../record.ts';
 import type { ChatModel } from '../types.ts';
 import { type CodeMathLoopOptions, runCodeMath } from './codemath.ts';
@@ -120,69 +121,76 @@ export function agentEnvMaker(
 
 let defaultMaker: ((name: string) => AgentEnv) | undefined;
 
-export interface RolloutOptions {
-  model: ChatModel;
+/**
+ * The env maker rollouts use when given none: one `agentEnvMaker()` for the process, kept across
+ * rollouts so that the search encyclopedia and its index are built once.
+ */
+export function sharedEnvMaker(): (name: string) => AgentEnv {
+  defaultMaker ??= agentEnvMaker();
+  return defaultMaker;
+}
+
+/** What every rollout takes: the tasks, G, the env maker and the bound on trajectories in flight. */
+export interface GroupRolloutOptions {
   tasks: readonly Task[];
   /** G: trajectories per task (a group; they share the task and its seed). */
   groupSize?: number;
-  /** Each loop's options. */
-  loops?: LoopOptionsByEnv;
-  /** Makes the env of one trajectory (default `agentEnvMaker()`). */
+  /** Makes the env of one trajectory (default `sharedEnvMaker()`). */
   makeEnv?: (name: string) => AgentEnv;
   /** Trajectories in flight at once (default: all of them). */
   concurrency?: number;
-  /** Called as each trajectory finishes (progress). */
-  onTrajectory?: (trajectory: Trajectory) => void;
 }
 
 /**
- * Rolls out `groupSize` trajectories of every task, concurrently, and returns them in order (task
- * by task). Trajectory j of a task has groupId = the task's id and trajectoryId = String(j).
- * Envs are closed after their trajectory. A model error (a server down, say) fails the rollout:
- * no new trajectory starts, and the error is thrown once those in flight have ended.
+ * Plays `groupSize` trajectories of every task with `play`, concurrently, and returns them in order
+ * (task by task). Trajectory j of a task has groupId = the task's id and trajectoryId = String(j),
+ * and an env of its own, closed after its trajectory. The first error (a model server down, say)
+ * fails the rollout: no new trajectory starts, and the error is thrown once those in flight have
+ * ended. `owner` names the caller in option errors.
  */
-export async function rollout(options: RolloutOptions): Promise<Trajectory[]> {
+export async function rolloutGroups<T>(
+  options: GroupRolloutOptions,
+  owner: string,
+  play: (env: Env, episode: Episode & { task: Task }) => Promise<T>,
+): Promise<T[]> {
   const groupSize = options.groupSize ?? 1;
   if (!Number.isInteger(groupSize) || groupSize < 1) {
-    throw new Error(`rollout: groupSize must be a positive integer, got ${options.groupSize}`);
+    throw new Error(`${owner}: groupSize must be a positive integer, got ${options.groupSize}`);
   }
+  checkConcurrency(options.concurrency, owner);
+  const makeEnv = options.makeEnv ?? sharedEnvMaker();
   const episodes = options.tasks.flatMap((task) =>
     Array.from({ length: groupSize }, (_, j) => ({ task, j })),
   );
-  const concurrency = options.concurrency ?? episodes.length;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new Error(`rollout: concurrency must be a positive integer, got ${options.concurrency}`);
-  }
-  // The default maker is kept across rollouts: it builds the search encyclopedia and index once.
-  defaultMaker ??= agentEnvMaker();
-  const makeEnv = options.makeEnv ?? defaultMaker;
-  const out = new Array<Trajectory>(episodes.length);
-  let next = 0;
-  let failed = false;
-  // Workers pull the next episode until none is left (or one failed): at most `concurrency` in flight.
-  const worker = async () => {
-    while (!failed && next < episodes.length) {
-      const i = next++;
-      const { task, j } = episodes[i]!;
+  return mapConcurrent(
+    episodes,
+    async ({ task, j }) => {
       const { env, tools } = makeEnv(task.env);
       try {
-        const episode = { task, seed: task.seed, groupId: task.id, trajectoryId: String(j), tools };
-        out[i] = await runLoop(env, options.model, episode, options.loops);
-        options.onTrajectory?.(out[i]!);
-      } catch (err) {
-        failed = true;
-        throw err;
+        return await play(env, { task, seed: task.seed, groupId: task.id, trajectoryId: String(j), tools });
       } finally {
         // A code/math env closes its Python tool (and so the runner); others have nothing to close but tools.
         if (env.close) await env.close();
         else await tools?.close();
       }
-    }
-  };
-  const settled = await Promise.allSettled(
-    Array.from({ length: Math.min(concurrency, episodes.length) }, worker),
+    },
+    options.concurrency,
   );
-  const failure = settled.find((r) => r.status === 'rejected');
-  if (failure) throw failure.reason;
-  return out;
+}
+
+export interface RolloutOptions extends GroupRolloutOptions {
+  model: ChatModel;
+  /** Each loop's options. */
+  loops?: LoopOptionsByEnv;
+  /** Called as each trajectory finishes (progress). */
+  onTrajectory?: (trajectory: Trajectory) => void;
+}
+
+/** Rolls out `groupSize` single-agent trajectories of every task (see `rolloutGroups`). */
+export function rollout(options: RolloutOptions): Promise<Trajectory[]> {
+  return rolloutGroups(options, 'rollout', async (env, episode) => {
+    const trajectory = await runLoop(env, options.model, episode, options.loops);
+    options.onTrajectory?.(trajectory);
+    return trajectory;
+  });
 }

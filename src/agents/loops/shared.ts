@@ -6,6 +6,9 @@ import { z } from 'zod';
 import type { Task } from '../../envs/types.ts';
 import type { ToolRunner } from '../../tools/policy.ts';
 import type { AuditRecord } from '../../tools/types.ts';
+import { DeadlineError, withDeadline } from '../../util/deadline.ts';
+import { callSeed } from '../../util/random.ts';
+import { parseOrThrow } from '../../util/zod.ts';
 import { ContextOverflowError } from '../chat/batcher.ts';
 import { renderMessages } from '../prompts/render.ts';
 import type { AgentStep, Trajectory, TrajectoryOutcome } from '../record.ts';
@@ -39,12 +42,7 @@ export type LoopOptions = z.output<typeof LoopOptions>;
 
 /** Parse loop options, naming the bad field in the error. */
 export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, loop: string): z.output<S> {
-  const parsed = schema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`invalid ${loop} loop options: '${issue.path.join('.')}': ${issue.message}`);
-  }
-  return parsed.data;
+  return parseOrThrow(schema, input ?? {}, `invalid ${loop} loop options`);
 }
 
 /** One trajectory to roll out. */
@@ -104,24 +102,17 @@ async function askInTime(
   if (deadline === undefined) return model.chat(messages, options);
   const left = deadline - Date.now();
   if (left <= 0) return TIMED_OUT;
-  const abort = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => {
-      abort.abort(new Error('the trajectory reached its time limit'));
-      resolve(TIMED_OUT);
-    }, left);
-  });
-  const call = model.chat(messages, { ...options, signal }).catch((err: unknown): typeof TIMED_OUT => {
-    // An abort we caused is the time limit, not a failure.
-    if (abort.signal.aborted) return TIMED_OUT;
-    throw err;
-  });
   try {
-    return await Promise.race([call, timeout]);
-  } finally {
-    clearTimeout(timer);
+    return await withDeadline(
+      left,
+      (signal) => model.chat(messages, { ...options, signal }),
+      options.signal,
+      () => new DeadlineError(left, 'the trajectory reached its time limit'),
+    );
+  } catch (err) {
+    // Our own limit is the time limit, not a failure (whatever the model threw once aborted).
+    if (err instanceof DeadlineError) return TIMED_OUT;
+    throw err;
   }
 }
 
@@ -132,17 +123,7 @@ export function chatOptions(
   stepIndex: number,
 ): ChatOptions {
   const { seed, ...rest } = sampling;
-  return { ...rest, seed: mixSeed(`${seed}:${episode.seed}:${episode.trajectoryId}:${stepIndex}`) };
-}
-
-/** FNV-1a of a text, as a non-negative 31-bit seed. */
-function mixSeed(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 1;
+  return { ...rest, seed: callSeed(seed, episode.seed, episode.trajectoryId, stepIndex) };
 }
 
 /** The response half of a step, from the model's result. */

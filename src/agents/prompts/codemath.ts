@@ -1,3 +1,4 @@
+/** The code/math agent's prompt: system text and the growing conversation of the tool loop. */
 import type { ChatMessage } from '../types.ts';
 
 /**

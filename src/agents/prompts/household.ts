@@ -1,11 +1,10 @@
-import type { ChatMessage } from '../types.ts';
-
 /**
  * The household prompt, laid out as the GiGPO and HGPO references prompt ALFWorld: one user
  * message with the task, the last H (observation, action) pairs, the current observation and the
  * admissible commands, asking for `<think>...</think>` then `<action>...</action>`. The wording
  * is ours; the structure (and so what a model sees at each step) follows theirs.
  */
+import type { ChatMessage } from '../types.ts';
 
 /** One earlier step as the history shows it. */
 export interface HouseholdTurn {

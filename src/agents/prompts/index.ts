@@ -1,4 +1,6 @@
-// Prompt formats of the single-agent loops: what the model sees, and how its reply is read.
+/**
+ * Prompt formats of the single-agent loops: what the model sees, and how its reply is read.
+ */
 export { codeMathPrompt, codeMathSystemPrompt } from './codemath.ts';
 export {
   type HouseholdDecision,

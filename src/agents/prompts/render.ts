@@ -1,3 +1,4 @@
+/** Chat messages as one text in the policy's chat-template layout (a step's `promptText`). */
 import type { ChatMessage } from '../types.ts';
 
 /**

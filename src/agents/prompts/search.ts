@@ -1,3 +1,7 @@
+/**
+ * The search QA agent's prompt (IGPO's, after Search-R1): system text and the growing conversation of
+ * the tool loop.
+ */
 import type { ChatMessage } from '../types.ts';
 
 /**

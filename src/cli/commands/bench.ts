@@ -1,3 +1,4 @@
+/** `stepwise bench`: runs the benchmark harness (bench/run.ts) with the CLI's options. */
 import type { Command } from 'commander';
 import { runBench } from '../../../bench/run.ts';
 

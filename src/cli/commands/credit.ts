@@ -1,11 +1,14 @@
-// `stepwise credit`: run an estimator over a JSONL file of step rows (a store export, or rows
-// from elsewhere) and write the same rows with `advantage` and `credit` added.
+/**
+ * `stepwise credit`: run an estimator over a JSONL file of step rows (a store export, or rows
+ * from elsewhere) and write the same rows with `advantage` and `credit` added.
+ */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { estimators } from '../../credit/estimators.ts';
 import { creditJsonl } from '../../credit/jsonl.ts';
 import { type EstimatorName, estimatorNames } from '../../credit/types.ts';
+import { parseOrThrow } from '../../util/zod.ts';
 
 /** CLI flag -> estimator option, with how its value is read. */
 const flags: Array<{ flag: string; key: string; kind: 'number' | 'int' | 'string' | 'boolean' }> = [
@@ -70,13 +73,10 @@ export function optionsFromFlags(estimator: EstimatorName, opts: CreditFlags): R
     out.penalty = opts.penalty !== false;
   }
   // Validate here, so that a bad value names its flag rather than the option's field.
-  const parsed = estimators[estimator].options.safeParse(out);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const key = String(issue.path[0]);
-    const flag = flags.find((f) => f.key === key)?.flag ?? key;
-    throw new Error(`option ${flag}: ${issue.message}`);
-  }
+  parseOrThrow(estimators[estimator].options, out, ({ field, message }) => {
+    const key = field.split('.')[0]!;
+    return new Error(`option ${flags.find((f) => f.key === key)?.flag ?? key}: ${message}`);
+  });
   return out;
 }
 

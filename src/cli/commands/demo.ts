@@ -1,7 +1,9 @@
+/**
+ * `stepwise demo`: the policy engine alone; a tiny policy learns to count from scratch (SFT, then RL
+ * against a frozen reference).
+ */
 import type { Command } from 'commander';
 
-// `stepwise demo`: the policy engine alone, in about 90 seconds: a tiny policy learns to count from
-// scratch (SFT, then RL against a frozen reference), with samples before and after.
 export function registerDemo(program: Command): void {
   program
     .command('demo')

@@ -1,3 +1,4 @@
+/** Every subcommand of `stepwise`, as the `register*` functions of the files beside it. */
 import type { Command } from 'commander';
 import { registerBench } from './bench.ts';
 import { registerCredit } from './credit.ts';

@@ -1,5 +1,7 @@
-// `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1]`: serve a policy over the
-// OpenAI API until interrupted.
+/**
+ * `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1]`: serve a policy over the
+ * OpenAI API until interrupted.
+ */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Policy } from '../../policy/policy.ts';

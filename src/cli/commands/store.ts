@@ -1,4 +1,6 @@
-// `stepwise store`: check, export, import, migrate and list the trajectory store.
+/**
+ * `stepwise store`: check, export, import, migrate and list the trajectory store.
+ */
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { formatCheckReport } from '../../store/check.ts';

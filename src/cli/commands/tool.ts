@@ -1,6 +1,8 @@
-// `stepwise tool <name> --input '<json>'`: run one tool call and print its result as one JSON
-// object. Exits 0 whatever the tool answered (errors are results); non-zero only for a bad
-// command line (unknown tool, input that is not JSON, a missing index file).
+/**
+ * `stepwise tool <name> --input '<json>'`: run one tool call and print its result as one JSON
+ * object. Exits 0 whatever the tool answered (errors are results); non-zero only for a bad
+ * command line (unknown tool, input that is not JSON, a missing index file).
+ */
 import type { Command } from 'commander';
 import { closeSharedPythonPool, sharedPythonPool } from '../../tools/python/pool.ts';
 import { detectProtection } from '../../tools/python/sandbox.ts';

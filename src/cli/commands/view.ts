@@ -1,5 +1,7 @@
-// `stepwise view --db <file> [--port 7007] [--host 127.0.0.1] [--tokenizer <file|dir>]`: the trajectory
-// replay viewer over a store, until interrupted.
+/**
+ * `stepwise view --db <file> [--port 7007] [--host 127.0.0.1] [--tokenizer <file|dir>]`: the trajectory
+ * replay viewer over a store, until interrupted.
+ */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';

@@ -1,3 +1,4 @@
+/** `CodeMathEnv`: code/math problems solved with the Python tool, answers judged exactly. */
 import { z } from 'zod';
 import type { Tool } from '../../tools/types.ts';
 import { type AnswerScore, ToolAnswerEnv } from '../tool-env.ts';

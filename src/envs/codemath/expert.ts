@@ -1,3 +1,4 @@
+/** The code/math expert: a Python program per problem, run once, then the printed answer. */
 import type { Demonstration, Expert } from '../types.ts';
 import type { CodeMathTask, ProblemParams } from './generator.ts';
 

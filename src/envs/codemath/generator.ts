@@ -1,5 +1,9 @@
+/**
+ * Code/math task generation: problem kinds, phrasings, exact answers (BigInt, scaled decimals) and
+ * splits.
+ */
 import { z } from 'zod';
-import { hashString, Rng } from '../rng.ts';
+import { hashSeed, Rng } from '../../util/random.ts';
 import { checkKind, type Split, type Task, type TaskGenerator } from '../types.ts';
 import { formatDecimal, mulDecimal, parseDecimal } from './numbers.ts';
 
@@ -142,7 +146,7 @@ export class CodeMathGenerator implements TaskGenerator<CodeMathTask> {
       const phrasings = PHRASINGS[k];
       const phrasing = split === 'valid-unseen' ? phrasings.length - 1 : rng.int(0, phrasings.length - 2);
       if (split !== 'valid-unseen') {
-        const bucket = hashString(JSON.stringify(params)) % 10 === 0 ? 'valid-seen' : 'train';
+        const bucket = hashSeed(JSON.stringify(params)) % 10 === 0 ? 'valid-seen' : 'train';
         if (bucket !== split) continue;
       }
       const { answer, answerBase } = solve(params);

@@ -1,3 +1,7 @@
+/**
+ * `HouseholdEnv`: the ALFWorld-style text world as an `Env` (TextWorld feedback, admissible commands,
+ * win reward).
+ */
 import type { Env, StepResult } from '../types.ts';
 import {
   type HouseholdConfig,

@@ -1,3 +1,7 @@
+/**
+ * The household expert: the shortest command sequence to each goal, or an exploring one that uses only
+ * what it has observed.
+ */
 import type { Demonstration, Expert } from '../types.ts';
 import { APPLIANCE, LAMP, LAMP_PLACES, OBJECTS, RECEPTACLES } from './catalog.ts';
 import type { HouseholdTask } from './generator.ts';

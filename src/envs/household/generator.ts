@@ -1,5 +1,9 @@
+/**
+ * Household task generation: room layouts, goals of the six task types, and the train / valid-seen /
+ * valid-unseen splits.
+ */
 import { z } from 'zod';
-import { hashString, Rng } from '../rng.ts';
+import { hashSeed, Rng } from '../../util/random.ts';
 import { checkKind, SPLITS, type Split, type Task, type TaskGenerator } from '../types.ts';
 import {
   APPLIANCE,
@@ -61,12 +65,12 @@ export function isHeldOutLayout(layout: number): boolean {
 
 /** About one in five (task type, object, target) combinations is held out for valid-unseen. */
 export function isHeldOutCombo(goal: HouseholdGoal): boolean {
-  return hashString(`${goal.type}|${goal.object}|${goal.target ?? LAMP}`) % 5 === 0;
+  return hashSeed(`${goal.type}|${goal.object}|${goal.target ?? LAMP}`) % 5 === 0;
 }
 
 /** Train and valid-seen share layouts and combinations; a world fingerprint assigns each instance to one. */
 export function seenBucket(world: HouseholdWorld): 'train' | 'valid-seen' {
-  return hashString(JSON.stringify(world)) % 10 === 0 ? 'valid-seen' : 'train';
+  return hashSeed(JSON.stringify(world)) % 10 === 0 ? 'valid-seen' : 'train';
 }
 
 /** The receptacle kinds of a layout, in the order they are listed; deterministic in (layout, size). */

@@ -1,3 +1,7 @@
+/**
+ * The household world's state and rules: objects, receptacles, appliances, command parsing, feedback
+ * and admissible commands.
+ */
 import { APPLIANCE, type HouseholdTaskType, LAMP, OBJECTS, RECEPTACLES, type Room } from './catalog.ts';
 
 /** A household task's goal: object kind, target receptacle kind (absent for the lamp task). */

@@ -1,6 +1,11 @@
+/**
+ * The generated encyclopedia: people, towns, regions, organizations and creative works with
+ * attributes and relations, rendered as documents. Each split has its own entities (splits are
+ * disjoint entity sets); the documents of all splits form one corpus, searched together.
+ */
 import { z } from 'zod';
 import type { SearchDocument } from '../../tools/search/index.ts';
-import { Rng } from '../rng.ts';
+import { Rng } from '../../util/random.ts';
 import { SPLITS, type Split } from '../types.ts';
 import {
   GENRES,
@@ -12,12 +17,6 @@ import {
   townName,
   workName,
 } from './names.ts';
-
-/**
- * The generated encyclopedia: people, towns, regions, organizations and creative works with
- * attributes and relations, rendered as documents. Each split has its own entities (splits are
- * disjoint entity sets); the documents of all splits form one corpus, searched together.
- */
 
 export const EncyclopediaConfig = z.object({
   seed: z.number().int().default(0),

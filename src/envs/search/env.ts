@@ -1,3 +1,7 @@
+/**
+ * `SearchEnv`: multi-hop search QA over a source's corpus, with `web_search` as the tool and EM/F1
+ * answers.
+ */
 import { z } from 'zod';
 import type { Tool } from '../../tools/types.ts';
 import { webSearchTool } from '../../tools/web-search.ts';

@@ -1,3 +1,4 @@
+/** The search QA expert: one search per hop, then the canonical answer. */
 import type { Demonstration, Expert } from '../types.ts';
 import type { SearchTask } from './generator.ts';
 

@@ -1,5 +1,9 @@
+/**
+ * Search QA questions (single-hop, bridge, comparison, three-hop) over the generated encyclopedia, and
+ * `QASource`.
+ */
 import { SearchIndex } from '../../tools/search/index.ts';
-import { Rng } from '../rng.ts';
+import { Rng } from '../../util/random.ts';
 import { checkKind, type Split, type Task, type TaskGenerator } from '../types.ts';
 import {
   type Encyclopedia,

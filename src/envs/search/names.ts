@@ -1,9 +1,8 @@
-import type { Rng } from '../rng.ts';
-
 /**
  * Invented names for the generated encyclopedia, built from syllables and word lists written
  * here (no real-world data), so that nothing the agent finds can come from a model's memory.
  */
+import type { Rng } from '../../util/random.ts';
 
 const ONSETS = [
   'b',

@@ -1,10 +1,3 @@
-import { z } from 'zod';
-import { type SearchDocument, SearchIndex, type SearchIndexOptions } from '../../tools/search/index.ts';
-import { readJsonl } from '../jsonl.ts';
-import { Rng } from '../rng.ts';
-import { checkKind, SPLITS, type Split } from '../types.ts';
-import type { QASource, SearchTask } from './generator.ts';
-
 /**
  * A user's own corpus and questions, read from two JSON Lines files (one JSON object a line;
  * blank lines are skipped), so the search QA env runs on HotpotQA-style data a user has.
@@ -21,6 +14,12 @@ import type { QASource, SearchTask } from './generator.ts';
  *   split: optional "train" | "valid-seen" | "valid-unseen", default "train";
  *   supporting: optional array of document ids (checked to exist).
  */
+import { z } from 'zod';
+import { type SearchDocument, SearchIndex, type SearchIndexOptions } from '../../tools/search/index.ts';
+import { Rng } from '../../util/random.ts';
+import { readJsonl } from '../jsonl.ts';
+import { checkKind, SPLITS, type Split } from '../types.ts';
+import type { QASource, SearchTask } from './generator.ts';
 
 export const UserDocument = z.object({
   id: z.string().min(1),

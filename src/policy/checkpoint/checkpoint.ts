@@ -1,16 +1,19 @@
-// Checkpoint folders: everything needed to restore a policy, in formats other tools read.
-//
-//   <dir>/model.safetensors      parameters (F32), names as in paramSpecs
-//   <dir>/config.json            { format, model: ModelConfig, step }
-//   <dir>/tokenizer.json         the tokenizer's own JSON (written by the tokenizer module)
-//   <dir>/optimizer.safetensors  AdamW moments (optional: present when saved from training)
+/**
+ * Checkpoint folders: everything needed to restore a policy, in formats other tools read.
+ *
+ *   <dir>/model.safetensors      parameters (F32), names as in paramSpecs
+ *   <dir>/config.json            { format, model: ModelConfig, step }
+ *   <dir>/tokenizer.json         the tokenizer's own JSON (written by the tokenizer module)
+ *   <dir>/optimizer.safetensors  AdamW moments (optional: present when saved from training)
+ */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseOrThrow } from '../../util/zod.ts';
 import { ModelConfig } from '../model/config.ts';
 import { checkParams, type Params, paramSpecs } from '../model/params.ts';
-import { loadSafetensors, saveSafetensors, type Tensor } from './safetensors.ts';
+import { loadSafetensors, type SafetensorsTensor, saveSafetensors } from './safetensors.ts';
 
 const FORMAT = 'stepwise-policy-1';
 
@@ -31,8 +34,8 @@ export interface Checkpoint {
   step: number;
 }
 
-function toTensors(config: ModelConfig, params: Params, suffix = ''): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
+function toTensors(config: ModelConfig, params: Params, suffix = ''): Record<string, SafetensorsTensor> {
+  const out: Record<string, SafetensorsTensor> = {};
   for (const spec of paramSpecs(config)) {
     out[spec.name + suffix] = { dtype: 'F32', shape: spec.shape, data: params.get(spec.name)! };
   }
@@ -41,7 +44,7 @@ function toTensors(config: ModelConfig, params: Params, suffix = ''): Record<str
 
 function fromTensors(
   config: ModelConfig,
-  tensors: Record<string, Tensor>,
+  tensors: Record<string, SafetensorsTensor>,
   file: string,
   suffix = '',
 ): Params {
@@ -79,12 +82,12 @@ export async function saveCheckpoint(dir: string, ckpt: Checkpoint): Promise<voi
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
   const configPath = path.join(dir, 'config.json');
   if (!existsSync(configPath)) throw new Error(`no checkpoint at '${dir}': config.json is missing`);
-  const parsed = ConfigFile.safeParse(JSON.parse(await readFile(configPath, 'utf8')));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`checkpoint ${configPath}: '${issue.path.join('.')}': ${issue.message}`);
-  }
-  const config = parsed.data.model;
+  const file = parseOrThrow(
+    ConfigFile,
+    JSON.parse(await readFile(configPath, 'utf8')),
+    `checkpoint ${configPath}`,
+  );
+  const config = file.model;
   const { tensors } = await loadSafetensors(path.join(dir, 'model.safetensors'));
   const params = fromTensors(config, tensors, 'model.safetensors');
   const tokPath = path.join(dir, 'tokenizer.json');
@@ -98,5 +101,5 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
       v: fromTensors(config, opt, 'optimizer.safetensors', '.v'),
     };
   }
-  return { config, params, tokenizerJson, optimizer, step: parsed.data.step };
+  return { config, params, tokenizerJson, optimizer, step: file.step };
 }

@@ -25,7 +25,7 @@ type ArrayFor = {
 };
 export type TensorData = ArrayFor[Dtype];
 
-export interface Tensor {
+export interface SafetensorsTensor {
   dtype: Dtype;
   shape: number[];
   data: TensorData;
@@ -60,7 +60,7 @@ export function dtypeOf(data: TensorData): Dtype {
 }
 
 /** A tensor from a typed array and a shape; the dtype follows the array type. */
-export function tensor(data: TensorData, shape: number[]): Tensor {
+export function tensor(data: TensorData, shape: number[]): SafetensorsTensor {
   return { dtype: dtypeOf(data), shape, data };
 }
 
@@ -75,7 +75,7 @@ const dtypeRank: Record<Dtype, number> = { I64: 5, F64: 4, F32: 3, I32: 2, I8: 1
 
 /** Serialize tensors and an optional metadata map (same bytes as the reference writer). */
 export function encodeSafetensors(
-  tensors: Record<string, Tensor>,
+  tensors: Record<string, SafetensorsTensor>,
   metadata: Record<string, string> = {},
 ): Uint8Array {
   checkLittleEndian();
@@ -130,7 +130,7 @@ export function encodeSafetensors(
 
 /** Parse safetensors bytes; every tensor's data is copied into its own (aligned) typed array. */
 export function decodeSafetensors(bytes: Uint8Array): {
-  tensors: Record<string, Tensor>;
+  tensors: Record<string, SafetensorsTensor>;
   metadata: Record<string, string>;
 } {
   checkLittleEndian();
@@ -152,7 +152,7 @@ export function decodeSafetensors(bytes: Uint8Array): {
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
   const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
-  const tensors: Record<string, Tensor> = {};
+  const tensors: Record<string, SafetensorsTensor> = {};
   const spans: [number, number, string][] = [];
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') continue;
@@ -195,7 +195,7 @@ export function decodeSafetensors(bytes: Uint8Array): {
 /** Write a .safetensors file. */
 export async function saveSafetensors(
   path: string,
-  tensors: Record<string, Tensor>,
+  tensors: Record<string, SafetensorsTensor>,
   metadata?: Record<string, string>,
 ): Promise<void> {
   await writeFile(path, encodeSafetensors(tensors, metadata));
@@ -204,6 +204,6 @@ export async function saveSafetensors(
 /** Read a .safetensors file. */
 export async function loadSafetensors(
   path: string,
-): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }> {
+): Promise<{ tensors: Record<string, SafetensorsTensor>; metadata: Record<string, string> }> {
   return decodeSafetensors(new Uint8Array(await readFile(path)));
 }

@@ -1,3 +1,7 @@
+/**
+ * The graph under construction: `Graph` (inputs, constants, nodes, outputs, serialization of what the
+ * outputs need) and `Tensor`, the symbolic value ops take and return.
+ */
 import { createHash } from 'node:crypto';
 import {
   canonicalDim,
@@ -8,10 +12,8 @@ import {
   type Shape,
   symbolsOf,
 } from './dims.ts';
+import type { Attr, ConstData, DType, Node } from './node.ts';
 import { encodeModel } from './onnx.ts';
-
-/** Element types a graph tensor can have. float64 is for gradient checks; training runs in float32. */
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
 
 export const isFloat = (d: DType): d is 'float32' | 'float64' => d === 'float32' || d === 'float64';
 
@@ -46,33 +48,6 @@ export class Tensor {
   toString(): string {
     return `${this.name}: ${this.dtype}${formatShape(this.shape)}`;
   }
-}
-
-/** A float-valued attribute (plain numbers in `attrs` are ints). */
-export class FloatAttr {
-  constructor(readonly value: number) {}
-}
-export const float = (v: number) => new FloatAttr(v);
-
-/** A tensor-valued attribute (ConstantOfShape's value). */
-export class TensorAttr {
-  constructor(readonly data: ConstData) {}
-}
-
-export type Attr = number | number[] | string | FloatAttr | TensorAttr;
-
-export interface ConstData {
-  dtype: DType;
-  dims: number[];
-  raw: Uint8Array;
-}
-
-export interface Node {
-  opType: string;
-  name: string;
-  inputs: string[];
-  outputs: string[];
-  attrs: Record<string, Attr>;
 }
 
 export type Values = ArrayLike<number> | readonly bigint[] | BigInt64Array;

@@ -4,8 +4,9 @@
 export { grad, zerosLike } from './autodiff.ts';
 export type { Dim, Shape } from './dims.ts';
 export { formatShape } from './dims.ts';
-export { type DType, float, Graph, isFloat, OPSET, Tensor } from './graph.ts';
+export { Graph, isFloat, OPSET, Tensor } from './graph.ts';
 export { causalMask, layerNorm, rmsNorm } from './nn.ts';
+export { type DType, float } from './node.ts';
 export * from './ops/elementwise.ts';
 export { matmul } from './ops/matmul.ts';
 export * from './ops/reduce.ts';

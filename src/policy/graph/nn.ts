@@ -8,7 +8,8 @@
  */
 import { record } from './autodiff.ts';
 import { canonicalDim, type Dim, dimEquals, formatShape } from './dims.ts';
-import { float, type Graph, type Tensor } from './graph.ts';
+import type { Graph, Tensor } from './graph.ts';
+import { float } from './node.ts';
 import { add, div, lessOrEqual, mul, sqrt, sub } from './ops/elementwise.ts';
 import { reduceMean, unbroadcast } from './ops/reduce.ts';
 import { squeeze, unsqueeze } from './ops/shape.ts';

@@ -3,8 +3,15 @@
  * protobuf). That package's schema is ONNX 1.10 (IR version 8), which already describes opset 18.
  */
 import onnxProto from 'onnx-proto';
-import type { Attr, ConstData, DType, Node, Tensor } from './graph.ts';
-import { FloatAttr, TensorAttr } from './graph.ts';
+import {
+  type Attr,
+  type ConstData,
+  type DType,
+  FloatAttr,
+  type Node,
+  TensorAttr,
+  type ValueInfo,
+} from './node.ts';
 
 const { onnx } = onnxProto;
 
@@ -22,8 +29,8 @@ export interface ModelParts {
   name: string;
   opset: number;
   nodes: Node[];
-  inputs: Tensor[];
-  outputs: Tensor[];
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
   initializers: (ConstData & { name: string })[];
 }
 
@@ -40,7 +47,7 @@ function attribute(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
   return { name, type: T.INT, i: a as number };
 }
 
-function valueInfo(t: Tensor): onnxProto.onnx.IValueInfoProto {
+function valueInfo(t: ValueInfo): onnxProto.onnx.IValueInfoProto {
   return {
     name: t.name,
     type: {

@@ -1,4 +1,6 @@
+/** `ModelConfig` (zod) and the named presets: a decoder-only transformer as data. */
 import { z } from 'zod';
+import { parseOrThrow } from '../../util/zod.ts';
 
 /**
  * A decoder-only transformer, GPT style, as data. One definition serves every graph (train,
@@ -42,12 +44,7 @@ export function modelConfig(spec: PresetName | z.input<typeof ModelConfig>): Mod
     }
     spec = presets[spec];
   }
-  const parsed = ModelConfig.safeParse(spec);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`invalid model config: '${issue.path.join('.')}': ${issue.message}`);
-  }
-  const c = parsed.data;
+  const c = parseOrThrow(ModelConfig, spec, 'invalid model config');
   if (c.width % c.heads !== 0) {
     throw new Error(`invalid model config: 'width' (${c.width}) must be divisible by 'heads' (${c.heads})`);
   }

@@ -1,14 +1,16 @@
-// The graphs the runtime runs, all from the one `transformer`:
-//
-//   score    ids, targets [batch, seq] -> per-token log-probs (and entropies) of the targets
-//   prefill  left-padded prompts -> last-position logits + keys/values of every layer
-//   decode   one token per row + past keys/values -> logits + keys/values grown by one
-//   train    score's forward + the loss + grad + clip + AdamW, with a non-finite guard (train.ts)
-//
-// Parameters are graph inputs named as in paramSpecs, so one session serves every update; the
-// runtime keeps them as ORT tensors between calls. The inference graphs can instead bake the
-// current weights in (`weights`), which ONNX Runtime then pre-packs: faster per call, rebuilt
-// after each update.
+/**
+ * The graphs the runtime runs, all from the one `transformer`:
+ *
+ *   score    ids, targets [batch, seq] -> per-token log-probs (and entropies) of the targets
+ *   prefill  left-padded prompts -> last-position logits + keys/values of every layer
+ *   decode   one token per row + past keys/values -> logits + keys/values grown by one
+ *   train    score's forward + the loss + grad + clip + AdamW, with a non-finite guard (train.ts)
+ *
+ * Parameters are graph inputs named as in paramSpecs, so one session serves every update; the
+ * runtime keeps them as ORT tensors between calls. The inference graphs can instead bake the
+ * current weights in (`weights`), which ONNX Runtime then pre-packs: faster per call, rebuilt
+ * after each update.
+ */
 import {
   exp,
   Graph,

@@ -1,5 +1,7 @@
-// The policy loss of ALGORITHMS.md ("The policy loss") and the SFT loss, as graph nodes over
-// per-token tensors. Kept apart from the transformer so tests can feed log-probs worked by hand.
+/**
+ * The policy loss of ALGORITHMS.md ("The policy loss") and the SFT loss, as graph nodes over
+ * per-token tensors. Kept apart from the transformer so tests can feed log-probs worked by hand.
+ */
 import { z } from 'zod';
 import {
   add,

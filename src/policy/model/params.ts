@@ -1,5 +1,8 @@
-// The model's parameters as named host arrays: their names and shapes (one list that every graph,
-// the checkpoint and the optimizer state agree on) and a seeded GPT-2-style initialization.
+/**
+ * The model's parameters as named host arrays: their names and shapes (one list that every graph,
+ * the checkpoint and the optimizer state agree on) and a seeded GPT-2-style initialization.
+ */
+import { Rng } from '../../util/random.ts';
 import type { ModelConfig } from './config.ts';
 
 export interface ParamSpec {
@@ -70,34 +73,15 @@ export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/**
- * A seeded normal generator for initialization. Written here (10 lines) rather than imported
- * because initialization must not depend on the sampling PRNG's stream: changing how sampling
- * draws must never change a fresh model. mulberry32 + Box-Muller.
- */
-function normalSource(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => {
-    const u = 1 - uniform();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
-  };
-}
-
 /** Fresh parameters for a config, identical for identical (config, seed). */
 export function initParams(c: ModelConfig, seed = 0): Params {
-  const normal = normalSource(seed);
+  // Its own generator (never the sampler's), so how sampling draws can never change a fresh model.
+  const rng = new Rng(seed);
   const params: Params = new Map();
   for (const spec of paramSpecs(c)) {
     const a = new Float32Array(elementCount(spec.shape));
     if (spec.init.kind === 'const') a.fill(spec.init.value);
-    else for (let i = 0; i < a.length; i++) a[i] = spec.init.std * normal();
+    else for (let i = 0; i < a.length; i++) a[i] = spec.init.std * rng.normal();
     params.set(spec.name, a);
   }
   return params;

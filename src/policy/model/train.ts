@@ -1,13 +1,15 @@
-// The train-step graph: forward, loss, backward, global-norm clip, AdamW and the non-finite guard
-// in one ONNX graph, so one session.run is one optimizer step.
-//
-// Inputs   ids, targets                   int64 [batch, seq]  (targets[b, t] = the token after ids[b, t])
-//          mask                           float [batch, seq]  (1 on tokens that count)
-//          advantages, oldLogprobs, refLogprobs   float [batch, seq]   (RL only)
-//          lr, step                       float scalars        (step = updates applied so far)
-//          <param>, m.<param>, v.<param>  parameters and AdamW moments
-// Outputs  new.<param>, new.m.<param>, new.v.<param>, new.step
-//          loss, kl, entropy, clipFraction, gradNorm (float scalars), skipped (bool scalar)
+/**
+ * The train-step graph: forward, loss, backward, global-norm clip, AdamW and the non-finite guard
+ * in one ONNX graph, so one session.run is one optimizer step.
+ *
+ * Inputs   ids, targets                   int64 [batch, seq]  (targets[b, t] = the token after ids[b, t])
+ *          mask                           float [batch, seq]  (1 on tokens that count)
+ *          advantages, oldLogprobs, refLogprobs   float [batch, seq]   (RL only)
+ *          lr, step                       float scalars        (step = updates applied so far)
+ *          <param>, m.<param>, v.<param>  parameters and AdamW moments
+ * Outputs  new.<param>, new.m.<param>, new.v.<param>, new.step
+ *          loss, kl, entropy, clipFraction, gradNorm (float scalars), skipped (bool scalar)
+ */
 import { Graph, stopGradient, type Tensor, trainStep } from '../graph/index.ts';
 import type { ModelConfig } from './config.ts';
 import { type FloatType, paramInputs, scoreTokens } from './graphs.ts';

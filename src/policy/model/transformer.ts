@@ -1,7 +1,9 @@
-// The transformer of config.ts, written once against the graph builder. Every graph (train step,
-// scoring, prefill, one-token decode, the exported inference model) calls `transformer` with the
-// same parameters; they differ only in where positions, the attention bias and past keys/values
-// come from.
+/**
+ * The transformer of config.ts, written once against the graph builder. Every graph (train step,
+ * scoring, prefill, one-token decode, the exported inference model) calls `transformer` with the
+ * same parameters; they differ only in where positions, the attention bias and past keys/values
+ * come from.
+ */
 import {
   add,
   concat,

@@ -1,8 +1,12 @@
-// The generation loop: batched prefill of left-padded prompts, then one-token decode steps with a
-// KV cache, sampling each row's next token on the host.
+/**
+ * The generation loop: batched prefill of left-padded prompts, then one-token decode steps with a
+ * KV cache, sampling each row's next token on the host.
+ */
 import { z } from 'zod';
+import { Rng } from '../../util/random.ts';
+import { parseOrThrow } from '../../util/zod.ts';
 import type { ModelRunner } from './runner.ts';
-import { logSoftmaxAt, Rng, SamplingOptions, StopStrings, sampleToken } from './sampling.ts';
+import { logSoftmaxAt, SamplingOptions, StopStrings, sampleToken } from './sampling.ts';
 
 /**
  * Options one row of a batch may set for itself (anything unset falls back to the batch's), so
@@ -38,12 +42,7 @@ export const GenerateOptions = SamplingOptions.extend({
 export type GenerateOptions = z.infer<typeof GenerateOptions>;
 
 export function generateOptions(input: z.input<typeof GenerateOptions> = {}): GenerateOptions {
-  const parsed = GenerateOptions.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`invalid generate options: '${issue.path.join('.')}': ${issue.message}`);
-  }
-  return parsed.data;
+  return parseOrThrow(GenerateOptions, input, 'invalid generate options');
 }
 
 export interface Generation {

@@ -1,5 +1,7 @@
-// Runs the model's graphs in ONNX Runtime. Parameters and AdamW moments live here as ORT tensors
-// between calls: a train step's outputs become the next call's inputs without a copy through JS.
+/**
+ * Runs the model's graphs in ONNX Runtime. Parameters and AdamW moments live here as ORT tensors
+ * between calls: a train step's outputs become the next call's inputs without a copy through JS.
+ */
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../model/config.ts';
 import { buildDecodeGraph, buildLogitsGraph, buildPrefillGraph, buildScoreGraph } from '../model/graphs.ts';

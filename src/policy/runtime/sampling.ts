@@ -1,6 +1,6 @@
 /**
- * Choosing the next token from a row of logits: temperature, top-k, top-p, a seeded generator,
- * and a stop-string watcher for the decoded text.
+ * Choosing the next token from a row of logits: temperature, top-k, top-p (drawing from the shared
+ * seeded `Rng`), and a stop-string watcher for the decoded text.
  *
  * The returned log-prob is under the MODEL's distribution at temperature 1 with no truncation:
  * `logprob = log_softmax(logits)[token]`, whatever temperature/top-k/top-p were used to pick the
@@ -9,71 +9,8 @@
  * not returned.
  */
 import { z } from 'zod';
-
-// ---------------------------------------------------------------------------------------------
-// A seeded generator
-
-/** splitmix32: turns a seed into well-mixed 32-bit words (used only to fill xoshiro's state). */
-function splitmix32(state: { x: number }): number {
-  state.x = (state.x + 0x9e3779b9) | 0;
-  let z = state.x;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
-}
-
-const rotl = (x: number, k: number): number => (x << k) | (x >>> (32 - k));
-
-/**
- * xoshiro128** (Blackman and Vigna): 128 bits of state, fast with 32-bit integer ops, and its
- * state is four numbers, so a rollout can save it and resume exactly where it was.
- */
-export class Rng {
-  private s: Uint32Array;
-
-  /** Seed with any integer (seeds are taken mod 2^32); equal seeds give equal streams. */
-  constructor(seed: number) {
-    if (!Number.isFinite(seed)) throw new Error(`Rng: seed must be a finite number, got ${seed}`);
-    const mix = { x: Math.trunc(seed) | 0 };
-    this.s = new Uint32Array([splitmix32(mix), splitmix32(mix), splitmix32(mix), splitmix32(mix)]);
-    if (this.s.every((w) => w === 0)) this.s[0] = 1; // the all-zero state is a fixed point
-  }
-
-  /** Resume from a state saved by `state()`. */
-  static fromState(state: readonly number[]): Rng {
-    if (state.length !== 4 || state.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)) {
-      throw new Error(`Rng.fromState: expected 4 unsigned 32-bit integers, got [${state}]`);
-    }
-    if (state.every((w) => w === 0)) throw new Error('Rng.fromState: the all-zero state is not allowed');
-    const r = new Rng(0);
-    r.s = Uint32Array.from(state);
-    return r;
-  }
-
-  /** The generator's state, four unsigned 32-bit integers (JSON-serializable). */
-  state(): number[] {
-    return Array.from(this.s);
-  }
-
-  /** Next unsigned 32-bit integer. */
-  nextUint32(): number {
-    const s = this.s;
-    const result = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
-    const t = s[1]! << 9;
-    s[2]! ^= s[0]!;
-    s[3]! ^= s[1]!;
-    s[1]! ^= s[2]!;
-    s[0]! ^= s[3]!;
-    s[2]! ^= t;
-    s[3] = rotl(s[3]!, 11);
-    return result;
-  }
-
-  /** Uniform in [0, 1) with 32 bits of resolution. */
-  nextFloat(): number {
-    return this.nextUint32() / 4294967296;
-  }
-}
+import type { Rng } from '../../util/random.ts';
+import { parseOrThrow } from '../../util/zod.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Sampling options
@@ -90,12 +27,7 @@ export type SamplingOptions = z.infer<typeof SamplingOptions>;
 
 /** Parse sampling options once (per generate call, not per token); errors name the bad field. */
 export function samplingOptions(input: z.input<typeof SamplingOptions> = {}): SamplingOptions {
-  const parsed = SamplingOptions.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`invalid sampling options: '${issue.path.join('.')}': ${issue.message}`);
-  }
-  return parsed.data;
+  return parseOrThrow(SamplingOptions, input, 'invalid sampling options');
 }
 
 export interface Sampled {
@@ -255,13 +187,13 @@ export function sampleToken(logits: Float32Array, options: SamplingOptions, rng:
   if (t === 0) return { token: best, logprob: logSoftmaxAt(logits, best, max) };
   if ((options.topK > 0 && options.topK < logits.length) || options.topP < 1) {
     const { tokens, probs } = samplingDistribution(logits, options);
-    const token = draw(tokens, probs, rng.nextFloat());
+    const token = draw(tokens, probs, rng.next());
     return { token, logprob: logSoftmaxAt(logits, token, max) };
   }
   // Untruncated: no sort; one pass for the mass, one (stopping early) to find the drawn token.
   let total = 0;
   for (let i = 0; i < logits.length; i++) total += Math.exp((logits[i]! - max) / t);
-  const u = rng.nextFloat() * total;
+  const u = rng.next() * total;
   let acc = 0;
   let token = best;
   for (let i = 0; i < logits.length; i++) {

@@ -1,5 +1,7 @@
-// ONNX Runtime sessions: one place that picks the execution provider and the session options, so
-// every graph (train step, prefill, decode, score) runs with the same settings.
+/**
+ * ONNX Runtime sessions: one place that picks the execution provider and the session options, so
+ * every graph (train step, prefill, decode, score) runs with the same settings.
+ */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';

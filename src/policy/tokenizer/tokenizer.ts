@@ -16,6 +16,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { parseOrThrow } from '../../util/zod.ts';
 import { pretokenize } from './pretokenize.ts';
 import { mergePair, pairKey, trainMerges } from './train.ts';
 
@@ -32,7 +33,8 @@ export type SpecialToken = keyof typeof SPECIAL_TOKENS;
 const FIRST_MERGE_ID = 262;
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
-export interface ChatMessage {
+/** A message as the chat template renders it: a role and its text (agents' `ChatMessage` adds tool calls). */
+export interface TemplateMessage {
   role: ChatRole;
   content: string;
 }
@@ -94,12 +96,11 @@ export class Tokenizer {
 
   /** Learn a tokenizer from texts (deterministic: the same texts give the same tokenizer). */
   static train(texts: Iterable<string>, options: z.input<typeof TokenizerTrainOptions> = {}): Tokenizer {
-    const parsed = TokenizerTrainOptions.safeParse(options);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(`invalid tokenizer options: '${issue.path.join('.')}': ${issue.message}`);
-    }
-    const { vocabSize, minFrequency } = parsed.data;
+    const { vocabSize, minFrequency } = parseOrThrow(
+      TokenizerTrainOptions,
+      options,
+      'invalid tokenizer options',
+    );
     return new Tokenizer(
       trainMerges(texts, { firstId: FIRST_MERGE_ID, maxMerges: vocabSize - FIRST_MERGE_ID, minFrequency }),
     );
@@ -202,7 +203,7 @@ export class Tokenizer {
    * so a message can never forge a role or end token.
    */
   applyChatTemplate(
-    messages: readonly ChatMessage[],
+    messages: readonly TemplateMessage[],
     options: { addGenerationPrompt?: boolean } = {},
   ): number[] {
     const ids: number[] = [];
@@ -233,19 +234,15 @@ export class Tokenizer {
   /** From `toJSON()`'s object or its JSON text. */
   static fromJSON(json: string | unknown): Tokenizer {
     const raw = typeof json === 'string' ? JSON.parse(json) : json;
-    const parsed = TokenizerJson.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(`tokenizer JSON: '${issue.path.join('.')}': ${issue.message}`);
-    }
+    const data = parseOrThrow(TokenizerJson, raw, 'tokenizer JSON');
     for (const [name, id] of Object.entries(SPECIAL_TOKENS)) {
-      if (parsed.data.specials[name] !== id) {
+      if (data.specials[name] !== id) {
         throw new Error(
-          `tokenizer JSON: special token '${name}' has id ${parsed.data.specials[name]}; expected ${id}`,
+          `tokenizer JSON: special token '${name}' has id ${data.specials[name]}; expected ${id}`,
         );
       }
     }
-    return new Tokenizer(parsed.data.merges);
+    return new Tokenizer(data.merges);
   }
 
   async save(path: string): Promise<void> {

@@ -1,16 +1,15 @@
+/**
+ * Both directions between stepwise tools and LangChain tools, so existing LangChain tools drop in
+ * and stepwise's sandboxes can serve LangChain agents.
+ */
 import {
   tool as lcTool,
   type StructuredToolInterface,
   ToolInputParsingException,
 } from '@langchain/core/tools';
 import { z } from 'zod';
-import { errorResult, observationText, runWithDeadline, ToolFailure } from '../define.ts';
+import { describeZodError, errorResult, observationText, runWithDeadline, ToolFailure } from '../define.ts';
 import type { Tool, ToolLimits, ToolResult } from '../types.ts';
-
-/**
- * Both directions between stepwise tools and LangChain tools, so existing LangChain tools drop in
- * and stepwise's sandboxes can serve LangChain agents.
- */
 
 /**
  * A stepwise tool as a LangChain `DynamicStructuredTool`. The content is the observation text
@@ -51,11 +50,7 @@ export function fromLangChainTool(lc: StructuredToolInterface, limits: Partial<T
       const started = performance.now();
       const parsed = schema.safeParse(input);
       if (!parsed.success) {
-        return errorResult(
-          'bad_arguments',
-          `${lc.name}: ${z.prettifyError(parsed.error).replace(/\n/g, ' ')}`,
-          started,
-        );
+        return errorResult('bad_arguments', describeZodError(lc.name, parsed.error), started);
       }
       try {
         return await runWithDeadline(l, ctx.signal, started, async (signal) => {

@@ -1,8 +1,3 @@
-import { z } from 'zod';
-import { observationText } from '../define.ts';
-import type { ToolRunner } from '../policy.ts';
-import type { Tool, ToolResult } from '../types.ts';
-
 /**
  * OpenAI function calling: tool definitions from the zod schemas, and tool calls parsed from model
  * output, either OpenAI's structured `tool_calls` or text such as
@@ -11,6 +6,10 @@ import type { Tool, ToolResult } from '../types.ts';
  * shown to the agent as the observation; schema violations surface when the tool runs (as
  * `bad_arguments` results), so they too reach the agent as observations.
  */
+import { z } from 'zod';
+import { observationText } from '../define.ts';
+import type { ToolRunner } from '../policy.ts';
+import type { Tool, ToolResult } from '../types.ts';
 
 export interface OpenAIFunctionTool {
   type: 'function';

@@ -1,8 +1,3 @@
-import { Worker } from 'node:worker_threads';
-import { CodeInput } from '../code.ts';
-import { errorResult, finishResult } from '../define.ts';
-import type { Tool, ToolContext, ToolLimits, ToolResult } from '../types.ts';
-
 /**
  * `javascript`: runs model-written JavaScript in QuickJS compiled to WebAssembly, inside a worker
  * thread. The guest has the language built-ins and a captured `console`, nothing of the host: no
@@ -11,6 +6,10 @@ import type { Tool, ToolContext, ToolLimits, ToolResult } from '../types.ts';
  * huge `Array.fill`, say) never consults that handler, by terminating the worker thread at a hard
  * deadline. Node's `vm` module is not used: it shares the host's heap and is not a security boundary.
  */
+import { Worker } from 'node:worker_threads';
+import { CodeInput } from '../code.ts';
+import { errorResult, finishResult } from '../define.ts';
+import type { Tool, ToolContext, ToolLimits, ToolResult } from '../types.ts';
 
 export interface JavaScriptOptions {
   limits?: Partial<ToolLimits>;

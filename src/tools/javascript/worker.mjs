@@ -1,7 +1,9 @@
-// The JavaScript sandbox's worker thread: one QuickJS runtime (WebAssembly) per episode.
-// Plain JavaScript because worker threads start without the TypeScript loader.
-// The host terminates this thread if a call overruns its hard deadline (a long native builtin
-// in QuickJS does not consult the interrupt handler), so nothing here has to be trusted to stop.
+/**
+ * The JavaScript sandbox's worker thread: one QuickJS runtime (WebAssembly) per episode.
+ * Plain JavaScript because worker threads start without the TypeScript loader.
+ * The host terminates this thread if a call overruns its hard deadline (a long native builtin
+ * in QuickJS does not consult the interrupt handler), so nothing here has to be trusted to stop.
+ */
 import { parentPort, workerData } from 'node:worker_threads';
 import { getQuickJS } from 'quickjs-emscripten';
 

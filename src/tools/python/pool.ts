@@ -1,12 +1,11 @@
-import { z } from 'zod';
-import { detectProtection, type Protection } from './sandbox.ts';
-import { PythonWorker, startupSnapshot, whileAlive } from './worker.ts';
-
 /**
  * A pool of warm Python workers. Starting pyodide takes seconds, so the pool keeps `size` started
  * interpreters waiting; a tool takes one for an episode and throws it away after (an interpreter
  * that ran agent code is never reused by another episode). Several tools share one pool.
  */
+import { z } from 'zod';
+import { detectProtection, type Protection } from './sandbox.ts';
+import { PythonWorker, startupSnapshot, whileAlive } from './worker.ts';
 
 export const PythonPoolOptions = z.object({
   /** Warm interpreters kept waiting. */

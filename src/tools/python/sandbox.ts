@@ -1,10 +1,3 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
 /**
  * How the Python worker process is contained at the OS level. With bubblewrap, the worker runs in
  * new user, PID, network, IPC, UTS and cgroup namespaces with no capabilities, a cleared environment
@@ -12,6 +5,12 @@ import { fileURLToPath } from 'node:url';
  * home, no project files, no shell. Without it, only the in-process layers hold (see worker.mjs)
  * and stepwise says so at start-up.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export type ProtectionLevel = 'bubblewrap' | 'in-process';
 

@@ -1,15 +1,14 @@
-import { CodeInput } from '../code.ts';
-import { errorResult, finishResult } from '../define.ts';
-import type { Tool, ToolContext, ToolErrorKind, ToolLimits, ToolResult } from '../types.ts';
-import { type PythonPool, sharedPythonPool } from './pool.ts';
-import type { PythonWorker } from './worker.ts';
-
 /**
  * `python`: runs model-written Python in pyodide inside a worker process taken from a warm pool.
  * Variables persist across the calls of one episode; `reset()` starts the next episode in a fresh
  * interpreter. A call that overruns the time limit kills the worker (and with it the episode's state,
  * which the error says); the next call gets a fresh interpreter.
  */
+import { CodeInput } from '../code.ts';
+import { errorResult, finishResult } from '../define.ts';
+import type { Tool, ToolContext, ToolErrorKind, ToolLimits, ToolResult } from '../types.ts';
+import { type PythonPool, sharedPythonPool } from './pool.ts';
+import type { PythonWorker } from './worker.ts';
 
 /** How long an idle interpreter may take to answer a ping before it counts as busy (generous: a
  * loaded machine can delay a healthy worker, and a false alarm costs the trajectory its state). */

@@ -1,12 +1,14 @@
-// The Python sandbox's worker process: one pyodide interpreter, driven over Node's IPC channel.
-// Plain JavaScript because it starts without the TypeScript loader, inside bubblewrap when that is
-// available. The host kills this process when a call overruns its time limit, so nothing here has
-// to be trusted to stop. Layers of defence applied here (the OS layer is the host's bwrap):
-//   1. pyodide gets no JavaScript globals (`jsglobals: {}`) and an empty environment;
-//   2. the `js` and `pyodide_js` modules (pyodide's bridges to this process) are removed;
-//   3. Python's process, shell and socket entry points raise PermissionError;
-//   4. the Node modules pyodide could reach through WebAssembly imports (child_process, net, tls,
-//      ws) are neutralised, and `process.binding`/`dlopen`/`env` emptied, after start-up.
+/**
+ * The Python sandbox's worker process: one pyodide interpreter, driven over Node's IPC channel.
+ * Plain JavaScript because it starts without the TypeScript loader, inside bubblewrap when that is
+ * available. The host kills this process when a call overruns its time limit, so nothing here has
+ * to be trusted to stop. Layers of defence applied here (the OS layer is the host's bwrap):
+ *   1. pyodide gets no JavaScript globals (`jsglobals: {}`) and an empty environment;
+ *   2. the `js` and `pyodide_js` modules (pyodide's bridges to this process) are removed;
+ *   3. Python's process, shell and socket entry points raise PermissionError;
+ *   4. the Node modules pyodide could reach through WebAssembly imports (child_process, net, tls,
+ *      ws) are neutralised, and `process.binding`/`dlopen`/`env` emptied, after start-up.
+ */
 import { readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 

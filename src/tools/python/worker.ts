@@ -1,3 +1,4 @@
+/** One pyodide interpreter in its own (sandboxed) process, which the host can kill at any time. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import {
@@ -7,8 +8,6 @@ import {
   snapshotFile,
   workerCommand,
 } from './sandbox.ts';
-
-/** One pyodide interpreter in its own (sandboxed) process, which the host can kill at any time. */
 
 export interface PythonWorkerOptions {
   /** Cap of the interpreter's WebAssembly memory (bytes); beyond it Python raises MemoryError. */

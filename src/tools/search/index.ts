@@ -1,7 +1,3 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import MiniSearch, { type AsPlainObject } from 'minisearch';
-import { z } from 'zod';
-
 /**
  * A BM25 full-text index over small documents: the core of the `web_search` tool and of the
  * search QA env. Built once (`SearchIndex.build`), saved as JSON (`save` / `SearchIndex.load`)
@@ -17,6 +13,10 @@ import { z } from 'zod';
  * two differ little. Terms are lower-cased words and numbers,
  * without a short list of English stop words so that "the founder of X" ranks on "founder" and "X".
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import MiniSearch, { type AsPlainObject } from 'minisearch';
+import { z } from 'zod';
+import { parseOrThrow } from '../../util/zod.ts';
 
 /** One document to index. `id` must be unique in an index. */
 export interface SearchDocument {
@@ -241,14 +241,8 @@ export class SearchIndex {
   }
 
   static fromJSON(json: unknown): SearchIndex {
-    const parsed = SerializedHeader.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(
-        `SearchIndex.fromJSON: not a stepwise search index (field "${issue.path.join('.')}": ${issue.message})`,
-      );
-    }
-    const opts = parsed.data.options;
+    const header = parseOrThrow(SerializedHeader, json, 'SearchIndex.fromJSON: not a stepwise search index');
+    const opts = header.options;
     const mini = MiniSearch.loadJS<SearchDocument>(
       (json as SerializedSearchIndex).minisearch,
       miniOptions(opts),

@@ -21,13 +21,12 @@ import {
 } from '../../agents/agentflow/index.ts';
 import { OpenAIChatModel } from '../../agents/chat/openai-chat-model.ts';
 import { PolicyChatModel } from '../../agents/chat/policy-chat-model.ts';
-import { type AgentEnv, agentEnvMaker, runnerTool } from '../../agents/loops/rollout.ts';
+import { type AgentEnv, agentEnvMaker, rolloutGroups, runnerTool } from '../../agents/loops/rollout.ts';
 import type { AgentStep, Trajectory } from '../../agents/record.ts';
 import type { ChatModel } from '../../agents/types.ts';
 import { CodeMathEnv } from '../../envs/codemath/env.ts';
 import { CodeMathGenerator } from '../../envs/codemath/generator.ts';
 import { HouseholdGenerator } from '../../envs/household/generator.ts';
-import { hashString } from '../../envs/rng.ts';
 import { EncyclopediaQA, type SearchTask } from '../../envs/search/generator.ts';
 import { wordF1 } from '../../envs/search/metrics.ts';
 import type { Env, Split, Task } from '../../envs/types.ts';
@@ -36,7 +35,8 @@ import { PythonPool } from '../../tools/python/pool.ts';
 import { PythonTool } from '../../tools/python/tool.ts';
 import { SearchIndex } from '../../tools/search/index.ts';
 import { webSearchTool } from '../../tools/web-search.ts';
-import { type TrainConfig, TrainConfigError } from '../config.ts';
+import { callSeed } from '../../util/random.ts';
+import { parseConfigSection, type TrainConfig } from '../config.ts';
 import { creditRows, type Demonstrated, type FamilyHooks, type TaskFamily } from '../family.ts';
 import { CodeMathFamilyOptions, SearchFamilyOptions } from './tool-qa.ts';
 
@@ -89,26 +89,7 @@ export type AgentFlowTrainOptionsInput = z.input<typeof AgentFlowTrainOptions>;
 
 /** `agentOptions` parsed; a bad one is a TrainConfigError naming `agentOptions.<field>`. */
 export function parseAgentFlowOptions(input: unknown): AgentFlowTrainOptions {
-  const parsed = AgentFlowTrainOptions.safeParse(input ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = [...issue.path, ...(issue.code === 'unrecognized_keys' ? [issue.keys.join(', ')] : [])].join(
-      '.',
-    );
-    throw new TrainConfigError(`agentOptions${key ? `.${key}` : ''}`, `${issue.message} (agent agentflow)`);
-  }
-  return parsed.data;
-}
-
-/** `schema` applied to one env's options; a bad one names its field. */
-function envOptionsOf<S extends z.ZodType>(schema: S, input: unknown, field: string): z.output<S> {
-  const parsed = schema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
-    throw new TrainConfigError(`${field}.${key}`, issue.message);
-  }
-  return parsed.data;
+  return parseConfigSection(AgentFlowTrainOptions, input, 'agentOptions', ' (agent agentflow)');
 }
 
 /** The model calls of `model` with their seeds mixed with `seed` (the rollout request's), so iterations sample afresh. */
@@ -116,7 +97,7 @@ function reseeded(model: ChatModel, seed: number): ChatModel {
   return {
     name: model.name,
     chat: (messages, options = {}) =>
-      model.chat(messages, { ...options, seed: hashString(`${seed}:${options.seed ?? ''}`) % 2 ** 31 }),
+      model.chat(messages, { ...options, seed: callSeed(seed, options.seed ?? '') }),
   };
 }
 
@@ -144,9 +125,9 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
     name === config.env && !perEnv[name] ? 'envOptions' : `agentOptions.envOptions.${name}`;
   // Checked now, so a bad option stops the run before any work.
   const search = envs.includes('search')
-    ? envOptionsOf(SearchFamilyOptions, optionsOf('search'), field('search'))
+    ? parseConfigSection(SearchFamilyOptions, optionsOf('search'), field('search'))
     : undefined;
-  const codemath = envOptionsOf(
+  const codemath = parseConfigSection(
     CodeMathFamilyOptions,
     envs.includes('codemath') ? optionsOf('codemath') : {},
     field('codemath'),
@@ -221,24 +202,12 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
     task,
 
     async demonstrations(tasks) {
-      const out: Demonstrated[][] = new Array(tasks.length);
-      let next = 0;
-      const worker = async () => {
-        while (next < tasks.length) {
-          const i = next++;
-          const t = tasks[i]!;
-          const { env, tools } = makeEnv(t.env);
-          try {
-            const { samples } = await replayGold(env, { task: t, seed: t.seed, tools }, flowConfig);
-            out[i] = samples.map((s) => ({ messages: s.messages, reply: s.reply, role: s.role }));
-          } finally {
-            if (env.close) await env.close();
-            else await tools?.close();
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(replayConcurrency, tasks.length) }, worker));
-      return out.flat();
+      const out = await rolloutGroups(
+        { tasks, makeEnv, concurrency: replayConcurrency },
+        'agentflow demonstrations',
+        async (env, episode) => (await replayGold(env, episode, flowConfig)).samples,
+      );
+      return out.flat().map((s) => ({ messages: s.messages, reply: s.reply, role: s.role }));
     },
 
     async rollout(policy, request) {

@@ -17,7 +17,7 @@ import { type AgentEnv, agentEnvMaker, rollout, runnerTool } from '../../agents/
 import { codeMathSystemPrompt } from '../../agents/prompts/codemath.ts';
 import { searchSystemPrompt } from '../../agents/prompts/search.ts';
 import type { AgentStep, Trajectory } from '../../agents/record.ts';
-import type { StepRow as CreditRow } from '../../credit/types.ts';
+import type { StepRow } from '../../credit/types.ts';
 import { parseAction } from '../../envs/actions.ts';
 import { CodeMathEnv, CodeMathEnvConfig } from '../../envs/codemath/env.ts';
 import { CodeMathGenerator, type CodeMathTask, renderCodeMathTask } from '../../envs/codemath/generator.ts';
@@ -32,7 +32,7 @@ import { PythonPool } from '../../tools/python/pool.ts';
 import { PythonTool } from '../../tools/python/tool.ts';
 import { SearchIndex } from '../../tools/search/index.ts';
 import { webSearchTool } from '../../tools/web-search.ts';
-import { type TrainConfig, TrainConfigError } from '../config.ts';
+import { parseConfigSection, type TrainConfig, TrainConfigError } from '../config.ts';
 import { creditRows, type Demonstrated, type FamilyHooks, type TaskFamily } from '../family.ts';
 
 /** The search family's `envOptions`: the env's config with defaults that fit a 512-token context. */
@@ -53,16 +53,6 @@ export const ANSWER_PREFIX = '<answer>';
 
 /** Probes per scoring batch. */
 const SCORE_CHUNK = 32;
-
-function parseEnvOptions<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  const parsed = schema.safeParse(input ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
-    throw new TrainConfigError(`envOptions.${key}`, issue.message);
-  }
-  return parsed.data;
-}
 
 /** The gold answer of a task (the text IGPO's values score): search's canonical answer, code/math's. */
 export function goldAnswer(task: Task): string {
@@ -141,7 +131,7 @@ const trainable = (s: AgentStep) => s.responseTokens.length > 0;
  * `answered` on the answer turn with its `outcomeReward` (search: the env's F1; code/math: the
  * reward, 1 right or 0). A malformed last response keeps `valid: false` (IGPO's format penalty).
  */
-export async function igpoRows(trajectories: readonly Trajectory[], policy: Policy): Promise<CreditRow[]> {
+export async function igpoRows(trajectories: readonly Trajectory[], policy: Policy): Promise<StepRow[]> {
   const steps = trajectories.flatMap((t) =>
     t.steps.filter(trainable).map((s) => ({ t, s, promptTokens: s.promptTokens, gold: goldAnswer(t.task) })),
   );
@@ -192,7 +182,7 @@ interface ToolQaParts {
 }
 
 function searchFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
-  const opts = parseEnvOptions(SearchFamilyOptions, config.envOptions);
+  const opts = parseConfigSection(SearchFamilyOptions, config.envOptions, 'envOptions');
   const { snippetChars, kinds, ...envConfig } = opts;
   let source: EncyclopediaQA | undefined;
   const qa = () => {
@@ -210,7 +200,7 @@ function searchFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
       }
       return maker(name);
     });
-  return toolQaFamily_(config, hooks, {
+  return familyFromParts(config, hooks, {
     env: 'search',
     envMaxTurns: envConfig.maxTurns,
     task: hooks.tasks ?? ((split, seed) => qa().generate(split, seed, kinds[seed % kinds.length])),
@@ -234,7 +224,7 @@ function searchFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
 }
 
 function codeMathFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
-  const envConfig = parseEnvOptions(CodeMathFamilyOptions, config.envOptions);
+  const envConfig = parseConfigSection(CodeMathFamilyOptions, config.envOptions, 'envOptions');
   const generator = new CodeMathGenerator(envConfig);
   // The family's own interpreters, so that closing the family stops them (and nobody else's).
   let pool: PythonPool | undefined;
@@ -247,7 +237,7 @@ function codeMathFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
       const env = new CodeMathEnv(envConfig, { python: runnerTool(tools, 'python') });
       return { env: env as unknown as Env, tools };
     });
-  return toolQaFamily_(config, hooks, {
+  return familyFromParts(config, hooks, {
     env: 'codemath',
     envMaxTurns: envConfig.maxTurns,
     task: hooks.tasks ?? ((split, seed) => generator.generate(split, seed)),
@@ -269,7 +259,8 @@ function codeMathFamily(config: TrainConfig, hooks: FamilyHooks): TaskFamily {
   });
 }
 
-function toolQaFamily_(config: TrainConfig, hooks: FamilyHooks, parts: ToolQaParts): TaskFamily {
+/** The family both envs share, from the parts that differ (env, tools, prompts, demonstrations). */
+function familyFromParts(config: TrainConfig, hooks: FamilyHooks, parts: ToolQaParts): TaskFamily {
   const expert = hooks.expert ?? createExpert(parts.env);
   const turns = maxTurns(config, parts.envMaxTurns);
   const loops = (temperature: number, seed: number) => ({

@@ -6,7 +6,8 @@
  */
 import { record } from '../autodiff.ts';
 import { broadcastShapes, formatShape, type Shape } from '../dims.ts';
-import { type DType, isFloat, type Tensor } from '../graph.ts';
+import { isFloat, type Tensor } from '../graph.ts';
+import type { DType } from '../node.ts';
 import { unbroadcast } from './reduce.ts';
 
 export type Operand = Tensor | number;
