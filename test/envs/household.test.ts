@@ -184,7 +184,7 @@ describe('household env', () => {
     }
   });
 
-  it('impossible but well-formed commands say "Nothing happens." and change nothing; malformed ones are invalid', () => {
+  it('commands that are not admissible (impossible or malformed) say "Nothing happens.", change nothing and are invalid', () => {
     const env = new HouseholdEnv({ objects: 8 });
     const rng = new Rng(7);
     for (let seed = 0; seed < 40; seed++) {
@@ -218,7 +218,7 @@ describe('household env', () => {
           expect(r).toMatchObject({
             observation: 'Nothing happens.',
             reward: 0,
-            info: { valid: true, won: false },
+            info: { valid: false, won: false },
           });
           expect(state.snapshot()).toBe(before);
           if (r.done) break;
@@ -229,8 +229,9 @@ describe('household env', () => {
         expect(bad.info.valid).toBe(false);
         expect(state.snapshot()).toBe(before);
         if (bad.done) break;
-        env.stepSync(rng.pick(env.admissibleActions()));
-        if (env.stepCount >= 45) break;
+        const ok = env.stepSync(rng.pick(env.admissibleActions()));
+        expect(ok.info.valid).toBe(true);
+        if (ok.done || env.stepCount >= 45) break;
       }
     }
   });

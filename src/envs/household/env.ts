@@ -65,7 +65,7 @@ export class HouseholdEnv implements Env<HouseholdTask> {
         `HouseholdEnv.step: trajectory of task ${this.current!.id} is finished; call reset() first`,
       );
     }
-    const { feedback, wellFormed } = this.state.execute(action);
+    const { feedback, admissible } = this.state.execute(action);
     this.steps++;
     const won = this.state.goalHolds();
     this.finished = won || this.steps >= this.generator.config.maxSteps;
@@ -74,7 +74,9 @@ export class HouseholdEnv implements Env<HouseholdTask> {
       observation: feedback,
       reward: won ? HOUSEHOLD_WIN_REWARD : 0,
       done: this.finished,
-      info: { won, valid: wellFormed },
+      // A command that is not admissible did nothing: an invalid action (ALGORITHMS.md), so the
+      // invalid-action penalty applies to it; the agent still reads "Nothing happens.".
+      info: { won, valid: admissible },
     };
   }
 

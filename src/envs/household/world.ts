@@ -45,6 +45,8 @@ export interface Outcome {
   feedback: string;
   /** The command parsed as one of the grammar's forms (false: malformed). */
   wellFormed: boolean;
+  /** The command was one of the state's admissible commands (it did something). */
+  admissible: boolean;
 }
 
 const NOTHING = 'Nothing happens.';
@@ -133,9 +135,9 @@ export class HouseholdState {
     const effect = this.commandMap().get(text);
     if (effect) {
       this.commands = undefined;
-      return { feedback: effect(), wellFormed: true };
+      return { feedback: effect(), wellFormed: true, admissible: true };
     }
-    return { feedback: NOTHING, wellFormed: GRAMMAR.some((g) => g.test(text)) };
+    return { feedback: NOTHING, wellFormed: GRAMMAR.some((g) => g.test(text)), admissible: false };
   }
 
   /** Whether the goal holds now. */
