@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { estimators } from '../credit/estimators.ts';
+import { penaltyPlacementSchema } from '../credit/types.ts';
 import { ENV_NAMES } from '../envs/index.ts';
 import { SPLITS } from '../envs/types.ts';
 import { presets } from '../policy/model/config.ts';
@@ -100,6 +101,14 @@ export const TrainConfig = z.strictObject({
   estimator: z.enum(TRAIN_ESTIMATORS).default('gigpo'),
   /** Options of the estimator (its own schema checks them; unknown keys are refused). */
   estimatorOptions: z.record(z.string(), z.unknown()).default({}),
+  /**
+   * Where the invalid-action penalty goes for the estimators that have one (grpo, gigpo, hgpo,
+   * rloo): 'after-normalization' (the trainer's default, a deliberate deviation from the
+   * references, see docs/ARCHITECTURE.md: failing valid steps of an all-lost group get 0, not a
+   * positive advantage) or the references' 'in-return'. `estimatorOptions.penaltyPlacement`, when
+   * given, wins; `parseTrainConfig` puts the result into `estimatorOptions`.
+   */
+  penaltyPlacement: penaltyPlacementSchema.default('after-normalization'),
   /** G: rollouts per task, from the same seed. */
   groupSize: z.number().int().min(1).default(8),
   tasksPerIteration: z.number().int().min(1).default(4),
@@ -185,7 +194,11 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     throw new TrainConfigError(field, issue.message);
   }
   const c = parsed.data;
-  const opts = estimators[c.estimator].options.safeParse(c.estimatorOptions);
+  const estimatorOptions =
+    'penaltyPlacement' in estimators[c.estimator].options.shape && !('penaltyPlacement' in c.estimatorOptions)
+      ? { ...c.estimatorOptions, penaltyPlacement: c.penaltyPlacement }
+      : c.estimatorOptions;
+  const opts = estimators[c.estimator].options.safeParse(estimatorOptions);
   if (!opts.success) {
     const issue = opts.error.issues[0]!;
     const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '');
