@@ -5,7 +5,7 @@ import {
   type HouseholdTask,
   renderHouseholdTask,
 } from './generator.ts';
-import { HouseholdState } from './world.ts';
+import { HouseholdState, type HouseholdView } from './world.ts';
 
 export const HOUSEHOLD_INSTRUCTIONS =
   'Reply with one command, e.g. "go to cabinet 1", "open cabinet 1", "take mug 1 from cabinet 1", ' +
@@ -78,6 +78,12 @@ export class HouseholdEnv implements Env<HouseholdTask> {
       // invalid-action penalty applies to it; the agent still reads "Nothing happens.".
       info: { won, valid: admissible },
     };
+  }
+
+  /** The current state as plain data (the exploring expert's input for DAgger labels). */
+  view(): HouseholdView {
+    if (!this.state) throw new Error('HouseholdEnv.view: call reset() first');
+    return this.state.view();
   }
 
   admissibleActions(): string[] {
