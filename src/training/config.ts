@@ -52,6 +52,32 @@ export const SftConfig = z.strictObject({
   targetLoss: z.number().positive().default(0.05),
   /** Optimizer steps between validation losses. */
   evalEvery: z.number().int().min(1).default(25),
+  /** Steps of linear warm-up from 0 to `learningRate`. */
+  warmupSteps: z.number().int().min(0).default(0),
+  /** After warm-up: keep `learningRate`, or decay it (cosine or linear) to `decayTo` x it at `maxSteps`. */
+  decay: z.enum(['constant', 'cosine', 'linear']).default('constant'),
+  decayTo: z.number().min(0).max(1).default(0.1),
+  /** Draw every batch from new train-split tasks' demonstrations instead of repeating `tasks`. */
+  fresh: z.boolean().default(false),
+  /**
+   * Keep the checkpoint with the best greedy action accuracy on held-out expert decisions
+   * (`selectTasks` valid-seen tasks), measured every `evalEvery` steps; 0 = keep the last.
+   */
+  selectTasks: z.number().int().min(0).default(0),
+  /**
+   * DAgger: every `every` steps (0 = off) roll the current policy on `tasks` new train tasks,
+   * label each state it visits with the exploring expert, and add them to an aggregate that
+   * fills `share` of every later batch.
+   */
+  dagger: z
+    .strictObject({
+      every: z.number().int().min(0).default(0),
+      tasks: z.number().int().min(1).default(32),
+      share: z.number().min(0).max(1).default(0.5),
+      /** Sampling temperature of the DAgger rollouts (0: greedy, the states evaluation visits). */
+      temperature: z.number().min(0).default(0),
+    })
+    .default({ every: 0, tasks: 32, share: 0.5, temperature: 0 }),
 });
 
 export const TrainConfig = z.strictObject({
