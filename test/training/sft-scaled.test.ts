@@ -13,7 +13,11 @@ import { HouseholdGenerator, type HouseholdTask } from '../../src/envs/household
 import type { Split, Task } from '../../src/envs/types.ts';
 import { Policy } from '../../src/policy/policy.ts';
 import { SftConfig } from '../../src/training/config.ts';
-import { expertReply, householdDemonstrations } from '../../src/training/families/household.ts';
+import {
+  expertReply,
+  householdDagger,
+  householdDemonstrations,
+} from '../../src/training/families/household.ts';
 import type { Demonstrated } from '../../src/training/family.ts';
 import { actionAccuracy, evaluateHousehold, householdLockstep } from '../../src/training/household-batch.ts';
 import {
@@ -169,6 +173,35 @@ describe('household lock step', () => {
     const e = await evaluateHousehold(policy, tasks, opts);
     expect(e).toMatchObject({ tasks: 3, successes: 0, outcomes: [0, 0, 0] });
     expect(e.ci95[1]).toBeGreaterThan(0.5);
+  });
+
+  it('DAgger rounds label the states the policy visits on new train tasks, as SFT samples', async () => {
+    const policy = tinyPolicy(7);
+    policies.push(policy);
+    const drawn: number[] = [];
+    const collect = householdDagger(
+      {
+        envOptions: {},
+        loop: { history: 1, maxSteps: 2, maxTokens: 8, temperature: 1 },
+        sft: { dagger: { tasks: 2, temperature: 0 } },
+      },
+      (split, seed) => {
+        drawn.push(seed);
+        return generator.generate(split, seed);
+      },
+      { firstSeed: 100 },
+    );
+    const samples = await collect(policy, 1);
+    expect(drawn).toEqual([102, 103]);
+    // An untrained policy's replies are malformed: it stays at the start, 2 decisions per task,
+    // each labelled with the expert's first command.
+    expect(samples).toHaveLength(4);
+    const explorer = new HouseholdExpert({ explore: true });
+    const first = [102, 103].map(
+      (seed) => explorer.demonstrate(generator.generate('train', seed)).actions[0]!,
+    );
+    const replies = samples.map((s) => policy.tokenizer.decode(s.response.slice(0, -1)));
+    expect(replies).toEqual([first[0], first[0], first[1], first[1]].map(expertReply));
   });
 
   it('action accuracy compares the greedy reply with the expert command, decision by decision', async () => {
