@@ -10,7 +10,8 @@
  *     [--select-tasks 40] [--eval-every 250] [--eval-tasks 200] [--preset tiny] [--fixed-tasks 0]
  *
  * `--fixed-tasks N` trains on N fixed tasks' demonstrations instead of a fresh stream (the old
- * recipe, for comparison). Writes `<out>/result.json` and the selected checkpoint `<out>/sft`.
+ * recipe, for comparison); `--checkpoint <dir>` skips SFT and measures that checkpoint. Writes
+ * `<out>/result.json` and the selected checkpoint `<out>/sft`.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,6 +45,7 @@ const { values: a } = parseArgs({
     preset: { type: 'string', default: 'tiny' },
     'fixed-tasks': { type: 'string', default: '0' },
     seed: { type: 'string', default: '0' },
+    checkpoint: { type: 'string' },
   },
 });
 const num = (k: keyof typeof a) => Number(a[k]);
@@ -82,50 +84,52 @@ const demosOf = (split: Split, n: number, first = 1_000_000) =>
   family.demonstrations(Array.from({ length: n }, (_, k) => family.task(split, first + k)));
 
 // The trainer's tokenizer recipe: the envs' text and the loop's prompts along 200 train tasks.
-const tokenizerDemos = await demosOf('train', config.sft.tasks);
-const tokenizer = await domainTokenizer(
-  config.policy.vocabSize,
-  config.policy.tokenizerTasks,
-  tokenizerDemos,
-  await family.tokenizerText?.(),
-);
-const policy = Policy.create({ model: config.policy.preset, tokenizer, seed: config.seed });
+const policy = a.checkpoint
+  ? await Policy.load(a.checkpoint)
+  : Policy.create({
+      model: config.policy.preset,
+      tokenizer: await domainTokenizer(
+        config.policy.vocabSize,
+        config.policy.tokenizerTasks,
+        await demosOf('train', config.sft.tasks),
+        await family.tokenizerText?.(),
+      ),
+      seed: config.seed,
+    });
+const tokenizer = policy.tokenizer;
 const context = policy.config.contextLength;
-log(
-  `policy: ${config.policy.preset}, ${parameterCount(policy.config)} parameters, vocabulary ${tokenizer.vocabSize}`,
-);
-
-const valid = sftSamples(await demosOf('valid-seen', config.sft.validTasks), tokenizer, context);
-const selectDemos = await demosOf('valid-seen', config.sft.selectTasks, 1_100_000);
 const maxTokens = config.loop.maxTokens;
-const train =
-  num('fixed-tasks') > 0
-    ? sftSamples(await demosOf('train', num('fixed-tasks')), tokenizer, context)
-    : demonstrationStream(family, tokenizer, context, { seed: config.seed });
-const promptLengths = valid.map((s) => s.prompt.length);
 log(
-  `prompt tokens: mean ${(promptLengths.reduce((x, y) => x + y, 0) / promptLengths.length).toFixed(0)}, max ${Math.max(...promptLengths)}`,
+  `policy: ${a.checkpoint ?? config.policy.preset}, ${parameterCount(policy.config)} parameters, vocabulary ${tokenizer.vocabSize}`,
 );
 
-const sftCpu = process.cpuUsage();
-const sft = await runSft(policy, train, valid, config.sft, {
-  seed: config.seed,
-  log,
-  ...(config.sft.selectTasks > 0
-    ? { select: async (p: Policy) => (await actionAccuracy(p, selectDemos, { maxTokens })).accuracy }
-    : {}),
-  ...(config.sft.dagger.every > 0
-    ? { dagger: householdDagger(config, family.task, { seed: config.seed }) }
-    : {}),
-});
-const sftCpuSeconds = (() => {
-  const c = process.cpuUsage(sftCpu);
-  return (c.user + c.system) / 1e6;
-})();
-log(
-  `sft done: ${sft.steps} steps, ${sft.seconds.toFixed(0)} s wall, ${sftCpuSeconds.toFixed(0)} s CPU, selected ${JSON.stringify(sft.selected)}`,
-);
-await policy.save(join(a.out!, 'sft'));
+let sft: Awaited<ReturnType<typeof runSft>> | undefined;
+if (!a.checkpoint) {
+  const valid = sftSamples(await demosOf('valid-seen', config.sft.validTasks), tokenizer, context);
+  const selectDemos = await demosOf('valid-seen', config.sft.selectTasks, 1_100_000);
+  const train =
+    num('fixed-tasks') > 0
+      ? sftSamples(await demosOf('train', num('fixed-tasks')), tokenizer, context)
+      : demonstrationStream(family, tokenizer, context, { seed: config.seed });
+  const promptLengths = valid.map((s) => s.prompt.length);
+  log(
+    `prompt tokens: mean ${(promptLengths.reduce((x, y) => x + y, 0) / promptLengths.length).toFixed(0)}, max ${Math.max(...promptLengths)}`,
+  );
+  sft = await runSft(policy, train, valid, config.sft, {
+    seed: config.seed,
+    log,
+    ...(config.sft.selectTasks > 0
+      ? { select: async (p: Policy) => (await actionAccuracy(p, selectDemos, { maxTokens })).accuracy }
+      : {}),
+    ...(config.sft.dagger.every > 0
+      ? { dagger: householdDagger(config, family.task, { seed: config.seed }) }
+      : {}),
+  });
+  log(
+    `sft done: ${sft.steps} steps, ${sft.seconds.toFixed(0)} s wall, ${sft.cpuSeconds!.toFixed(0)} s CPU, selected ${JSON.stringify(sft.selected)}`,
+  );
+  await policy.save(join(a.out!, 'sft'));
+}
 
 const accuracy: Record<string, unknown> = {};
 for (const split of ['train', 'valid-seen', 'valid-unseen'] as const) {
@@ -154,7 +158,7 @@ const total = process.cpuUsage(cpuStart);
 const result = {
   args: a,
   parameters: parameterCount(policy.config),
-  sft: { ...sft, cpuSecondsMeasured: sftCpuSeconds },
+  sft,
   actionAccuracy: accuracy,
   evaluation,
   wallSeconds: (performance.now() - wallStart) / 1000,

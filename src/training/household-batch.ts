@@ -198,6 +198,11 @@ export interface ActionAccuracy {
   correct: number;
   accuracy: number;
   ci95: Interval;
+  /**
+   * By the expert command's verb (go, open, take, move, heat, use...): decisions and correct ones,
+   * and the greedy replies that were malformed; where imitation fails, not only how often.
+   */
+  byVerb: Record<string, { decisions: number; correct: number; malformed: number }>;
 }
 
 /**
@@ -222,6 +227,11 @@ export async function actionAccuracy(
     })
     .sort((a, b) => a.tokens.length - b.tokens.length);
   let correct = 0;
+  const byVerb: ActionAccuracy['byVerb'] = {};
+  for (const it of items) {
+    byVerb[verbOf(it.want)] ??= { decisions: 0, correct: 0, malformed: 0 };
+    byVerb[verbOf(it.want)]!.decisions++;
+  }
   for (let i = 0; i < items.length; i += batch) {
     const part = items.slice(i, i + batch);
     const fits = part.filter((p) => p.tokens.length < context);
@@ -232,7 +242,12 @@ export async function actionAccuracy(
     );
     fits.forEach((p, j) => {
       const got = parseHouseholdResponse(out[j]!.text ?? '');
-      if (got.valid && got.action === p.want) correct++;
+      const entry = byVerb[verbOf(p.want)]!;
+      if (!got.valid) entry.malformed++;
+      else if (got.action === p.want) {
+        correct++;
+        entry.correct++;
+      }
     });
   }
   return {
@@ -240,5 +255,11 @@ export async function actionAccuracy(
     correct,
     accuracy: correct / items.length,
     ci95: wilson(correct, items.length),
+    byVerb,
   };
+}
+
+/** A command's verb: "go to cabinet 1" -> "go". */
+function verbOf(command: string): string {
+  return command.split(' ')[0]!;
 }
