@@ -139,7 +139,7 @@ for (const split of ['train', 'valid-seen', 'valid-unseen'] as const) {
   log(`action accuracy ${split}: ${JSON.stringify(accuracy[split])}`);
 }
 const evaluation: Record<string, unknown> = {};
-for (const split of ['valid-unseen', 'valid-seen'] as const) {
+for (const split of num('eval-tasks') > 0 ? (['valid-unseen', 'valid-seen'] as const) : []) {
   const tasks = Array.from(
     { length: num('eval-tasks') },
     (_, seed) => family.task(split, seed) as HouseholdTask,
