@@ -15,6 +15,8 @@ import {
   invalidRows,
   keyStats,
   normalize,
+  penaltyAfter,
+  penaltyCoefs,
   summarize,
 } from './shared.ts';
 import {
@@ -58,7 +60,8 @@ export interface GigpoDiagnostics extends BaseDiagnostics {
  * Options (ALGORITHMS.md defaults): `mode` ('mean_std_norm'; the reference uses 'mean_norm' for
  * WebShop-like tasks), `gamma` (0.95), `stepWeight` w (1), `similarity` (off: exact anchor
  * equality; a threshold in (0,1) clusters text anchors greedily in row order with difflib's
- * ratio, reference 0.95), `penalty` (true) with `penaltyCoef` (0.1).
+ * ratio, reference 0.95), `penalty` (true) with `penaltyCoef` (0.1) and `penaltyPlacement`
+ * ('in-return'; 'after-normalization' subtracts coef once from A instead of from R_t and S).
  */
 export function gigpo(
   rows: readonly StepRow[],
@@ -68,7 +71,7 @@ export function gigpo(
   const batch = indexBatch(rows);
   const reward = envRewards(batch);
   const invalid = invalidRows(batch);
-  const coef = opts.penalty ? opts.penaltyCoef : 0;
+  const { inReturn: coef, after } = penaltyCoefs(opts);
   const trajectoryReturn = episodeReturns(batch, reward);
   const score = episodeScores(batch, trajectoryReturn, invalid, coef);
   // the scores are not a GiGPO detail: normalize them in place
@@ -92,6 +95,7 @@ export function gigpo(
     }
     advantages[i] = episode[i] + opts.stepWeight * step[i];
   }
+  penaltyAfter(advantages, invalid, after);
   return {
     estimator: 'gigpo',
     advantages,

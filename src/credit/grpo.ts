@@ -13,6 +13,8 @@ import {
   invalidRows,
   keyStats,
   normalizeByGroup,
+  penaltyAfter,
+  penaltyCoefs,
 } from './shared.ts';
 import {
   type CreditResult,
@@ -56,7 +58,8 @@ export function episodeAdvantage(
  * Options (ALGORITHMS.md defaults): `mode` ('mean_std_norm'), `statistics` ('steps': mean and
  * std_s over the scores of all step rows of the group, as the multi-turn reference does;
  * 'trajectories': over the group's episodeReturns, each trajectory once), `penalty` (true) with
- * `penaltyCoef` (0.1): an invalid row's score is episodeReturn - coef.
+ * `penaltyCoef` (0.1): an invalid row's score is episodeReturn - coef; `penaltyPlacement`
+ * ('in-return'; 'after-normalization' subtracts coef from the advantage instead, see types.ts).
  */
 export function grpo(
   rows: readonly StepRow[],
@@ -67,8 +70,10 @@ export function grpo(
   const reward = envRewards(batch);
   const invalid = invalidRows(batch);
   const trajectoryReturn = episodeReturns(batch, reward);
-  const score = episodeScores(batch, trajectoryReturn, invalid, opts.penalty ? opts.penaltyCoef : 0);
+  const coef = penaltyCoefs(opts);
+  const score = episodeScores(batch, trajectoryReturn, invalid, coef.inReturn);
   const advantages = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, opts.statistics);
+  penaltyAfter(advantages, invalid, coef.after);
   return {
     estimator: 'grpo',
     advantages,

@@ -14,6 +14,8 @@ import {
   invalidRows,
   keyStats,
   normalize,
+  penaltyAfter,
+  penaltyCoefs,
 } from './shared.ts';
 import {
   type BaseDiagnostics,
@@ -57,7 +59,8 @@ export interface HgpoDiagnostics extends BaseDiagnostics {
  *
  * Options (ALGORITHMS.md defaults): `history` H (2), `alpha` (1), `baseGroup` (false: when on,
  * GiGPO's episode advantage joins as a k = 0 item of weight 1), `mode` ('mean_std_norm'),
- * `gamma` (0.95), `penalty` (true) with `penaltyCoef` (0.1).
+ * `gamma` (0.95), `penalty` (true) with `penaltyCoef` (0.1) and `penaltyPlacement`
+ * ('in-return'; 'after-normalization' subtracts coef from A instead of from R_t and S).
  */
 export function hgpo(
   rows: readonly StepRow[],
@@ -68,7 +71,7 @@ export function hgpo(
   const { n, order, trajectoryStart } = batch;
   const reward = envRewards(batch);
   const invalid = invalidRows(batch);
-  const coef = opts.penalty ? opts.penaltyCoef : 0;
+  const { inReturn: coef, after } = penaltyCoefs(opts);
   const trajectoryReturn = episodeReturns(batch, reward);
   const returns = discountedReturns(batch, reward, invalid, opts.gamma, coef);
   const levels = opts.history + 1;
@@ -170,6 +173,7 @@ export function hgpo(
     if (den === 0) noItem++;
     else advantages[i] /= den + EPS;
   }
+  penaltyAfter(advantages, invalid, after);
   return {
     estimator: 'hgpo',
     advantages,

@@ -7,6 +7,8 @@ import {
   episodeScores,
   indexBatch,
   invalidRows,
+  penaltyAfter,
+  penaltyCoefs,
 } from './shared.ts';
 import { type CreditResult, type RlooOptions, rlooOptionsSchema, type StepRow } from './types.ts';
 
@@ -24,7 +26,8 @@ export interface RlooDetails {
  * of the group's other trajectories. A group with a single trajectory has no baseline and keeps
  * its score, as verl's RLOO does. No std normalization.
  *
- * Options: `penalty` (true) with `penaltyCoef` (0.1), as for GRPO.
+ * Options: `penalty` (true) with `penaltyCoef` (0.1) and `penaltyPlacement`, as for GRPO (RLOO
+ * does not normalize, so both placements give the same advantages).
  */
 export function rloo(
   rows: readonly StepRow[],
@@ -35,7 +38,8 @@ export function rloo(
   const reward = envRewards(batch);
   const invalid = invalidRows(batch);
   const trajectoryReturn = episodeReturns(batch, reward);
-  const score = episodeScores(batch, trajectoryReturn, invalid, opts.penalty ? opts.penaltyCoef : 0);
+  const coef = penaltyCoefs(opts);
+  const score = episodeScores(batch, trajectoryReturn, invalid, coef.inReturn);
   const sum = new Float64Array(batch.nGroups);
   const count = new Int32Array(batch.nGroups);
   for (let t = 0; t < batch.nTrajectories; t++) {
@@ -50,6 +54,7 @@ export function rloo(
     baseline[i] = count[g] > 1 ? (sum[g] - trajectoryReturn[t]) / (count[g] - 1) : Number.NaN;
     advantages[i] = count[g] > 1 ? score[i] - baseline[i] : score[i];
   }
+  penaltyAfter(advantages, invalid, coef.after);
   return {
     estimator: 'rloo',
     advantages,

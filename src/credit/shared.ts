@@ -238,6 +238,26 @@ export function episodeReturns(batch: Batch, reward: Float64Array): Float64Array
   return out;
 }
 
+/**
+ * The invalid-action penalty's coefficient for each place it may go: `inReturn` enters R_t and S
+ * (the references' rule), `after` is subtracted from the finished advantage (`penaltyAfter`).
+ */
+export function penaltyCoefs(opts: { penalty: boolean; penaltyCoef: number; penaltyPlacement: string }): {
+  inReturn: number;
+  after: number;
+} {
+  const coef = opts.penalty ? opts.penaltyCoef : 0;
+  return opts.penaltyPlacement === 'after-normalization'
+    ? { inReturn: 0, after: coef }
+    : { inReturn: coef, after: 0 };
+}
+
+/** `advantages[i] -= coef` on invalid rows, in place: the penalty placed after normalization. */
+export function penaltyAfter(advantages: Float64Array, invalid: Uint8Array, coef: number): Float64Array {
+  if (coef !== 0) for (let i = 0; i < advantages.length; i++) if (invalid[i]) advantages[i] -= coef;
+  return advantages;
+}
+
 /** Episode score per row: `S = episodeReturn`, minus `coef` on invalid rows. */
 export function episodeScores(
   batch: Batch,

@@ -78,10 +78,21 @@ export const normModeSchema = z.enum(['mean_norm', 'mean_std_norm']);
 export type NormMode = z.infer<typeof normModeSchema>;
 
 const gamma = (d: number) => z.number().min(0).max(1).default(d);
+/**
+ * Where the invalid-action penalty goes. 'in-return' (the references' rule, ALGORITHMS.md): into
+ * R_t and S before the group normalization. 'after-normalization' (stepwise's deviation, see
+ * docs/ARCHITECTURE.md): R_t and S stay the env's, and `coef` is subtracted from the finished
+ * advantage of invalid rows; so in a group where nobody succeeded the valid rows get 0, not the
+ * positive advantage the normalized penalty would hand them.
+ */
+export const penaltyPlacementSchema = z.enum(['in-return', 'after-normalization']);
+export type PenaltyPlacement = z.infer<typeof penaltyPlacementSchema>;
+
 const penalty = {
   /** Invalid-action penalty on (subtracted from R_t and S of rows with `valid = false`). */
   penalty: z.boolean().default(true),
   penaltyCoef: z.number().nonnegative().default(0.1),
+  penaltyPlacement: penaltyPlacementSchema.default('in-return'),
 };
 
 export const grpoOptionsSchema = z.strictObject({

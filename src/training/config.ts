@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { estimators } from '../credit/estimators.ts';
+import { penaltyPlacementSchema } from '../credit/types.ts';
 import { ENV_NAMES } from '../envs/index.ts';
 import { SPLITS } from '../envs/types.ts';
 import { presets } from '../policy/model/config.ts';
@@ -52,6 +53,32 @@ export const SftConfig = z.strictObject({
   targetLoss: z.number().positive().default(0.05),
   /** Optimizer steps between validation losses. */
   evalEvery: z.number().int().min(1).default(25),
+  /** Steps of linear warm-up from 0 to `learningRate`. */
+  warmupSteps: z.number().int().min(0).default(0),
+  /** After warm-up: keep `learningRate`, or decay it (cosine or linear) to `decayTo` x it at `maxSteps`. */
+  decay: z.enum(['constant', 'cosine', 'linear']).default('constant'),
+  decayTo: z.number().min(0).max(1).default(0.1),
+  /** Draw every batch from new train-split tasks' demonstrations instead of repeating `tasks`. */
+  fresh: z.boolean().default(false),
+  /**
+   * Keep the checkpoint with the best greedy action accuracy on held-out expert decisions
+   * (`selectTasks` valid-seen tasks), measured every `evalEvery` steps; 0 = keep the last.
+   */
+  selectTasks: z.number().int().min(0).default(0),
+  /**
+   * DAgger: every `every` steps (0 = off) roll the current policy on `tasks` new train tasks,
+   * label each state it visits with the exploring expert, and add them to an aggregate that
+   * fills `share` of every later batch.
+   */
+  dagger: z
+    .strictObject({
+      every: z.number().int().min(0).default(0),
+      tasks: z.number().int().min(1).default(32),
+      share: z.number().min(0).max(1).default(0.5),
+      /** Sampling temperature of the DAgger rollouts (0: greedy, the states evaluation visits). */
+      temperature: z.number().min(0).default(0),
+    })
+    .default({ every: 0, tasks: 32, share: 0.5, temperature: 0 }),
 });
 
 export const TrainConfig = z.strictObject({
@@ -101,6 +128,14 @@ export const TrainConfig = z.strictObject({
   estimator: z.enum(TRAIN_ESTIMATORS).default('gigpo'),
   /** Options of the estimator (its own schema checks them; unknown keys are refused). */
   estimatorOptions: z.record(z.string(), z.unknown()).default({}),
+  /**
+   * Where the invalid-action penalty goes for the estimators that have one (grpo, gigpo, hgpo,
+   * rloo): 'after-normalization' (the trainer's default, a deliberate deviation from the
+   * references, see docs/ARCHITECTURE.md: failing valid steps of an all-lost group get 0, not a
+   * positive advantage) or the references' 'in-return'. `estimatorOptions.penaltyPlacement`, when
+   * given, wins; `parseTrainConfig` puts the result into `estimatorOptions`.
+   */
+  penaltyPlacement: penaltyPlacementSchema.default('after-normalization'),
   /** G: rollouts per task, from the same seed. */
   groupSize: z.number().int().min(1).default(8),
   tasksPerIteration: z.number().int().min(1).default(4),
@@ -197,9 +232,15 @@ export function parseConfigSection<S extends z.ZodType>(
 /** Parse and complete a config; the error names the first bad field. */
 export function parseTrainConfig(input: unknown): TrainConfig {
   const c = parseOrThrow(TrainConfig, input ?? {}, (i) => new TrainConfigError(i.field, i.message));
+  // The trainer's default penalty placement reaches every estimator that has the option, unless
+  // the estimator's own options set it.
+  const withPlacement =
+    'penaltyPlacement' in estimators[c.estimator].options.shape && !('penaltyPlacement' in c.estimatorOptions)
+      ? { ...c.estimatorOptions, penaltyPlacement: c.penaltyPlacement }
+      : c.estimatorOptions;
   const estimatorOptions = parseConfigSection(
     estimators[c.estimator].options,
-    c.estimatorOptions,
+    withPlacement,
     'estimatorOptions',
     ` (estimator ${c.estimator})`,
   );

@@ -3,9 +3,12 @@
  * sample rendered exactly as its loop prompts the policy (the family's `demonstrations`, the chat
  * template) with the expert's reply and the end token; the loss is masked cross-entropy on the
  * reply's tokens (Policy.update with the SFT loss). The result is RL's starting point and its
- * frozen reference.
+ * frozen reference. Options that make it scale: a learning-rate schedule, fresh demonstrations
+ * every batch (a stream), checkpoint selection on a held-out figure, and DAgger rounds.
  */
 import type { z } from 'zod';
+import type { Split, Task } from '../envs/types.ts';
+import type { Params } from '../policy/model/params.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
 import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
@@ -71,6 +74,40 @@ export async function domainTokenizer(
   return Tokenizer.train(corpus, { vocabSize });
 }
 
+/**
+ * A stream of fresh demonstrations: the expert's decisions on new tasks of `split` (seeds from
+ * `firstSeed` on, `tasksPerDraw` at a time), as samples in a seeded shuffled order. Tasks cost
+ * nothing to generate, so no batch repeats a decision (issue 14: 200 tasks repeated 14 times
+ * imitate badly). Samples longer than the context are left out, as in `sftSamples`.
+ */
+export function demonstrationStream(
+  family: {
+    task(split: Split, seed: number): Task;
+    demonstrations(tasks: readonly Task[]): Promise<Demonstrated[]>;
+  },
+  tokenizer: Tokenizer,
+  contextLength: number,
+  options: { split?: Split; firstSeed?: number; tasksPerDraw?: number; seed?: number } = {},
+): SftStream {
+  const split = options.split ?? 'train';
+  const perDraw = options.tasksPerDraw ?? 16;
+  const rng = new Rng(`sft-stream:${options.seed ?? 0}`);
+  let nextSeed = options.firstSeed ?? 2_000_000;
+  const buffer: SftSample[] = [];
+  return {
+    async next(n) {
+      while (buffer.length < n) {
+        const tasks = Array.from({ length: perDraw }, () => family.task(split, nextSeed++));
+        const samples = sftSamples(await family.demonstrations(tasks), tokenizer, contextLength);
+        if (samples.length === 0 && buffer.length === 0)
+          throw new Error(`SFT stream: ${perDraw} ${split} tasks gave no sample that fits the context`);
+        buffer.push(...rng.shuffle(samples));
+      }
+      return buffer.splice(0, n);
+    },
+  };
+}
+
 /** A sample as a training row: loss on the reply's tokens only. */
 export function sftRow(s: SftSample): TokenRow {
   return {
@@ -94,70 +131,174 @@ export async function replyLoss(policy: Policy, samples: readonly SftSample[], b
   return count === 0 ? 0 : sum / count;
 }
 
+/**
+ * The learning rate of optimizer step `step` (0-based): linear warm-up over `warmupSteps` to
+ * `learningRate`, then constant, or a cosine (Loshchilov & Hutter, SGDR, arXiv:1608.03983) or
+ * linear decay that reaches `decayTo` x `learningRate` at `maxSteps`.
+ */
+export function learningRateAt(
+  step: number,
+  c: Pick<z.output<typeof SftConfig>, 'learningRate' | 'warmupSteps' | 'decay' | 'decayTo' | 'maxSteps'>,
+): number {
+  if (step < c.warmupSteps) return (c.learningRate * (step + 1)) / c.warmupSteps;
+  if (c.decay === 'constant') return c.learningRate;
+  const span = Math.max(1, c.maxSteps - c.warmupSteps);
+  const t = Math.min(1, (step - c.warmupSteps) / span);
+  const shape = c.decay === 'cosine' ? 0.5 * (1 + Math.cos(Math.PI * t)) : 1 - t;
+  return c.learningRate * (c.decayTo + (1 - c.decayTo) * shape);
+}
+
+/** Fresh SFT samples on demand: each call gives `n` samples from tasks not drawn before. */
+export interface SftStream {
+  next(n: number): Promise<SftSample[]>;
+}
+
+/** What `runSft` may also do besides cloning: select a checkpoint, aggregate DAgger data. */
+export interface SftExtras {
+  /**
+   * The selection figure (higher is better, e.g. held-out greedy action accuracy), measured every
+   * `evalEvery` steps; the best checkpoint's weights are restored at the end.
+   */
+  select?: (policy: Policy) => Promise<number>;
+  /** DAgger: samples labelled by the expert on states the current policy visits (config.dagger). */
+  dagger?: (policy: Policy, round: number) => Promise<SftSample[]>;
+}
+
 export interface SftResult {
   steps: number;
   trainLoss: number;
   validLoss: number;
   /** Validation losses measured along the way, by step. */
   curve: { step: number; validLoss: number }[];
+  /** The selection figure by step (with `select`). */
+  selection?: { step: number; value: number }[];
+  /** The checkpoint kept: its step and selection figure (with `select`). */
+  selected?: { step: number; value: number };
+  /** DAgger samples aggregated. */
+  daggerSamples?: number;
+  /** Distinct samples trained on (every sample of a fresh stream counts). */
+  samplesSeen?: number;
   stoppedBy: 'target' | 'budget';
   /** Wall-clock time of the optimizer steps and validations. */
   seconds: number;
+  /** CPU time of this process over the same span (user + system). */
+  cpuSeconds?: number;
 }
 
 /**
  * Behaviour cloning until the validation loss reaches `targetLoss` or `maxSteps` optimizer steps
- * were taken. Mini-batches are drawn from a shuffled pass over the samples (seeded).
+ * were taken. Mini-batches come from a shuffled pass over `train` (seeded), or, when `train` is a
+ * stream, from new samples every batch. The learning rate follows `learningRateAt` (warm-up and
+ * decay). With `extras.select` the best checkpoint by that figure is kept; with
+ * `extras.dagger` and `config.dagger.every`, DAgger rounds add expert-labelled states the policy
+ * visited to an aggregate that fills `config.dagger.share` of each later batch (Ross et al., "A
+ * Reduction of Imitation Learning and Structured Prediction to No-Regret Online Learning",
+ * AISTATS 2011).
  */
 export async function runSft(
   policy: Policy,
-  train: readonly SftSample[],
+  train: readonly SftSample[] | SftStream,
   valid: readonly SftSample[],
   config: z.output<typeof SftConfig>,
-  options: { seed?: number; onProgress?: (event: ProgressEvent) => void; log?: (line: string) => void } = {},
+  options: { seed?: number; onProgress?: (event: ProgressEvent) => void; log?: (line: string) => void } & SftExtras = {},
 ): Promise<SftResult> {
-  if (train.length === 0)
+  const stream = isStream(train) ? train : undefined;
+  const fixed = isStream(train) ? [] : train;
+  if (!stream && fixed.length === 0)
     throw new Error('SFT: no training samples (every demonstration was empty or too long)');
   if (valid.length === 0) throw new Error('SFT: no validation samples');
   const rng = new Rng(`sft:${options.seed ?? 0}`);
   const started = performance.now();
+  const cpuStart = process.cpuUsage();
   options.onProgress?.({ type: 'start', phase: 'sft', total: config.maxSteps });
   const order: number[] = [];
+  const aggregate: SftSample[] = [];
+  let samplesSeen = fixed.length;
   let trainLoss = Number.NaN;
   let validLoss = await replyLoss(policy, valid);
   const curve = [{ step: 0, validLoss }];
+  const selection: { step: number; value: number }[] = [];
+  let best: { step: number; value: number; params: Params } | undefined;
+  const select = async (step: number) => {
+    if (!options.select) return;
+    const value = await options.select(policy);
+    selection.push({ step, value });
+    if (!best || value > best.value) best = { step, value, params: copyParams(policy) };
+    options.log?.(
+      `sft step ${step}: selection ${value.toFixed(4)} (best ${best.value.toFixed(4)} at ${best.step})`,
+    );
+  };
+  await select(0);
   let step = 0;
   let stoppedBy: SftResult['stoppedBy'] = 'budget';
+  const daggerEvery = options.dagger ? config.dagger.every : 0;
   while (step < config.maxSteps) {
     if (validLoss <= config.targetLoss) {
       stoppedBy = 'target';
       break;
     }
-    if (order.length < config.batchSize) order.push(...rng.shuffle(train.map((_, i) => i)));
-    const batch = order.splice(0, config.batchSize).map((i) => sftRow(train[i]!));
-    const m = await policy.update(batch, { kind: 'sft', learningRate: config.learningRate });
+    const fromAggregate = aggregate.length === 0 ? 0 : Math.round(config.batchSize * config.dagger.share);
+    const own = config.batchSize - fromAggregate;
+    let samples: SftSample[];
+    if (stream) {
+      samples = await stream.next(own);
+      samplesSeen += samples.length;
+    } else {
+      if (order.length < own) order.push(...rng.shuffle(fixed.map((_, i) => i)));
+      samples = order.splice(0, own).map((i) => fixed[i]!);
+    }
+    for (let k = 0; k < fromAggregate; k++)
+      samples.push(aggregate[Math.floor(rng.next() * aggregate.length)]!);
+    const batch = samples.map(sftRow);
+    const m = await policy.update(batch, { kind: 'sft', learningRate: learningRateAt(step, config) });
     if (!Number.isFinite(m.loss)) throw new Error(`SFT diverged at step ${step}: the loss is ${m.loss}`);
     trainLoss = m.loss;
     step++;
+    if (daggerEvery > 0 && step % daggerEvery === 0 && step < config.maxSteps) {
+      const added = await options.dagger!(policy, step / daggerEvery);
+      aggregate.push(...added);
+      samplesSeen += added.length;
+      options.log?.(
+        `sft step ${step}: DAgger round added ${added.length} labelled states (${aggregate.length} in all)`,
+      );
+    }
     if (step % config.evalEvery === 0 || step === config.maxSteps) {
       validLoss = await replyLoss(policy, valid);
       curve.push({ step, validLoss });
       // With progress events the bar shows the validation loss; a line would break it.
       if (!options.onProgress)
         options.log?.(
-          `sft step ${step}: train loss ${trainLoss.toFixed(4)}, valid loss ${validLoss.toFixed(4)}`,
+          `sft step ${step}: train loss ${trainLoss.toFixed(4)}, valid loss ${validLoss.toFixed(4)}, lr ${learningRateAt(step - 1, config).toExponential(2)}`,
         );
+      await select(step);
     }
     options.onProgress?.({ type: 'advance', phase: 'sft', done: step, loss: trainLoss, validLoss });
   }
   if (validLoss <= config.targetLoss) stoppedBy = 'target';
   options.onProgress?.({ type: 'end', phase: 'sft' });
+  // Stopped between selections (the target loss): measure where it stopped, then keep the best.
+  if (options.select && selection.at(-1)?.step !== step) await select(step);
+  if (best && best.step !== step) policy.runner.setParams(best.params);
+  const cpu = process.cpuUsage(cpuStart);
   return {
     steps: step,
     trainLoss,
     validLoss,
     curve,
+    ...(options.select ? { selection, selected: { step: best!.step, value: best!.value } } : {}),
+    ...(options.dagger && daggerEvery > 0 ? { daggerSamples: aggregate.length } : {}),
+    samplesSeen,
     stoppedBy,
     seconds: (performance.now() - started) / 1000,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
+}
+
+function isStream(train: readonly SftSample[] | SftStream): train is SftStream {
+  return typeof (train as SftStream).next === 'function';
+}
+
+/** A copy of the policy's weights (the runner's arrays are replaced, not mutated, by updates). */
+function copyParams(policy: Policy): Params {
+  return new Map([...policy.runner.getParams()].map(([k, v]) => [k, v.slice()]));
 }

@@ -180,6 +180,27 @@ describe('household loop', () => {
     expect(prompt4).toContain('You are now at step 5');
   });
 
+  it('a command that is not admissible reaches the env ("Nothing happens."), is invalid and is shown as taken', async () => {
+    const [first, ...rest] = expert;
+    // "go to" where the agent already stands, then the expert again.
+    const script = [think(first!), think(first!), ...rest.map(think)];
+    const model = replies(...script);
+    const env = new HouseholdEnv();
+    const t = await runHousehold(env as never, model, { task, seed: task.seed }, { history: 1 });
+    expect(t.won).toBe(true);
+    expect(env.stepCount).toBe(expert.length + 1); // the env received the no-op
+    const noop = t.steps[1]!;
+    expect(noop).toMatchObject({
+      action: first,
+      observation: 'Nothing happens.',
+      valid: false,
+      envReward: 0,
+    });
+    expect(noop.extras.invalidReason).toMatch(/not an admissible command/);
+    expect(t.steps.filter((s) => !s.valid)).toHaveLength(1);
+    expect(model.calls[2]!.messages[0]!.content).toContain(`Action 2: '${first}'`);
+  });
+
   it('stops at the step limit, counting invalid steps', async () => {
     const t = await runHousehold(
       new HouseholdEnv() as never,

@@ -21,6 +21,27 @@ describe('TrainConfig', () => {
     expect(parseTrainConfig({ db: 'runs/a.db', runId: 'b' }).checkpointDir).toBe('runs/a-checkpoints/b');
   });
 
+  it('selects the penalty after normalization for the estimators that have one, unless told otherwise', () => {
+    expect(parseTrainConfig({ estimator: 'gigpo' }).estimatorOptions.penaltyPlacement).toBe(
+      'after-normalization',
+    );
+    expect(parseTrainConfig({ estimator: 'hgpo' }).estimatorOptions.penaltyPlacement).toBe(
+      'after-normalization',
+    );
+    expect(
+      parseTrainConfig({ estimator: 'grpo', penaltyPlacement: 'in-return' }).estimatorOptions
+        .penaltyPlacement,
+    ).toBe('in-return');
+    // The estimator's own option wins over the trainer's field.
+    expect(
+      parseTrainConfig({ estimator: 'rloo', estimatorOptions: { penaltyPlacement: 'in-return' } })
+        .estimatorOptions.penaltyPlacement,
+    ).toBe('in-return');
+    // IGPO's format penalty has no placement: nothing is added.
+    const igpo = parseTrainConfig({ env: 'search', estimator: 'igpo' });
+    expect('penaltyPlacement' in igpo.estimatorOptions).toBe(false);
+  });
+
   it.each([
     [{ groupSize: 0 }, 'groupSize'],
     [{ ppo: { epochs: 1.5 } }, 'ppo.epochs'],
@@ -31,6 +52,8 @@ describe('TrainConfig', () => {
     [{ sft: { enabled: false } }, 'sft.enabled'],
     [{ policy: { model: { width: 30, layers: 1, heads: 4, contextLength: 64 } } }, 'policy.model.heads'],
     [{ itertions: 3 }, 'itertions'],
+    [{ penaltyPlacement: 'later' }, 'penaltyPlacement'],
+    [{ estimatorOptions: { penaltyPlacement: 'later' } }, 'estimatorOptions.penaltyPlacement'],
   ])('rejects %j naming %s', (input, field) => {
     let error: unknown;
     try {

@@ -3,7 +3,9 @@
  * observation/action pairs, the current observation and the admissible commands, and answers
  * `<think>...</think><action>...</action>`. A response without those tags is invalid: the env
  * receives nothing, the world stays as it was, and the step is recorded with `valid: false`
- * (it still counts toward the step limit).
+ * (it still counts toward the step limit). A command the env cannot execute (not admissible: it
+ * answers "Nothing happens.") is recorded `valid: false` too, as the env reports it, so the
+ * invalid-action penalty applies to doing nothing.
  */
 import { z } from 'zod';
 import type { HouseholdTask } from '../../envs/household/generator.ts';
@@ -89,6 +91,8 @@ export async function runHousehold(
     }
     const r = await env.step(decision.action);
     step.action = decision.action;
+    step.valid = r.info.valid;
+    if (!r.info.valid) step.extras.invalidReason = 'not an admissible command (the env did nothing)';
     step.observation = r.observation;
     step.envReward = r.reward;
     step.audit = auditSince(episode.tools, auditFrom);

@@ -9,7 +9,7 @@ import {
   type HouseholdTask,
   renderHouseholdTask,
 } from './generator.ts';
-import { HouseholdState } from './world.ts';
+import { HouseholdState, type HouseholdView } from './world.ts';
 
 export const HOUSEHOLD_INSTRUCTIONS =
   'Reply with one command, e.g. "go to cabinet 1", "open cabinet 1", "take mug 1 from cabinet 1", ' +
@@ -69,7 +69,7 @@ export class HouseholdEnv implements Env<HouseholdTask> {
         `HouseholdEnv.step: trajectory of task ${this.current!.id} is finished; call reset() first`,
       );
     }
-    const { feedback, wellFormed } = this.state.execute(action);
+    const { feedback, admissible } = this.state.execute(action);
     this.steps++;
     const won = this.state.goalHolds();
     this.finished = won || this.steps >= this.generator.config.maxSteps;
@@ -78,8 +78,16 @@ export class HouseholdEnv implements Env<HouseholdTask> {
       observation: feedback,
       reward: won ? HOUSEHOLD_WIN_REWARD : 0,
       done: this.finished,
-      info: { won, valid: wellFormed },
+      // A command that is not admissible did nothing: an invalid action (ALGORITHMS.md), so the
+      // invalid-action penalty applies to it; the agent still reads "Nothing happens.".
+      info: { won, valid: admissible },
     };
+  }
+
+  /** The current state as plain data (the exploring expert's input for DAgger labels). */
+  view(): HouseholdView {
+    if (!this.state) throw new Error('HouseholdEnv.view: call reset() first');
+    return this.state.view();
   }
 
   admissibleActions(): string[] {

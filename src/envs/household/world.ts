@@ -44,11 +44,29 @@ interface Item {
   at: number;
 }
 
+/** A read-only view of a state: what the exploring expert decides from (see expert.ts). */
+export interface HouseholdView {
+  goal: HouseholdGoal;
+  /** The receptacle the agent stands at; undefined in the middle of the room. */
+  location: string | undefined;
+  /** The object in hand, with its states. */
+  holding: { name: string; kind: string; clean: boolean; hot: boolean; cool: boolean } | undefined;
+  /** Every receptacle with its contents (objects and lamps), in the room's listing order. */
+  receptacles: {
+    name: string;
+    kind: string;
+    open: boolean;
+    contents: { name: string; kind: string; lamp: boolean; on: boolean }[];
+  }[];
+}
+
 /** What executing one command gives back. */
 export interface Outcome {
   feedback: string;
   /** The command parsed as one of the grammar's forms (false: malformed). */
   wellFormed: boolean;
+  /** The command was one of the state's admissible commands (it did something). */
+  admissible: boolean;
 }
 
 const NOTHING = 'Nothing happens.';
@@ -137,9 +155,9 @@ export class HouseholdState {
     const effect = this.commandMap().get(text);
     if (effect) {
       this.commands = undefined;
-      return { feedback: effect(), wellFormed: true };
+      return { feedback: effect(), wellFormed: true, admissible: true };
     }
-    return { feedback: NOTHING, wellFormed: GRAMMAR.some((g) => g.test(text)) };
+    return { feedback: NOTHING, wellFormed: GRAMMAR.some((g) => g.test(text)), admissible: false };
   }
 
   /** Whether the goal holds now. */
@@ -173,6 +191,31 @@ export class HouseholdState {
         );
       }
     }
+  }
+
+  /** The state as plain data (copies), for an expert that acts from any state (DAgger labels). */
+  view(): HouseholdView {
+    const held = this.held < 0 ? undefined : this.items[this.held]!;
+    return {
+      goal: this.goal,
+      location: this.loc < 0 ? undefined : this.receps[this.loc]!.name,
+      holding: held && {
+        name: held.name,
+        kind: held.kind,
+        clean: held.clean,
+        hot: held.hot,
+        cool: held.cool,
+      },
+      receptacles: this.receps.map((r) => ({
+        name: r.name,
+        kind: r.kind,
+        open: r.open,
+        contents: r.contents.map((i) => {
+          const it = this.items[i]!;
+          return { name: it.name, kind: it.kind, lamp: it.lamp, on: it.on };
+        }),
+      })),
+    };
   }
 
   /** A JSON snapshot of the state (for tests and debugging): changes iff the world changed. */

@@ -8,10 +8,14 @@ import { PolicyChatModel } from '../../agents/chat/policy-chat-model.ts';
 import { agentEnvMaker, rollout } from '../../agents/loops/rollout.ts';
 import { householdPrompt } from '../../agents/prompts/household.ts';
 import { HouseholdExpert } from '../../envs/household/expert.ts';
+import type { HouseholdTask } from '../../envs/household/generator.ts';
 import { HouseholdGenerator } from '../../envs/household/generator.ts';
-import type { Env, Expert, Task } from '../../envs/types.ts';
+import type { Env, Expert, Split, Task } from '../../envs/types.ts';
+import type { Policy } from '../../policy/policy.ts';
 import type { TrainConfig } from '../config.ts';
 import type { Demonstrated, FamilyHooks, TaskFamily } from '../family.ts';
+import { householdLockstep } from '../household-batch.ts';
+import { type SftSample, sftSamples } from '../sft.ts';
 
 /** The reply a household agent should give for `action` (the loop's format). */
 export function expertReply(action: string): string {
@@ -82,5 +86,42 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
         },
         onTrajectory: request.onTrajectory,
       }),
+  };
+}
+
+/**
+ * DAgger's data for the household family: roll the current policy (lock step, `temperature`) on
+ * `tasks` new train tasks per round and label every state it visits with the exploring expert
+ * acting from the true state, as SFT samples. Round r uses seeds `firstSeed + r * tasks ...`, so
+ * rounds never repeat a task.
+ */
+export function householdDagger(
+  config: Pick<TrainConfig, 'envOptions' | 'loop'> & {
+    sft: { dagger: { tasks: number; temperature: number } };
+  },
+  task: (split: Split, seed: number) => Task,
+  options: { firstSeed?: number; seed?: number } = {},
+): (policy: Policy, round: number) => Promise<SftSample[]> {
+  const { tasks, temperature } = config.sft.dagger;
+  const firstSeed = options.firstSeed ?? 3_000_000;
+  return async (policy, round) => {
+    const drawn = Array.from(
+      { length: tasks },
+      (_, k) => task('train', firstSeed + round * tasks + k) as HouseholdTask,
+    );
+    const runs = await householdLockstep(policy, drawn, {
+      history: config.loop.history,
+      maxSteps: config.loop.maxSteps,
+      maxTokens: config.loop.maxTokens,
+      temperature,
+      seed: (options.seed ?? 0) + round,
+      envOptions: config.envOptions,
+      label: true,
+    });
+    return sftSamples(
+      runs.flatMap((r) => r.labelled),
+      policy.tokenizer,
+      policy.config.contextLength,
+    );
   };
 }

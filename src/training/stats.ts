@@ -1,0 +1,96 @@
+/**
+ * Intervals for evaluation figures, so a reported success rate says how sure it is: the Wilson
+ * score interval for a rate, and the paired bootstrap interval for the difference of two success
+ * vectors measured on the same tasks (after minus before, method B minus method A).
+ */
+import { Rng } from '../envs/rng.ts';
+
+/** A two-sided interval [low, high]. */
+export type Interval = [low: number, high: number];
+
+/** z for a two-sided 95% interval (the 0.975 quantile of the standard normal). */
+export const Z95 = 1.959963984540054;
+
+/**
+ * The Wilson score interval for a binomial rate (Wilson, "Probable inference, the law of
+ * succession, and statistical inference", JASA 1927): the rates p for which the observed
+ * `successes` of `n` are within z standard errors, `(p̂ + z²/2n ± z·sqrt(p̂(1-p̂)/n + z²/4n²)) /
+ * (1 + z²/n)`. Unlike the normal (Wald) interval it stays inside [0, 1] and is not empty at 0 or n.
+ */
+export function wilson(successes: number, n: number, z = Z95): Interval {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`wilson: n must be a positive integer, got ${n}`);
+  if (!Number.isInteger(successes) || successes < 0 || successes > n) {
+    throw new Error(`wilson: successes must be an integer in [0, ${n}], got ${successes}`);
+  }
+  const p = successes / n;
+  const z2 = z * z;
+  const center = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const half = (z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / (1 + z2 / n);
+  // Exact ends at 0 and n (the formula gives them up to rounding).
+  return [successes === 0 ? 0 : center - half, successes === n ? 1 : center + half];
+}
+
+/** A difference of two paired success rates with its interval. */
+export interface PairedDifference {
+  /** mean(b) - mean(a). */
+  value: number;
+  ci95: Interval;
+  tasks: number;
+  /** Tasks only `b` solved / only `a` solved (the discordant pairs; the rest do not move the difference). */
+  onlyB: number;
+  onlyA: number;
+}
+
+/**
+ * The paired bootstrap 95% interval of mean(b) - mean(a), where a[i] and b[i] are the outcomes
+ * (0/1, or any numbers such as F1) of the same task i under two policies (Efron & Tibshirani, "An
+ * Introduction to the Bootstrap", 1993, percentile interval): tasks are resampled with replacement
+ * `resamples` times, keeping each task's pair together, and the 2.5% and 97.5% quantiles of the
+ * resampled differences are the ends. Seeded, so the same inputs give the same interval.
+ */
+export function pairedBootstrap(
+  a: readonly number[],
+  b: readonly number[],
+  options: { resamples?: number; seed?: number } = {},
+): PairedDifference {
+  const n = a.length;
+  if (n === 0) throw new Error('pairedBootstrap: no tasks');
+  if (b.length !== n) {
+    throw new Error(
+      `pairedBootstrap: the vectors must pair up task by task; got ${n} and ${b.length} values`,
+    );
+  }
+  for (const [name, xs] of [
+    ['a', a],
+    ['b', b],
+  ] as const) {
+    const bad = xs.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new Error(`pairedBootstrap: ${name}[${bad}] is ${xs[bad]}; expected a finite number`);
+  }
+  const resamples = options.resamples ?? 10_000;
+  const d = a.map((x, i) => b[i]! - x);
+  const value = d.reduce((s, x) => s + x, 0) / n;
+  const rng = new Rng(`paired-bootstrap:${options.seed ?? 0}`);
+  const means = new Float64Array(resamples);
+  for (let r = 0; r < resamples; r++) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += d[Math.floor(rng.next() * n)]!;
+    means[r] = sum / n;
+  }
+  means.sort();
+  return {
+    value,
+    ci95: [quantile(means, 0.025), quantile(means, 0.975)],
+    tasks: n,
+    onlyB: d.filter((x) => x > 0).length,
+    onlyA: d.filter((x) => x < 0).length,
+  };
+}
+
+/** The q-quantile of sorted values, linear between order statistics (numpy's default). */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}

@@ -1,0 +1,222 @@
+/**
+ * The SFT options that make it scale: the learning-rate schedule, fresh demonstrations per batch,
+ * checkpoint selection, DAgger aggregation; and the household lock-step rollouts they use (the
+ * same trajectories as the household loop).
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { PolicyChatModel } from '../../src/agents/chat/policy-chat-model.ts';
+import { runHousehold } from '../../src/agents/loops/household.ts';
+import { householdPrompt } from '../../src/agents/prompts/household.ts';
+import { HouseholdEnv } from '../../src/envs/household/env.ts';
+import { HouseholdExpert } from '../../src/envs/household/expert.ts';
+import { HouseholdGenerator, type HouseholdTask } from '../../src/envs/household/generator.ts';
+import type { Split, Task } from '../../src/envs/types.ts';
+import { Policy } from '../../src/policy/policy.ts';
+import { SftConfig } from '../../src/training/config.ts';
+import {
+  expertReply,
+  householdDagger,
+  householdDemonstrations,
+} from '../../src/training/families/household.ts';
+import type { Demonstrated } from '../../src/training/family.ts';
+import { actionAccuracy, evaluateHousehold, householdLockstep } from '../../src/training/household-batch.ts';
+import {
+  demonstrationStream,
+  learningRateAt,
+  runSft,
+  type SftSample,
+  sftSamples,
+} from '../../src/training/sft.ts';
+import { tinyPolicy } from '../agents/loops-helpers.ts';
+import { doorTask, doorTokenizer, TINY_MODEL } from './helpers.ts';
+
+const policies: Policy[] = [];
+afterAll(async () => {
+  await Promise.all(policies.map((p) => p.dispose()));
+});
+
+describe('learningRateAt', () => {
+  const base = { learningRate: 1, warmupSteps: 10, decayTo: 0.1, maxSteps: 110 };
+  it('warms up linearly, then keeps, or decays by cosine or linearly to decayTo at maxSteps', () => {
+    const cos = { ...base, decay: 'cosine' as const };
+    expect(learningRateAt(0, cos)).toBeCloseTo(0.1, 12);
+    expect(learningRateAt(9, cos)).toBeCloseTo(1, 12);
+    expect(learningRateAt(10, cos)).toBeCloseTo(1, 12);
+    // Halfway through the decay the cosine is at the middle of [decayTo, 1].
+    expect(learningRateAt(60, cos)).toBeCloseTo(0.55, 12);
+    expect(learningRateAt(110, cos)).toBeCloseTo(0.1, 12);
+    const lin = { ...base, decay: 'linear' as const };
+    expect(learningRateAt(35, lin)).toBeCloseTo(0.1 + 0.9 * 0.75, 12);
+    expect(learningRateAt(500, { ...base, decay: 'constant' as const })).toBe(1);
+    // The config's defaults keep the old constant rate.
+    const d = SftConfig.parse({});
+    expect([0, 150, 299].map((s) => learningRateAt(s, d))).toEqual([
+      d.learningRate,
+      d.learningRate,
+      d.learningRate,
+    ]);
+  });
+});
+
+describe('demonstrationStream', () => {
+  it('draws new tasks for every batch, never repeating a decision', async () => {
+    const tokenizer = doorTokenizer();
+    const asked: number[] = [];
+    const family = {
+      task: (split: Split, seed: number) => doorTask(split, seed) as Task,
+      demonstrations: async (tasks: readonly Task[]): Promise<Demonstrated[]> =>
+        tasks.map((t) => {
+          asked.push(t.seed);
+          return {
+            messages: [{ role: 'user', content: `task ${t.seed}` }],
+            reply: expertReply('open red door'),
+          };
+        }),
+    };
+    const stream = demonstrationStream(family, tokenizer, 256, { firstSeed: 500, tasksPerDraw: 4 });
+    const seen = new Set<string>();
+    for (let i = 0; i < 5; i++) {
+      for (const s of await stream.next(3)) seen.add(tokenizer.decode(s.prompt));
+    }
+    expect(seen.size).toBe(15);
+    expect(asked).toEqual(Array.from({ length: asked.length }, (_, k) => 500 + k));
+  });
+});
+
+describe('runSft with selection and DAgger', () => {
+  it('keeps the best checkpoint by the selection figure and mixes DAgger samples into later batches', async () => {
+    const tokenizer = doorTokenizer();
+    const policy = Policy.create({ model: TINY_MODEL, tokenizer, seed: 3 });
+    policies.push(policy);
+    const demos: Demonstrated[] = [0, 1, 2, 3].map((seed) => ({
+      messages: householdPrompt({
+        task: 'find the prize.',
+        stepCount: 0,
+        history: [],
+        observation: `hall ${seed}`,
+        admissible: ['open red door', 'open blue door'],
+      }),
+      reply: expertReply(seed % 2 ? 'open red door' : 'open blue door'),
+    }));
+    const samples = sftSamples(demos, tokenizer, 256);
+    const initial = new Map([...policy.runner.getParams()].map(([k, v]) => [k, v.slice()]));
+    const rounds: number[] = [];
+    const config = SftConfig.parse({
+      batchSize: 4,
+      maxSteps: 6,
+      evalEvery: 2,
+      targetLoss: 1e-9,
+      warmupSteps: 2,
+      decay: 'cosine',
+      dagger: { every: 2, share: 0.5 },
+    });
+    let calls = 0;
+    const result = await runSft(policy, samples, samples, config, {
+      // Best at step 0: the run must end with the initial weights.
+      select: async () => 10 - calls++,
+      dagger: async (_p, round) => {
+        rounds.push(round);
+        return samples.slice(0, 1) as SftSample[];
+      },
+    });
+    expect(result.steps).toBe(6);
+    expect(result.selection!.map((s) => s.step)).toEqual([0, 2, 4, 6]);
+    expect(result.selected).toEqual({ step: 0, value: 10 });
+    expect(rounds).toEqual([1, 2]); // after steps 2 and 4; none after the last
+    expect(result.daggerSamples).toBe(2);
+    expect(result.cpuSeconds).toBeGreaterThan(0);
+    for (const [k, v] of policy.runner.getParams())
+      expect(Array.from(v), k).toEqual(Array.from(initial.get(k)!));
+    // Without selection the trained weights stay.
+    const trained = await runSft(policy, samples, samples, {
+      ...config,
+      dagger: { ...config.dagger, every: 0 },
+    });
+    expect(trained.selected).toBeUndefined();
+    expect(policy.runner.getParams().get('finalNorm.gain')).not.toEqual(initial.get('finalNorm.gain'));
+  });
+});
+
+describe('household lock step', () => {
+  const generator = new HouseholdGenerator();
+  const tasks = [0, 1, 2].map((s) => generator.generate('train', s));
+
+  it('gives the household loop greedy trajectories, prompt for prompt, and labels each state with the expert', async () => {
+    const policy = tinyPolicy(5);
+    policies.push(policy);
+    const opts = { history: 1, maxSteps: 3, maxTokens: 16 };
+    const runs = await householdLockstep(policy, tasks, { ...opts, label: true, batch: 2 });
+    for (const [i, task] of tasks.entries()) {
+      const t = await runHousehold(
+        new HouseholdEnv() as never,
+        new PolicyChatModel(policy, { temperature: 0 }),
+        {
+          task,
+          seed: task.seed,
+        },
+        { history: 1, maxSteps: 3, sampling: { temperature: 0, maxTokens: 16 } },
+      );
+      const run = runs[i]!;
+      expect(run.steps).toBe(t.steps.length);
+      expect(run.actions).toEqual(t.steps.map((s) => s.action));
+      expect(run.won).toBe(t.won);
+      expect(run.invalid).toBe(t.steps.filter((s) => !s.valid).length);
+      expect(run.labelled.map((d) => policy.tokenizer.decode(policy.encodePrompt(d.messages)))).toEqual(
+        t.steps.map((s) => s.promptText),
+      );
+    }
+    // The labels are the exploring expert's commands: at the start, its first demonstrated one.
+    const explorer = new HouseholdExpert({ explore: true });
+    for (const [i, task] of tasks.entries()) {
+      expect(runs[i]!.labelled[0]!.reply).toBe(expertReply(explorer.demonstrate(task).actions[0]!));
+    }
+    const e = await evaluateHousehold(policy, tasks, opts);
+    expect(e).toMatchObject({ tasks: 3, successes: 0, outcomes: [0, 0, 0] });
+    expect(e.ci95[1]).toBeGreaterThan(0.5);
+  });
+
+  it('DAgger rounds label the states the policy visits on new train tasks, as SFT samples', async () => {
+    const policy = tinyPolicy(7);
+    policies.push(policy);
+    const drawn: number[] = [];
+    const collect = householdDagger(
+      {
+        envOptions: {},
+        loop: { history: 1, maxSteps: 2, maxTokens: 8, temperature: 1 },
+        sft: { dagger: { tasks: 2, temperature: 0 } },
+      },
+      (split, seed) => {
+        drawn.push(seed);
+        return generator.generate(split, seed);
+      },
+      { firstSeed: 100 },
+    );
+    const samples = await collect(policy, 1);
+    expect(drawn).toEqual([102, 103]);
+    // An untrained policy's replies are malformed: it stays at the start, 2 decisions per task,
+    // each labelled with the expert's first command.
+    expect(samples).toHaveLength(4);
+    const explorer = new HouseholdExpert({ explore: true });
+    const first = [102, 103].map(
+      (seed) => explorer.demonstrate(generator.generate('train', seed)).actions[0]!,
+    );
+    const replies = samples.map((s) => policy.tokenizer.decode(s.response.slice(0, -1)));
+    expect(replies).toEqual([first[0], first[0], first[1], first[1]].map(expertReply));
+  });
+
+  it('action accuracy compares the greedy reply with the expert command, decision by decision', async () => {
+    const policy = tinyPolicy(6);
+    policies.push(policy);
+    const demos = await householdDemonstrations(
+      new HouseholdEnv() as never,
+      new HouseholdExpert({ explore: true }),
+      tasks as HouseholdTask[],
+      1,
+    );
+    const acc = await actionAccuracy(policy, demos, { maxTokens: 16, batch: 8 });
+    expect(acc.decisions).toBe(demos.length);
+    // An untrained policy names none of the expert's commands.
+    expect(acc.correct).toBe(0);
+    await expect(actionAccuracy(policy, [], { maxTokens: 4 })).rejects.toThrow(/no expert decisions/);
+  });
+});

@@ -1,0 +1,64 @@
+/**
+ * Evaluation intervals against values computed independently: Wilson intervals from SciPy
+ * (`scipy.stats.binomtest(k, n).proportion_ci(method='wilson')`), the paired bootstrap against a
+ * NumPy percentile bootstrap with 400,000 resamples (`default_rng(0)`).
+ */
+import { describe, expect, it } from 'vitest';
+import { pairedBootstrap, quantile, wilson } from '../../src/training/stats.ts';
+
+describe('wilson', () => {
+  it.each([
+    [0, 10, 0, 0.27753279986288926],
+    [3, 10, 0.10779126740630102, 0.6032218525388546],
+    [81, 200, 0.3393777128250676, 0.474202899186613],
+    [200, 200, 0.9811546736227335, 1],
+    [50, 100, 0.4038315303659956, 0.5961684696340044],
+  ])('%i of %i matches SciPy', (k, n, low, high) => {
+    const [lo, hi] = wilson(k, n);
+    expect(lo).toBeCloseTo(low, 12);
+    expect(hi).toBeCloseTo(high, 12);
+  });
+
+  it('refuses counts that are not a rate, naming what was expected', () => {
+    expect(() => wilson(3, 0)).toThrow(/n must be a positive integer, got 0/);
+    expect(() => wilson(11, 10)).toThrow(/successes must be an integer in \[0, 10\], got 11/);
+    expect(() => wilson(0.5, 10)).toThrow(/successes/);
+  });
+});
+
+describe('pairedBootstrap', () => {
+  // 200 tasks: 30 solved before; after, 25 of those and 31 others (difference +0.13).
+  const before = Array.from({ length: 200 }, (_, i) => (i < 30 ? 1 : 0));
+  const after = Array.from({ length: 200 }, (_, i) => (i < 25 || (i >= 30 && i < 61) ? 1 : 0));
+
+  it('matches a NumPy percentile bootstrap of the same pairs', () => {
+    const d = pairedBootstrap(before, after, { resamples: 20_000 });
+    expect(d.value).toBeCloseTo(0.13, 12);
+    expect(d).toMatchObject({ tasks: 200, onlyB: 31, onlyA: 5 });
+    // NumPy: [0.075, 0.185]; Monte Carlo error at 20,000 resamples is about 0.002.
+    expect(d.ci95[0]).toBeCloseTo(0.075, 2);
+    expect(d.ci95[1]).toBeCloseTo(0.185, 2);
+  });
+
+  it('is deterministic for a seed, and pairs matter: swapping the vectors mirrors the interval', () => {
+    const a = pairedBootstrap(before, after, { seed: 4 });
+    expect(pairedBootstrap(before, after, { seed: 4 })).toEqual(a);
+    const mirrored = pairedBootstrap(after, before, { seed: 4 });
+    expect(mirrored.value).toBeCloseTo(-a.value, 12);
+    expect(mirrored.ci95[0]).toBeCloseTo(-a.ci95[1], 12);
+    expect(mirrored.ci95[1]).toBeCloseTo(-a.ci95[0], 12);
+    // The same outcomes on every task: no difference, and no uncertainty about it.
+    expect(pairedBootstrap(after, after).ci95).toEqual([0, 0]);
+  });
+
+  it('refuses vectors that do not pair up', () => {
+    expect(() => pairedBootstrap([1, 0], [1])).toThrow(/pair up task by task; got 2 and 1/);
+    expect(() => pairedBootstrap([], [])).toThrow(/no tasks/);
+    expect(() => pairedBootstrap([1, Number.NaN], [1, 0])).toThrow(/a\[1\] is NaN/);
+  });
+
+  it('quantile interpolates like numpy.quantile', () => {
+    expect(quantile([1, 2, 3, 4], 0.5)).toBe(2.5);
+    expect(quantile([0, 10], 0.025)).toBeCloseTo(0.25, 12);
+  });
+});
