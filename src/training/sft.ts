@@ -200,7 +200,11 @@ export async function runSft(
   train: readonly SftSample[] | SftStream,
   valid: readonly SftSample[],
   config: z.output<typeof SftConfig>,
-  options: { seed?: number; onProgress?: (event: ProgressEvent) => void; log?: (line: string) => void } & SftExtras = {},
+  options: {
+    seed?: number;
+    onProgress?: (event: ProgressEvent) => void;
+    log?: (line: string) => void;
+  } & SftExtras = {},
 ): Promise<SftResult> {
   const stream = isStream(train) ? train : undefined;
   const fixed = isStream(train) ? [] : train;
