@@ -79,17 +79,22 @@ export interface DetailSchema {
 
 const R_t: DetailField = { key: 'return', label: 'discounted return', symbol: 'R_t' };
 const score: DetailField = { key: 'score', label: 'episode score', symbol: 'S' };
+const penalty: DetailField = {
+  key: 'penalty',
+  label: 'invalid-action penalty, taken off after normalization',
+};
 const outcome: DetailField = { key: 'outcome', label: 'shared outcome', symbol: 'R' };
 
 /** Each estimator's details, as its function in this folder returns them. */
 export const detailSchemas: Record<EstimatorName, DetailSchema> = {
-  grpo: { fields: [score] },
+  grpo: { fields: [score, penalty] },
   gigpo: {
     fields: [
       { key: 'episode', label: 'episode part', symbol: 'A_E' },
       { key: 'step', label: 'step part', symbol: 'A_S' },
       R_t,
       { key: 'stepGroupSize', label: 'step-group size' },
+      penalty,
     ],
     peers: {
       title: 'Step group (same anchor in the other rollouts)',
@@ -104,7 +109,7 @@ export const detailSchemas: Record<EstimatorName, DetailSchema> = {
     },
   },
   hgpo: {
-    fields: [R_t],
+    fields: [R_t, penalty],
     levels: { value: 'level', size: 'levelGroupSize', weight: 'levelWeight', baseName: '0 (base)' },
   },
   igpo: {
@@ -127,7 +132,7 @@ export const detailSchemas: Record<EstimatorName, DetailSchema> = {
     },
   },
   rloo: {
-    fields: [score, { key: 'baseline', label: "mean return of the group's other trajectories" }],
+    fields: [score, { key: 'baseline', label: "mean return of the group's other trajectories" }, penalty],
   },
 };
 

@@ -35,6 +35,8 @@ export interface GigpoDetails {
   episode: Float64Array;
   /** A_S: the step part (0 for a row alone in its step group). */
   step: Float64Array;
+  /** Taken off A after normalization on an invalid row (penaltyPlacement 'after-normalization'; else 0). */
+  penalty: Float64Array;
   /** R_t: the discounted step return, after the invalid-action penalty. */
   return: Float64Array;
   /** Step-group number (unique across the batch). */
@@ -95,11 +97,11 @@ export function gigpo(
     }
     advantages[i] = episode[i] + opts.stepWeight * step[i];
   }
-  penaltyAfter(advantages, invalid, after);
+  const penalty = penaltyAfter(advantages, invalid, after);
   return {
     estimator: 'gigpo',
     advantages,
-    details: { episode, step, return: returns, stepGroup, stepGroupSize },
+    details: { episode, step, return: returns, stepGroup, stepGroupSize, penalty },
     diagnostics: {
       ...baseDiagnostics(batch, trajectoryReturn, advantages),
       stepGroups: count,

@@ -28,6 +28,8 @@ export interface GrpoDetails {
   [column: string]: Float64Array;
   /** Episode score S: the trajectory's episodeReturn, minus the penalty on an invalid row. */
   score: Float64Array;
+  /** Taken off A after normalization on an invalid row (penaltyPlacement 'after-normalization'; else 0). */
+  penalty: Float64Array;
 }
 
 /**
@@ -73,11 +75,11 @@ export function grpo(
   const coef = penaltyCoefs(opts);
   const score = episodeScores(batch, trajectoryReturn, invalid, coef.inReturn);
   const advantages = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, opts.statistics);
-  penaltyAfter(advantages, invalid, coef.after);
+  const penalty = penaltyAfter(advantages, invalid, coef.after);
   return {
     estimator: 'grpo',
     advantages,
-    details: { score },
+    details: { score, penalty },
     diagnostics: baseDiagnostics(batch, trajectoryReturn, advantages),
   };
 }

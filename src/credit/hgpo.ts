@@ -29,6 +29,8 @@ export interface HgpoDetails {
   [column: string]: Float64Array | Float64Array[] | Int32Array[] | number[];
   /** R_t: the discounted step return, after the invalid-action penalty. */
   return: Float64Array;
+  /** Taken off A after normalization on an invalid row (penaltyPlacement 'after-normalization'; else 0). */
+  penalty: Float64Array;
   /**
    * `level[k][i]`: row i's item a_k at level k; NaN when the row has no level-k group of two or
    * more members. An item equal to 0 is dropped from A. k = 0 is the base group, whose columns
@@ -173,11 +175,12 @@ export function hgpo(
     if (den === 0) noItem++;
     else advantages[i] /= den + EPS;
   }
-  penaltyAfter(advantages, invalid, after);
+  const penalty = penaltyAfter(advantages, invalid, after);
   return {
     estimator: 'hgpo',
     advantages,
     details: {
+      penalty,
       return: returns,
       level,
       levelGroupSize,

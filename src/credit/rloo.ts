@@ -16,6 +16,8 @@ export interface RlooDetails {
   [column: string]: Float64Array;
   /** Episode score S (episodeReturn, minus the penalty on an invalid row). */
   score: Float64Array;
+  /** Taken off A after normalization on an invalid row (penaltyPlacement 'after-normalization'; else 0). */
+  penalty: Float64Array;
   /** Mean episodeReturn of the other trajectories of the group (NaN when there are none). */
   baseline: Float64Array;
 }
@@ -54,11 +56,11 @@ export function rloo(
     baseline[i] = count[g] > 1 ? (sum[g] - trajectoryReturn[t]) / (count[g] - 1) : Number.NaN;
     advantages[i] = count[g] > 1 ? score[i] - baseline[i] : score[i];
   }
-  penaltyAfter(advantages, invalid, coef.after);
+  const penalty = penaltyAfter(advantages, invalid, coef.after);
   return {
     estimator: 'rloo',
     advantages,
-    details: { score, baseline },
+    details: { score, baseline, penalty },
     diagnostics: baseDiagnostics(batch, trajectoryReturn, advantages),
   };
 }

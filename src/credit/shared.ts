@@ -252,10 +252,19 @@ export function penaltyCoefs(opts: { penalty: boolean; penaltyCoef: number; pena
     : { inReturn: coef, after: 0 };
 }
 
-/** `advantages[i] -= coef` on invalid rows, in place: the penalty placed after normalization. */
+/**
+ * `advantages[i] -= coef` on invalid rows, in place: the penalty placed after normalization.
+ * Returns what was taken off each row (the `penalty` detail, so the details still add up to A).
+ */
 export function penaltyAfter(advantages: Float64Array, invalid: Uint8Array, coef: number): Float64Array {
-  if (coef !== 0) for (let i = 0; i < advantages.length; i++) if (invalid[i]) advantages[i] -= coef;
-  return advantages;
+  const penalty = new Float64Array(advantages.length);
+  if (coef !== 0)
+    for (let i = 0; i < advantages.length; i++)
+      if (invalid[i]) {
+        advantages[i] -= coef;
+        penalty[i] = coef;
+      }
+  return penalty;
 }
 
 /** Episode score per row: `S = episodeReturn`, minus `coef` on invalid rows. */

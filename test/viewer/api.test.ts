@@ -287,7 +287,10 @@ describe('a trajectory', () => {
         );
         expect(credit.value).toBeCloseTo(again.advantages[i]!, 9);
         expect(credit.value).toBeCloseTo(rows[i]!.advantage!, 12);
-        expect(credit.details.episode + credit.details.step).toBeCloseTo(credit.value, 12);
+        expect(credit.details.episode + credit.details.step - credit.details.penalty).toBeCloseTo(
+          credit.value,
+          12,
+        );
         const sameAnchor = rows.filter(
           (r, j) => j !== i && r.groupId === g.groupId && r.anchor === rows[i]!.anchor,
         );
