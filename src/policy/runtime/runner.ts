@@ -409,19 +409,47 @@ export class ModelRunner {
     });
     const H = this.config.heads;
     const hs = this.config.width / H;
-    const { session, feeds: paramFeeds } = await this.inference('extend', (w) =>
-      buildExtendGraph(this.config, 'float32', w).toOnnx(),
-    );
-    const feeds: Record<string, ort.Tensor> = {
-      ...paramFeeds,
-      ids: new ort.Tensor('int64', ids, [J, S]),
-      positions: new ort.Tensor('int64', positions, [J, S]),
-      bias: new ort.Tensor('float32', bias, [J, 1, 1, cap]),
-      pad: new ort.Tensor('float32', pad, [J, 1, 1, S]),
-    };
-    for (let l = 0; l < this.config.layers; l++) {
-      feeds[`past.${l}.k`] = new ort.Tensor('float32', slots.view('k', l, first, J), [J, H, cap, hs]);
-      feeds[`past.${l}.v`] = new ort.Tensor('float32', slots.view('v', l, first, J), [J, H, cap, hs]);
+    let feeds: Record<string, ort.Tensor>;
+    let session: ort.InferenceSession;
+    if (suffixes.every((_, j) => slots.lengths[first + j] === 0)) {
+      // Nothing cached for any row: the plain prefill graph, which does not attend to the empty
+      // slot positions (the extend graph would, masked, at a cost that grows with the capacity).
+      const causal = new Float32Array(J * S * S);
+      suffixes.forEach((suffix, j) => {
+        const p = S - suffix.length;
+        for (let t = 0; t < S; t++) {
+          for (let k = 0; k < S; k++) {
+            const visible = k <= t && (k >= p || k === t);
+            causal[(j * S + t) * S + k] = visible ? 0 : MASKED;
+          }
+        }
+      });
+      const prefill = await this.inference('prefill', (w) =>
+        buildPrefillGraph(this.config, 'float32', w).toOnnx(),
+      );
+      session = prefill.session;
+      feeds = {
+        ...prefill.feeds,
+        ids: new ort.Tensor('int64', ids, [J, S]),
+        positions: new ort.Tensor('int64', positions, [J, S]),
+        bias: new ort.Tensor('float32', causal, [J, 1, S, S]),
+      };
+    } else {
+      const extend = await this.inference('extend', (w) =>
+        buildExtendGraph(this.config, 'float32', w).toOnnx(),
+      );
+      session = extend.session;
+      feeds = {
+        ...extend.feeds,
+        ids: new ort.Tensor('int64', ids, [J, S]),
+        positions: new ort.Tensor('int64', positions, [J, S]),
+        bias: new ort.Tensor('float32', bias, [J, 1, 1, cap]),
+        pad: new ort.Tensor('float32', pad, [J, 1, 1, S]),
+      };
+      for (let l = 0; l < this.config.layers; l++) {
+        feeds[`past.${l}.k`] = new ort.Tensor('float32', slots.view('k', l, first, J), [J, H, cap, hs]);
+        feeds[`past.${l}.v`] = new ort.Tensor('float32', slots.view('v', l, first, J), [J, H, cap, hs]);
+      }
     }
     const out = await session.run(feeds);
     for (let l = 0; l < this.config.layers; l++) {
