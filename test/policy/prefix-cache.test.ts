@@ -94,6 +94,23 @@ describe('generation with reused keys and values equals generation from scratch'
     });
   }
 
+  it('prefills a prefix shared by different prompts of one admission once (waves)', async () => {
+    const { cached, scratch } = pair({}, 6);
+    const system = { role: 'system' as const, content: texts[0]! };
+    const a = cached.encodePrompt([system, { role: 'user', content: 'take apple 1 from countertop 1.' }]);
+    const b = cached.encodePrompt([system, { role: 'user', content: 'put apple 1 in/on fridge 1 now.' }]);
+    let shared = 0;
+    while (a[shared] === b[shared]) shared++;
+    const prompts = [a, b, a, b, a, b];
+    const opts = { maxNewTokens: 6, seed: 2, stopTokens: [] };
+    const out = await cached.generate(prompts, opts);
+    // a once, b's own part once, one token for each of the other four copies.
+    expect(cached.batch.stats.prefilledTokens).toBe(a.length + (b.length - shared) + 4);
+    expectSame(out, await scratch.generate(prompts, opts));
+    await cached.dispose();
+    await scratch.dispose();
+  });
+
   it('is cleared by an update (its keys and values belong to the old weights)', async () => {
     const { cached } = pair({}, 4);
     const prompt = cached.encodePrompt('go to countertop 1.');

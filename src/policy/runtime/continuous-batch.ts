@@ -4,13 +4,13 @@
  * of waiting for a whole batch to finish. A joining row takes a slot, gets the keys and values of
  * its prompt's longest cached prefix (the runner's `PrefixCache`) and prefills only the rest
  * (the extend graph); rows of one admission that share a prefix longer than the cache knows are
- * prefilled in two waves, so the G copies of a task's first prompt cost one prefill. A finished
+ * prefilled in waves, so the G copies of a task's first prompt cost one prefill. A finished
  * row's prompt and reply go into the prefix cache, ready for the trajectory's next turn.
  *
  * Each row samples with its own generator, so its tokens do not depend on which rows share its
  * steps (up to float rounding in the batched kernels).
  */
-import type { PrefixMatch, PrefixNode } from './prefix-cache.ts';
+import type { PrefixNode } from './prefix-cache.ts';
 import type { ModelRunner } from './runner.ts';
 import { logSoftmaxAt, Rng, type SamplingOptions, StopStrings, sampleToken } from './sampling.ts';
 import { SlotCache } from './slots.ts';
@@ -251,41 +251,57 @@ export class ContinuousBatch {
   }
 
   /**
-   * Take waiting requests into free slots and prefill them. With a prefix cache, rows that share
-   * a long prefix with an earlier row of this admission go second, once that row is cached.
+   * Take waiting requests into free slots and prefill them. With a prefix cache they go in waves:
+   * a row that shares a longer prefix with an earlier row of the wave than the cache holds waits
+   * for the next wave, when that row's prompt is cached (so G copies of a prompt, or prompts that
+   * share a system message, prefill the shared part once).
    */
   private async admit(): Promise<void> {
-    const taken = this.waiting
+    let pending = this.waiting
       .splice(0, this.options.maxBatch - this.active.length)
       .map((p) => this.newRow(p));
     const cache = this.runner.prefixCache;
-    let first = taken;
-    const second: Row[] = [];
-    if (cache) {
-      first = [];
-      for (const row of taken) {
+    while (pending.length > 0) {
+      const wave: Row[] = [];
+      const later: Row[] = [];
+      for (const row of pending) {
         const prompt = row.request.prompt;
-        const cached = cache.peek(prompt);
-        const shared = Math.max(0, ...first.map((f) => commonPrefix(f.request.prompt, prompt)));
-        (Math.min(shared, prompt.length - 1) >= cached + SHARED_PREFIX_MIN ? second : first).push(row);
+        const cached = cache ? cache.peek(prompt, prompt.length - 1) : 0;
+        const shared = cache ? Math.max(0, ...wave.map((w) => commonPrefix(w.request.prompt, prompt))) : 0;
+        (Math.min(shared, prompt.length - 1) >= cached + SHARED_PREFIX_MIN ? later : wave).push(row);
       }
+      await this.prefill(wave);
+      pending = later;
     }
-    for (const wave of [first, second]) if (wave.length > 0) await this.prefill(wave);
   }
 
+  /**
+   * Give each row of a wave a slot holding its cached prefix, then prefill the suffixes. Rows go
+   * into slots longest suffix first and are prefilled in runs of similar length, so that a
+   * one-token suffix is not left-padded to a long one's length.
+   */
   private async prefill(wave: Row[]): Promise<void> {
     const cache = this.runner.prefixCache;
+    const matches = wave.map((row) => {
+      const prompt = row.request.prompt;
+      return cache?.match(prompt, prompt.length - 1);
+    });
+    const order = wave.map((_, j) => j);
+    const suffixLength = (j: number) => wave[j]!.request.prompt.length - (matches[j]?.length ?? 0);
+    order.sort((a, b) => suffixLength(b) - suffixLength(a));
     const start = this.active.length;
     const need = Math.max(this.slots.capacity, ...wave.map((r) => r.request.prompt.length + r.budget - 1));
     this.slots.reserve(start + wave.length, need);
+    const rows: Row[] = [];
     const suffixes: number[][] = [];
-    for (const row of wave) {
+    for (const j of order) {
+      const row = wave[j]!;
+      const match = matches[j];
       const prompt = row.request.prompt;
       const slot = this.slots.add();
       this.active.push(row);
-      let match: PrefixMatch | undefined;
-      if (cache) {
-        match = cache.match(prompt, prompt.length - 1);
+      rows.push(row);
+      if (cache && match) {
         cache.copyInto(match, this.slots, slot);
         this.slots.lengths[slot] = match.length;
         row.held = match.path.at(-1)?.node;
@@ -297,17 +313,25 @@ export class ContinuousBatch {
       this.stats.promptTokens += prompt.length;
       this.stats.prefilledTokens += prompt.length - cached;
     }
-    this.stats.prefills++;
-    const logits = await this.runner.extend(this.slots, start, suffixes);
+    const logits: Float32Array[] = [];
+    for (let a = 0; a < rows.length; ) {
+      // A run: rows whose suffixes are at least 3/4 of its first (longest) one, so padding
+      // wastes at most a quarter of the run's work.
+      let b = a + 1;
+      while (b < rows.length && 4 * suffixes[b]!.length >= 3 * suffixes[a]!.length) b++;
+      this.stats.prefills++;
+      logits.push(...(await this.runner.extend(this.slots, start + a, suffixes.slice(a, b))));
+      a = b;
+    }
     if (cache) {
-      wave.forEach((row, j) => {
+      rows.forEach((row, j) => {
         const held = cache.insert(row.request.prompt, (s, e) => this.slots.read(start + j, s, e));
         cache.unhold(row.held);
         row.held = held;
         cache.hold(held);
       });
     }
-    wave.forEach((row, j) => {
+    rows.forEach((row, j) => {
       this.sample(row, logits[j]!);
     });
     this.retire();
