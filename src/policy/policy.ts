@@ -10,6 +10,7 @@ import { type ModelConfig, modelConfig, type PresetName } from './model/config.t
 import { buildLogitsGraph } from './model/graphs.ts';
 import { LossConfig } from './model/loss.ts';
 import { initParams, type Params } from './model/params.ts';
+import { ContinuousBatch } from './runtime/continuous-batch.ts';
 import {
   type GenerateOptions,
   type Generation,
@@ -38,17 +39,35 @@ export interface PolicyInit {
    * every few generated tokens.
    */
   bakeWeights?: boolean;
+  /**
+   * Bound of the prefix cache (keys and values of prompts seen before, reused by later prompts
+   * that start the same way), in bytes; 0 turns it off. Default 256 MiB.
+   */
+  prefixCacheBytes?: number;
 }
+
+/** Runtime options of a policy built from parts or loaded from a checkpoint. */
+export interface PolicyRuntimeOptions {
+  device?: string;
+  bakeWeights?: boolean;
+  prefixCacheBytes?: number;
+}
+
+/** Most rows `Policy.generate` decodes at once (more prompts join as rows finish). */
+const GENERATE_MAX_BATCH = 256;
 
 export class Policy {
   readonly tokenizer: Tokenizer;
   readonly config: ModelConfig;
   readonly runner: ModelRunner;
+  /** The running decode batch `generate` calls join (concurrent calls share its steps). */
+  readonly batch: ContinuousBatch;
 
   private constructor(tokenizer: Tokenizer, runner: ModelRunner) {
     this.tokenizer = tokenizer;
     this.config = runner.config;
     this.runner = runner;
+    this.batch = new ContinuousBatch(runner, { maxBatch: GENERATE_MAX_BATCH, detokenizer: tokenizer });
   }
 
   /** A fresh, randomly initialized policy. */
@@ -58,6 +77,7 @@ export class Policy {
     const device = resolveDevice(init.device ?? 'cpu');
     const runner = new ModelRunner(config, initParams(config, init.seed ?? 0), device, {
       bakeWeights: init.bakeWeights,
+      prefixCacheBytes: init.prefixCacheBytes,
     });
     return new Policy(init.tokenizer, runner);
   }
@@ -67,7 +87,7 @@ export class Policy {
     tokenizer: Tokenizer,
     config: ModelConfig,
     params: Params,
-    options: { device?: string; bakeWeights?: boolean } = {},
+    options: PolicyRuntimeOptions = {},
   ): Policy {
     if (config.vocabSize !== tokenizer.vocabSize) {
       throw new Error(
@@ -76,16 +96,18 @@ export class Policy {
     }
     const runner = new ModelRunner(config, params, resolveDevice(options.device ?? 'cpu'), {
       bakeWeights: options.bakeWeights,
+      prefixCacheBytes: options.prefixCacheBytes,
     });
     return new Policy(tokenizer, runner);
   }
 
   /** Restore a policy saved with `save` (weights, config, tokenizer and optimizer state). */
-  static async load(dir: string, options: { device?: string; bakeWeights?: boolean } = {}): Promise<Policy> {
+  static async load(dir: string, options: PolicyRuntimeOptions = {}): Promise<Policy> {
     const ckpt = await loadCheckpoint(dir);
     if (ckpt.tokenizerJson === undefined) throw new Error(`checkpoint '${dir}' has no tokenizer.json`);
     const runner = new ModelRunner(ckpt.config, ckpt.params, resolveDevice(options.device ?? 'cpu'), {
       bakeWeights: options.bakeWeights,
+      prefixCacheBytes: options.prefixCacheBytes,
     });
     if (ckpt.optimizer) runner.setOptimizerState(ckpt.optimizer, ckpt.step);
     return new Policy(Tokenizer.fromJSON(ckpt.tokenizerJson), runner);
@@ -105,9 +127,10 @@ export class Policy {
   }
 
   /**
-   * Sample a continuation of each prompt, in one batch. Generation stops at the end token (unless
-   * `stopTokens` says otherwise), a stop string, `maxNewTokens` or the context length.
-   * `options.rows` sets sampling options per row; `onToken` sees each token as it is sampled.
+   * Sample a continuation of each prompt. Generation stops at the end token (unless `stopTokens`
+   * says otherwise), a stop string, `maxNewTokens` or the context length. `options.rows` sets
+   * sampling options per row; `onToken` sees each token as it is sampled. The prompts join the
+   * policy's continuous batch, and prompt prefixes seen before come from the prefix cache.
    */
   async generate(
     prompts: readonly Prompt[],
@@ -116,10 +139,9 @@ export class Policy {
   ): Promise<Generation[]> {
     const opts = generateOptions({ stopTokens: [this.tokenizer.endId], ...options });
     return generate(
-      this.runner,
+      this.batch,
       prompts.map((p) => this.encodePrompt(p)),
       opts,
-      this.tokenizer,
       onToken,
     );
   }

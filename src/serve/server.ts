@@ -1,7 +1,9 @@
 /**
  * `stepwise serve`: a stepwise policy behind the OpenAI HTTP API, on node:http (no server library is
  * installed, and four routes do not need one). Every request goes through one PolicyChatModel, so
- * concurrent requests share decode batches.
+ * concurrent requests join one continuous decode batch (a request arriving mid-decode joins at the
+ * next step), and prompts that start like earlier ones reuse their keys and values from the
+ * policy's prefix cache.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,7 +23,7 @@ export const ServeOptions = z.object({
   port: z.number().int().min(0).max(65535).default(8000),
   /** The model id clients send; requests naming another model get a 404. */
   modelId: z.string().min(1).default('stepwise'),
-  /** Most rows per decode batch (n choices count as rows). */
+  /** Most rows decoding at once (n choices count as rows); more requests wait for a row to leave. */
   maxBatch: z.number().int().min(1).default(64),
   /** An idle server starts decoding once no request has arrived for this long, in ms... */
   batchWaitMs: z.number().min(0).default(3),

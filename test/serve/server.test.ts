@@ -3,7 +3,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Policy } from '../../src/policy/policy.ts';
 import { PolicyServer } from '../../src/serve/index.ts';
-import { PYTHON_TOOL, TOOL_REPLY, toolCallingPolicy } from '../agents/chat-helpers.ts';
+import { PYTHON_TOOL, TOOL_REPLY, tinyPolicy, toolCallingPolicy } from '../agents/chat-helpers.ts';
 
 let policy: Policy;
 let server: PolicyServer;
@@ -268,6 +268,43 @@ describe('stepwise serve', () => {
       decodes.mockRestore();
       submitted.mockRestore();
       await patient.close();
+    }
+  });
+
+  it('lets a request join a running decode between steps, with the reply it gets alone', async () => {
+    // An untrained policy decoding greedily: a long reply that keeps the decode running.
+    const untrained = tinyPolicy(2);
+    const s = new PolicyServer(untrained, { port: 0, modelId: model });
+    const c = new OpenAI({ baseURL: await s.listen(), apiKey: 'unused', maxRetries: 0 });
+    const ask = () =>
+      c.chat.completions.create({ model, messages: user('take apple 1'), max_tokens: 12, seed: 4 });
+    try {
+      const alone = await ask();
+      const busy0 = s.model.batcher.stats.batches;
+      const stream = await c.chat.completions.create({
+        model,
+        messages: user('go to fridge 1'),
+        max_tokens: 300,
+        temperature: 0,
+        stream: true,
+      });
+      let joined: ReturnType<typeof ask> | undefined;
+      let chunksAfterJoin = 0;
+      for await (const chunk of stream) {
+        if (!chunk.choices[0]?.delta.content) continue;
+        if (joined) chunksAfterJoin++;
+        else joined = ask();
+      }
+      const together = await joined!;
+      const ids = (r: typeof alone) =>
+        (r.choices[0] as unknown as WithStepwise).stepwise.completion_token_ids;
+      expect(ids(together)).toEqual(ids(alone));
+      // One busy period: the second request ran inside the first one's decode, which went on.
+      expect(s.model.batcher.stats.batches - busy0).toBe(1);
+      expect(chunksAfterJoin).toBeGreaterThan(ids(together).length);
+    } finally {
+      await s.close();
+      await untrained.dispose();
     }
   });
 

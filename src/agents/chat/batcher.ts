@@ -1,10 +1,13 @@
 /**
- * Batching of concurrent generation requests: calls that arrive while a batch is decoding, or within
- * a few milliseconds of each other, run together as one `Policy.generate` batch. Decode cost grows
- * far slower than the batch size on CPU, so 64 episodes awaiting their next turn share each step.
+ * Batching of concurrent chat calls on the local policy: each call is a row of a continuous batch
+ * (src/policy/runtime/continuous-batch.ts), which joins the running decode batch at its next step
+ * and leaves it when done; an idle batch waits a few milliseconds for a burst of calls to arrive.
+ * Decode cost grows far slower than the batch size on CPU, so 64 episodes awaiting their next
+ * turn share each step, and their shared prompt prefixes come from the prefix cache.
  */
 import type { Policy } from '../../policy/policy.ts';
-import type { Generation, RowOptions } from '../../policy/runtime/generate.ts';
+import { ContinuousBatch, type Generation } from '../../policy/runtime/continuous-batch.ts';
+import type { RowOptions } from '../../policy/runtime/generate.ts';
 
 /** A prompt that leaves no room for even one generated token. */
 export class ContextOverflowError extends Error {
@@ -28,7 +31,7 @@ export type TokenCallback = (
 ) => void;
 
 export interface BatcherOptions {
-  /** Most rows in one batch. */
+  /** Most rows decoding at once. */
   maxBatch: number;
   /**
    * An idle batcher starts decoding once no request has arrived for this long, in ms (requests
@@ -39,16 +42,7 @@ export interface BatcherOptions {
   maxWaitMs: number;
 }
 
-interface Pending {
-  prompt: number[];
-  row: RowOptions & { maxNewTokens: number };
-  onToken?: TokenCallback;
-  signal?: AbortSignal;
-  resolve(g: Generation): void;
-  reject(err: unknown): void;
-}
-
-/** One batcher per policy, so every PolicyChatModel on a policy shares its decode batches. */
+/** One batcher per policy, so every PolicyChatModel on a policy shares its decode batch. */
 const shared = new WeakMap<Policy, GenerateBatcher>();
 
 export class GenerateBatcher {
@@ -65,18 +59,30 @@ export class GenerateBatcher {
     return b;
   }
 
-  /** Batches run so far and the rows they held (for tests and the bench). */
-  readonly stats = { batches: 0, rows: 0 };
-  private queue: Pending[] = [];
-  private running = false;
-  private timer: NodeJS.Timeout | undefined;
+  /** The running decode batch requests join (its stats say how much the prefix cache saved). */
+  readonly batch: ContinuousBatch;
 
   constructor(
     readonly policy: Policy,
     readonly options: BatcherOptions,
-  ) {}
+  ) {
+    this.batch = new ContinuousBatch(policy.runner, {
+      maxBatch: options.maxBatch,
+      waitMs: options.waitMs,
+      maxWaitMs: options.maxWaitMs,
+      detokenizer: policy.tokenizer,
+    });
+  }
 
-  /** Generate one continuation of `prompt` (token ids) in the next batch that has room for it. */
+  /**
+   * Busy periods of the decode batch (idle to idle) and the rows it ran, for tests and the bench.
+   * With continuous batching a busy period may serve any number of requests.
+   */
+  get stats(): { batches: number; rows: number } {
+    return { batches: this.batch.stats.runs, rows: this.batch.stats.rows };
+  }
+
+  /** Generate one continuation of `prompt` (token ids); it joins the running batch at its next step. */
   submit(
     prompt: number[],
     row: RowOptions & { maxNewTokens: number },
@@ -85,96 +91,20 @@ export class GenerateBatcher {
     const ctx = this.policy.config.contextLength;
     if (prompt.length >= ctx) return Promise.reject(new ContextOverflowError(prompt.length, ctx));
     if (prompt.length === 0) return Promise.reject(new Error('generate: the prompt is empty'));
-    extra.signal?.throwIfAborted();
-    return new Promise((resolve, reject) => {
-      // The abort listener goes once the request settles: a run may share one signal across
-      // thousands of calls.
-      const onAbort = () => this.cancel(pending);
-      const settle = () => extra.signal?.removeEventListener('abort', onAbort);
-      const pending: Pending = {
-        prompt,
-        row,
-        ...extra,
-        resolve: (g) => {
-          settle();
-          resolve(g);
-        },
-        reject: (err) => {
-          settle();
-          reject(err);
-        },
-      };
-      this.queue.push(pending);
-      extra.signal?.addEventListener('abort', onAbort, { once: true });
-      this.schedule();
-    });
-  }
-
-  private cancel(p: Pending): void {
-    const i = this.queue.indexOf(p);
-    if (i < 0) return; // already decoding: it finishes with its batch
-    this.queue.splice(i, 1);
-    p.reject(p.signal?.reason ?? new Error('aborted'));
-  }
-
-  private firstArrival = 0;
-
-  private schedule(): void {
-    if (this.running) return;
-    const now = performance.now();
-    if (this.timer) clearTimeout(this.timer);
-    else this.firstArrival = now;
-    const wait = Math.min(this.options.waitMs, this.options.maxWaitMs - (now - this.firstArrival));
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        void this.runBatch();
+    return this.batch.submit({
+      prompt,
+      sampling: {
+        temperature: row.temperature ?? 1,
+        topK: row.topK ?? 0,
+        topP: row.topP ?? 1,
       },
-      Math.max(0, wait),
-    );
-  }
-
-  /**
-   * Take queued requests in arrival order while each still gets as many tokens as it would alone:
-   * prompts are left-padded to the longest, so a long prompt shortens every row's budget.
-   */
-  private take(): Pending[] {
-    const ctx = this.policy.config.contextLength;
-    const alone = (p: Pending) => Math.min(p.row.maxNewTokens, ctx - p.prompt.length);
-    const batch: Pending[] = [];
-    let longest = 0;
-    const rest: Pending[] = [];
-    for (const p of this.queue) {
-      const l = Math.max(longest, p.prompt.length);
-      const fits = batch.length < this.options.maxBatch && [...batch, p].every((q) => alone(q) <= ctx - l);
-      if (batch.length === 0 || fits) {
-        batch.push(p);
-        longest = l;
-      } else rest.push(p);
-    }
-    this.queue = rest;
-    return batch;
-  }
-
-  private async runBatch(): Promise<void> {
-    const batch = this.take();
-    if (batch.length === 0) return;
-    this.running = true;
-    this.stats.batches++;
-    this.stats.rows += batch.length;
-    try {
-      const out = await this.policy.generate(
-        batch.map((p) => p.prompt),
-        { rows: batch.map((p) => p.row), maxNewTokens: Math.max(...batch.map((p) => p.row.maxNewTokens)) },
-        (row, token, logprob, top) => batch[row]!.onToken?.(token, logprob, top),
-      );
-      for (const [i, p] of batch.entries()) p.resolve(out[i]!);
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-    } finally {
-      this.running = false;
-      // Requests that arrived while this batch decoded have waited long enough: run them now.
-      if (this.queue.length > 0) void this.runBatch();
-    }
+      maxNewTokens: row.maxNewTokens,
+      stop: row.stop ?? [],
+      stopTokens: [this.policy.tokenizer.endId],
+      seed: row.seed ?? 0,
+      topLogprobs: row.topLogprobs ?? 0,
+      onToken: extra.onToken,
+      signal: extra.signal,
+    });
   }
 }

@@ -4,6 +4,7 @@
  *   score    ids, targets [batch, seq] -> per-token log-probs (and entropies) of the targets
  *   prefill  left-padded prompts -> last-position logits + keys/values of every layer
  *   decode   one token per row + past keys/values -> logits + keys/values grown by one
+ *   extend   several tokens per row + past keys/values (a cached prefix) -> last logits + their keys/values
  *   train    score's forward + the loss + grad + clip + AdamW, with a non-finite guard (train.ts)
  *
  * Parameters are graph inputs named as in paramSpecs, so one session serves every update; the
@@ -12,6 +13,7 @@
  * after each update.
  */
 import {
+  add,
   exp,
   Graph,
   gatherElements,
@@ -132,6 +134,39 @@ export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32', w
   const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
   const { logits, presents } = transformer(c, params, { ids, positions, bias, past });
   g.output('logits', squeeze(logits, 1));
+  cacheOutputs(g, presents);
+  return g;
+}
+
+/**
+ * The prefill-with-past graph: a batch of prompt suffixes, left-padded to `seq`, after prefixes
+ * whose keys/values are already cached (a prefix cache hit, or the turns before). Inputs: ids,
+ * positions (int64 [batch, seq]; position 0 is a row's first cached token), bias (float
+ * [batch, 1, 1, keys]: 0 on the row's cached positions, MASKED elsewhere), pad (float
+ * [batch, 1, 1, seq]: MASKED on the row's left padding, 0 elsewhere), past.{l}.k / past.{l}.v
+ * [batch, heads, keys, headSize] + parameters. Outputs: logits of the last position
+ * [batch, vocab] and the suffix's present.{l}.k / .v [batch, heads, seq, headSize].
+ */
+export function buildExtendGraph(c: ModelConfig, dtype: FloatType = 'float32', weights?: Params): Graph {
+  const g = new Graph('extend');
+  const ids = g.input('ids', 'int64', ['batch', 'seq']);
+  const positions = g.input('positions', 'int64', ['batch', 'seq']);
+  const bias = g.input('bias', dtype, ['batch', 1, 1, 'keys']);
+  const pad = g.input('pad', dtype, ['batch', 1, 1, 'seq']);
+  const hs = c.width / c.heads;
+  const past: LayerCache[] = [];
+  for (let l = 0; l < c.layers; l++) {
+    past.push({
+      k: g.input(`past.${l}.k`, dtype, ['batch', c.heads, 'keys', hs]),
+      v: g.input(`past.${l}.v`, dtype, ['batch', c.heads, 'keys', hs]),
+    });
+  }
+  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
+  // Causal among the suffix's own tokens, padding keys masked: a padding query sees nothing at all,
+  // a finite all-MASKED row (its output is never used).
+  const selfBias = add(causalBias(g, arangePositions(g, ids), dtype), pad);
+  const { logits, presents } = transformer(c, params, { ids, positions, bias, past, selfBias });
+  g.output('logits', squeeze(slice(logits, 1, -1), 1));
   cacheOutputs(g, presents);
   return g;
 }

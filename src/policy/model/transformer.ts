@@ -47,6 +47,12 @@ export interface TransformerInputs {
   bias: Tensor;
   /** Keys/values of earlier tokens per layer (decode); their keys come before this call's. */
   past?: LayerCache[];
+  /**
+   * With `past` and more than one new token (prefill-with-past): float [batch | 1, 1, seq, seq]
+   * added to the scores of this call's own keys (causal + padding); `bias` then covers the past
+   * keys only, [batch, 1, 1 | seq, keys].
+   */
+  selfBias?: Tensor;
 }
 
 export interface TransformerOutputs {
@@ -131,7 +137,9 @@ function attention(
   }
   const past = inputs.past?.[l];
   const heads = past
-    ? attendWithCache(q, k, v, past, inputs.bias)
+    ? inputs.selfBias
+      ? attendWithPast(q, k, v, past, inputs.bias, inputs.selfBias)
+      : attendWithCache(q, k, v, past, inputs.bias)
     : matmul(softmax(addBias(matmul(q, transposeLast(k)), inputs.bias), -1), v); // [b, heads, t, hs]
   const merged = reshape(transpose(heads, [0, 2, 1, 3]), [b!, t!, c.width]);
   // With a cache, only this step's keys/values come out: the caller appends them to its buffer.
@@ -168,6 +176,41 @@ function attendWithCache(q: Tensor, k: Tensor, v: Tensor, past: LayerCache, bias
   const fromPast = node('MatMul', [lastAxis(probs, 0, -1, keys), past.v], hs!);
   const fromSelf = node('Mul', [lastAxis(probs, -1, 2 ** 62, 1), v], hs!);
   return node('Add', [fromPast, fromSelf], hs!);
+}
+
+/**
+ * Several new tokens (t >= 1) attending to `keys` cached positions and, causally, to each other:
+ * the prefill of a prompt's suffix whose prefix is already cached. As in `attendWithCache`, the
+ * cache is read in place (two score MatMuls, one concatenated score row per query, two value
+ * MatMuls), so the caller's buffer is never copied. Inference only.
+ */
+function attendWithPast(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  past: LayerCache,
+  bias: Tensor,
+  selfBias: Tensor,
+): Tensor {
+  const g = q.graph;
+  const [b, h, t, hs] = q.shape as Dim[];
+  const keys = past.k.shape[2]!;
+  const node = (op: string, inputs: Tensor[], last: Dim, attrs: Record<string, number | number[]> = {}) =>
+    g.emit(op, inputs, attrs, { dtype: q.dtype, shape: [b!, h!, t!, last] });
+  const keysT = (x: Tensor, n: Dim) =>
+    g.emit('Transpose', [x], { perm: [0, 1, 3, 2] }, { dtype: q.dtype, shape: [b!, h!, hs!, n] });
+  const axis3 = g.constant([3], 'int64');
+  const pastScores = node('Add', [node('MatMul', [q, keysT(past.k, keys)], keys), bias], keys);
+  const selfScores = node('Add', [node('MatMul', [q, keysT(k, t!)], t!), selfBias], t!);
+  const probs = node(
+    'Softmax',
+    [node('Concat', [pastScores, selfScores], `${keys}+${t}`, { axis: -1 })],
+    `${keys}+${t}`,
+    { axis: -1 },
+  );
+  const toPast = node('Slice', [probs, g.constant([0], 'int64'), g.dim(keys), axis3], keys);
+  const toSelf = node('Slice', [probs, g.dim(keys), g.constant([2 ** 62], 'int64'), axis3], t!);
+  return node('Add', [node('MatMul', [toPast, past.v], hs!), node('MatMul', [toSelf, v], hs!)], hs!);
 }
 
 /** scores + bias (the bias is data: it takes no gradient). */

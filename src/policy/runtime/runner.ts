@@ -4,12 +4,23 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../model/config.ts';
-import { buildDecodeGraph, buildLogitsGraph, buildPrefillGraph, buildScoreGraph } from '../model/graphs.ts';
+import {
+  buildDecodeGraph,
+  buildExtendGraph,
+  buildLogitsGraph,
+  buildPrefillGraph,
+  buildScoreGraph,
+} from '../model/graphs.ts';
 import type { LossConfig } from '../model/loss.ts';
 import { checkParams, elementCount, type Params, paramSpecs } from '../model/params.ts';
 import { buildTrainGraph, METRICS, type MetricName, tokenInputs } from '../model/train.ts';
 import { MASKED } from '../model/transformer.ts';
+import { kvBytesPerToken, PrefixCache } from './prefix-cache.ts';
 import { createSession, type Device } from './session.ts';
+import type { SlotCache } from './slots.ts';
+
+/** Default bound of the prefix cache, in bytes of keys and values. */
+export const PREFIX_CACHE_BYTES = 256 * 1024 * 1024;
 
 /** One training sequence. Per-token arrays are aligned with `tokens`; entry 0 is never used. */
 export interface TokenRow {
@@ -70,17 +81,35 @@ export class ModelRunner {
    * rebuild of about half a second per update. Off = one session forever, weights fed each call.
    */
   readonly bakeWeights: boolean;
+  /**
+   * Keys and values of prompts seen before, keyed by token prefix, for the continuous batches on
+   * this runner (undefined: off). Cleared whenever the parameters change.
+   */
+  prefixCache: PrefixCache | undefined;
 
   constructor(
     config: ModelConfig,
     params: Params,
     device: Device = 'cpu',
-    options: { bakeWeights?: boolean } = {},
+    options: { bakeWeights?: boolean; prefixCacheBytes?: number } = {},
   ) {
     this.config = config;
     this.device = device;
     this.bakeWeights = options.bakeWeights ?? true;
+    this.setPrefixCache(options.prefixCacheBytes ?? PREFIX_CACHE_BYTES);
     this.setParams(params);
+  }
+
+  /**
+   * Bound the prefix cache to `bytes` of keys and values (rounded down to whole positions), or
+   * turn it off with 0. Drops what was cached.
+   */
+  setPrefixCache(bytes: number): void {
+    if (!Number.isFinite(bytes) || bytes < 0) {
+      throw new Error(`prefix cache size must be a number of bytes >= 0, got ${bytes}`);
+    }
+    const tokens = Math.floor(bytes / kvBytesPerToken(this.config));
+    this.prefixCache = tokens > 0 ? new PrefixCache(this.config, tokens) : undefined;
   }
 
   /** Replace the parameters (and reset nothing else: moments stay, like loading weights mid-run). */
@@ -90,6 +119,7 @@ export class ModelRunner {
       this.params.set(s.name, new ort.Tensor('float32', params.get(s.name)!, s.shape));
     }
     this.version++;
+    this.prefixCache?.clear();
   }
 
   /** Current parameters as host arrays (views of the ORT tensors' data, not copies). */
@@ -350,6 +380,153 @@ export class ModelRunner {
     return tokens.map((_, b) => logits.subarray(b * V, (b + 1) * V));
   }
 
+  /**
+   * Prefill prompt suffixes after what their slots already hold (a cached prefix, or nothing):
+   * rows `first`..`first + suffixes.length - 1` of `slots`, whose suffixes are left-padded into one
+   * batch of the extend graph. Appends the suffixes' keys/values to the slots and returns each
+   * row's next-token logits.
+   */
+  async extend(slots: SlotCache, first: number, suffixes: number[][]): Promise<Float32Array[]> {
+    this.checkTokens(suffixes, 'prompt suffix');
+    const J = suffixes.length;
+    const S = Math.max(...suffixes.map((s) => s.length));
+    const cap = slots.capacity;
+    const ctx = this.config.contextLength;
+    const ids = new BigInt64Array(J * S);
+    const positions = new BigInt64Array(J * S);
+    const bias = new Float32Array(J * cap).fill(MASKED);
+    const pad = new Float32Array(J * S);
+    suffixes.forEach((suffix, j) => {
+      const start = slots.lengths[first + j]!;
+      if (start + suffix.length > cap) {
+        throw new Error(`extend: row ${j} needs ${start + suffix.length} positions, its slot has ${cap}`);
+      }
+      const p = S - suffix.length;
+      bias.fill(0, j * cap, j * cap + start);
+      pad.fill(MASKED, j * S, j * S + p);
+      for (let t = 0; t < S; t++) {
+        ids[j * S + t] = BigInt(t < p ? 0 : suffix[t - p]!);
+        positions[j * S + t] = BigInt(Math.min(ctx - 1, start + Math.max(0, t - p)));
+      }
+    });
+    const H = this.config.heads;
+    const hs = this.config.width / H;
+    let feeds: Record<string, ort.Tensor>;
+    let session: ort.InferenceSession;
+    if (suffixes.every((_, j) => slots.lengths[first + j] === 0)) {
+      // Nothing cached for any row: the plain prefill graph, which does not attend to the empty
+      // slot positions (the extend graph would, masked, at a cost that grows with the capacity).
+      const causal = new Float32Array(J * S * S);
+      suffixes.forEach((suffix, j) => {
+        const p = S - suffix.length;
+        for (let t = 0; t < S; t++) {
+          for (let k = 0; k < S; k++) {
+            const visible = k <= t && (k >= p || k === t);
+            causal[(j * S + t) * S + k] = visible ? 0 : MASKED;
+          }
+        }
+      });
+      const prefill = await this.inference('prefill', (w) =>
+        buildPrefillGraph(this.config, 'float32', w).toOnnx(),
+      );
+      session = prefill.session;
+      feeds = {
+        ...prefill.feeds,
+        ids: new ort.Tensor('int64', ids, [J, S]),
+        positions: new ort.Tensor('int64', positions, [J, S]),
+        bias: new ort.Tensor('float32', causal, [J, 1, S, S]),
+      };
+    } else {
+      const extend = await this.inference('extend', (w) =>
+        buildExtendGraph(this.config, 'float32', w).toOnnx(),
+      );
+      session = extend.session;
+      feeds = {
+        ...extend.feeds,
+        ids: new ort.Tensor('int64', ids, [J, S]),
+        positions: new ort.Tensor('int64', positions, [J, S]),
+        bias: new ort.Tensor('float32', bias, [J, 1, 1, cap]),
+        pad: new ort.Tensor('float32', pad, [J, 1, 1, S]),
+      };
+      for (let l = 0; l < this.config.layers; l++) {
+        feeds[`past.${l}.k`] = new ort.Tensor('float32', slots.view('k', l, first, J), [J, H, cap, hs]);
+        feeds[`past.${l}.v`] = new ort.Tensor('float32', slots.view('v', l, first, J), [J, H, cap, hs]);
+      }
+    }
+    const out = await session.run(feeds);
+    for (let l = 0; l < this.config.layers; l++) {
+      for (const kind of ['k', 'v'] as const) {
+        const src = out[`present.${l}.${kind}`]!.data as Float32Array; // [J, H, S, hs]
+        const dst = slots[kind][l]!;
+        suffixes.forEach((suffix, j) => {
+          const p = S - suffix.length;
+          const at = slots.lengths[first + j]!;
+          for (let h = 0; h < H; h++) {
+            const from = ((j * H + h) * S + p) * hs;
+            dst.set(src.subarray(from, from + suffix.length * hs), (((first + j) * H + h) * cap + at) * hs);
+          }
+        });
+      }
+    }
+    suffixes.forEach((suffix, j) => {
+      slots.lengths[first + j]! += suffix.length;
+    });
+    const V = this.config.vocabSize;
+    const logits = out.logits!.data as Float32Array;
+    return suffixes.map((_, j) => logits.subarray(j * V, (j + 1) * V));
+  }
+
+  /**
+   * One decode step of the running batch: token b goes to slot b at the slot's own length and
+   * attends to that slot's positions and itself. Appends its keys/values (in place) and returns
+   * each row's next logits.
+   */
+  async decodeSlots(slots: SlotCache, tokens: number[]): Promise<Float32Array[]> {
+    const B = slots.rows;
+    if (tokens.length !== B) throw new Error(`decode: got ${tokens.length} tokens for ${B} rows`);
+    this.checkTokens([tokens], 'decode tokens');
+    const cap = slots.capacity;
+    const bias = new Float32Array(B * cap).fill(MASKED);
+    const positions = new BigInt64Array(B);
+    for (let b = 0; b < B; b++) {
+      const n = slots.lengths[b]!;
+      if (n >= cap) throw new Error(`decode: slot ${b} is full (${cap} positions)`);
+      bias.fill(0, b * cap, b * cap + n);
+      positions[b] = BigInt(n);
+    }
+    const H = this.config.heads;
+    const hs = this.config.width / H;
+    const { session, feeds: paramFeeds } = await this.inference('decode', (w) =>
+      buildDecodeGraph(this.config, 'float32', w).toOnnx(),
+    );
+    const feeds: Record<string, ort.Tensor> = {
+      ...paramFeeds,
+      ids: i64(tokens, [B, 1]),
+      positions: new ort.Tensor('int64', positions, [B, 1]),
+      bias: new ort.Tensor('float32', bias, [B, 1, 1, cap]),
+    };
+    for (let l = 0; l < this.config.layers; l++) {
+      feeds[`past.${l}.k`] = new ort.Tensor('float32', slots.view('k', l, 0, B), [B, H, cap, hs]);
+      feeds[`past.${l}.v`] = new ort.Tensor('float32', slots.view('v', l, 0, B), [B, H, cap, hs]);
+    }
+    const out = await session.run(feeds);
+    for (let l = 0; l < this.config.layers; l++) {
+      for (const kind of ['k', 'v'] as const) {
+        const src = out[`present.${l}.${kind}`]!.data as Float32Array; // [B, H, 1, hs]
+        const dst = slots[kind][l]!;
+        for (let b = 0; b < B; b++) {
+          const at = slots.lengths[b]!;
+          for (let h = 0; h < H; h++)
+            dst.set(src.subarray((b * H + h) * hs, (b * H + h + 1) * hs), ((b * H + h) * cap + at) * hs);
+        }
+      }
+    }
+    for (let b = 0; b < B; b++) slots.lengths[b]!++;
+    const V = this.config.vocabSize;
+    const logits = out.logits!.data as Float32Array;
+    return tokens.map((_, b) => logits.subarray(b * V, (b + 1) * V));
+  }
+
   // --- training ------------------------------------------------------------------------------------
 
   private ensureMoments(): void {
@@ -420,6 +597,7 @@ export class ModelRunner {
     }
     this.step = (out['new.step']!.data as Float32Array)[0]!;
     this.version++;
+    this.prefixCache?.clear();
     const metrics = {} as UpdateMetrics;
     for (const name of METRICS) metrics[name] = (out[name]!.data as Float32Array)[0]!;
     metrics.skipped = Boolean((out.skipped!.data as Uint8Array)[0]);
