@@ -5,12 +5,10 @@
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 
-/** A tool call as a model made it (OpenAI's shape; `arguments` is JSON text). */
-export interface ChatToolCall {
-  id: string;
-  name: string;
-  arguments: string;
-}
+import type { ToolCall } from '../tools/adapters/openai.ts';
+
+/** A tool call as a model made it: the tools' `ToolCall` (OpenAI's shape; `arguments` is JSON text). */
+export type ChatToolCall = ToolCall;
 
 export interface ChatMessage {
   role: ChatRole;
