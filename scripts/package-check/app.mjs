@@ -28,9 +28,9 @@ try {
   store.close();
   const viewer = await startViewer({ db, port: 0 });
   try {
-    const runs = await (await fetch(new URL("/api/runs", viewer.url))).json();
+    const runs = await (await fetch(new URL('/api/runs', viewer.url))).json();
     assert.equal(JSON.stringify(runs).includes('"check"'), true, JSON.stringify(runs));
-    const page = await fetch(new URL("/app.js", viewer.url));
+    const page = await fetch(new URL('/app.js', viewer.url));
     assert.equal(page.status, 200);
     assert.ok((await page.text()).length > 10_000, 'the viewer page bundle is too small');
   } finally {
@@ -39,4 +39,6 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
-console.log('package-check: plain node imports stepwise and runs credit, a sandbox, the store and the viewer');
+console.log(
+  'package-check: plain node imports stepwise and runs credit, a sandbox, the store and the viewer',
+);

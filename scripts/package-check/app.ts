@@ -1,5 +1,5 @@
 /** The installed package's types, checked by tsc as a user's TypeScript project would be. */
-import { type CreditResult, grpo, type StepRow, type TrainConfigInput, Tokenizer } from 'stepwise';
+import { type CreditResult, grpo, type StepRow, type Tokenizer, type TrainConfigInput } from 'stepwise';
 
 const rows: StepRow[] = [
   { groupId: 'g', trajectoryId: 'a', stepIndex: 0, anchor: 'hall', envReward: 10, valid: true },
@@ -11,4 +11,5 @@ const config: TrainConfigInput = { env: 'household', estimator: 'gigpo', iterati
 const tokenizer: Tokenizer | undefined = undefined;
 // @ts-expect-error: a misspelt estimator is a type error, so the declarations are real, not `any`.
 const wrong: TrainConfigInput = { estimator: 'gigpoo' };
+
 export { advantage, config, tokenizer, wrong };
