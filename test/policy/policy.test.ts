@@ -149,7 +149,9 @@ describe('Policy', () => {
     expect(resolveDevice('cuda', warn)).toBe('cpu');
     // The message is printed once per process; when it was, it names the install command.
     if (warn.mock.calls.length > 0)
-      expect(String(warn.mock.calls[0]![0])).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci');
+      expect(String(warn.mock.calls[0]![0])).toContain(
+        'ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install',
+      );
     const p = Policy.create({ model, tokenizer, device: 'cuda' });
     expect(p.device).toBe('cpu');
     expect((await p.generate(['the'], { maxNewTokens: 2 }))[0]!.tokens.length).toBeGreaterThan(0);

@@ -11,7 +11,10 @@ import { z } from 'zod';
 export const Device = z.enum(['cpu', 'cuda']);
 export type Device = z.infer<typeof Device>;
 
-export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci';
+// onnxruntime-node's install script is denied in package.json's allowScripts (its default would
+// fetch the CUDA provider on every Linux x64 install), so a GPU user runs it by hand.
+export const CUDA_INSTALL_HINT =
+  'ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install';
 
 /** Check a device name early, with a message that lists what is accepted. */
 export function parseDevice(device: string): Device {
