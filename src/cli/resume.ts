@@ -7,13 +7,14 @@
 import { openStore } from '../store/store.ts';
 import { parseTrainConfig, type TrainConfig } from '../training/config.ts';
 
-/** Fields a resumed run may change: when it stops, the device it runs on, how its store is named. */
-export const RESUMABLE_FIELDS = ['iterations', 'envStepBudget', 'device', 'db'] as const;
+/** Fields a resumed run may change: when it stops, the device it runs on, where its files go. */
+export const RESUMABLE_FIELDS = ['iterations', 'envStepBudget', 'device', 'db', 'checkpointDir'] as const;
 
 type Input = Record<string, unknown>;
 
 /**
- * The input to resume with: the stored run's config with the RESUMABLE_FIELDS of `flags` applied.
+ * The input to resume with: the stored run's config with the RESUMABLE_FIELDS that `config` and
+ * `flags` name applied.
  * The run is `runId` when given (a config's or `--run`), else the store's only run. A `config`
  * (from a file) with `flags` over it, or the stored config with other `flags` over it, must parse
  * to the stored config apart from RESUMABLE_FIELDS, or the error lists each differing field.
@@ -43,7 +44,10 @@ export function resumeInput(db: string, options: { runId?: string; config?: Inpu
     store.close();
   }
   const flags = Object.fromEntries(Object.entries(options.flags).filter(([, v]) => v !== undefined));
-  const changes = Object.fromEntries(Object.entries(flags).filter(([k]) => isResumable(k)));
+  // What the user wrote (config, then flags over it) changes the RESUMABLE_FIELDS it names.
+  const changes = Object.fromEntries(
+    Object.entries({ ...options.config, ...flags }).filter(([k, v]) => v !== undefined && isResumable(k)),
+  );
   const input: Input = { ...stored, ...changes, db };
   const given = options.config
     ? { ...options.config, ...flags, db }

@@ -75,9 +75,15 @@ describe('train --resume', () => {
     expect(stored()).toEqual({ runs: ['doors-grpo'], iterations: 2 });
   });
 
-  it('the same config, or a new iteration count, is accepted', () => {
+  it('the same config, with a new iteration count, device or checkpoint folder, is accepted', () => {
     const input = resumeInput(db, { config: { ...config, db }, flags: { iterations: 9, device: 'cpu' } });
     expect(input).toMatchObject({ runId: 'doors-grpo', estimator: 'grpo', iterations: 9, device: 'cpu', db });
+    // A copied store may put its new checkpoints elsewhere.
+    const moved = resumeInput(db, {
+      config: { ...config, db, checkpointDir: join(dir, 'elsewhere') },
+      flags: {},
+    });
+    expect(moved.checkpointDir).toBe(join(dir, 'elsewhere'));
   });
 
   it('a store of several runs needs the run named; an unknown run or an empty store is refused', () => {
