@@ -27,3 +27,10 @@ got="$(npx stepwise --version)"
 [ "$got" = "$version" ] || { echo "package-check: npx stepwise --version printed '$got', expected $version"; exit 1; }
 npx stepwise --help | grep -q 'train' || { echo 'package-check: npx stepwise --help lists no train command'; exit 1; }
 echo "package-check: npx stepwise $got and --help run from the installed package"
+# A TypeScript config (a scenario) loads through tsx; a bad field is named before any work.
+printf "const estimator: string = 'nope';\nexport default { estimator };\n" > config.ts
+if npx stepwise train config.ts --db runs.db 2> train.err; then
+  echo 'package-check: stepwise train accepted a bad TypeScript config'; exit 1
+fi
+grep -q "'estimator'" train.err || { cat train.err; echo 'package-check: the TypeScript config was not read'; exit 1; }
+echo "package-check: stepwise train reads a TypeScript config"

@@ -40,7 +40,9 @@ async function readConfig(file: string | undefined): Promise<Record<string, unkn
   const load = /\.[cm]?tsx?$/.test(file)
     ? async () => (await import('tsx/esm/api')).tsImport(url, import.meta.url)
     : async () => import(url);
-  const mod = (await load()) as { default?: unknown; config?: unknown };
+  let mod = (await load()) as { default?: unknown; config?: unknown };
+  // A TypeScript file outside an ESM package loads as CommonJS: its exports arrive as `default`.
+  if (mod.config === undefined && isModuleLike(mod.default)) mod = mod.default;
   const config = mod.config ?? mod.default;
   if (typeof config !== 'object' || config === null) {
     throw new Error(
@@ -48,6 +50,10 @@ async function readConfig(file: string | undefined): Promise<Record<string, unkn
     );
   }
   return config as Record<string, unknown>;
+}
+
+function isModuleLike(v: unknown): v is { default?: unknown; config?: unknown } {
+  return typeof v === 'object' && v !== null && ('default' in v || 'config' in v);
 }
 
 function integer(flag: string, value: string): number {
