@@ -1,5 +1,6 @@
 /**
- * The bench harness: runs suites, writes their JSON, and keeps docs/BENCHMARKS.md's tables current.
+ * The bench harness: lists and runs suites, writes their JSON, and keeps docs/BENCHMARKS.md's
+ * tables current (with --record).
  */
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,11 +14,33 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const docPath = path.join(root, 'docs', 'BENCHMARKS.md');
 
 export interface BenchOptions {
-  suite?: string;
+  /** A suite's name, or `quick` for every quick suite. */
+  suite: string;
   json?: string;
+  /** The suite's own options as command-line words (see `SUITE_OPTIONS`). */
   args?: string[];
-  /** Rewrite this suite's table in docs/BENCHMARKS.md even though a single suite was run. */
+  /** Rewrite the tables of the suites that ran in docs/BENCHMARKS.md. */
   record?: boolean;
+}
+
+/** `--suite quick`: every suite marked quick, one after the other. */
+export const QUICK = 'quick';
+
+/** Options only one suite reads (from `BenchContext.args`); any other suite refuses them. */
+export const SUITE_OPTIONS: Record<string, readonly string[]> = {
+  learning: ['--only', '--seeds', '--scratch'],
+};
+
+/** The suites with their descriptions and the commands that run them (`stepwise bench` alone). */
+export async function suiteList(): Promise<string> {
+  const lines = ['bench suites (run one with --suite <name>, every quick one with --suite quick):'];
+  for (const [name, load] of Object.entries(suites)) {
+    const suite = await load();
+    const options = SUITE_OPTIONS[name] ? `; options ${SUITE_OPTIONS[name].join(', ')}` : '';
+    lines.push(`  ${name.padEnd(10)} ${suite.quick ? 'quick' : 'long '}  ${suite.description}${options}`);
+  }
+  lines.push("--record rewrites the suites' tables in docs/BENCHMARKS.md; --json <file> writes the results.");
+  return lines.join('\n');
 }
 
 export interface BenchFile {
@@ -46,11 +69,20 @@ export function benchEnv(): Record<string, string | number> {
 }
 
 export async function runBench(opts: BenchOptions): Promise<BenchFile[]> {
-  const names = opts.suite ? [opts.suite] : Object.keys(suites);
-  for (const n of names) {
-    if (!(n in suites)) {
+  const all = opts.suite === QUICK;
+  if (!all && !(opts.suite in suites)) {
+    throw new Error(
+      `unknown bench suite '${opts.suite}'; expected ${QUICK} or one of: ${Object.keys(suites).join(', ')}`,
+    );
+  }
+  const names = all ? Object.keys(suites) : [opts.suite];
+  const given = (opts.args ?? []).filter((word) => word.startsWith('--'));
+  for (const flag of given) {
+    const takers = Object.keys(SUITE_OPTIONS).filter((n) => SUITE_OPTIONS[n]!.includes(flag));
+    if (takers.length === 0) throw new Error(`unknown bench option ${flag}`);
+    if (all || !takers.includes(opts.suite)) {
       throw new Error(
-        `unknown bench suite '${n}'; expected one of: ${Object.keys(suites).join(', ') || '(none yet)'}`,
+        `bench option ${flag} belongs to the ${takers.join(', ')} suite; use it with --suite ${takers[0]}`,
       );
     }
   }
@@ -58,7 +90,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchFile[]> {
   const reports: Array<{ suite: Suite; body: string }> = [];
   for (const n of names) {
     const suite = await suites[n]!();
-    if (!opts.suite && !suite.quick) {
+    if (all && !suite.quick) {
       console.log(`bench: skipping '${n}' (long; run it with --suite ${n})`);
       continue;
     }
@@ -73,8 +105,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchFile[]> {
     writeFileSync(opts.json, `${JSON.stringify(files.length === 1 ? files[0] : files, null, 2)}\n`);
     console.log(`bench: wrote ${opts.json}`);
   }
-  // Only a full run (no --suite) rewrites the record, so a partial run never leaves it half-new.
-  if (!opts.suite || opts.record) {
+  // Only when asked: a run to try something never replaces the recorded figures.
+  if (opts.record) {
     for (const r of reports) recordSuite(r.suite, r.body, files.find((f) => f.suite === r.suite.name)!);
   }
   return files;

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (no build step), so `npx stepwise` works right after `npm ci`.
+// The command from a clone's TypeScript sources through tsx (no build step): `npm start`,
+// `npm run bench` and the tests run this, so they always run the code as it is now. The
+// installed package's `stepwise` is the compiled dist/cli/main.js (`npm run build`).
 import { register } from 'tsx/esm/api';
 
 register();

@@ -6,12 +6,10 @@ import type { ChatRole, TemplateMessage } from '../policy/tokenizer/tokenizer.ts
 
 export type { ChatRole };
 
-/** A tool call as a model made it (OpenAI's shape; `arguments` is JSON text). */
-export interface ChatToolCall {
-  id: string;
-  name: string;
-  arguments: string;
-}
+import type { ToolCall } from '../tools/adapters/openai.ts';
+
+/** A tool call as a model made it: the tools' `ToolCall` (OpenAI's shape; `arguments` is JSON text). */
+export type ChatToolCall = ToolCall;
 
 /** A conversation message: the template's role and text, plus OpenAI's tool-call fields. */
 export interface ChatMessage extends TemplateMessage {

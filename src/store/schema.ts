@@ -158,6 +158,25 @@ export function migrate(db: Database.Database, to: number = SCHEMA_VERSION): voi
   }
 }
 
+/**
+ * Why the database is not a stepwise store, or undefined when it is one (or is empty, so that
+ * stepwise may create its schema in it). A stepwise store at version v >= 1 has the first
+ * migration's `runs` table; a file without a version but with tables belongs to something else.
+ */
+export function foreignReason(db: Database.Database): string | undefined {
+  const names = db
+    .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'")
+    .pluck()
+    .all() as string[];
+  const version = schemaVersion(db);
+  const shown = names.length > 5 ? `${names.slice(0, 5).join(', ')}, ...` : names.join(', ');
+  if (version === 0 && names.length > 0) return `it holds tables (${shown}) and no stepwise schema`;
+  if (version > 0 && !names.includes('runs')) {
+    return `its user_version is ${version} but it has no stepwise tables${names.length > 0 ? ` (it holds ${shown})` : ''}`;
+  }
+  return undefined;
+}
+
 export function newerSchemaError(found: number): Error {
   return new Error(
     `store schema version ${found} is newer than this stepwise supports (version ${SCHEMA_VERSION}); ` +

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { type CheckReport, checkStore } from './check.ts';
 import { Checkpointer, SAFETY_NET_BYTES } from './checkpointer.ts';
 import { Reader } from './queries.ts';
-import { migrate, newerSchemaError, SCHEMA_VERSION, schemaVersion } from './schema.ts';
+import { foreignReason, migrate, newerSchemaError, SCHEMA_VERSION, schemaVersion } from './schema.ts';
 import type { IterationInput, Json, RunStatus } from './types.ts';
 import { type WriteOptions, Writer } from './writer.ts';
 
@@ -94,7 +94,8 @@ export class TrajectoryStore extends Reader {
 
 /**
  * Opens (or, for writing, creates) a store. Refuses a file from a newer schema, a file that is
- * not a SQLite database, and, read-only, a file that does not exist or predates the schema.
+ * not a SQLite database, a SQLite database of another program (see `foreignReason`), and,
+ * read-only, a file that does not exist or predates the schema.
  */
 export function openStore(path: string, options: OpenOptions = {}): TrajectoryStore {
   const readonly = options.readonly ?? false;
@@ -118,8 +119,22 @@ export function openStore(path: string, options: OpenOptions = {}): TrajectorySt
         `${path} is not a stepwise store (not a SQLite database, or corrupt): ${(err as Error).message}`,
       );
     }
+    // Never add stepwise's tables to another program's database, nor advise migrating it.
+    const foreign = foreignReason(db);
+    if (foreign) {
+      throw new Error(
+        `${path} is a SQLite database but not a stepwise store: ${foreign}. ` +
+          'stepwise creates its store only in a new or empty file; choose another path',
+      );
+    }
     if (version > SCHEMA_VERSION) throw newerSchemaError(version);
     if (readonly) {
+      if (version === 0) {
+        throw new Error(
+          `store ${path} is an empty SQLite file (no stepwise schema yet); a run writing to it, or ` +
+            '`stepwise store migrate`, creates the store',
+        );
+      }
       if (version < SCHEMA_VERSION) {
         throw new Error(
           `store ${path} has schema version ${version}; this stepwise reads version ${SCHEMA_VERSION}. ` +

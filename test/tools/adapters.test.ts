@@ -85,7 +85,13 @@ describe('OpenAI adapter', () => {
         { id: 'b', type: 'function', function: { name: 'add', arguments: '{"a":' } },
       ],
     });
-    expect(structured[0]).toEqual({ ok: true, id: 'a', name: 'add', arguments: { a: 1, b: 2 } });
+    expect(structured[0]).toEqual({
+      ok: true,
+      id: 'a',
+      name: 'add',
+      arguments: '{"a":1,"b":2}',
+      input: { a: 1, b: 2 },
+    });
     expect(structured[1]).toMatchObject({ ok: false, id: 'b', name: 'add' });
 
     const text =
@@ -94,9 +100,9 @@ describe('OpenAI adapter', () => {
       '<tool_call>{name: add}</tool_call>\n<tool_call>{"name": "add", "arguments": {"a": 7, "b": 1}}';
     const calls = parseTextToolCalls(text);
     expect(calls.map((c) => c.ok)).toEqual([true, true, false, true]);
-    expect(calls[0]).toMatchObject({ name: 'add', arguments: { a: 4, b: 5 } });
-    expect(calls[1]).toMatchObject({ arguments: { a: 1, b: 1 } });
-    expect(calls[3]).toMatchObject({ arguments: { a: 7, b: 1 } });
+    expect(calls[0]).toMatchObject({ name: 'add', arguments: '{"a":4,"b":5}', input: { a: 4, b: 5 } });
+    expect(calls[1]).toMatchObject({ arguments: '{"a":1,"b":1}', input: { a: 1, b: 1 } });
+    expect(calls[3]).toMatchObject({ input: { a: 7, b: 1 } });
     expect(parseTextToolCalls('no calls here')).toEqual([]);
   });
 

@@ -289,15 +289,15 @@ export async function runAgentFlow(
       );
     }
     if (!call.ok) return fail('(none)', `could not parse the tool call: ${call.message}`);
-    const command = `${call.name}(${JSON.stringify(call.arguments)})`;
+    const command = `${call.name}(${call.arguments})`;
     if (call.name !== tool.name) {
       return fail(command, `tool call names "${call.name}" but the planner chose "${tool.name}"`);
     }
-    const checked = tool.schema.safeParse(call.arguments);
+    const checked = tool.schema.safeParse(call.input);
     if (!checked.success)
       return fail(command, `invalid arguments: ${describeZodError(tool.name, checked.error)}`);
     const auditBefore = runner.audit.length;
-    const result = await runner.call(tool.name, call.arguments, { signal });
+    const result = await runner.call(tool.name, call.input, { signal });
     step.toolCalls = runner.audit.slice(auditBefore);
     return { ...base, command, result: observationText(result), truncated: result.truncated, ok: result.ok };
   }

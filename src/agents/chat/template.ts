@@ -63,7 +63,7 @@ export function templateMessages(
 export function toolCallsFromText(text: string): ChatToolCall[] {
   const calls: ChatToolCall[] = [];
   for (const c of parseTextToolCalls(text)) {
-    if (c.ok) calls.push({ id: c.id, name: c.name, arguments: JSON.stringify(c.arguments ?? {}) });
+    if (c.ok) calls.push({ id: c.id, name: c.name, arguments: c.arguments });
   }
   return calls;
 }

@@ -1,7 +1,7 @@
 /**
  * `stepwise train [config] [--estimator ...] [--iterations N] [--device cpu|cuda] [--db runs/<name>.db]
- * [--resume] [--seed N] [--summary <file>]`: SFT warm-start, the RL iterations, the before/after
- * table, a learning-curve SVG beside the store, and optionally the summary as JSON.
+ * [--resume] [--run <id>] [--seed N] [--summary <file>]`: SFT warm-start, the RL iterations, the
+ * before/after table, a learning-curve SVG beside the store, and optionally the summary as JSON.
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -14,12 +14,16 @@ interface TrainFlags {
   device?: string;
   db?: string;
   resume?: boolean;
+  run?: string;
   seed?: string;
   summary?: string;
   progress?: boolean;
 }
 
-/** A config file: JSON, or a module whose default (or `config`) export is the config object. */
+/**
+ * A config file: JSON, or a module whose default (or `config`) export is the config object. A
+ * TypeScript module (a scenario) is loaded through tsx, which the compiled CLI otherwise never needs.
+ */
 async function readConfig(file: string | undefined): Promise<Record<string, unknown>> {
   if (file === undefined) return {};
   if (file.endsWith('.json')) {
@@ -32,7 +36,13 @@ async function readConfig(file: string | undefined): Promise<Record<string, unkn
       throw new Error(`config ${file} is not valid JSON: ${(err as Error).message}`);
     }
   }
-  const mod = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown; config?: unknown };
+  const url = pathToFileURL(resolve(file)).href;
+  const load = /\.[cm]?tsx?$/.test(file)
+    ? async () => (await import('tsx/esm/api')).tsImport(url, import.meta.url)
+    : async () => import(url);
+  let mod = (await load()) as { default?: unknown; config?: unknown };
+  // A TypeScript file outside an ESM package loads as CommonJS: its exports arrive as `default`.
+  if (mod.config === undefined && isModuleLike(mod.default)) mod = mod.default;
   const config = mod.config ?? mod.default;
   if (typeof config !== 'object' || config === null) {
     throw new Error(
@@ -40,6 +50,10 @@ async function readConfig(file: string | undefined): Promise<Record<string, unkn
     );
   }
   return config as Record<string, unknown>;
+}
+
+function isModuleLike(v: unknown): v is { default?: unknown; config?: unknown } {
+  return typeof v === 'object' && v !== null && ('default' in v || 'config' in v);
 }
 
 function integer(flag: string, value: string): number {
@@ -57,7 +71,11 @@ export function registerTrain(program: Command): void {
     .option('--iterations <n>', 'RL iterations')
     .option('--device <name>', "'cpu' or 'cuda'")
     .option('--db <file>', 'the trajectory store (default runs/train.db)')
-    .option('--resume', 'continue the run stored in --db from its last complete iteration')
+    .option(
+      '--resume',
+      'continue the run stored in --db, with its stored config, from its last complete iteration',
+    )
+    .option('--run <id>', 'the run (its runId): which run of --db to resume, or the id of a new one')
     .option('--seed <n>', 'seed of weights, task draws and sampling')
     .option('--summary <file>', 'write the before/after table as JSON')
     .option('--no-progress', 'no progress bars')
@@ -66,19 +84,31 @@ export function registerTrain(program: Command): void {
       const { train } = await import('../../training/trainer.ts');
       const { reportRun } = await import('../scenario.ts');
       const { HOUSEHOLD_DEFAULT } = await import('../../training/presets.ts');
-      // No config: the embedded default (what `npm start` runs).
-      const input: Record<string, unknown> =
-        file === undefined ? structuredClone(HOUSEHOLD_DEFAULT) : await readConfig(file);
-      if (flags.estimator !== undefined) input.estimator = flags.estimator;
-      if (flags.iterations !== undefined) input.iterations = integer('--iterations', flags.iterations);
-      if (flags.device !== undefined) input.device = flags.device;
-      if (flags.db !== undefined) input.db = flags.db;
-      if (flags.seed !== undefined) input.seed = integer('--seed', flags.seed);
-      if (input.db === undefined) {
-        if (flags.resume) throw new Error('--resume needs --db <the store of the run to continue>');
-        // A fresh store per run, so that running the same command twice never collides.
-        const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-        input.db = `runs/${String(input.runId ?? 'train')}-${stamp}.db`;
+      const { resumeInput } = await import('../resume.ts');
+      const flagged: Record<string, unknown> = {
+        estimator: flags.estimator,
+        iterations: flags.iterations === undefined ? undefined : integer('--iterations', flags.iterations),
+        device: flags.device,
+        seed: flags.seed === undefined ? undefined : integer('--seed', flags.seed),
+        runId: flags.run,
+      };
+      const fileConfig = file === undefined ? undefined : await readConfig(file);
+      let input: Record<string, unknown>;
+      if (flags.resume) {
+        const db = flags.db ?? (fileConfig?.db as string | undefined);
+        if (db === undefined) throw new Error('--resume needs --db <the store of the run to continue>');
+        const runId = flags.run ?? (fileConfig?.runId as string | undefined);
+        input = resumeInput(db, { runId, config: fileConfig, flags: flagged });
+      } else {
+        // No config: the embedded default (what `npm start` runs).
+        input = fileConfig ?? structuredClone(HOUSEHOLD_DEFAULT);
+        for (const [key, value] of Object.entries(flagged)) if (value !== undefined) input[key] = value;
+        if (flags.db !== undefined) input.db = flags.db;
+        if (input.db === undefined) {
+          // A fresh store per run, so that running the same command twice never collides.
+          const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+          input.db = `runs/${String(input.runId ?? 'train')}-${stamp}.db`;
+        }
       }
       // Checked before any work: a bad config names its field here.
       parseTrainConfig(input);

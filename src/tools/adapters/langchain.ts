@@ -7,9 +7,11 @@ import {
   type StructuredToolInterface,
   ToolInputParsingException,
 } from '@langchain/core/tools';
+import { toJsonSchema } from '@langchain/core/utils/json_schema';
 import { z } from 'zod';
 import { describeZodError, errorResult, observationText, runWithDeadline, ToolFailure } from '../define.ts';
 import type { Tool, ToolLimits, ToolResult } from '../types.ts';
+import { declaredParameters } from './openai.ts';
 
 /**
  * A stepwise tool as a LangChain `DynamicStructuredTool`. The content is the observation text
@@ -34,13 +36,34 @@ export function toLangChainTool(tool: Tool): StructuredToolInterface {
 const DEFAULT_LC_LIMITS: ToolLimits = { timeMs: 30_000, outputChars: 8_000 };
 
 /**
- * Any LangChain StructuredTool as a stepwise tool. Its zod schema (v4) is kept as is; a JSON
- * Schema or zod v3 schema is checked by LangChain itself, and its parse errors become
- * `bad_arguments` results.
+ * The tool's schema as zod v4. A zod v4 schema is kept as is. A JSON Schema or a zod v3 schema
+ * goes through LangChain's `toJsonSchema` and zod's `fromJSONSchema`; the JSON Schema itself is
+ * registered as the tool's `declaredParameters`, so a model is shown exactly what the tool declared
+ * (the zod round trip adds bounds such as the largest safe integer).
+ */
+function zodSchema(lc: StructuredToolInterface): z.ZodType {
+  if (lc.schema instanceof z.ZodType) return lc.schema;
+  const { $schema: _ignored, ...parameters } = toJsonSchema(lc.schema as never) as Record<string, unknown>;
+  let schema: z.ZodType;
+  try {
+    schema = z.fromJSONSchema(parameters as never);
+  } catch {
+    // A JSON Schema feature zod cannot express: LangChain still checks the input when invoked,
+    // and its parse errors become `bad_arguments` results.
+    schema = z.unknown();
+  }
+  declaredParameters.add(schema, { parameters });
+  return schema;
+}
+
+/**
+ * Any LangChain StructuredTool as a stepwise tool. Its schema (zod v4, zod v3 or JSON Schema)
+ * validates the input and is what `openAITools` shows a model; LangChain's own parse errors also
+ * become `bad_arguments` results.
  */
 export function fromLangChainTool(lc: StructuredToolInterface, limits: Partial<ToolLimits> = {}): Tool {
   const l: ToolLimits = { ...DEFAULT_LC_LIMITS, ...limits };
-  const schema: z.ZodType = lc.schema instanceof z.ZodType ? lc.schema : z.unknown();
+  const schema = zodSchema(lc);
   return {
     name: lc.name,
     description: lc.description,

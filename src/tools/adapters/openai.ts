@@ -16,23 +16,36 @@ export interface OpenAIFunctionTool {
   function: { name: string; description: string; parameters: Record<string, unknown>; strict?: boolean };
 }
 
-/** OpenAI `tools` entries for these tools (JSON Schema from zod, draft 2020-12 minus `$schema`). */
+/**
+ * Schemas whose tool declared its parameters in JSON Schema (a LangChain tool's JSON Schema or zod
+ * v3 schema): `openAITools` shows that JSON Schema instead of one generated from the zod schema.
+ */
+export const declaredParameters = z.registry<{ parameters: Record<string, unknown> }>();
+
+/**
+ * OpenAI `tools` entries for these tools: the declared JSON Schema when the tool came with one,
+ * else JSON Schema from the zod schema (draft 2020-12 minus `$schema`).
+ */
 export function openAITools(tools: Tool[]): OpenAIFunctionTool[] {
   return tools.map((t) => {
-    const { $schema: _ignored, ...parameters } = z.toJSONSchema(t.schema, { io: 'input' }) as Record<
-      string,
-      unknown
-    >;
+    const declared = declaredParameters.get(t.schema)?.parameters;
+    const { $schema: _ignored, ...parameters } =
+      declared ?? (z.toJSONSchema(t.schema, { io: 'input' }) as Record<string, unknown>);
     return { type: 'function', function: { name: t.name, description: t.description, parameters } };
   });
 }
 
-/** One tool call the model asked for. */
+/**
+ * One tool call the model asked for, in OpenAI's shape: `arguments` is JSON text, as in
+ * `tool_calls`, `ChatResult.toolCalls` and audit records, so a model's calls go to `runToolCalls`
+ * as they come.
+ */
 export interface ToolCall {
   /** OpenAI's call id, or `call_<n>` for calls parsed from text. */
   id: string;
   name: string;
-  arguments: unknown;
+  /** JSON text of the arguments object. */
+  arguments: string;
 }
 
 /** A call the model tried to make but wrote wrongly; `message` is the observation to show it. */
@@ -43,7 +56,8 @@ export interface ToolCallError {
   raw: string;
 }
 
-export type ParsedToolCall = ({ ok: true } & ToolCall) | ({ ok: false } & ToolCallError);
+/** A call read from model output: well-formed (its arguments parsed as `input`), or an error. */
+export type ParsedToolCall = ({ ok: true; input: unknown } & ToolCall) | ({ ok: false } & ToolCallError);
 
 /** The `tool_calls` of an OpenAI chat completion message (function calls only). */
 export interface OpenAIToolCallLike {
@@ -74,7 +88,7 @@ export function parseOpenAIToolCalls(toolCalls: OpenAIToolCallLike[] | null | un
         raw: text,
       };
     }
-    return { ok: true, id: call.id, name, arguments: args.value };
+    return { ok: true, id: call.id, name, arguments: JSON.stringify(args.value), input: args.value };
   });
 }
 
@@ -126,7 +140,7 @@ export function parseTextToolCalls(text: string): ParsedToolCall[] {
       }
       args = inner.value;
     }
-    calls.push({ ok: true, id, name: body.name, arguments: args });
+    calls.push({ ok: true, id, name: body.name, arguments: JSON.stringify(args), input: args });
   }
   return calls;
 }
@@ -158,22 +172,24 @@ export interface ToolCallOutcome {
 }
 
 /**
- * Run parsed calls in order through a runner (policy and audit included). A call that could not be
- * parsed is not run; its error becomes the observation, as a `bad_arguments` result.
+ * Run calls in order through a runner (policy and audit included): a model's `ToolCall`s as they
+ * come (`ChatResult.toolCalls`) or parsed ones. A call whose arguments are not JSON, or that could
+ * not be parsed, is not run; its error becomes the observation, as a `bad_arguments` result.
  */
 export async function runToolCalls(
   runner: ToolRunner,
-  calls: ParsedToolCall[],
+  calls: readonly (ToolCall | ParsedToolCall)[],
   signal?: AbortSignal,
 ): Promise<ToolCallOutcome[]> {
   const outcomes: ToolCallOutcome[] = [];
   for (const call of calls) {
-    const result: ToolResult = call.ok
-      ? await runner.call(call.name, call.arguments, { signal })
+    const input = callInput(call);
+    const result: ToolResult = input.ok
+      ? await runner.call(call.name ?? '', input.value, { signal })
       : {
           ok: false,
           output: '',
-          error: call.message,
+          error: input.error,
           errorKind: 'bad_arguments',
           durationMs: 0,
           truncated: false,
@@ -181,6 +197,17 @@ export async function runToolCalls(
     outcomes.push({ id: call.id, name: call.name ?? '', result, observation: observationText(result) });
   }
   return outcomes;
+}
+
+/** The arguments object of a call, or why it has none. */
+function callInput(
+  call: ToolCall | ParsedToolCall,
+): { ok: true; value: unknown } | { ok: false; error: string } {
+  if ('ok' in call) return call.ok ? { ok: true, value: call.input } : { ok: false, error: call.message };
+  const parsed = parseJson(call.arguments);
+  return parsed.ok
+    ? parsed
+    : { ok: false, error: `arguments of ${call.name} are not valid JSON: ${parsed.error}` };
 }
 
 /** OpenAI `tool` role messages answering the calls, for the next request. */

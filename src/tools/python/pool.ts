@@ -19,7 +19,10 @@ export const PythonPoolOptions = z.object({
   startTimeoutMs: z.number().int().positive().default(60_000),
   /** Start interpreters from a memory snapshot of a fresh one (made once per machine): ~3x faster. */
   snapshot: z.boolean().default(true),
-  /** Print the active protection once when the pool starts (to stderr). */
+  /**
+   * Warn (stderr, once per process, when the first interpreter is handed out) if only in-process
+   * hardening protects it; with bubblewrap there is nothing to warn about.
+   */
   announce: z.boolean().default(true),
 });
 export type PythonPoolOptions = z.input<typeof PythonPoolOptions>;
@@ -33,12 +36,15 @@ export class PythonPool {
   constructor(options: PythonPoolOptions = {}) {
     this.options = PythonPoolOptions.parse(options);
     this.protection = detectProtection();
-    if (this.options.announce) console.error(`stepwise: ${this.protection.summary}`);
     this.refill();
   }
 
   /** A started interpreter; waits for one when none is warm yet. */
   async acquire(): Promise<PythonWorker> {
+    if (this.options.announce && this.protection.level !== 'bubblewrap' && !warned) {
+      warned = true;
+      console.error(`stepwise: ${this.protection.summary}`);
+    }
     let failures = 0;
     for (;;) {
       if (this.closed) throw new Error('PythonPool.acquire: the pool is closed');
@@ -91,6 +97,8 @@ export class PythonPool {
 }
 
 let shared: PythonPool | undefined;
+/** The weak-protection warning is given once per process, whatever the number of pools. */
+let warned = false;
 
 /** The process-wide pool behind `pythonTool()`s that are not given their own. */
 export function sharedPythonPool(options?: PythonPoolOptions): PythonPool {

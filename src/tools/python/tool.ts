@@ -28,13 +28,18 @@ export class PythonTool implements Tool<typeof CodeInput> {
     'Variables persist between calls in one episode.';
   readonly schema = CodeInput;
   readonly limits: ToolLimits;
-  private readonly pool: PythonPool;
+  private readonly options: PythonToolOptions;
   private worker?: PythonWorker;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: PythonToolOptions = {}) {
     this.limits = { timeMs: 10_000, outputChars: 8_000, ...options.limits };
-    this.pool = options.pool ?? sharedPythonPool();
+    this.options = options;
+  }
+
+  /** Resolved at first use: a tool made only for its definition (a prompt) starts no interpreter. */
+  private get pool(): PythonPool {
+    return this.options.pool ?? sharedPythonPool();
   }
 
   execute(input: CodeInput, ctx: ToolContext = {}): Promise<ToolResult> {
