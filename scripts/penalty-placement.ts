@@ -6,7 +6,7 @@
  * of step. Run: `npx tsx scripts/penalty-placement.ts`.
  */
 import { gigpo, grpo, type StepRow } from '../src/credit/index.ts';
-import { uniform } from '../src/envs/rng.ts';
+import { uniform } from '../src/util/random.ts';
 
 // household-shaped batch: 12 groups x G=8, p(win) per group varies, half the groups all-lost
 const r = uniform(3);

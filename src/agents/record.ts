@@ -86,7 +86,3 @@ export function rolloutMetrics(trajectories: readonly Trajectory[]): Record<stri
     trajectories: n,
   };
 }
-
-// Old home of the store writing, re-exported only for `training/trainer.ts` (split on another
-// branch): import these from `src/training/record.ts`. The layering test lists this one exception.
-export { groupTrajectories } from '../training/record.ts';

@@ -2,6 +2,7 @@
  * Step rows as JSON lines in, the same lines with `advantage` and `credit` added out: what
  * `stepwise credit` does, without the file system, so that it is usable (and testable) alone.
  */
+import { parseOrThrow } from '../util/zod.ts';
 import { rowDetails } from './details.ts';
 import { estimators } from './estimators.ts';
 import {
@@ -50,13 +51,14 @@ export function creditJsonl(
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new CreditLineError(l + 1, undefined, 'expected a JSON object (one step row per line)');
     }
-    const parsed = stepRowSchema.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const field = issue.path.length > 0 ? issue.path.map(String).join('.') : undefined;
-      const missing = field !== undefined && (value as Record<string, unknown>)[field] === undefined;
-      throw new CreditLineError(l + 1, field, missing ? 'missing (required in every row)' : issue.message);
-    }
+    parseOrThrow(stepRowSchema, value, ({ field, message }) => {
+      const missing = field !== '' && (value as Record<string, unknown>)[field] === undefined;
+      return new CreditLineError(
+        l + 1,
+        field || undefined,
+        missing ? 'missing (required in every row)' : message,
+      );
+    });
     objects.push(value as Record<string, unknown>);
     lineOf.push(l + 1);
   }

@@ -15,7 +15,7 @@ import type {
   RunInfo,
   RunStatus,
   StepDetail,
-  StepRow,
+  StoredStepRow,
   ToolCallRecord,
   ToolErrorKind,
   TrajectoryInfo,
@@ -63,7 +63,7 @@ export interface GroupAdvantage extends AdvantageRecord {
 }
 
 /** A step row with the estimator's advantage, when one was asked for and stored. */
-export interface TrainingRow extends StepRow {
+export interface TrainingRow extends StoredStepRow {
   advantage?: number;
 }
 
@@ -109,7 +109,7 @@ export interface DbStep {
   extras: string;
 }
 
-export function stepRowFromDb(r: DbStep): StepRow {
+export function stepRowFromDb(r: DbStep): StoredStepRow {
   return {
     runId: r.run_id,
     iteration: r.iteration,

@@ -170,12 +170,6 @@ export interface StoredStepRow {
   extras: Record<string, Json>;
 }
 
-/**
- * @deprecated The old name of `StoredStepRow` (src/credit's `StepRow` is the estimators' input),
- * kept only for `store/queries.ts`, which is being reworked on another branch; remove it there.
- */
-export type StepRow = StoredStepRow;
-
 /** A step row with what the viewer shows beside it. */
 export interface StepDetail extends StoredStepRow {
   toolCalls: ToolCallRecord[];

@@ -2,12 +2,13 @@
  * An iteration's credit: the estimator over the trainable steps' rows, each step's advantage with
  * the details that explain it (stored for the viewer), and the steps to train with their advantages.
  */
-import { groupTrajectories, type Trajectory } from '../agents/record.ts';
+import type { Trajectory } from '../agents/record.ts';
 import { rowDetails } from '../credit/details.ts';
 import { estimators } from '../credit/estimators.ts';
 import type { AdvantageRecord, GroupInput } from '../store/types.ts';
 import type { RunContext } from './context.ts';
 import { creditRows } from './family.ts';
+import { groupTrajectories } from './record.ts';
 
 /** A step to train: its tokens and the advantage that goes on every response token. */
 export interface TrainStep {

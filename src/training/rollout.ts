@@ -5,7 +5,7 @@
  * out the same tasks with the same samples.
  */
 import type { Trajectory } from '../agents/record.ts';
-import { hashString } from '../envs/rng.ts';
+import { hashSeed } from '../util/random.ts';
 import type { RunContext } from './context.ts';
 
 /** What an iteration rolled out. */
@@ -19,7 +19,7 @@ export interface RolloutResult {
 
 /** Seed of the k-th task of an iteration's attempt: distinct per (run seed, iteration, attempt, k). */
 export function taskSeed(seed: number, iteration: number, attempt: number, k: number): number {
-  return hashString(`task:${seed}:${iteration}:${attempt}:${k}`) % 2 ** 30;
+  return hashSeed(`task:${seed}:${iteration}:${attempt}:${k}`) % 2 ** 30;
 }
 
 /** Trajectories of the groups whose members did not all end with the same return. */
@@ -37,7 +37,7 @@ export function informativeGroups(trajectories: readonly Trajectory[]): Trajecto
 export async function rollout(ctx: RunContext, it: number): Promise<RolloutResult> {
   const { config, family, policy } = ctx;
   const started = performance.now();
-  const sampling = hashString(`sample:${config.seed}:${it}`) % 2 ** 30;
+  const sampling = hashSeed(`sample:${config.seed}:${it}`) % 2 ** 30;
   const want = config.tasksPerIteration;
   const dynamic = config.dynamicSampling.enabled;
   let kept: Trajectory[] = [];

@@ -3,7 +3,7 @@
  * score interval for a rate, and the paired bootstrap interval for the difference of two success
  * vectors measured on the same tasks (after minus before, method B minus method A).
  */
-import { Rng } from '../envs/rng.ts';
+import { Rng } from '../util/random.ts';
 
 /** A two-sided interval [low, high]. */
 export type Interval = [low: number, high: number];

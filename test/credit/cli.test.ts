@@ -67,6 +67,7 @@ describe('stepwise credit (CLI)', () => {
       return: 0.5,
       stepGroup: 0,
       stepGroupSize: 2,
+      penalty: 0,
     });
     expect(r.stdout).toContain('gigpo over 4 rows');
   });
