@@ -234,13 +234,20 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   const c = parseOrThrow(TrainConfig, input ?? {}, (i) => new TrainConfigError(i.field, i.message));
   // The trainer's default penalty placement reaches every estimator that has the option, unless
   // the estimator's own options set it.
-  const withPlacement =
-    'penaltyPlacement' in estimators[c.estimator].options.shape && !('penaltyPlacement' in c.estimatorOptions)
-      ? { ...c.estimatorOptions, penaltyPlacement: c.penaltyPlacement }
-      : c.estimatorOptions;
+  const shape = estimators[c.estimator].options.shape;
+  const given = c.estimatorOptions;
+  const withDefaults = {
+    ...('penaltyPlacement' in shape && !('penaltyPlacement' in given)
+      ? { penaltyPlacement: c.penaltyPlacement }
+      : {}),
+    // HGPO's levels reach as far back as the prompt shows (ALGORITHMS.md): the loop's history,
+    // unless set (its own default, 2, is the references' loop's).
+    ...(c.estimator === 'hgpo' && !('history' in given) ? { history: c.loop.history } : {}),
+    ...given,
+  };
   const estimatorOptions = parseConfigSection(
     estimators[c.estimator].options,
-    withPlacement,
+    withDefaults,
     'estimatorOptions',
     ` (estimator ${c.estimator})`,
   );

@@ -15,6 +15,7 @@ import type { Expert, Split, Task } from '../envs/types.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import type { TrainConfig } from './config.ts';
+import type { SftExtras } from './sft.ts';
 
 /** One expert decision, prompted exactly as the loop prompts the policy, with the reply it should give. */
 export interface Demonstrated {
@@ -53,6 +54,12 @@ export interface TaskFamily {
   scores?(trajectory: Trajectory): Record<string, number>;
   /** Text a fresh policy's tokenizer is trained on, besides the demonstrations (default: the envs' corpus). */
   tokenizerText?(): Promise<string[]>;
+  /**
+   * What this family adds to SFT when the config asks for it: a held-out selection figure
+   * (`sft.selectTasks`) and DAgger labels (`sft.dagger`). A family without it trains on
+   * demonstrations alone.
+   */
+  sftExtras?(): Promise<SftExtras>;
   /** Releases what the family holds (sandboxes, servers). */
   close?(): Promise<void>;
 }

@@ -12,7 +12,14 @@ import type { Json } from '../store/types.ts';
 import { type TrainConfig, TrainConfigError } from './config.ts';
 import type { RunBase } from './context.ts';
 import type { Demonstrated, TaskFamily } from './family.ts';
-import { domainTokenizer, keptByRole, runSft, type SftResult, sftSamples } from './sft.ts';
+import {
+  demonstrationStream,
+  domainTokenizer,
+  keptByRole,
+  runSft,
+  type SftResult,
+  sftSamples,
+} from './sft.ts';
 
 /** Where a run starts: a new run's SFT (or configured checkpoint), or a stored run's last checkpoint. */
 export interface Start {
@@ -124,7 +131,12 @@ async function warmStart(
   trainDemos: readonly Demonstrated[],
 ): Promise<SftResult> {
   const context = policy.config.contextLength;
-  const train = sftSamples(trainDemos, policy.tokenizer, context);
+  const fixed = sftSamples(trainDemos, policy.tokenizer, context);
+  // A fresh stream draws new train tasks for every batch; the fixed demonstrations still train the
+  // tokenizer and say what fits the context.
+  const train = config.sft.fresh
+    ? demonstrationStream(family, policy.tokenizer, context, { seed: config.seed })
+    : fixed;
   const valid = sftSamples(
     await demosOf(family, 'valid-seen', config.sft.validTasks),
     policy.tokenizer,
@@ -132,7 +144,7 @@ async function warmStart(
   );
   const roles = keptByRole(trainDemos, policy.tokenizer, context);
   log(
-    `sft: ${train.length} training samples (${trainDemos.length - train.length} longer than the context left out), ` +
+    `sft: ${config.sft.fresh ? 'fresh demonstrations every batch, ' : ''}${fixed.length} training samples (${trainDemos.length - fixed.length} longer than the context left out), ` +
       `${valid.length} validation samples${roles ? `; kept per role: ${roles}` : ''}`,
   );
   const result = await runSft(policy, train, valid, config.sft, {
@@ -140,6 +152,7 @@ async function warmStart(
     // the hook itself, not the context's no-op: without a listener SFT logs its evaluations
     onProgress: hooks.onProgress,
     log,
+    ...(await family.sftExtras?.()),
   });
   log(
     `sft: ${result.steps} steps, train loss ${result.trainLoss.toFixed(4)}, valid loss ${result.validLoss.toFixed(4)} ` +

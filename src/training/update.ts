@@ -4,9 +4,10 @@
  * `Policy.update`, with the loss built from the config's `ppo` section. A non-finite loss or a KL
  * past `ppo.maxKl` stops the run (`DivergenceError`) with its last good checkpoint named.
  */
-import { Rng } from '../util/random.ts';
+
 import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
+import { Rng } from '../util/random.ts';
 import { mean, type RunContext } from './context.ts';
 import type { TrainStep } from './credit.ts';
 

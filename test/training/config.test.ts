@@ -21,6 +21,15 @@ describe('TrainConfig', () => {
     expect(parseTrainConfig({ db: 'runs/a.db', runId: 'b' }).checkpointDir).toBe('runs/a-checkpoints/b');
   });
 
+  it("gives HGPO the loop's history unless its options set one", () => {
+    expect(parseTrainConfig({ estimator: 'hgpo', loop: { history: 1 } }).estimatorOptions.history).toBe(1);
+    expect(parseTrainConfig({ estimator: 'hgpo', loop: { history: 3 } }).estimatorOptions.history).toBe(3);
+    expect(
+      parseTrainConfig({ estimator: 'hgpo', loop: { history: 1 }, estimatorOptions: { history: 2 } })
+        .estimatorOptions.history,
+    ).toBe(2);
+  });
+
   it('selects the penalty after normalization for the estimators that have one, unless told otherwise', () => {
     expect(parseTrainConfig({ estimator: 'gigpo' }).estimatorOptions.penaltyPlacement).toBe(
       'after-normalization',

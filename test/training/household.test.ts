@@ -106,6 +106,39 @@ describe('household training', () => {
     checkRun(db, estimator, 2);
   });
 
+  it('the scaled SFT recipe runs inside train: fresh demonstrations, selection on action accuracy, DAgger', async () => {
+    const lines: string[] = [];
+    const result = await train(
+      {
+        ...base,
+        estimator: 'grpo',
+        iterations: 0,
+        sft: {
+          tasks: 12,
+          validTasks: 4,
+          maxSteps: 8,
+          batchSize: 8,
+          evalEvery: 4,
+          learningRate: 3e-3,
+          warmupSteps: 2,
+          decay: 'cosine',
+          fresh: true,
+          selectTasks: 3,
+          dagger: { every: 4, tasks: 2, share: 0.5, temperature: 0 },
+        },
+        db: join(dir, 'scaled.db'),
+      },
+      { log: (line) => lines.push(line) },
+    );
+    expect(lines.join('\n')).toContain('fresh demonstrations every batch');
+    const sft = result.sft!;
+    expect(sft.selection!.map((s) => s.step)).toEqual([0, 4, 8]);
+    for (const s of sft.selection!) expect(s.value).toBeGreaterThanOrEqual(0);
+    expect(sft.daggerSamples).toBeGreaterThan(0);
+    // fresh tasks every batch: more distinct samples than the 12 fixed tasks could give twice over
+    expect(sft.samplesSeen).toBeGreaterThanOrEqual(8 * 8 * 0.5);
+  });
+
   it('a diverging run stops with a message and keeps its last good checkpoint', async () => {
     const db = join(dir, 'diverge.db');
     const config = {

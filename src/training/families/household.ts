@@ -14,8 +14,8 @@ import type { Env, Expert, Split, Task } from '../../envs/types.ts';
 import type { Policy } from '../../policy/policy.ts';
 import type { TrainConfig } from '../config.ts';
 import type { Demonstrated, FamilyHooks, TaskFamily } from '../family.ts';
-import { householdLockstep } from '../household-batch.ts';
-import { type SftSample, sftSamples } from '../sft.ts';
+import { actionAccuracy, householdLockstep } from '../household-batch.ts';
+import { type SftExtras, type SftSample, sftSamples } from '../sft.ts';
 
 /** The reply a household agent should give for `action` (the loop's format). */
 export function expertReply(action: string): string {
@@ -63,10 +63,24 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
   // The exploring expert: the default one walks straight to objects it could not have seen, which
   // a policy cannot learn from its observations (it then "takes" wherever it stands).
   const expert = hooks.expert ?? new HouseholdExpert({ explore: true });
+  const demonstrations = (tasks: readonly Task[]) =>
+    householdDemonstrations(makeEnv('household').env, expert, tasks, config.loop.history);
   return {
     task,
-    demonstrations: (tasks) =>
-      householdDemonstrations(makeEnv('household').env, expert, tasks, config.loop.history),
+    demonstrations,
+    async sftExtras() {
+      const extras: SftExtras = {};
+      if (config.sft.selectTasks > 0) {
+        // valid-seen seeds of their own: neither SFT's validation nor the evaluations see them
+        const held = await demonstrations(
+          Array.from({ length: config.sft.selectTasks }, (_, k) => task('valid-seen', 1_100_000 + k)),
+        );
+        const maxTokens = config.loop.maxTokens;
+        extras.select = async (policy) => (await actionAccuracy(policy, held, { maxTokens })).accuracy;
+      }
+      if (config.sft.dagger.every > 0) extras.dagger = householdDagger(config, task, { seed: config.seed });
+      return extras;
+    },
     rollout: (policy, request) =>
       rollout({
         model: new PolicyChatModel(policy, { name: 'policy', temperature: request.temperature }),
