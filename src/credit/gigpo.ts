@@ -30,7 +30,7 @@ import {
 
 export interface GigpoDetails {
   [column: string]: Float64Array | Int32Array;
-  /** A_E: the episode (GRPO) part. */
+  /** A_E: the episode (GRPO) part; with `penaltyPlacement: 'after-normalization'`, minus the penalty on invalid rows. */
   episode: Float64Array;
   /** A_S: the step part (0 for a row alone in its step group). */
   step: Float64Array;
@@ -75,6 +75,8 @@ export function gigpo(
   const score = episodeScores(batch, trajectoryReturn, invalid, coef);
   // the scores are not a GiGPO detail: normalize them in place
   const episode = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, 'steps', score);
+  // A penalty placed after normalization joins the episode part, so that A = A_E + w * A_S holds.
+  penaltyAfter(episode, invalid, after);
   const returns = discountedReturns(batch, reward, invalid, opts.gamma, coef);
 
   const { stepGroup, count } =
@@ -94,7 +96,6 @@ export function gigpo(
     }
     advantages[i] = episode[i] + opts.stepWeight * step[i];
   }
-  penaltyAfter(advantages, invalid, after);
   return {
     estimator: 'gigpo',
     advantages,
