@@ -234,37 +234,44 @@ describe('stepwise serve', () => {
   });
 
   it('batches concurrent requests into shared decodes', async () => {
-    // Counts, not timing: a first request's decode is held until eight more requests are queued
-    // behind it, however long they take to arrive; the eight then decode together as one batch.
-    const patient = new PolicyServer(policy, { port: 0, modelId: model });
+    // Counts, not timing: the first request's prefill is held until eight more requests are queued
+    // behind it, however long they take to arrive; the nine then decode in the same steps. An
+    // untrained policy, so no reply ends at its first token.
+    const untrained = tinyPolicy(3);
+    const patient = new PolicyServer(untrained, { port: 0, modelId: model });
     const c = new OpenAI({ baseURL: await patient.listen(), apiKey: 'unused', maxRetries: 0 });
     const batcher = patient.model.batcher;
-    const generate = policy.generate.bind(policy);
+    const runner = untrained.runner;
+    const extend = runner.extend.bind(runner);
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    // Both spies call the real methods: the first decode just starts once released.
-    const decodes = vi.spyOn(policy, 'generate').mockImplementationOnce(async (...args) => {
+    // The spies call the real methods: the first prefill just starts once released.
+    const prefills = vi.spyOn(runner, 'extend').mockImplementationOnce(async (...args) => {
       await held;
-      return generate(...args);
+      return extend(...args);
     });
+    const decodes = vi.spyOn(runner, 'decodeSlots');
     const submitted = vi.spyOn(batcher, 'submit');
-    const ask = (i: number) => c.chat.completions.create({ model, messages: user(`q${i}`), max_tokens: 4 });
+    const ask = (i: number) =>
+      c.chat.completions.create({ model, messages: user(`q${i}`), max_tokens: 6, seed: i });
     const until = async (done: () => boolean) => {
       while (!done()) await new Promise((r) => setTimeout(r, 10));
     };
     try {
       const first = ask(0);
-      await until(() => decodes.mock.calls.length === 1);
+      await until(() => prefills.mock.calls.length === 1);
       const rest = Array.from({ length: 8 }, (_, i) => ask(i + 1));
       await until(() => submitted.mock.calls.length === 9);
       release();
       const rs = await Promise.all([first, ...rest]);
       expect(rs).toHaveLength(9);
       for (const r of rs) expect(r.choices[0]!.message.content).toEqual(expect.any(String));
-      expect(batcher.stats).toEqual({ batches: 2, rows: 9 });
-      expect(decodes.mock.calls.map(([prompts]) => prompts.length)).toEqual([1, 8]);
+      // One busy period served all nine, and its decode steps ran them as one batch.
+      expect(batcher.stats).toEqual({ batches: 1, rows: 9 });
+      expect(Math.max(...decodes.mock.calls.map(([, tokens]) => tokens.length))).toBe(9);
     } finally {
       release();
+      prefills.mockRestore();
       decodes.mockRestore();
       submitted.mockRestore();
       await patient.close();
