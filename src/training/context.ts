@@ -19,6 +19,11 @@ export interface EvalResult {
   byType: Record<string, { tasks: number; success: number }>;
   /** Means of the family's own figures (search: f1, exact_match), as fractions. */
   scores: Record<string, number>;
+  /**
+   * Per task, in task order: 1 won, 0 not. Two evaluations of one split pair up task by task (the
+   * same seeds); absent when read back from the store, which keeps rates only.
+   */
+  outcomes?: number[];
 }
 
 /** The splits a run is evaluated on before and after its iterations. */

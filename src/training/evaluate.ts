@@ -40,6 +40,7 @@ export async function evaluate(
     invalidRate: m.invalid_rate!,
     byType,
     scores: Object.fromEntries(Object.entries(scores).map(([k, xs]) => [k, mean(xs)])),
+    outcomes: trajectories.map((t) => (t.won ? 1 : 0)),
   };
 }
 
@@ -51,6 +52,8 @@ export function evalMetrics(prefix: string, e: EvalResult): Record<string, numbe
   const out: Record<string, number> = {
     [`${prefix}/${e.split}/success`]: e.success,
     [`${prefix}/${e.split}/invalid_rate`]: e.invalidRate,
+    // the task count, so a resumed run can still give the rate its interval
+    [`${prefix}/${e.split}/tasks`]: e.tasks,
   };
   for (const [name, v] of Object.entries(e.scores)) out[`${prefix}/${e.split}/${name}`] = v;
   for (const [type, v] of Object.entries(e.byType)) out[`${prefix}/${e.split}/success/${type}`] = v.success;
@@ -68,11 +71,11 @@ export function storedEval(store: TrajectoryStore, runId: string, prefix: string
     const rest = name.slice(splitPrefix.length);
     if (rest.startsWith('success/'))
       byType[rest.slice('success/'.length)] = { tasks: 0, success: value(name) };
-    else if (rest !== 'success' && rest !== 'invalid_rate') scores[rest] = value(name);
+    else if (rest !== 'success' && rest !== 'invalid_rate' && rest !== 'tasks') scores[rest] = value(name);
   }
   return {
     split,
-    tasks: 0,
+    tasks: value(`${prefix}/${split}/tasks`),
     success: value(`${prefix}/${split}/success`),
     meanReturn: 0,
     invalidRate: value(`${prefix}/${split}/invalid_rate`),

@@ -5,6 +5,7 @@
  */
 import type { TrajectoryStore } from '../store/index.ts';
 import type { EvalResult } from './context.ts';
+import { type Interval, pairedBootstrap, wilson } from './stats.ts';
 import type { TrainResult } from './trainer.ts';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -39,19 +40,38 @@ export function resultTable(result: TrainResult): string {
     .join('\n');
 }
 
+/** A rate's Wilson 95% interval, when the evaluation's task count is known. */
+function ci95(e: EvalResult): Interval | null {
+  return e.tasks > 0 ? wilson(Math.round(e.success * e.tasks), e.tasks) : null;
+}
+
 function side(sides: TrainResult['before']) {
   const unseen = sides['valid-unseen'];
   const seen = sides['valid-seen'];
   return {
     success: unseen.success,
+    tasks: unseen.tasks,
+    ci95: ci95(unseen),
     invalidRate: unseen.invalidRate,
     byType: Object.fromEntries(Object.entries(unseen.byType).map(([k, v]) => [k, v.success])),
     validSeen: {
       success: seen.success,
+      tasks: seen.tasks,
+      ci95: ci95(seen),
       invalidRate: seen.invalidRate,
       byType: Object.fromEntries(Object.entries(seen.byType).map(([k, v]) => [k, v.success])),
     },
   };
+}
+
+/**
+ * After minus before on valid-unseen, paired task by task (both evaluate seeds 0..n-1), with the
+ * paired bootstrap 95% interval; null when either side was read back from the store (rates only).
+ */
+function difference(before: EvalResult, after: EvalResult) {
+  if (!before.outcomes || !after.outcomes || before.outcomes.length !== after.outcomes.length) return null;
+  const d = pairedBootstrap(before.outcomes, after.outcomes);
+  return { value: d.value, ci95: d.ci95, tasks: d.tasks };
 }
 
 /** The `--summary` JSON: success as a fraction on valid-unseen, per task type and valid-seen beside it. */
@@ -59,6 +79,7 @@ export function summaryJson(result: TrainResult, extra: Record<string, unknown> 
   return {
     before: side(result.before),
     after: side(result.after),
+    difference: difference(result.before['valid-unseen'], result.after['valid-unseen']),
     db: result.db,
     runId: result.runId,
     iterationsRun: result.iterationsRun,

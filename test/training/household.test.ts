@@ -239,7 +239,14 @@ describe('household training', () => {
       expect(json[side].success).toBeGreaterThanOrEqual(0);
       expect(json[side].success).toBeLessThanOrEqual(1);
       expect(typeof json[side].validSeen.success).toBe('number');
+      // the evaluation's task count (stored with its rates, so a resumed run still has it) and interval
+      expect(json[side].tasks).toBe(base.eval.tasks);
+      expect(json[side].ci95).toHaveLength(2);
+      expect(json[side].ci95[0]).toBeLessThanOrEqual(json[side].success);
+      expect(json[side].ci95[1]).toBeGreaterThanOrEqual(json[side].success);
     }
+    // 'before' was read back from the store (rates only), so no paired difference can be formed
+    expect(json.difference).toBeNull();
     expect(readFileSync(join(dir, 'resume-curve.svg'), 'utf8')).toMatch(
       /^<svg[\s\S]*polyline[\s\S]*<\/svg>\n$/,
     );
