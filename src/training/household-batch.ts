@@ -10,7 +10,7 @@ import { INVALID_ACTION_NOTE } from '../agents/loops/household.ts';
 import { type HouseholdTurn, householdPrompt, parseHouseholdResponse } from '../agents/prompts/household.ts';
 import type { ChatMessage } from '../agents/types.ts';
 import { HouseholdEnv } from '../envs/household/env.ts';
-import { exploringAction } from '../envs/household/expert.ts';
+import { exploringAction, NoExpertActionError } from '../envs/household/expert.ts';
 import type { HouseholdConfig, HouseholdTask } from '../envs/household/generator.ts';
 import type { Policy } from '../policy/policy.ts';
 import { expertReply } from './families/household.ts';
@@ -97,7 +97,10 @@ export async function householdLockstep(
         run.done = true;
         continue;
       }
-      if (options.label) run.labelled.push({ messages, reply: expertReply(exploringAction(run.env.view())) });
+      if (options.label) {
+        const action = expertAction(run.env);
+        if (action !== undefined) run.labelled.push({ messages, reply: expertReply(action) });
+      }
       asks.push({ run, messages, tokens });
     }
     // Similar lengths together: less left padding per batch.
@@ -145,6 +148,16 @@ function act(run: Live, text: string, maxSteps: number): void {
     }
   }
   if (run.steps >= maxSteps) run.done = true;
+}
+
+/** The exploring expert's command in the env's state; undefined where it has none (left unlabelled). */
+export function expertAction(env: HouseholdEnv): string | undefined {
+  try {
+    return exploringAction(env.view());
+  } catch (err) {
+    if (err instanceof NoExpertActionError) return undefined;
+    throw err;
+  }
 }
 
 /** A greedy evaluation with its interval. */

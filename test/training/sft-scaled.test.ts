@@ -19,7 +19,12 @@ import {
   householdDemonstrations,
 } from '../../src/training/families/household.ts';
 import type { Demonstrated } from '../../src/training/family.ts';
-import { actionAccuracy, evaluateHousehold, householdLockstep } from '../../src/training/household-batch.ts';
+import {
+  actionAccuracy,
+  evaluateHousehold,
+  expertAction,
+  householdLockstep,
+} from '../../src/training/household-batch.ts';
 import {
   demonstrationStream,
   learningRateAt,
@@ -218,5 +223,35 @@ describe('household lock step', () => {
     // An untrained policy names none of the expert's commands.
     expect(acc.correct).toBe(0);
     await expect(actionAccuracy(policy, [], { maxTokens: 4 })).rejects.toThrow(/no expert decisions/);
+  });
+});
+
+describe('DAgger labels', () => {
+  it('leave unlabelled a state the expert has no command for (the object put down unheated on the goal)', async () => {
+    const generator = new HouseholdGenerator({
+      receptacles: 4,
+      objects: 1,
+      taskTypes: ['pick_heat_then_place_in_recep'],
+    });
+    const task = generator.generate('train', 0);
+    const env = new HouseholdEnv({ receptacles: 4, objects: 1 });
+    await env.reset(task.seed, task);
+    // Follow the expert until it holds such an object, then put it on the goal receptacle unheated;
+    // again, until none is left anywhere else.
+    const { goal, receptacles } = env.view();
+    const target = receptacles.find((r) => r.kind === goal.target)!;
+    let rounds = 0;
+    for (; rounds < 6 && expertAction(env) !== undefined; rounds++) {
+      for (let k = 0; k < 20 && !env.view().holding; k++) await env.step(expertAction(env)!);
+      expect(env.view().holding?.kind).toBe(goal.object);
+      await env.step(`go to ${target.name}`);
+      if (!env.view().receptacles.find((r) => r.name === target.name)!.open)
+        await env.step(`open ${target.name}`);
+      const put = env.admissibleActions().find((x) => x.startsWith('move '))!;
+      expect((await env.step(put)).info.valid).toBe(true);
+    }
+    expect(rounds).toBeGreaterThan(0);
+    // Only the unheated object on the goal is left: no plan leads on from here, so no label.
+    expect(expertAction(env)).toBeUndefined();
   });
 });

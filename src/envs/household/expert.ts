@@ -38,6 +38,15 @@ const EXPLORE_LIMIT = 200;
  * If no receptacle the search visits holds the object any more (a policy moved it, in DAgger
  * states), it goes where the object is: the one place it uses the true state beyond the view.
  */
+/**
+ * A state the exploring expert has no command for: a policy can reach states no expert plan passes
+ * through (the only such object put down unprocessed on the goal receptacle). DAgger leaves them
+ * unlabelled rather than teach a guess.
+ */
+export class NoExpertActionError extends Error {
+  override name = 'NoExpertActionError';
+}
+
 export function exploringAction(view: HouseholdView): string {
   const { type, object, target } = view.goal;
   const sorted = [...view.receptacles].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -98,7 +107,7 @@ export function exploringAction(view: HouseholdView): string {
   if (!anywhere) {
     // Moved out of the search's way: go where one lies (not on the target, where it is done).
     const lies = sorted.find((r) => r.kind !== target && r.contents.some((o) => o.kind === object));
-    if (!lies) throw new Error(`household expert: no ${object} left to take`);
+    if (!lies) throw new NoExpertActionError(`household expert: no ${object} left to take`);
     return bring(lies, `take ${lies.contents.find((o) => o.kind === object)!.name} from ${lies.name}`);
   }
   return `go to ${next(searched)!.name}`;
