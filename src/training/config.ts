@@ -4,6 +4,7 @@
  * aggregation) follow ALGORITHMS.md and are filled in by `parseTrainConfig`.
  */
 import { z } from 'zod';
+import { PromptFormat } from '../agents/prompts/household.ts';
 import { estimators } from '../credit/estimators.ts';
 import { penaltyPlacementSchema } from '../credit/types.ts';
 import { ENV_NAMES } from '../envs/index.ts';
@@ -94,7 +95,14 @@ export const TrainConfig = z.strictObject({
   /** The agent loop's options. */
   loop: z
     .strictObject({
-      /** H: earlier (observation, action) pairs in the household prompt. */
+      /**
+       * The household prompt's layout: 'growing' (the whole conversation; each prompt extends the
+       * last, so generation reuses the previous turn's keys and values and a trajectory trains as
+       * one sequence) or 'windowed' (the references' last `history` steps, one training row per step).
+       * Default: 'growing' when a whole trajectory fits the model's context (see `growingFits`).
+       */
+      promptFormat: PromptFormat.optional(),
+      /** H: earlier (observation, action) pairs in the 'windowed' household prompt. */
       history: z.number().int().min(0).default(2),
       maxSteps: z.number().int().min(1).default(20),
       /** Response length cap, in tokens. */
@@ -172,7 +180,8 @@ export const TrainConfig = z.strictObject({
 export type TrainConfigInput = z.input<typeof TrainConfig>;
 
 /** The parsed config with every estimator-dependent default filled in. */
-export type TrainConfig = z.output<typeof TrainConfig> & {
+export type TrainConfig = Omit<z.output<typeof TrainConfig>, 'loop'> & {
+  loop: z.output<typeof TrainConfig>['loop'] & { promptFormat: PromptFormat };
   ppo: Required<z.output<typeof PpoConfig>>;
   checkpointDir: string;
 };
@@ -229,9 +238,36 @@ export function parseConfigSection<S extends z.ZodType>(
   );
 }
 
+/**
+ * Household prompt tokens the growing format needs at most, measured with the domain tokenizer
+ * (1024 tokens) on exploring-expert trajectories: the opening message (157 in 4-receptacle rooms,
+ * 188 in 8-receptacle ones) and each later step's observation with its admissible list (122 and 146
+ * at most), plus the reply.
+ */
+export const GROWING_OPENING_TOKENS = 200;
+export const GROWING_TURN_TOKENS = 100;
+
+/** Whether a whole household trajectory of `loop` fits a context of `contextLength` tokens. */
+export function growingFits(loop: { maxSteps: number; maxTokens: number }, contextLength: number): boolean {
+  return GROWING_OPENING_TOKENS + loop.maxSteps * (loop.maxTokens + GROWING_TURN_TOKENS) <= contextLength;
+}
+
+/** The loop's prompt format when the config does not set it: growing where it fits (a checkpoint's context is not known here). */
+function defaultPromptFormat(c: z.output<typeof TrainConfig>): PromptFormat {
+  if (c.env !== 'household') return 'growing';
+  const context =
+    c.policy.model?.contextLength ??
+    (c.policy.checkpoint ? undefined : presets[c.policy.preset].contextLength);
+  return context !== undefined && growingFits(c.loop, context) ? 'growing' : 'windowed';
+}
+
 /** Parse and complete a config; the error names the first bad field. */
 export function parseTrainConfig(input: unknown): TrainConfig {
-  const c = parseOrThrow(TrainConfig, input ?? {}, (i) => new TrainConfigError(i.field, i.message));
+  const parsed = parseOrThrow(TrainConfig, input ?? {}, (i) => new TrainConfigError(i.field, i.message));
+  const c = {
+    ...parsed,
+    loop: { ...parsed.loop, promptFormat: parsed.loop.promptFormat ?? defaultPromptFormat(parsed) },
+  };
   // The trainer's default penalty placement reaches every estimator that has the option, unless
   // the estimator's own options set it.
   const shape = estimators[c.estimator].options.shape;
@@ -241,8 +277,10 @@ export function parseTrainConfig(input: unknown): TrainConfig {
       ? { penaltyPlacement: c.penaltyPlacement }
       : {}),
     // HGPO's levels reach as far back as the prompt shows (ALGORITHMS.md): the loop's history,
-    // unless set (its own default, 2, is the references' loop's).
-    ...(c.estimator === 'hgpo' && !('history' in given) ? { history: c.loop.history } : {}),
+    // unless set (its own default, 2, is the references' loop's); the growing prompt shows every step.
+    ...(c.estimator === 'hgpo' && !('history' in given)
+      ? { history: c.loop.promptFormat === 'growing' ? c.loop.maxSteps : c.loop.history }
+      : {}),
     ...given,
   };
   const estimatorOptions = parseConfigSection(

@@ -7,7 +7,12 @@
  * accuracy on expert decisions, the SFT selection figure.
  */
 import { INVALID_ACTION_NOTE } from '../agents/loops/household.ts';
-import { type HouseholdTurn, householdPrompt, parseHouseholdResponse } from '../agents/prompts/household.ts';
+import {
+  type HouseholdTurn,
+  householdMessages,
+  type PromptFormat,
+  parseHouseholdResponse,
+} from '../agents/prompts/household.ts';
 import type { ChatMessage } from '../agents/types.ts';
 import { HouseholdEnv } from '../envs/household/env.ts';
 import { exploringAction, NoExpertActionError } from '../envs/household/expert.ts';
@@ -18,7 +23,9 @@ import type { Demonstrated } from './family.ts';
 import { type Interval, wilson } from './stats.ts';
 
 export interface LockstepOptions {
-  /** H: earlier (observation, action) pairs in the prompt (the loop's `history`). */
+  /** The loop's `promptFormat` (default 'growing', the loop's default). */
+  promptFormat?: PromptFormat;
+  /** H: earlier (observation, action) pairs in the 'windowed' prompt (the loop's `history`). */
   history: number;
   /** Decisions per trajectory (the loop's `maxSteps`). */
   maxSteps: number;
@@ -52,6 +59,8 @@ interface Live extends LockstepTrajectory {
   env: HouseholdEnv;
   observation: string;
   past: HouseholdTurn[];
+  /** The admissible commands the current prompt shows. */
+  admissible: string[];
   done: boolean;
 }
 
@@ -71,6 +80,7 @@ export async function householdLockstep(
       env,
       observation,
       past: [],
+      admissible: [],
       done: false,
       won: false,
       steps: 0,
@@ -84,12 +94,14 @@ export async function householdLockstep(
     if (live.length === 0) break;
     const asks: { run: Live; messages: ChatMessage[]; tokens: number[] }[] = [];
     for (const run of live) {
-      const messages = householdPrompt({
+      run.admissible = run.env.admissibleActions();
+      const messages = householdMessages({
+        format: options.promptFormat ?? 'growing',
+        history: options.history,
         task: run.task.payload.goalText,
-        stepCount: run.steps,
-        history: options.history === 0 ? [] : run.past.slice(-options.history),
+        past: run.past,
         observation: run.observation,
-        admissible: run.env.admissibleActions(),
+        admissible: run.admissible,
       });
       const tokens = policy.encodePrompt(messages);
       // As the loop: a prompt that fills the context ends the trajectory without a decision.
@@ -115,7 +127,7 @@ export async function householdLockstep(
           seed: (options.seed ?? 0) + step * 1_000_003 + i,
         },
       );
-      for (const [j, { run }] of part.entries()) act(run, out[j]!.text ?? '', options.maxSteps);
+      for (const [j, { run }] of part.entries()) act(run, out[j]!, options.maxSteps);
     }
   }
   return runs.map(({ task, won, steps, invalid, actions, labelled }) => ({
@@ -129,18 +141,24 @@ export async function householdLockstep(
 }
 
 /** One decision of `run`, exactly as the household loop takes it. */
-function act(run: Live, text: string, maxSteps: number): void {
+function act(run: Live, out: { text?: string; tokens: number[] }, maxSteps: number): void {
+  const text = out.text ?? '';
   const decision = parseHouseholdResponse(text);
+  const shown = {
+    observation: run.observation,
+    reply: { text, tokenIds: out.tokens },
+    admissible: run.admissible,
+  };
   run.steps++;
   if (!decision.valid) {
     run.invalid++;
     run.actions.push(undefined);
-    run.past.push({ observation: run.observation, action: INVALID_ACTION_NOTE });
+    run.past.push({ ...shown, action: INVALID_ACTION_NOTE });
   } else {
     const r = run.env.stepSync(decision.action);
     if (!r.info.valid) run.invalid++;
     run.actions.push(decision.action);
-    run.past.push({ observation: run.observation, action: decision.action });
+    run.past.push({ ...shown, action: decision.action });
     run.observation = r.observation;
     if (r.done) {
       run.won = r.info.won;

@@ -12,8 +12,11 @@ export const HOUSEHOLD_DEFAULT = {
   envOptions: { receptacles: 4, objects: 1 },
   agent: 'react',
   estimator: 'gigpo',
-  loop: { history: 1, maxSteps: 12, maxTokens: 40, temperature: 1 },
-  policy: { preset: 'tiny' },
+  // The growing prompt (the whole trajectory; each turn prefills only what it appended and the
+  // update trains one sequence per trajectory) needs a longer context than tiny's 512 tokens:
+  // 12 steps take up to about 1900 (GROWING_OPENING_TOKENS + 12 x (40 + GROWING_TURN_TOKENS)).
+  loop: { promptFormat: 'growing', history: 1, maxSteps: 12, maxTokens: 40, temperature: 1 },
+  policy: { preset: 'tiny-2k' },
   sft: {
     tasks: 200,
     validTasks: 20,

@@ -3,6 +3,7 @@
  * policy on it, so prompts are short enough for the tiny preset's context.
  */
 
+import { expect } from 'vitest';
 import { codeMathSystemPrompt } from '../../src/agents/prompts/codemath.ts';
 import { householdPrompt } from '../../src/agents/prompts/household.ts';
 import { searchSystemPrompt } from '../../src/agents/prompts/search.ts';
@@ -33,6 +34,21 @@ export function domainTexts(tasks = 40): string[] {
     }
   }
   return texts;
+}
+
+/**
+ * The growing conversation's promise: each step's prompt token ids are the previous step's prompt
+ * and response ids, exactly, followed by what the turn appended.
+ */
+export function expectPromptsGrow(
+  steps: readonly { promptTokens: number[]; responseTokens: number[] }[],
+): void {
+  for (let i = 1; i < steps.length; i++) {
+    const before = steps[i - 1]!;
+    const prefix = [...before.promptTokens, ...before.responseTokens];
+    expect(steps[i]!.promptTokens.slice(0, prefix.length)).toEqual(prefix);
+    expect(steps[i]!.promptTokens.length).toBeGreaterThan(prefix.length);
+  }
 }
 
 let cached: Tokenizer | undefined;

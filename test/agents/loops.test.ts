@@ -9,7 +9,11 @@ import {
 } from '../../src/agents/loops/index.ts';
 import { actionFromToolCalls } from '../../src/agents/loops/tool-calls.ts';
 import { envAction } from '../../src/agents/loops/tool-loop.ts';
-import { householdPrompt, parseHouseholdResponse } from '../../src/agents/prompts/household.ts';
+import {
+  householdMessages,
+  householdPrompt,
+  parseHouseholdResponse,
+} from '../../src/agents/prompts/household.ts';
 import {
   EncyclopediaQA,
   HouseholdEnv,
@@ -19,7 +23,7 @@ import {
   SearchExpert,
   type SearchTask,
 } from '../../src/index.ts';
-import { domainTokenizer, replies, ScriptedModel, tinyPolicy } from './loops-helpers.ts';
+import { domainTokenizer, expectPromptsGrow, replies, ScriptedModel, tinyPolicy } from './loops-helpers.ts';
 
 const policies: Policy[] = [];
 afterAll(async () => {
@@ -117,6 +121,60 @@ describe('household prompt and response format', () => {
   });
 });
 
+describe('household growing prompt format', () => {
+  const state = {
+    task: 'put a mug in shelf.',
+    past: [
+      {
+        observation: 'obs one',
+        action: 'look',
+        reply: { text: 'r1', tokenIds: [300, 301] },
+        admissible: ['look'],
+      },
+      {
+        observation: 'obs two',
+        action: INVALID_ACTION_NOTE,
+        reply: { text: 'junk' },
+        admissible: ['look', 'go to shelf 1'],
+      },
+    ],
+    observation: 'obs two',
+    admissible: ['look', 'go to shelf 1'],
+  };
+
+  it('shows the first observation once, then each reply (its sampled ids) and what came back', () => {
+    const messages = householdMessages({ format: 'growing', history: 1, ...state });
+    expect(messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user']);
+    expect(messages[0]!.content).toContain('Your current observation is: obs one');
+    expect(messages[0]!.content).toContain("['look']");
+    expect(messages[1]).toMatchObject({ content: 'r1', tokenIds: [300, 301] });
+    expect(messages[2]!.content).toContain('obs two');
+    expect(messages[3]).toEqual({ role: 'assistant', content: 'junk' });
+    expect(messages[4]!.content).toContain(`Your response was invalid (${INVALID_ACTION_NOTE})`);
+    // The prompt one step earlier is a prefix of this one, message for message.
+    const earlier = householdMessages({
+      format: 'growing',
+      history: 1,
+      ...state,
+      past: state.past.slice(0, 1),
+      observation: 'obs two',
+      admissible: ['look', 'go to shelf 1'],
+    });
+    expect(messages.slice(0, earlier.length)).toEqual(earlier);
+    // 'windowed' is the references' single message.
+    expect(householdMessages({ format: 'windowed', history: 1, ...state })).toHaveLength(1);
+  });
+
+  it('names what a growing prompt lacks', () => {
+    const past = [{ observation: 'o', action: 'look', admissible: ['look'] }];
+    expect(() => householdMessages({ ...state, format: 'growing', history: 1, past })).toThrow(/turn.reply/);
+    const noList = [{ observation: 'o', action: 'look', reply: { text: 'r' } }];
+    expect(() => householdMessages({ ...state, format: 'growing', history: 1, past: noList })).toThrow(
+      /turn.admissible/,
+    );
+  });
+});
+
 describe('tool-loop actions', () => {
   it('maps tags to env actions, the first tag winning; untagged text passes through', () => {
     const tags = { code: 'python', python: 'python' };
@@ -155,7 +213,12 @@ describe('household loop', () => {
     ];
     const model = replies(...script);
     const env = new HouseholdEnv();
-    const t = await runHousehold(env as never, model, { task, seed: task.seed });
+    const t = await runHousehold(
+      env as never,
+      model,
+      { task, seed: task.seed },
+      { promptFormat: 'windowed' },
+    );
     expect(t.outcome).toBe('won');
     expect(t.won).toBe(true);
     expect(t.steps.length).toBe(expert.length + 2);
@@ -186,7 +249,12 @@ describe('household loop', () => {
     const script = [think(first!), think(first!), ...rest.map(think)];
     const model = replies(...script);
     const env = new HouseholdEnv();
-    const t = await runHousehold(env as never, model, { task, seed: task.seed }, { history: 1 });
+    const t = await runHousehold(
+      env as never,
+      model,
+      { task, seed: task.seed },
+      { promptFormat: 'windowed', history: 1 },
+    );
     expect(t.won).toBe(true);
     expect(env.stepCount).toBe(expert.length + 1); // the env received the no-op
     const noop = t.steps[1]!;
@@ -264,8 +332,12 @@ describe('household loop', () => {
     const tok = domainTokenizer();
     for (const t of ts) {
       expect(t.steps.length).toBeGreaterThan(0);
+      // The growing format (the default): each prompt extends the previous prompt and reply.
+      expectPromptsGrow(t.steps);
       for (const s of t.steps) {
-        expect(tok.decode(s.promptTokens)).toBe(s.promptText);
+        // An earlier reply cut mid-character by the token limit shows as U+FFFD in the decoded ids
+        // and not in its text.
+        expect(tok.decode(s.promptTokens).replace(/\uFFFD/g, '')).toBe(s.promptText.replace(/\uFFFD/g, ''));
         expect(s.responseTokens.length).toBeGreaterThan(0);
         expect(s.responseTokens.length).toBeLessThanOrEqual(24);
         expect(s.responseLogprobs.length).toBe(s.responseTokens.length);
@@ -282,6 +354,28 @@ describe('household loop', () => {
     // The two rollouts of a group share the first prompt but sample their own responses.
     expect(ts[0]!.steps[0]!.promptTokens).toEqual(ts[1]!.steps[0]!.promptTokens);
     expect(ts[0]!.steps[0]!.responseTokens).not.toEqual(ts[1]!.steps[0]!.responseTokens);
+    // Each later turn prefilled only what it appended (the prefix cache held the previous prompt
+    // and reply, all but the last sampled token): at most this many tokens, without even counting
+    // what the G rollouts of a group share.
+    const bound = ts.reduce(
+      (n, t) =>
+        n +
+        t.steps.reduce(
+          (m, s, i) =>
+            m +
+            (i === 0
+              ? s.promptTokens.length
+              : s.promptTokens.length -
+                t.steps[i - 1]!.promptTokens.length -
+                t.steps[i - 1]!.responseTokens.length +
+                1),
+          0,
+        ),
+      0,
+    );
+    const stats = model.batcher.batch.stats;
+    expect(stats.prefilledTokens).toBeLessThanOrEqual(bound);
+    expect(stats.prefilledTokens).toBeLessThan(stats.promptTokens / 2);
     // Concurrent trajectories shared decode batches.
     const steps = ts.reduce((n, t) => n + t.steps.length, 0);
     expect(model.batcher.stats.batches).toBeLessThan(steps);
@@ -432,10 +526,11 @@ describe('search loop', () => {
       tasks: [task],
       groupSize: 2,
       makeEnv,
-      loops: { search: { maxTurns: 2, sampling: { maxTokens: 16 } } },
+      loops: { search: { maxTurns: 3, sampling: { maxTokens: 16 } } },
     });
     for (const t of ts) {
       expect(['turn_limit', 'answered', 'won', 'context_limit']).toContain(t.outcome);
+      expectPromptsGrow(t.steps);
       for (const s of t.steps) {
         expect(s.responseTokens.length).toBe(s.responseLogprobs.length);
         expect(s.promptText.startsWith('<|system|>Answer the question')).toBe(true);

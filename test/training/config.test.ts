@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseTrainConfig, ppoDefaults, TrainConfigError } from '../../src/training/config.ts';
+import { HOUSEHOLD_DEFAULT } from '../../src/training/presets.ts';
 
 describe('TrainConfig', () => {
   it('fills the estimator-dependent loss defaults from ALGORITHMS.md', () => {
@@ -19,6 +20,19 @@ describe('TrainConfig', () => {
     expect(parseTrainConfig({ ppo: { klCoef: 0.5 } }).ppo.klCoef).toBe(0.5);
     expect(parseTrainConfig({ db: 'runs/a.db' }).checkpointDir).toBe('runs/a-checkpoints/train');
     expect(parseTrainConfig({ db: 'runs/a.db', runId: 'b' }).checkpointDir).toBe('runs/a-checkpoints/b');
+  });
+
+  it("defaults the household prompt to 'growing' where a whole trajectory fits the context", () => {
+    // tiny's 512 tokens hold no 20-step trajectory; the embedded default's tiny-2k holds 12 steps.
+    expect(parseTrainConfig({}).loop.promptFormat).toBe('windowed');
+    expect(parseTrainConfig(HOUSEHOLD_DEFAULT).loop.promptFormat).toBe('growing');
+    const loop = { maxSteps: 12, maxTokens: 40 };
+    expect(parseTrainConfig({ policy: { preset: 'tiny-2k' }, loop }).loop.promptFormat).toBe('growing');
+    expect(parseTrainConfig({ policy: { preset: 'tiny-2k' } }).loop.promptFormat).toBe('windowed'); // 20 x 48
+    expect(parseTrainConfig({ loop: { promptFormat: 'growing' } }).loop.promptFormat).toBe('growing');
+    expect(() => parseTrainConfig({ loop: { promptFormat: 'full' } })).toThrow(/loop.promptFormat/);
+    // HGPO's levels reach as far back as the growing prompt shows: every step.
+    expect(parseTrainConfig({ ...HOUSEHOLD_DEFAULT, estimator: 'hgpo' }).estimatorOptions.history).toBe(12);
   });
 
   it("gives HGPO the loop's history unless its options set one", () => {

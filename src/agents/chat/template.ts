@@ -44,6 +44,8 @@ export function templateMessages(
   tools: readonly ChatToolDefinition[] = [],
 ): TemplateMessage[] {
   const out: TemplateMessage[] = messages.map((m) => {
+    // Sampled ids already hold the reply's tool calls as the text the model wrote.
+    if (m.tokenIds) return { role: m.role, content: m.content, tokenIds: m.tokenIds };
     if (m.role === 'assistant' && m.toolCalls && m.toolCalls.length > 0) {
       const calls = m.toolCalls.map(renderToolCall).join('\n');
       return { role: 'assistant', content: m.content ? `${m.content}\n${calls}` : calls };

@@ -1,6 +1,7 @@
 /**
- * The household loop (GiGPO/HGPO's ALFWorld agent): each step the model sees the task, the last H
- * observation/action pairs, the current observation and the admissible commands, and answers
+ * The household loop (GiGPO/HGPO's ALFWorld agent): each step the model sees the task, its history
+ * (the whole conversation in the 'growing' format, or the last H observation/action pairs in the
+ * references' 'windowed' one), the current observation and the admissible commands, and answers
  * `<think>...</think><action>...</action>`. A response without those tags is invalid: the env
  * receives nothing, the world stays as it was, and the step is recorded with `valid: false`
  * (it still counts toward the step limit). A command the env cannot execute (not admissible: it
@@ -10,7 +11,13 @@
 import { z } from 'zod';
 import type { HouseholdTask } from '../../envs/household/generator.ts';
 import type { Env } from '../../envs/types.ts';
-import { type HouseholdTurn, householdPrompt, parseHouseholdResponse } from '../prompts/household.ts';
+import {
+  type HouseholdTurn,
+  householdMessages,
+  INVALID_ACTION_NOTE,
+  PromptFormat,
+  parseHouseholdResponse,
+} from '../prompts/household.ts';
 import type { AgentStep, Trajectory, TrajectoryOutcome } from '../record.ts';
 import type { ChatModel } from '../types.ts';
 import {
@@ -27,15 +34,20 @@ import {
 } from './shared.ts';
 
 export const HouseholdLoopOptions = LoopOptions.extend({
-  /** H: earlier (observation, action) pairs shown in the prompt. */
+  /**
+   * 'growing': the whole conversation, each prompt extending the last token for token (the prefix
+   * cache reuses the previous turn's keys and values); 'windowed': the references' single message
+   * with the last `history` steps.
+   */
+  promptFormat: PromptFormat.default('growing'),
+  /** H: earlier (observation, action) pairs shown in the 'windowed' prompt. */
   history: z.number().int().min(0).default(2),
   /** Steps (valid or not) before the trajectory ends; the env's own limit applies too. */
   maxSteps: z.number().int().min(1).default(50),
 });
 export type HouseholdLoopOptions = z.output<typeof HouseholdLoopOptions>;
 
-/** What the history shows for a step whose response was invalid (the env received nothing). */
-export const INVALID_ACTION_NOTE = 'invalid response, no action taken';
+export { INVALID_ACTION_NOTE };
 
 export async function runHousehold(
   env: Env<HouseholdTask>,
@@ -55,12 +67,14 @@ export async function runHousehold(
 
   while (steps.length < opts.maxSteps) {
     const anchor = env.anchor;
-    const messages = householdPrompt({
+    const admissible = env.admissibleActions?.() ?? [];
+    const messages = householdMessages({
+      format: opts.promptFormat,
+      history: opts.history,
       task: task.payload.goalText,
-      stepCount: steps.length,
-      history: opts.history === 0 ? [] : past.slice(-opts.history),
+      past,
       observation,
-      admissible: env.admissibleActions?.() ?? [],
+      admissible,
     });
     const call = chatOptions(opts.sampling, { seed: episode.seed, trajectoryId }, steps.length);
     const result = await ask(model, messages, call, deadline);
@@ -84,9 +98,10 @@ export async function runHousehold(
       extras: {},
     };
     steps.push(step);
+    const reply = { text: result.text, tokenIds: result.tokenIds };
     if (!decision.valid) {
       step.extras.invalidReason = decision.reason;
-      past.push({ observation, action: INVALID_ACTION_NOTE });
+      past.push({ observation, action: INVALID_ACTION_NOTE, reply, admissible });
       continue;
     }
     const r = await env.step(decision.action);
@@ -96,7 +111,7 @@ export async function runHousehold(
     step.observation = r.observation;
     step.envReward = r.reward;
     step.audit = auditSince(episode.tools, auditFrom);
-    past.push({ observation, action: decision.action });
+    past.push({ observation, action: decision.action, reply, admissible });
     observation = r.observation;
     if (r.done) {
       outcome = r.info.won ? 'won' : 'turn_limit';

@@ -85,7 +85,10 @@ export async function runToolLoop<T extends SearchTask | CodeMathTask>(
       outcome = r.info.won ? 'won' : 'answered';
       break;
     }
-    messages.push(assistantMessage(result.text, result.toolCalls));
+    // The sampled ids, when the backend has them: the next prompt then extends this one token for
+    // token (re-encoding the text need not give the same ids), and the prefix cache reuses it all.
+    const reply = assistantMessage(result.text, result.toolCalls);
+    messages.push(result.tokenIds ? { ...reply, tokenIds: result.tokenIds } : reply);
     messages.push(...answerToolCalls(result.toolCalls ?? [], fromCalls, step.observation));
     if (r.done) break;
   }

@@ -1,17 +1,120 @@
 /**
- * The household prompt, laid out as the GiGPO and HGPO references prompt ALFWorld: one user
- * message with the task, the last H (observation, action) pairs, the current observation and the
- * admissible commands, asking for `<think>...</think>` then `<action>...</action>`. The wording
- * is ours; the structure (and so what a model sees at each step) follows theirs.
+ * The household prompt formats (`PromptFormat`). 'windowed' is laid out as the GiGPO and HGPO
+ * references prompt ALFWorld: one user message with the task, the last H (observation, action)
+ * pairs, the current observation and the admissible commands, asking for `<think>...</think>` then
+ * `<action>...</action>`. 'growing' is a conversation: the first observation (which states the
+ * task) once, then each turn appends the reply as sampled and a user message with the new
+ * observation and admissible commands, so that each prompt extends the previous prompt and reply
+ * token for token (the prefix cache then prefills only what a turn appended) and the whole
+ * trajectory trains as one sequence. The wording is ours.
  */
+import { z } from 'zod';
 import type { ChatMessage } from '../types.ts';
+
+/**
+ * How a loop lays out a trajectory's history: 'growing' (the whole conversation, each prompt
+ * extends the last) or 'windowed' (one message with the last `history` steps, the references').
+ */
+export const PromptFormat = z.enum(['growing', 'windowed']);
+export type PromptFormat = z.infer<typeof PromptFormat>;
 
 /** One earlier step as the history shows it. */
 export interface HouseholdTurn {
   observation: string;
   /** The command sent to the env, or the raw response when it was invalid (the env got nothing). */
   action: string;
+  /**
+   * The reply as the model gave it ('growing' shows it; 'windowed' shows `action` only), with its
+   * sampled token ids when there are some (the next prompt then holds exactly those ids).
+   */
+  reply?: { text: string; tokenIds?: readonly number[] };
+  /** The admissible commands shown with `observation` ('growing' shows them again each step). */
+  admissible?: readonly string[];
 }
+
+/** What `householdMessages` lays out: the current state and every earlier step of the trajectory. */
+export interface HouseholdState {
+  format: PromptFormat;
+  /** H of the 'windowed' format. */
+  history: number;
+  task: string;
+  /** Every step taken so far, oldest first. */
+  past: readonly HouseholdTurn[];
+  observation: string;
+  admissible: readonly string[];
+}
+
+/** The prompt of the current step in `state.format`. */
+export function householdMessages(state: HouseholdState): ChatMessage[] {
+  if (state.format === 'windowed') {
+    return householdPrompt({
+      task: state.task,
+      stepCount: state.past.length,
+      history: state.history === 0 ? [] : state.past.slice(-state.history),
+      observation: state.observation,
+      admissible: state.admissible,
+    });
+  }
+  return householdConversation(state);
+}
+
+/**
+ * The 'growing' format: the first observation (it states the task), the admissible commands and
+ * the instruction once; then per step the reply and a user message with what came back.
+ */
+export function householdConversation(state: Omit<HouseholdState, 'format' | 'history'>): ChatMessage[] {
+  const shown = (i: number) =>
+    i < state.past.length
+      ? { observation: state.past[i]!.observation, admissible: state.past[i]!.admissible }
+      : { observation: state.observation, admissible: state.admissible };
+  const first = shown(0);
+  const messages: ChatMessage[] = [
+    {
+      role: 'user',
+      content: [
+        'You are an agent acting in a household text world.',
+        `Your current observation is: ${first.observation}`,
+        `Your admissible actions now are: [${quoted(admissibleOf(first.admissible, 0))}].`,
+        '',
+        ASK,
+      ].join('\n'),
+    },
+  ];
+  for (const [i, turn] of state.past.entries()) {
+    if (!turn.reply) {
+      throw new Error(
+        `householdConversation: step ${i} has no reply; the growing format shows every reply (expected turn.reply)`,
+      );
+    }
+    messages.push({
+      role: 'assistant',
+      content: turn.reply.text,
+      ...(turn.reply.tokenIds ? { tokenIds: turn.reply.tokenIds } : {}),
+    });
+    const next = shown(i + 1);
+    const lines = [
+      ...(turn.action === INVALID_ACTION_NOTE ? [`Your response was invalid (${INVALID_ACTION_NOTE}).`] : []),
+      `Your current observation is: ${next.observation}`,
+      `Your admissible actions now are: [${quoted(admissibleOf(next.admissible, i + 1))}].`,
+    ];
+    messages.push({ role: 'user', content: lines.join('\n') });
+  }
+  return messages;
+}
+
+/** What the history shows for a step whose response was invalid (the env received nothing). */
+export const INVALID_ACTION_NOTE = 'invalid response, no action taken';
+
+function admissibleOf(list: readonly string[] | undefined, step: number): readonly string[] {
+  if (!list) {
+    throw new Error(
+      `householdConversation: step ${step} has no admissible list; the growing format shows each step's (expected turn.admissible)`,
+    );
+  }
+  return list;
+}
+
+const quoted = (list: readonly string[]) => list.map((a) => `'${a}'`).join(', ');
 
 export interface HouseholdPromptInput {
   /** The goal, e.g. "put a clean mug in coffeemachine." */

@@ -5,8 +5,13 @@ export { codeMathPrompt, codeMathSystemPrompt } from './codemath.ts';
 export {
   type HouseholdDecision,
   type HouseholdPromptInput,
+  type HouseholdState,
   type HouseholdTurn,
+  householdConversation,
+  householdMessages,
   householdPrompt,
+  INVALID_ACTION_NOTE,
+  PromptFormat,
   parseHouseholdResponse,
 } from './household.ts';
 export { messageContent, renderMessages } from './render.ts';

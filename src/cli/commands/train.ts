@@ -18,6 +18,7 @@ interface TrainFlags {
   seed?: string;
   summary?: string;
   progress?: boolean;
+  promptFormat?: string;
 }
 
 /**
@@ -78,6 +79,10 @@ export function registerTrain(program: Command): void {
     .option('--run <id>', 'the run (its runId): which run of --db to resume, or the id of a new one')
     .option('--seed <n>', 'seed of weights, task draws and sampling')
     .option('--summary <file>', 'write the before/after table as JSON')
+    .option(
+      '--prompt-format <format>',
+      "household prompt: 'growing' (the whole trajectory) or 'windowed' (the last loop.history steps)",
+    )
     .option('--no-progress', 'no progress bars')
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const { parseTrainConfig } = await import('../../training/config.ts');
@@ -94,6 +99,11 @@ export function registerTrain(program: Command): void {
       };
       const fileConfig = file === undefined ? undefined : await readConfig(file);
       let input: Record<string, unknown>;
+      if (flags.resume && flags.promptFormat !== undefined) {
+        throw new Error(
+          "--prompt-format cannot change a resumed run's prompts; it keeps its stored loop.promptFormat",
+        );
+      }
       if (flags.resume) {
         const db = flags.db ?? (fileConfig?.db as string | undefined);
         if (db === undefined) throw new Error('--resume needs --db <the store of the run to continue>');
@@ -103,6 +113,9 @@ export function registerTrain(program: Command): void {
         // No config: the embedded default (what `npm start` runs).
         input = fileConfig ?? structuredClone(HOUSEHOLD_DEFAULT);
         for (const [key, value] of Object.entries(flagged)) if (value !== undefined) input[key] = value;
+        if (flags.promptFormat !== undefined) {
+          input.loop = { ...(input.loop as object | undefined), promptFormat: flags.promptFormat };
+        }
         if (flags.db !== undefined) input.db = flags.db;
         if (input.db === undefined) {
           // A fresh store per run, so that running the same command twice never collides.

@@ -31,6 +31,11 @@ export type ModelConfig = z.infer<typeof ModelConfig>;
 export const presets = {
   /** about 1.1M parameters */
   tiny: { vocabSize: 2048, width: 128, layers: 4, heads: 4, contextLength: 512, mlpRatio: 4 },
+  /**
+   * tiny with a 2048-token context (about 1.3M parameters: 196k more position embeddings), for
+   * prompts that hold a whole household trajectory (the 'growing' prompt format).
+   */
+  'tiny-2k': { vocabSize: 2048, width: 128, layers: 4, heads: 4, contextLength: 2048, mlpRatio: 4 },
   /** about 5.4M parameters */
   small: { vocabSize: 2048, width: 256, layers: 6, heads: 8, contextLength: 512, mlpRatio: 4 },
 } satisfies Record<string, z.input<typeof ModelConfig>>;

@@ -37,6 +37,13 @@ export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
 export interface TemplateMessage {
   role: ChatRole;
   content: string;
+  /**
+   * The content's exact token ids, used instead of encoding `content` (an assistant reply as it
+   * was sampled, which re-encoding its text need not reproduce), so that a conversation's next
+   * prompt extends the previous prompt and reply token for token. A trailing end token is the
+   * message's own end.
+   */
+  tokenIds?: readonly number[];
 }
 const ROLE_TOKEN: Record<ChatRole, number> = {
   system: SPECIAL_TOKENS['<|system|>'],
@@ -215,6 +222,11 @@ export class Tokenizer {
         );
       }
       ids.push(role);
+      if (m.tokenIds) {
+        for (const id of m.tokenIds) ids.push(id);
+        if (m.tokenIds.at(-1) !== this.endId) ids.push(this.endId);
+        continue;
+      }
       for (const id of this.encode(m.content)) ids.push(id);
       ids.push(this.endId);
     }

@@ -6,7 +6,7 @@
  */
 import { PolicyChatModel } from '../../agents/chat/policy-chat-model.ts';
 import { agentEnvMaker, rollout } from '../../agents/loops/rollout.ts';
-import { householdPrompt } from '../../agents/prompts/household.ts';
+import { type HouseholdTurn, householdMessages, type PromptFormat } from '../../agents/prompts/household.ts';
 import { HouseholdExpert } from '../../envs/household/expert.ts';
 import type { HouseholdTask } from '../../envs/household/generator.ts';
 import { HouseholdGenerator } from '../../envs/household/generator.ts';
@@ -23,31 +23,36 @@ export function expertReply(action: string): string {
 }
 
 /**
- * The expert's decisions on `tasks`, prompted as the household loop prompts them (same history
- * window, same admissible list). `env` must offer admissibleActions (the prompt lists them).
+ * The expert's decisions on `tasks`, prompted as the household loop prompts them (same format and
+ * history, same admissible list; the growing format shows the expert's earlier replies). `env`
+ * must offer admissibleActions (the prompt lists them).
  */
 export async function householdDemonstrations(
   env: Env,
   expert: Expert,
   tasks: readonly Task[],
   history: number,
+  promptFormat: PromptFormat = 'growing',
 ): Promise<Demonstrated[]> {
   const out: Demonstrated[] = [];
   for (const task of tasks) {
     let observation = await env.reset(task.seed, task);
     const goal = (task.payload as { goalText?: string }).goalText ?? '';
-    const past: { observation: string; action: string }[] = [];
+    const past: HouseholdTurn[] = [];
     for (const action of expert.demonstrate(task).actions) {
-      const messages = householdPrompt({
+      const admissible = env.admissibleActions?.() ?? [];
+      const messages = householdMessages({
+        format: promptFormat,
+        history,
         task: goal,
-        stepCount: past.length,
-        history: history === 0 ? [] : past.slice(-history),
+        past,
         observation,
-        admissible: env.admissibleActions?.() ?? [],
+        admissible,
       });
-      out.push({ messages, reply: expertReply(action) });
+      const reply = expertReply(action);
+      out.push({ messages, reply });
       const r = await env.step(action);
-      past.push({ observation, action });
+      past.push({ observation, action, reply: { text: reply }, admissible });
       observation = r.observation;
       if (r.done) break;
     }
@@ -64,7 +69,13 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
   // a policy cannot learn from its observations (it then "takes" wherever it stands).
   const expert = hooks.expert ?? new HouseholdExpert({ explore: true });
   const demonstrations = (tasks: readonly Task[]) =>
-    householdDemonstrations(makeEnv('household').env, expert, tasks, config.loop.history);
+    householdDemonstrations(
+      makeEnv('household').env,
+      expert,
+      tasks,
+      config.loop.history,
+      config.loop.promptFormat,
+    );
   return {
     task,
     demonstrations,
@@ -89,6 +100,7 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
         makeEnv,
         loops: {
           household: {
+            promptFormat: config.loop.promptFormat,
             history: config.loop.history,
             maxSteps: config.loop.maxSteps,
             sampling: {
@@ -110,7 +122,8 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
  * rounds never repeat a task.
  */
 export function householdDagger(
-  config: Pick<TrainConfig, 'envOptions' | 'loop'> & {
+  config: Pick<TrainConfig, 'envOptions'> & {
+    loop: Omit<TrainConfig['loop'], 'promptFormat'> & { promptFormat?: PromptFormat };
     sft: { dagger: { tasks: number; temperature: number } };
   },
   task: (split: Split, seed: number) => Task,
@@ -124,6 +137,7 @@ export function householdDagger(
       (_, k) => task('train', firstSeed + round * tasks + k) as HouseholdTask,
     );
     const runs = await householdLockstep(policy, drawn, {
+      promptFormat: config.loop.promptFormat,
       history: config.loop.history,
       maxSteps: config.loop.maxSteps,
       maxTokens: config.loop.maxTokens,
