@@ -15,6 +15,10 @@ export interface TrainStep {
   prompt: number[];
   response: number[];
   advantage: number;
+  /** The trajectory it belongs to (`groupId/trajectoryId`): its steps may train as one sequence. */
+  trajectory?: string;
+  /** The log-prob each response token was sampled with (the rollout's behaviour log-probs). */
+  logprobs?: number[];
 }
 
 /** What the estimator gave an iteration. */
@@ -61,7 +65,13 @@ export async function assignCredit(
           `the estimator's rows miss trainable step ${s.stepIndex} of trajectory ${t.groupId}/${t.trajectoryId}`,
         );
       }
-      return { prompt: s.promptTokens, response: s.responseTokens, advantage: record.value };
+      return {
+        prompt: s.promptTokens,
+        response: s.responseTokens,
+        advantage: record.value,
+        trajectory: `${t.groupId}/${t.trajectoryId}`,
+        logprobs: s.responseLogprobs,
+      };
     }),
   );
   const groups = groupTrajectories(trajectories).map((g) => ({

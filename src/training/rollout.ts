@@ -15,6 +15,11 @@ export interface RolloutResult {
   /** Every trajectory rolled out, dropped ones included (they count toward the env-step budget). */
   all: Trajectory[];
   seconds: number;
+  /**
+   * The policy's parameter version during the rollout (`Runner.paramsVersion`); undefined when it
+   * changed meanwhile. An update at this version takes its behaviour log-probs from the rollout.
+   */
+  policyVersion?: number;
 }
 
 /** Seed of the k-th task of an iteration's attempt: distinct per (run seed, iteration, attempt, k). */
@@ -37,6 +42,7 @@ export function informativeGroups(trajectories: readonly Trajectory[]): Trajecto
 export async function rollout(ctx: RunContext, it: number): Promise<RolloutResult> {
   const { config, family, policy } = ctx;
   const started = performance.now();
+  const version = policy.runner.paramsVersion;
   const sampling = hashSeed(`sample:${config.seed}:${it}`) % 2 ** 30;
   const want = config.tasksPerIteration;
   const dynamic = config.dynamicSampling.enabled;
@@ -66,5 +72,6 @@ export async function rollout(ctx: RunContext, it: number): Promise<RolloutResul
     trajectories: kept.length > 0 ? kept : all,
     all,
     seconds: (performance.now() - started) / 1000,
+    policyVersion: policy.runner.paramsVersion === version ? version : undefined,
   };
 }

@@ -113,7 +113,7 @@ async function iteration(ctx: IterationContext): Promise<string> {
   const { config, store, policy, it } = ctx;
   const rolled = await rollout(ctx, it);
   const credit = await assignCredit(ctx, rolled.trajectories);
-  const updated = await update(ctx, it, credit.steps, ctx.lastGood);
+  const updated = await update(ctx, it, credit.steps, ctx.lastGood, { rolloutVersion: rolled.policyVersion });
 
   // Checkpoint first, then the iteration: a stored iteration always has its weights on disk.
   const dir = join(config.checkpointDir, `iter-${it}`);

@@ -1,6 +1,8 @@
 /**
- * An iteration's update: token rows (the step's advantage on every response token, behaviour and
- * reference log-probs from the scoring graph), then PPO epochs of shuffled mini-batches through
+ * An iteration's update: training sequences (a whole trajectory when its prompts grow, else one
+ * step), the step's advantage on every token of its response, behaviour log-probs (the rollout's
+ * own when the policy has not changed since, else re-scored) and reference log-probs (only when
+ * the KL term counts), then PPO epochs of shuffled mini-batches packed by token count through
  * `Policy.update`, with the loss built from the config's `ppo` section. A non-finite loss or a KL
  * past `ppo.maxKl` stops the run (`DivergenceError`) with its last good checkpoint named.
  */
@@ -10,7 +12,6 @@ import type { TokenRow } from '../policy/runtime/runner.ts';
 import { Rng } from '../util/random.ts';
 import { mean, type RunContext } from './context.ts';
 import type { TrainStep } from './credit.ts';
-
 /** A run that stopped because its update went wrong; its last good checkpoint is kept. */
 export class DivergenceError extends Error {
   constructor(
@@ -32,36 +33,188 @@ export interface UpdateResult {
   /** Response tokens trained on, over all epochs. */
   tokens: number;
   seconds: number;
+  /** Training sequences, and how many of them hold a whole trajectory of several steps. */
+  sequences: number;
+  packed: number;
+  /** Tokens passed through the model per epoch (prompts once per sequence), padding excluded. */
+  sequenceTokens: number;
+  /** The behaviour log-probs came from the rollout (no re-scoring pass). */
+  rolloutLogprobs: boolean;
 }
 
 /**
- * Token rows of an iteration: prompt + response tokens, the loss mask on the response, the step's
- * advantage broadcast to its response tokens, and the behaviour (current policy) and reference
- * log-probs of the response tokens from the scoring graph.
+ * One training sequence before scoring: `tokens` with the loss mask on the response tokens of its
+ * steps, each step's advantage on its response, and the log-probs those tokens were sampled with
+ * (when every step has them).
+ */
+export interface TrainSequence {
+  tokens: number[];
+  mask: number[];
+  advantages: number[];
+  behaviour?: number[];
+  /** Steps it trains (1 for a step row). */
+  steps: number;
+}
+
+/**
+ * Training sequences of `steps`. With `pack`, the steps of a trajectory whose every prompt starts
+ * with the previous step's prompt and response (the growing prompt) become one sequence: the last
+ * step's prompt and response, which holds every earlier response at its own positions. Each
+ * response token then has exactly the context it was sampled in, so its log-prob, the loss and
+ * the gradient are the per-step rows' (under token-mean aggregation), while the shared prompt is
+ * processed once instead of once per step. Other trajectories train one row per step.
+ */
+export function trainingSequences(steps: readonly TrainStep[], pack: boolean): TrainSequence[] {
+  const out: TrainSequence[] = [];
+  const byTrajectory = new Map<string, TrainStep[]>();
+  const order: (TrainStep | TrainStep[])[] = [];
+  for (const s of steps) {
+    if (!pack || s.trajectory === undefined) {
+      order.push(s);
+      continue;
+    }
+    let list = byTrajectory.get(s.trajectory);
+    if (!list) {
+      list = [];
+      byTrajectory.set(s.trajectory, list);
+      order.push(list);
+    }
+    list.push(s);
+  }
+  for (const item of order) {
+    const list = Array.isArray(item) ? item : [item];
+    if (list.length > 1 && promptsGrow(list)) out.push(sequenceOf(list));
+    else for (const s of list) out.push(sequenceOf([s]));
+  }
+  return out;
+}
+
+/** Whether each step's prompt starts with the previous step's prompt and response, token for token. */
+export function promptsGrow(steps: readonly TrainStep[]): boolean {
+  for (let i = 1; i < steps.length; i++) {
+    const prev = steps[i - 1]!;
+    const next = steps[i]!.prompt;
+    const n = prev.prompt.length + prev.response.length;
+    if (next.length < n) return false;
+    for (let t = 0; t < prev.prompt.length; t++) if (next[t] !== prev.prompt[t]) return false;
+    for (let t = 0; t < prev.response.length; t++)
+      if (next[prev.prompt.length + t] !== prev.response[t]) return false;
+  }
+  return true;
+}
+
+function sequenceOf(steps: readonly TrainStep[]): TrainSequence {
+  const last = steps.at(-1)!;
+  const tokens = [...last.prompt, ...last.response];
+  const mask = new Array<number>(tokens.length).fill(0);
+  const advantages = new Array<number>(tokens.length).fill(0);
+  const sampled = steps.every((s) => s.logprobs !== undefined && s.logprobs.length === s.response.length);
+  const behaviour = sampled ? new Array<number>(tokens.length).fill(0) : undefined;
+  for (const s of steps) {
+    const at = s.prompt.length;
+    for (let t = 0; t < s.response.length; t++) {
+      mask[at + t] = 1;
+      advantages[at + t] = s.advantage;
+      if (behaviour) behaviour[at + t] = s.logprobs![t]!;
+    }
+  }
+  return { tokens, mask, advantages, behaviour, steps: steps.length };
+}
+
+/** Tokens per scoring call: bounds the [rows, seq, vocab] logits of the scoring graph. */
+const SCORE_TOKENS = 16_384;
+
+/** Teacher-forced log-probs of whole rows under `policy`, in chunks of similar length. */
+export async function scoreRows(policy: Policy, rows: readonly number[][]): Promise<number[][]> {
+  const out: number[][] = new Array(rows.length);
+  const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.length - rows[b]!.length);
+  for (let i = 0; i < order.length; ) {
+    let j = i + 1;
+    while (j < order.length && (j - i + 1) * rows[order[j]!]!.length <= SCORE_TOKENS) j++;
+    const part = order.slice(i, j);
+    const { logprobs } = await policy.runner.score(part.map((k) => rows[k]!));
+    part.forEach((k, n) => {
+      out[k] = Array.from(logprobs[n]!);
+    });
+    i = j;
+  }
+  return out;
+}
+
+/** How `tokenRows` builds its rows. */
+export interface TokenRowOptions {
+  /** Pack a trajectory with growing prompts into one row (exact only under token-mean aggregation). */
+  pack?: boolean;
+  /** Take behaviour log-probs from the rollout (the policy has not changed since it sampled them). */
+  rolloutLogprobs?: boolean;
+  /** 0 skips the reference pass (its log-probs are then the behaviour ones: the KL term is off anyway). */
+  klCoef?: number;
+}
+
+/**
+ * Token rows of an iteration: `trainingSequences` with behaviour log-probs (the rollout's, or
+ * re-scored by `policy`) and reference log-probs (scored by `reference` when `klCoef` > 0).
  */
 export async function tokenRows(
   policy: Policy,
   reference: Policy,
   steps: readonly TrainStep[],
-  chunk = 32,
-): Promise<TokenRow[]> {
-  const rows: TokenRow[] = [];
-  for (let i = 0; i < steps.length; i += chunk) {
-    const part = steps.slice(i, i + chunk);
-    const pairs = part.map((s) => ({ prompt: s.prompt, continuation: s.response }));
-    const [old, ref] = [await policy.scoreBatch(pairs), await reference.scoreBatch(pairs)];
-    part.forEach((s, j) => {
-      const pad = s.prompt.map(() => 0);
-      rows.push({
-        tokens: [...s.prompt, ...s.response],
-        mask: [...pad, ...s.response.map(() => 1)],
-        advantages: [...pad, ...s.response.map(() => s.advantage)],
-        oldLogprobs: [...pad, ...old[j]!],
-        refLogprobs: [...pad, ...ref[j]!],
-      });
-    });
+  options: TokenRowOptions = {},
+): Promise<{ rows: (TokenRow & { steps: number })[]; rolloutLogprobs: boolean }> {
+  const seqs = trainingSequences(steps, options.pack ?? false);
+  const tokens = seqs.map((s) => s.tokens);
+  const fromRollout = (options.rolloutLogprobs ?? false) && seqs.every((s) => s.behaviour !== undefined);
+  const old = fromRollout ? seqs.map((s) => s.behaviour!) : await scoreRows(policy, tokens);
+  const ref = (options.klCoef ?? 1) > 0 ? await scoreRows(reference, tokens) : old;
+  const rows = seqs.map((s, i) => ({
+    tokens: s.tokens,
+    mask: s.mask,
+    advantages: s.advantages,
+    // Scored rows carry log-probs of prompt tokens too; only the masked positions are read.
+    oldLogprobs: old[i]!,
+    refLogprobs: ref[i]!,
+    steps: s.steps,
+  }));
+  return { rows, rolloutLogprobs: fromRollout };
+}
+
+/**
+ * Mini-batches of `rows` for one epoch: rows of similar length together (less padding), cut by
+ * token count so that each holds about the same number of tokens, as many mini-batches as
+ * `miniBatchSize` steps each would make; their order is shuffled.
+ */
+export function miniBatches<R extends { tokens: number[]; steps: number }>(
+  rows: readonly R[],
+  miniBatchSize: number,
+  rng: Rng,
+): R[][] {
+  const steps = rows.reduce((a, r) => a + r.steps, 0);
+  const count = Math.min(rows.length, Math.max(1, Math.ceil(steps / miniBatchSize)));
+  const total = rows.reduce((a, r) => a + r.tokens.length, 0);
+  // Shuffled first, so that rows of equal length fall into batches at random.
+  const order = rng.shuffle(rows.map((_, i) => i));
+  order.sort((a, b) => rows[a]!.tokens.length - rows[b]!.tokens.length);
+  const batches: R[][] = [];
+  let current: R[] = [];
+  let filled = 0;
+  for (const [n, i] of order.entries()) {
+    current.push(rows[i]!);
+    filled += rows[i]!.tokens.length;
+    const left = order.length - n - 1;
+    const wanted = count - batches.length - 1;
+    if (wanted > 0 && (filled >= ((batches.length + 1) * total) / count || left === wanted)) {
+      batches.push(current);
+      current = [];
+    }
   }
-  return rows;
+  if (current.length > 0) batches.push(current);
+  return rng.shuffle(batches);
+}
+
+/** What the trainer knows about the steps' rollout. */
+export interface UpdateOptions {
+  /** `Runner.paramsVersion` during the rollout (undefined: it changed, or unknown). */
+  rolloutVersion?: number;
 }
 
 /** PPO on iteration `it`'s steps; `lastGood` is the checkpoint a divergence names. */
@@ -70,11 +223,18 @@ export async function update(
   it: number,
   steps: readonly TrainStep[],
   lastGood: string,
+  options: UpdateOptions = {},
 ): Promise<UpdateResult> {
   const { config, policy } = ctx;
   const { epochs, miniBatchSize, maxKl } = config.ppo;
   const started = performance.now();
-  const rows = await tokenRows(policy, ctx.reference, steps);
+  const { rows, rolloutLogprobs } = await tokenRows(policy, ctx.reference, steps, {
+    // A packed trajectory weighs its tokens as the step rows would only under token-mean.
+    pack: config.ppo.lossAgg === 'token-mean',
+    rolloutLogprobs:
+      options.rolloutVersion !== undefined && options.rolloutVersion === policy.runner.paramsVersion,
+    klCoef: config.ppo.klCoef,
+  });
   // LossConfig strips the keys that are not the loss's (epochs, miniBatchSize, maxKl).
   const loss = { kind: 'rl' as const, ...config.ppo };
   const rng = new Rng(`ppo:${config.seed}:${it}`);
@@ -86,20 +246,17 @@ export async function update(
     gradNorm: [] as number[],
   };
   let tokens = 0;
+  const epochBatches = Array.from({ length: epochs }, () => miniBatches(rows, miniBatchSize, rng));
   ctx.progress({
     type: 'start',
     phase: 'update',
     iteration: it,
-    total: Math.ceil(rows.length / miniBatchSize) * epochs,
+    total: epochBatches.reduce((a, b) => a + b.length, 0),
   });
   try {
-    for (let epoch = 0; epoch < epochs; epoch++) {
-      const order = rng.shuffle(rows.map((_, i) => i));
-      for (let b = 0; b < order.length; b += miniBatchSize) {
-        const m = await policy.update(
-          order.slice(b, b + miniBatchSize).map((i) => rows[i]!),
-          loss,
-        );
+    for (const batches of epochBatches) {
+      for (const batch of batches) {
+        const m = await policy.update(batch, loss);
         if (m.skipped || !Number.isFinite(m.loss)) {
           throw new DivergenceError(
             `iteration ${it}: the loss (${m.loss}) or gradient norm (${m.gradNorm}) is not finite`,
@@ -128,5 +285,9 @@ export async function update(
     gradNorm: mean(seen.gradNorm),
     tokens,
     seconds: (performance.now() - started) / 1000,
+    sequences: rows.length,
+    packed: rows.filter((r) => r.steps > 1).length,
+    sequenceTokens: rows.reduce((a, r) => a + r.tokens.length, 0),
+    rolloutLogprobs,
   };
 }

@@ -75,6 +75,13 @@ export class ModelRunner {
   /** Bumped whenever the parameters change; baked inference sessions are built per version. */
   private version = 0;
   /**
+   * The parameters' version: equal before and after some work means the weights did not change
+   * in between (a rollout's log-probs are then the behaviour log-probs of an update that follows).
+   */
+  get paramsVersion(): number {
+    return this.version;
+  }
+  /**
    * Inference graphs (score, prefill, decode, logits) with the weights baked in as initializers,
    * rebuilt lazily after each update. Measured on the small preset: a decode step takes 30-45% less
    * CPU than with weights as inputs (ONNX Runtime pre-packs constant MatMul operands), for a
