@@ -1,58 +1,157 @@
 /**
- * The `trainer` suite: the speed of the training loop on the household world with the tiny
- * preset: SFT steps, then RL iterations (rollout and update throughput). Learning itself is
- * measured by the `learning` suite.
+ * The `trainer` suite: RL throughput on the household default (`npm start`'s config), two paths
+ * side by side in one process: the former one (the 'windowed' prompt on the tiny preset, one
+ * training row per step, behaviour log-probs re-scored) and the current one (the 'growing' prompt
+ * on tiny-2k: each turn prefills only what it appended, one packed sequence per trajectory,
+ * behaviour log-probs from the rollout). Each path gets a short SFT of its own prompt format
+ * (not measured), then RL iterations whose CPU time (process.cpuUsage: all threads) is split into
+ * rollout and update from the trainer's progress events. Learning itself is measured by the
+ * `learning` suite.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/index.ts';
+import type { TrainConfigInput } from '../../src/training/config.ts';
+import type { ProgressEvent } from '../../src/training/context.ts';
+import { HOUSEHOLD_DEFAULT } from '../../src/training/presets.ts';
 import { train } from '../../src/training/trainer.ts';
-import type { Suite } from '../suite.ts';
+import { formatNumber, type Suite } from '../suite.ts';
+
+/** What one path's RL phase cost. */
+interface PathRun {
+  envSteps: number;
+  /** CPU seconds: the RL iterations (rollout start to update end), their rollouts, their updates. */
+  rlCpu: number;
+  rolloutCpu: number;
+  updateCpu: number;
+  prefillPerStep: number;
+  /** Highest RSS sampled at the RL phase's progress events, MB. */
+  peakRssMb: number;
+  meanLength: number;
+  iterations: number;
+}
+
+const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+
+async function rlRun(config: TrainConfigInput, log: (line: string) => void): Promise<PathRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'stepwise-bench-trainer-'));
+  const db = join(dir, 'run.db');
+  let rolloutCpu = 0;
+  let updateCpu = 0;
+  let rlCpu = 0;
+  let peakRss = 0;
+  let at = { rollout: process.cpuUsage(), update: process.cpuUsage(), iteration: process.cpuUsage() };
+  const onProgress = (e: ProgressEvent) => {
+    if (e.phase === 'sft') return;
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    if (e.type === 'start') {
+      at = { ...at, [e.phase]: process.cpuUsage() };
+      if (e.phase === 'rollout' && e.iteration !== undefined) at.iteration = process.cpuUsage();
+    } else if (e.type === 'end') {
+      const spent = cpuSeconds(process.cpuUsage(at[e.phase]));
+      if (e.phase === 'rollout') rolloutCpu += spent;
+      else {
+        updateCpu += spent;
+        rlCpu += cpuSeconds(process.cpuUsage(at.iteration));
+      }
+    }
+  };
+  try {
+    await train({ ...config, db }, { log, onProgress });
+    const store = openStore(db, { readonly: true });
+    const series = (name: string) => store.metricSeries(HOUSEHOLD_DEFAULT.runId, name).map((p) => p.value);
+    const envSteps = series('env_steps').at(-1) ?? 0;
+    const prefill = series('prefill_tokens_per_env_step');
+    const lengths = series('mean_length');
+    store.close();
+    return {
+      envSteps,
+      rlCpu,
+      rolloutCpu,
+      updateCpu,
+      // Per-iteration figures weighted alike (iterations have similar step counts).
+      prefillPerStep: prefill.reduce((a, b) => a + b, 0) / prefill.length,
+      peakRssMb: peakRss / 2 ** 20,
+      meanLength: lengths.reduce((a, b) => a + b, 0) / lengths.length,
+      iterations: prefill.length,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The household default with a short SFT and no evaluations during RL; `iterations` RL iterations. */
+export function benchConfig(iterations: number, sftSteps: number): TrainConfigInput {
+  return {
+    ...HOUSEHOLD_DEFAULT,
+    iterations,
+    eval: { every: 0, split: 'valid-unseen', tasks: 4 },
+    sft: {
+      ...HOUSEHOLD_DEFAULT.sft,
+      maxSteps: sftSteps,
+      evalEvery: sftSteps,
+      selectTasks: 0,
+      dagger: { ...HOUSEHOLD_DEFAULT.sft.dagger, every: 0 },
+    },
+  };
+}
 
 export const suite: Suite = {
   name: 'trainer',
   description:
-    'household, tiny preset: SFT steps/s, then 2 GiGPO iterations (G=8 x 4 tasks): rollout and update tokens/s',
+    'household default, RL phase CPU: former path (windowed, step rows, re-scored) vs current (growing, packed, rollout log-probs)',
   quick: false,
   async run(ctx) {
-    const dir = mkdtempSync(join(tmpdir(), 'stepwise-bench-trainer-'));
-    const db = join(dir, 'run.db');
-    try {
-      const started = performance.now();
-      const result = await train(
-        {
-          estimator: 'gigpo',
-          iterations: 2,
-          groupSize: 8,
-          tasksPerIteration: 4,
-          loop: { history: 2, maxSteps: 10, maxTokens: 48 },
-          eval: { every: 0, tasks: 8 },
-          sft: { tasks: 100, validTasks: 10, maxSteps: 40, evalEvery: 20 },
-          db,
-        },
-        { log: ctx.log },
-      );
-      const total = (performance.now() - started) / 1000;
-      const store = openStore(db, { readonly: true });
-      const m = (name: string) => {
-        const s = store.metricSeries('train', name);
-        return s.reduce((a, p) => a + p.value, 0) / s.length;
-      };
-      const results = {
-        sft_steps_per_s: result.sft!.steps / result.sft!.seconds,
-        rollout_tokens_per_s: m('rollout_tokens_per_s'),
-        update_tokens_per_s: m('update_tokens_per_s'),
-        mean_length: m('mean_length'),
-        total_seconds: total,
-      };
-      store.close();
-      return {
-        results,
-        report: `SFT batch 16 (prompts ~200-400 tokens); each iteration rolls out 32 trajectories of at most 10 steps at once (one decode batch), then one PPO epoch in mini-batches of 16 steps; \`update_tokens_per_s\` counts the response (loss) tokens, the prompts are processed too. \`total_seconds\` includes the tokenizer, SFT, the before/after evaluations (8 tasks x 2 splits) and checkpoints.`,
-      };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const flag = (name: string, fallback: number) => {
+      const i = ctx.args.indexOf(name);
+      return i >= 0 ? Number(ctx.args[i + 1]) : fallback;
+    };
+    const iterations = flag('--iterations', 3);
+    const sftSteps = flag('--sft-steps', 300);
+    const base = benchConfig(iterations, sftSteps);
+    const former: TrainConfigInput = {
+      ...base,
+      loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'windowed' },
+      policy: { preset: 'tiny' },
+      ppo: { ...HOUSEHOLD_DEFAULT.ppo, behaviourLogprobs: 'rescore' },
+    };
+    ctx.log('former path: windowed prompt (tiny), step rows, behaviour log-probs re-scored');
+    const a = await rlRun(former, ctx.log);
+    ctx.log('current path: growing prompt (tiny-2k), packed trajectories, rollout log-probs');
+    const b = await rlRun(base, ctx.log);
+    const perMin = (r: PathRun) => r.envSteps / (r.rlCpu / 60);
+    const results = {
+      rl_env_steps_per_cpu_min: perMin(b),
+      rl_env_steps_per_cpu_min_former: perMin(a),
+      rl_env_steps_per_cpu_min_ratio: perMin(b) / perMin(a),
+      prefill_tokens_per_env_step: b.prefillPerStep,
+      prefill_tokens_per_env_step_former: a.prefillPerStep,
+      update_share: b.updateCpu / b.rolloutCpu,
+      update_share_former: a.updateCpu / a.rolloutCpu,
+      rl_cpu_seconds_per_iteration: b.rlCpu / b.iterations,
+      rl_cpu_seconds_per_iteration_former: a.rlCpu / a.iterations,
+      peak_rss_mb: b.peakRssMb,
+      peak_rss_mb_former: a.peakRssMb,
+      env_steps: b.envSteps,
+      env_steps_former: a.envSteps,
+      mean_length: b.meanLength,
+      mean_length_former: a.meanLength,
+    };
+    const row = (label: string, r: PathRun) =>
+      `| ${label} | ${r.envSteps} | ${formatNumber(r.meanLength)} | ${formatNumber(r.rlCpu)} | ${formatNumber(r.rolloutCpu)} | ${formatNumber(r.updateCpu)} | ${formatNumber(r.prefillPerStep)} | ${formatNumber(r.peakRssMb)} |`;
+    return {
+      results,
+      report: [
+        `RL phase of the household default (G=8 x ${HOUSEHOLD_DEFAULT.tasksPerIteration} tasks a iteration, ${iterations} iterations, after ${sftSteps} SFT steps of each path's own prompt format), CPU seconds of the process (all threads):`,
+        '',
+        '| path | env steps | mean length | RL CPU s | rollout CPU s | update CPU s | prefill tokens / step | peak RSS MB |',
+        '|---|---|---|---|---|---|---|---|',
+        row('former: windowed (tiny), step rows, re-scored', a),
+        row('current: growing (tiny-2k), packed, rollout log-probs', b),
+        '',
+        'RL CPU runs from each rollout start to its update end (credit assignment included, checkpoints not). `peak_rss_mb` is the highest RSS sampled at the RL phase progress events. The two paths play different trajectories (their SFT differs), so compare per env step.',
+      ].join('\n'),
+    };
   },
 };

@@ -24,8 +24,17 @@ export type TrainEstimator = (typeof TRAIN_ESTIMATORS)[number];
 export const PpoConfig = z.strictObject({
   /** Passes over an iteration's token rows (ALGORITHMS.md: one). */
   epochs: z.number().int().min(1).default(1),
-  /** Token rows (one per agent step) per optimizer step. */
+  /**
+   * Agent steps per optimizer step: an iteration's steps make ceil(steps / miniBatchSize)
+   * mini-batches, cut by token count (a trajectory trained as one sequence counts all its steps).
+   */
   miniBatchSize: z.number().int().min(1).default(16),
+  /**
+   * Where the behaviour log-probs come from: 'rollout' takes the ones the tokens were sampled with
+   * when the weights have not changed since (re-scoring otherwise); 'rescore' always runs the
+   * policy over the rows again (the former path, kept for comparison).
+   */
+  behaviourLogprobs: z.enum(['rollout', 'rescore']).default('rollout'),
   learningRate: z.number().positive().default(1e-4),
   clipLow: z.number().min(0).optional(),
   clipHigh: z.number().min(0).optional(),

@@ -20,6 +20,8 @@ export interface RolloutResult {
    * changed meanwhile. An update at this version takes its behaviour log-probs from the rollout.
    */
   policyVersion?: number;
+  /** Prompt tokens the policy prefilled (the prefix cache's hits excluded), dropped groups included. */
+  prefilledTokens: number;
 }
 
 /** Seed of the k-th task of an iteration's attempt: distinct per (run seed, iteration, attempt, k). */
@@ -43,6 +45,7 @@ export async function rollout(ctx: RunContext, it: number): Promise<RolloutResul
   const { config, family, policy } = ctx;
   const started = performance.now();
   const version = policy.runner.paramsVersion;
+  const prefilled = policy.runner.work.prefilledTokens;
   const sampling = hashSeed(`sample:${config.seed}:${it}`) % 2 ** 30;
   const want = config.tasksPerIteration;
   const dynamic = config.dynamicSampling.enabled;
@@ -73,5 +76,6 @@ export async function rollout(ctx: RunContext, it: number): Promise<RolloutResul
     all,
     seconds: (performance.now() - started) / 1000,
     policyVersion: policy.runner.paramsVersion === version ? version : undefined,
+    prefilledTokens: policy.runner.work.prefilledTokens - prefilled,
   };
 }

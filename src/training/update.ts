@@ -232,7 +232,9 @@ export async function update(
     // A packed trajectory weighs its tokens as the step rows would only under token-mean.
     pack: config.ppo.lossAgg === 'token-mean',
     rolloutLogprobs:
-      options.rolloutVersion !== undefined && options.rolloutVersion === policy.runner.paramsVersion,
+      config.ppo.behaviourLogprobs === 'rollout' &&
+      options.rolloutVersion !== undefined &&
+      options.rolloutVersion === policy.runner.paramsVersion,
     klCoef: config.ppo.klCoef,
   });
   // LossConfig strips the keys that are not the loss's (epochs, miniBatchSize, maxKl).
