@@ -25,9 +25,11 @@ describe('init-policy and serve', () => {
     expect(corpus.some((t) => t.includes('<tool_call>'))).toBe(true);
     await policy.dispose();
 
-    const child = spawn(process.execPath, ['bin/stepwise.js', 'serve', '--checkpoint', out, '--port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['bin/stepwise.js', 'serve', '--checkpoint', out, '--port', '0', '--prefix-cache-mb', '8'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let seen = '';
@@ -54,5 +56,20 @@ describe('init-policy and serve', () => {
     } finally {
       child.kill('SIGTERM');
     }
+  }, 60_000);
+
+  it('refuses a bad --prefix-cache-mb, naming it', async () => {
+    const child = spawn(
+      process.execPath,
+      ['bin/stepwise.js', 'serve', '--checkpoint', dir, '--prefix-cache-mb', 'lots'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/--prefix-cache-mb must be a number of MiB >= 0, got "lots"/);
   }, 60_000);
 });

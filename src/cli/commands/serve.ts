@@ -1,6 +1,6 @@
 /**
- * `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1]`: serve a policy over the
- * OpenAI API until interrupted.
+ * `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1] [--prefix-cache-mb 256]`:
+ * serve a policy over the OpenAI API until interrupted.
  */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -14,6 +14,7 @@ interface ServeFlags {
   model?: string;
   maxBatch: string;
   device: string;
+  prefixCacheMb: string;
 }
 
 export function registerServe(program: Command): void {
@@ -28,6 +29,11 @@ export function registerServe(program: Command): void {
     .option('--model <id>', 'the model id clients send (default: the checkpoint folder name)')
     .option('--max-batch <n>', 'most rows per decode batch', '64')
     .option('--device <device>', 'cpu or cuda', 'cpu')
+    .option(
+      '--prefix-cache-mb <n>',
+      'bound of the prefix cache (keys and values of prompts seen before), in MiB; 0 turns it off',
+      '256',
+    )
     .action(async (opts: ServeFlags) => {
       const port = Number(opts.port);
       const maxBatch = Number(opts.maxBatch);
@@ -37,7 +43,14 @@ export function registerServe(program: Command): void {
       if (!Number.isInteger(maxBatch) || maxBatch < 1) {
         throw new Error(`--max-batch must be a positive integer, got "${opts.maxBatch}"`);
       }
-      const policy = await Policy.load(opts.checkpoint, { device: opts.device });
+      const prefixCacheMb = Number(opts.prefixCacheMb);
+      if (!Number.isFinite(prefixCacheMb) || prefixCacheMb < 0) {
+        throw new Error(`--prefix-cache-mb must be a number of MiB >= 0, got "${opts.prefixCacheMb}"`);
+      }
+      const policy = await Policy.load(opts.checkpoint, {
+        device: opts.device,
+        prefixCacheBytes: Math.floor(prefixCacheMb * 2 ** 20),
+      });
       const modelId = opts.model ?? basename(resolve(opts.checkpoint));
       const server = new PolicyServer(policy, { host: opts.host, port, modelId, maxBatch });
       const url = await server.listen();
