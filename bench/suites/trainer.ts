@@ -11,10 +11,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Policy } from '../../src/policy/policy.ts';
+import type { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
 import type { ProgressEvent } from '../../src/training/context.ts';
 import { HOUSEHOLD_DEFAULT } from '../../src/training/presets.ts';
+import { domainTokenizer } from '../../src/training/sft.ts';
 import { train } from '../../src/training/trainer.ts';
 import { formatNumber, type Suite } from '../suite.ts';
 
@@ -81,11 +84,27 @@ async function rlRun(config: TrainConfigInput, log: (line: string) => void): Pro
   }
 }
 
-/** The household default with a short SFT and no evaluations during RL; `iterations` RL iterations. */
-export function benchConfig(iterations: number, sftSteps: number): TrainConfigInput {
+/**
+ * The household default with a short SFT and no evaluations during RL; `iterations` RL iterations.
+ * With `start` (a checkpoint folder) RL starts from it without SFT.
+ */
+export function benchConfig(
+  iterations: number,
+  sftSteps: number,
+  start?: string,
+  tasks = 2,
+): TrainConfigInput {
+  if (start) {
+    return {
+      ...benchConfig(iterations, 1, undefined, tasks),
+      policy: { checkpoint: start },
+      sft: { enabled: false },
+    };
+  }
   return {
     ...HOUSEHOLD_DEFAULT,
     iterations,
+    tasksPerIteration: tasks,
     eval: { every: 0, split: 'valid-unseen', tasks: 4 },
     sft: {
       ...HOUSEHOLD_DEFAULT.sft,
@@ -108,18 +127,35 @@ export const suite: Suite = {
       return i >= 0 ? Number(ctx.args[i + 1]) : fallback;
     };
     const iterations = flag('--iterations', 3);
-    const sftSteps = flag('--sft-steps', 300);
-    const base = benchConfig(iterations, sftSteps);
+    const sftSteps = flag('--sft-steps', 0);
+    const tasks = flag('--tasks', HOUSEHOLD_DEFAULT.tasksPerIteration);
+    // --sft-steps 0: both paths start RL from an untrained policy of their preset (one tokenizer),
+    // whose replies run to the token cap and whose trajectories to the step cap: the longest
+    // prompts the growing format gets, and no SFT to wait for on a busy machine.
+    const scratch = mkdtempSync(join(tmpdir(), 'stepwise-bench-trainer-start-'));
+    let tokenizer: Tokenizer | undefined;
+    const start = async (preset: 'tiny' | 'tiny-2k') => {
+      if (sftSteps > 0) return undefined;
+      tokenizer ??= await domainTokenizer(1024, 100);
+      const policy = Policy.create({ model: preset, tokenizer, seed: 0 });
+      const dir = join(scratch, preset);
+      await policy.save(dir);
+      await policy.dispose();
+      return dir;
+    };
+    const base = benchConfig(iterations, sftSteps, await start('tiny-2k'), tasks);
+    const formerBase = benchConfig(iterations, sftSteps, await start('tiny'), tasks);
     const former: TrainConfigInput = {
-      ...base,
+      ...formerBase,
       loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'windowed' },
-      policy: { preset: 'tiny' },
+      policy: sftSteps > 0 ? { preset: 'tiny' } : formerBase.policy,
       ppo: { ...HOUSEHOLD_DEFAULT.ppo, behaviourLogprobs: 'rescore' },
     };
     ctx.log('former path: windowed prompt (tiny), step rows, behaviour log-probs re-scored');
     const a = await rlRun(former, ctx.log);
     ctx.log('current path: growing prompt (tiny-2k), packed trajectories, rollout log-probs');
     const b = await rlRun(base, ctx.log);
+    rmSync(scratch, { recursive: true, force: true });
     const perMin = (r: PathRun) => r.envSteps / (r.rlCpu / 60);
     const results = {
       rl_env_steps_per_cpu_min: perMin(b),
@@ -143,7 +179,7 @@ export const suite: Suite = {
     return {
       results,
       report: [
-        `RL phase of the household default (G=8 x ${HOUSEHOLD_DEFAULT.tasksPerIteration} tasks a iteration, ${iterations} iterations, after ${sftSteps} SFT steps of each path's own prompt format), CPU seconds of the process (all threads):`,
+        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
         '',
         '| path | env steps | mean length | RL CPU s | rollout CPU s | update CPU s | prefill tokens / step | peak RSS MB |',
         '|---|---|---|---|---|---|---|---|',
