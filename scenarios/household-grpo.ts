@@ -14,8 +14,6 @@ import { HOUSEHOLD_DEFAULT, isMain, runScenario, type TrainConfigInput } from '.
 const config: TrainConfigInput = {
   ...HOUSEHOLD_DEFAULT,
   estimator: 'grpo',
-  iterations: 6,
-  eval: { every: 2, split: 'valid-unseen', tasks: 24 },
   db: 'runs/household-grpo.db',
   runId: 'household-grpo',
 };

@@ -6,17 +6,22 @@
  * The SFT checkpoint is trained once on train-split demonstrations with a step budget chosen on
  * valid-seen (never on valid-unseen), short enough that RL has room.
  */
-import type { TrainConfigInput } from '../../src/training/config.ts';
+import { HouseholdGenerator } from '../../src/envs/household/generator.ts';
+import { Policy } from '../../src/policy/policy.ts';
+import { parseTrainConfig, type TrainConfigInput } from '../../src/training/config.ts';
+import { householdEvaluate } from '../../src/training/families/household.ts';
 import { HOUSEHOLD_DEFAULT } from '../../src/training/presets.ts';
+import { pairedBootstrap, wilson } from '../../src/training/stats.ts';
+import type { TrainResult } from '../../src/training/trainer.ts';
 import { cpuSecondsSince, runMethods, SUCCESS, sharedSft } from './shared.ts';
 import type { LearningPart, LearningPartResult } from './types.ts';
 
 /** The world, the loop, the policy and the SFT every run shares: the embedded default's. */
 export const HOUSEHOLD_BENCH = {
   ...HOUSEHOLD_DEFAULT,
-  // The SFT of the recorded benchmark (the embedded default has since been given more steps).
-  sft: { ...HOUSEHOLD_DEFAULT.sft, learningRate: 3e-3, maxSteps: 1400 },
-  eval: { every: 2, split: 'valid-unseen', tasks: 16 },
+  // 200 fixed tasks per split, the same for every method and seed: rates with Wilson intervals and
+  // differences paired task by task (issue 14).
+  eval: { every: 4, split: 'valid-unseen', tasks: 200 },
 } satisfies TrainConfigInput;
 
 const METHODS = ['grpo', 'gigpo', 'hgpo'] as const;
@@ -42,6 +47,7 @@ export const part: LearningPart = {
       measure: SUCCESS,
     });
 
+    const outcomes = await pairedOutcomes(sft, results, HOUSEHOLD_BENCH);
     const unseen = (m: string) => results.get(m)!.map((r) => r.after['valid-unseen'].success);
     const seen = (m: string) => results.get(m)!.map((r) => r.after['valid-seen'].success);
     const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -67,14 +73,87 @@ export const part: LearningPart = {
       curves,
       cpuSeconds: cpuSecondsSince(cpuStart),
       notes:
+        `${intervalsNote(outcomes, ctx.seeds)}\n\n` +
         `Conditions: tiny preset (1.1M parameters, 512-token context), household world ${JSON.stringify(HOUSEHOLD_BENCH.envOptions)}, ` +
         `loop history ${HOUSEHOLD_BENCH.loop.history}, at most ${HOUSEHOLD_BENCH.loop.maxSteps} steps; ` +
         `SFT (at most ${HOUSEHOLD_BENCH.sft.maxSteps} steps of ${HOUSEHOLD_BENCH.sft.batchSize}${sft.sft ? `, ran ${sft.sft.steps}, valid loss ${sft.sft.validLoss.toFixed(3)}` : ''}) ` +
         `on the exploring expert's train-split demonstrations; every RL run: G = ${HOUSEHOLD_BENCH.groupSize}, ` +
         `${HOUSEHOLD_BENCH.tasksPerIteration} tasks per iteration, ${ENV_STEP_BUDGET} environment steps, ` +
-        `evaluation greedy on ${HOUSEHOLD_BENCH.eval.tasks} tasks per split.`,
+        `evaluation greedy on the same ${HOUSEHOLD_BENCH.eval.tasks} tasks per split for every method and seed.`,
     };
   },
 };
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/**
+ * Per-task valid-unseen outcomes of the SFT start and of every method's runs (seed after seed);
+ * a side read back from a resumed store has none, so its final checkpoint is evaluated again
+ * (greedy, so the same outcomes).
+ */
+async function pairedOutcomes(
+  sft: TrainResult,
+  results: Map<string, TrainResult[]>,
+  base: TrainConfigInput,
+): Promise<Map<string, number[][]>> {
+  const config = parseTrainConfig(base);
+  const tasks = Array.from({ length: config.eval.tasks }, (_, seed) =>
+    new HouseholdGenerator(config.envOptions).generate('valid-unseen', seed),
+  );
+  const of = async (r: TrainResult, checkpoint: string): Promise<number[]> => {
+    const stored = r.after['valid-unseen'].outcomes;
+    if (stored && stored.length === tasks.length) return stored;
+    const policy = await Policy.load(checkpoint);
+    try {
+      return (await householdEvaluate(config, policy, 'valid-unseen', tasks)).outcomes!;
+    } finally {
+      await policy.dispose();
+    }
+  };
+  const sftOutcomes =
+    sft.before['valid-unseen'].outcomes?.length === tasks.length
+      ? sft.before['valid-unseen'].outcomes
+      : await of({ ...sft, after: sft.before }, sft.referenceCheckpoint);
+  const out = new Map<string, number[][]>([['sft', [sftOutcomes]]]);
+  for (const [method, runs] of results) {
+    out.set(method, await Promise.all(runs.map((r) => of(r, r.lastCheckpoint))));
+  }
+  return out;
+}
+
+/** Markdown: each method's valid-unseen rate per seed with its Wilson interval, and the paired differences the targets compare. */
+function intervalsNote(outcomes: Map<string, number[][]>, seeds: readonly number[]): string {
+  const rate = (xs: number[]) => {
+    const wins = xs.reduce((s, x) => s + x, 0);
+    const [lo, hi] = wilson(wins, xs.length);
+    return `${pct(wins / xs.length)} [${pct(lo)}, ${pct(hi)}]`;
+  };
+  const sft = outcomes.get('sft')![0]!;
+  const lines = [
+    `Valid-unseen success on ${sft.length} fixed tasks (Wilson 95% interval): SFT ${rate(sft)}; ` +
+      [...outcomes]
+        .filter(([m]) => m !== 'sft')
+        .map(([m, runs]) => `${m} ${runs.map((r, i) => `seed ${seeds[i]}: ${rate(r)}`).join(', ')}`)
+        .join('; ') +
+      '.',
+  ];
+  // The seeds' runs side by side: task i of seed s pairs with task i of seed s of the other method.
+  const pooled = (m: string) => outcomes.get(m)!.flat();
+  const diff = (b: string, a: string, label: string) => {
+    const xa = a === 'sft' ? outcomes.get(m0(outcomes))!.flatMap(() => sft) : pooled(a);
+    const d = pairedBootstrap(xa, pooled(b));
+    return `${label} ${(100 * d.value).toFixed(1)} points [${(100 * d.ci95[0]).toFixed(1)}, ${(100 * d.ci95[1]).toFixed(1)}]`;
+  };
+  const diffs = [
+    diff('gigpo', 'grpo', 'GiGPO - GRPO'),
+    diff('hgpo', 'gigpo', 'HGPO - GiGPO'),
+    ...[...outcomes.keys()].filter((m) => m !== 'sft').map((m) => diff(m, 'sft', `${m} - SFT`)),
+  ];
+  lines.push(
+    `Paired differences over ${pooled(m0(outcomes)).length} (task, seed) pairs, paired bootstrap 95% interval: ${diffs.join('; ')}.`,
+  );
+  return lines.join(' ');
+}
+
+/** The first method's name (every method has one run per seed). */
+const m0 = (outcomes: Map<string, number[][]>) => [...outcomes.keys()].find((m) => m !== 'sft')!;

@@ -9,8 +9,12 @@ import type { Policy } from '../policy/policy.ts';
 import type { TrajectoryStore } from '../store/index.ts';
 import { EVAL_SPLITS, type EvalResult, type Evaluations, mean, type RunContext } from './context.ts';
 import type { TaskFamily } from './family.ts';
+import { wilson } from './stats.ts';
 
-/** Greedy evaluation: one rollout per task of `split` (seeds 0..n-1, the same every time). */
+/**
+ * Greedy evaluation: one rollout per task of `split` (seeds 0..n-1, the same every time), by the
+ * family's own batched path when it has one.
+ */
 export async function evaluate(
   policy: Policy,
   family: TaskFamily,
@@ -18,6 +22,7 @@ export async function evaluate(
   tasks: number,
 ): Promise<EvalResult> {
   const drawn = Array.from({ length: tasks }, (_, seed) => family.task(split, seed));
+  if (family.evaluate) return family.evaluate(policy, split, drawn);
   const trajectories = await family.rollout(policy, { tasks: drawn, groupSize: 1, temperature: 0, seed: 0 });
   const byType: EvalResult['byType'] = {};
   for (const t of trajectories) {
@@ -55,10 +60,19 @@ export function evalMetrics(prefix: string, e: EvalResult): Record<string, numbe
     // the task count, so a resumed run can still give the rate its interval
     [`${prefix}/${e.split}/tasks`]: e.tasks,
   };
+  if (e.tasks > 0) {
+    // the success rate's Wilson 95% interval, for readers of the store (the viewer's table)
+    const [low, high] = wilson(Math.round(e.success * e.tasks), e.tasks);
+    out[`${prefix}/${e.split}/success_low`] = low;
+    out[`${prefix}/${e.split}/success_high`] = high;
+  }
   for (const [name, v] of Object.entries(e.scores)) out[`${prefix}/${e.split}/${name}`] = v;
   for (const [type, v] of Object.entries(e.byType)) out[`${prefix}/${e.split}/success/${type}`] = v.success;
   return out;
 }
+
+/** Stored evaluation metrics that are not family scores. */
+const NOT_SCORES = new Set(['success', 'invalid_rate', 'tasks', 'success_low', 'success_high']);
 
 /** An evaluation read back from the metrics table (per-type successes; counts are not stored). */
 export function storedEval(store: TrajectoryStore, runId: string, prefix: string, split: Split): EvalResult {
@@ -71,7 +85,7 @@ export function storedEval(store: TrajectoryStore, runId: string, prefix: string
     const rest = name.slice(splitPrefix.length);
     if (rest.startsWith('success/'))
       byType[rest.slice('success/'.length)] = { tasks: 0, success: value(name) };
-    else if (rest !== 'success' && rest !== 'invalid_rate' && rest !== 'tasks') scores[rest] = value(name);
+    else if (!NOT_SCORES.has(rest)) scores[rest] = value(name);
   }
   return {
     split,

@@ -15,6 +15,7 @@ import type { Expert, Split, Task } from '../envs/types.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import type { TrainConfig } from './config.ts';
+import type { EvalResult } from './context.ts';
 import type { SftExtras } from './sft.ts';
 
 /** One expert decision, prompted exactly as the loop prompts the policy, with the reply it should give. */
@@ -50,6 +51,11 @@ export interface TaskFamily {
    * from scoring the gold answer with `policy`, so this may score.
    */
   creditRows?(trajectories: readonly Trajectory[], policy: Policy): Promise<StepRow[]>;
+  /**
+   * Greedy evaluation of `tasks` (one rollout each, in task order) by the family's own faster
+   * path (household: lock-step batches); default: `rollout` at temperature 0.
+   */
+  evaluate?(policy: Policy, split: Split, tasks: readonly Task[]): Promise<EvalResult>;
   /** Per-trajectory figures besides success, averaged in evaluations (search: f1, exact_match). */
   scores?(trajectory: Trajectory): Record<string, number>;
   /** Text a fresh policy's tokenizer is trained on, besides the demonstrations (default: the envs' corpus). */

@@ -10,7 +10,11 @@ import type { TrainResult } from './trainer.ts';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
-/** The final table: success before and after, on valid-seen and valid-unseen, overall and per task type. */
+/**
+ * The final table: success before and after, on valid-seen and valid-unseen, overall (with task
+ * count and Wilson 95% interval) and per task type; below it, after minus before on valid-unseen,
+ * paired task by task, with its bootstrap interval.
+ */
 export function resultTable(result: TrainResult): string {
   const types = new Set<string>();
   for (const side of [result.before, result.after]) {
@@ -18,7 +22,10 @@ export function resultTable(result: TrainResult): string {
   }
   const rows: string[][] = [['task type', 'seen before', 'seen after', 'unseen before', 'unseen after']];
   const cell = (e: EvalResult, type?: string) => {
-    if (type === undefined) return pct(e.success);
+    if (type === undefined) {
+      const ci = ci95(e);
+      return ci ? `${pct(e.success)} ${interval(ci)} n=${e.tasks}` : pct(e.success);
+    }
     const v = e.byType[type];
     return v === undefined ? '-' : pct(v.success);
   };
@@ -32,13 +39,22 @@ export function resultTable(result: TrainResult): string {
     ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
+  const table = rows
     .map((r, i) => {
       const line = r.map((v, c) => (c === 0 ? v.padEnd(widths[c]!) : v.padStart(widths[c]!))).join('  ');
       return i === 0 ? `${line}\n${'-'.repeat(line.length)}` : line;
     })
     .join('\n');
+  const d = difference(result.before['valid-unseen'], result.after['valid-unseen']);
+  if (!d) return table;
+  const points = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
+  return (
+    `${table}\nvalid-unseen after - before: ${points(d.value)} points, 95% interval ` +
+    `[${points(d.ci95[0])}, ${points(d.ci95[1])}] (paired bootstrap, ${d.tasks} tasks)`
+  );
 }
+
+const interval = ([low, high]: Interval) => `[${(100 * low).toFixed(1)},${(100 * high).toFixed(1)}]`;
 
 /** A rate's Wilson 95% interval, when the evaluation's task count is known. */
 function ci95(e: EvalResult): Interval | null {

@@ -1,7 +1,7 @@
 /** The `--summary` JSON: task counts, Wilson intervals and the paired after-minus-before difference. */
 import { describe, expect, it } from 'vitest';
 import type { EvalResult } from '../../src/training/context.ts';
-import { summaryJson } from '../../src/training/report.ts';
+import { resultTable, summaryJson } from '../../src/training/report.ts';
 import { pairedBootstrap, wilson } from '../../src/training/stats.ts';
 import type { TrainResult } from '../../src/training/trainer.ts';
 
@@ -57,5 +57,21 @@ describe('summaryJson', () => {
 
   it('has no difference when a side was read back from the store without per-task outcomes', () => {
     expect(summaryJson(result(undefined, after)).difference).toBeNull();
+  });
+});
+
+describe('resultTable', () => {
+  it('shows each overall rate with its interval and task count, and the paired difference below', () => {
+    const before = Array.from({ length: 200 }, (_, i) => (i < 40 ? 1 : 0));
+    const after = Array.from({ length: 200 }, (_, i) => (i < 30 || (i >= 40 && i < 90) ? 1 : 0));
+    const table = resultTable(result(before, after));
+    const [lo, hi] = wilson(40, 200).map((x) => (100 * x).toFixed(1));
+    expect(table).toContain(`20.0% [${lo},${hi}] n=200`);
+    const d = pairedBootstrap(before, after);
+    expect(table).toContain(
+      `valid-unseen after - before: +20.0 points, 95% interval [+${(100 * d.ci95[0]).toFixed(1)}, +${(100 * d.ci95[1]).toFixed(1)}] (paired bootstrap, 200 tasks)`,
+    );
+    // Without per-task outcomes on one side there is no pairing, so no difference line.
+    expect(resultTable(result(undefined, after))).not.toContain('after - before');
   });
 });

@@ -6,17 +6,20 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { PolicyChatModel } from '../../src/agents/chat/policy-chat-model.ts';
 import { runHousehold } from '../../src/agents/loops/household.ts';
+import { agentEnvMaker } from '../../src/agents/loops/rollout.ts';
 import { householdPrompt } from '../../src/agents/prompts/household.ts';
 import { HouseholdEnv } from '../../src/envs/household/env.ts';
 import { HouseholdExpert } from '../../src/envs/household/expert.ts';
 import { HouseholdGenerator, type HouseholdTask } from '../../src/envs/household/generator.ts';
 import type { Split, Task } from '../../src/envs/types.ts';
 import { Policy } from '../../src/policy/policy.ts';
-import { SftConfig } from '../../src/training/config.ts';
+import { parseTrainConfig, SftConfig } from '../../src/training/config.ts';
+import { evalMetrics, evaluate } from '../../src/training/evaluate.ts';
 import {
   expertReply,
   householdDagger,
   householdDemonstrations,
+  householdFamily,
 } from '../../src/training/families/household.ts';
 import type { Demonstrated } from '../../src/training/family.ts';
 import {
@@ -32,6 +35,7 @@ import {
   type SftSample,
   sftSamples,
 } from '../../src/training/sft.ts';
+import { wilson } from '../../src/training/stats.ts';
 import { tinyPolicy } from '../agents/loops-helpers.ts';
 import { doorTask, doorTokenizer, TINY_MODEL } from './helpers.ts';
 
@@ -178,6 +182,31 @@ describe('household lock step', () => {
     const e = await evaluateHousehold(policy, tasks, opts);
     expect(e).toMatchObject({ tasks: 3, successes: 0, outcomes: [0, 0, 0] });
     expect(e.ci95[1]).toBeGreaterThan(0.5);
+  });
+
+  it("the trainer's evaluation of household runs in lock step and equals the loop's greedy rollouts", async () => {
+    const policy = tinyPolicy(11);
+    policies.push(policy);
+    const config = parseTrainConfig({ loop: { history: 1, maxSteps: 3, maxTokens: 16 }, db: ':memory:' });
+    const batched = householdFamily(config);
+    // A caller's env maker takes the generic path: every task through the household loop.
+    const generic = householdFamily(config, { makeEnv: agentEnvMaker({ household: config.envOptions }) });
+    expect(batched.evaluate).toBeDefined();
+    expect(generic.evaluate).toBeUndefined();
+    const fast = await evaluate(policy, batched, 'valid-unseen', 4);
+    const slow = await evaluate(policy, generic, 'valid-unseen', 4);
+    expect(fast.tasks).toBe(4);
+    expect(fast.outcomes).toEqual(slow.outcomes);
+    expect(fast.invalidRate).toBeCloseTo(slow.invalidRate, 12);
+    expect(fast.success).toBe(slow.success);
+    expect(Object.fromEntries(Object.entries(fast.byType).map(([k, v]) => [k, v.tasks]))).toEqual(
+      Object.fromEntries(Object.entries(slow.byType).map(([k, v]) => [k, v.tasks])),
+    );
+    // The stored metrics carry the rate's Wilson interval.
+    const m = evalMetrics('before', fast);
+    expect(m['before/valid-unseen/tasks']).toBe(4);
+    expect(m['before/valid-unseen/success_low']).toBe(0);
+    expect(m['before/valid-unseen/success_high']).toBeCloseTo(wilson(Math.round(fast.success * 4), 4)[1], 12);
   });
 
   it('DAgger rounds label the states the policy visits on new train tasks, as SFT samples', async () => {

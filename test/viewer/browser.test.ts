@@ -196,8 +196,12 @@ describe.skipIf(!chromiumFound)('viewer pages in Chromium', () => {
     // a cell: the valid-unseen success after training, as stored
     const headers = await page.locator('table.evaluations thead th').allInnerTexts();
     const col = headers.indexOf('valid-unseen success');
-    const after = store.metricSeries(RUNS.igpo, 'after/valid-unseen/success').at(-1)!.value;
-    expect(await rows.last().locator('td').nth(col).innerText()).toBe(fmt(after));
+    const last = (name: string) => store.metricSeries(RUNS.igpo, `after/valid-unseen/${name}`).at(-1)!.value;
+    // with its Wilson 95% interval, stored beside it
+    expect(await rows.last().locator('td').nth(col).innerText()).toBe(
+      `${fmt(last('success'))} [${fmt(last('success_low'))}, ${fmt(last('success_high'))}]`,
+    );
+    expect(headers).not.toContain('valid-unseen success_low');
     await shot('evaluations');
   });
 

@@ -7,14 +7,16 @@
 import { PolicyChatModel } from '../../agents/chat/policy-chat-model.ts';
 import { agentEnvMaker, rollout } from '../../agents/loops/rollout.ts';
 import { type HouseholdTurn, householdMessages, type PromptFormat } from '../../agents/prompts/household.ts';
+import { HOUSEHOLD_WIN_REWARD } from '../../envs/household/env.ts';
 import { HouseholdExpert } from '../../envs/household/expert.ts';
 import type { HouseholdTask } from '../../envs/household/generator.ts';
 import { HouseholdGenerator } from '../../envs/household/generator.ts';
 import type { Env, Expert, Split, Task } from '../../envs/types.ts';
 import type { Policy } from '../../policy/policy.ts';
 import type { TrainConfig } from '../config.ts';
+import type { EvalResult } from '../context.ts';
 import type { Demonstrated, FamilyHooks, TaskFamily } from '../family.ts';
-import { actionAccuracy, householdLockstep } from '../household-batch.ts';
+import { actionAccuracy, evaluateHousehold, householdLockstep } from '../household-batch.ts';
 import { type SftExtras, type SftSample, sftSamples } from '../sft.ts';
 
 /** The reply a household agent should give for `action` (the loop's format). */
@@ -92,6 +94,11 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
       if (config.sft.dagger.every > 0) extras.dagger = householdDagger(config, task, { seed: config.seed });
       return extras;
     },
+    // Lock-step batches give the loop's greedy trajectories at a fraction of the cost; a caller's
+    // own env maker is honoured by the generic path instead.
+    ...(hooks.makeEnv
+      ? {}
+      : { evaluate: (policy, split, tasks) => householdEvaluate(config, policy, split, tasks) }),
     rollout: (policy, request) =>
       rollout({
         model: new PolicyChatModel(policy, { name: 'policy', temperature: request.temperature }),
@@ -112,6 +119,32 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
         },
         onTrajectory: request.onTrajectory,
       }),
+  };
+}
+
+/** Greedy evaluation of household `tasks` in lock step, as the trainer's `EvalResult`. */
+export async function householdEvaluate(
+  config: Pick<TrainConfig, 'envOptions' | 'loop'>,
+  policy: Policy,
+  split: Split,
+  tasks: readonly Task[],
+): Promise<EvalResult> {
+  const e = await evaluateHousehold(policy, tasks as readonly HouseholdTask[], {
+    promptFormat: config.loop.promptFormat,
+    history: config.loop.history,
+    maxSteps: config.loop.maxSteps,
+    maxTokens: config.loop.maxTokens,
+    envOptions: config.envOptions,
+  });
+  return {
+    split,
+    tasks: e.tasks,
+    success: e.success,
+    meanReturn: e.success * HOUSEHOLD_WIN_REWARD,
+    invalidRate: e.invalidRate,
+    byType: e.byType,
+    scores: {},
+    outcomes: e.outcomes,
   };
 }
 

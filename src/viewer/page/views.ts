@@ -115,7 +115,18 @@ export function RunPage({ route, runId }: { route: Route; runId: string }) {
   if (!data) return html`<p class="loading">Loading run ${runId}…</p>`;
   const { run, metrics, evaluations, iterations } = data;
   const splits = [...new Set(evaluations.map((e) => e.split))];
-  const evalMetrics = [...new Set(evaluations.map((e) => e.metric))];
+  // a rate's stored Wilson interval (<metric>_low, <metric>_high) goes into the rate's cell
+  const evalMetrics = [...new Set(evaluations.map((e) => e.metric))].filter((m) => !/_(low|high)$/.test(m));
+  const evalValue = (row: { phase: string; iteration: number }, split: string, metric: string) =>
+    evaluations.find(
+      (e) =>
+        e.phase === row.phase && e.iteration === row.iteration && e.split === split && e.metric === metric,
+    )?.value;
+  const evalCell = (row: { phase: string; iteration: number }, split: string, metric: string) => {
+    const [low, high] = [evalValue(row, split, `${metric}_low`), evalValue(row, split, `${metric}_high`)];
+    const value = fmt(evalValue(row, split, metric));
+    return low === undefined || high === undefined ? value : `${value} [${fmt(low)}, ${fmt(high)}]`;
+  };
   // one row per evaluation (the API gives them in order: before, every k iterations, after)
   const evalRows = [...new Map(evaluations.map((e) => [`${e.phase} ${e.iteration}`, e])).values()];
   const columns = splits.flatMap((s) =>
@@ -137,13 +148,7 @@ export function RunPage({ route, runId }: { route: Route; runId: string }) {
       <tbody>${evalRows.map(
         (row) =>
           html`<tr data-phase=${row.phase}><td>${evaluationLabel(row.phase, row.iteration)}</td>${columns.map(
-            ([s, m]) =>
-              html`<td>${fmt(
-                evaluations.find(
-                  (e) =>
-                    e.phase === row.phase && e.iteration === row.iteration && e.split === s && e.metric === m,
-                )?.value,
-              )}</td>`,
+            ([s, m]) => html`<td>${evalCell(row, s, m)}</td>`,
           )}</tr>`,
       )}</tbody></table></div>`
     }
