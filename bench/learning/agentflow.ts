@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import flowGrpo from '../../scenarios/agentflow-flowgrpo.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
+import { differenceText, perQuestion, rateText } from './paired.ts';
 import { cpuSecondsSince, type Measure, runMethods, sharedSft } from './shared.ts';
 import type { LearningPart, LearningPartResult } from './types.ts';
 
@@ -40,7 +41,8 @@ export const AGENTFLOW_BENCH = {
   loop: { temperature: 1 },
   groupSize: flowGrpo.groupSize,
   tasksPerIteration: flowGrpo.tasksPerIteration,
-  eval: { every: 2, split: 'valid-unseen', tasks: 24 },
+  // 300 tasks per split (issue 14), the same for both planners: outcomes pair task by task.
+  eval: { every: 2, split: 'valid-unseen', tasks: 300 },
   ppo: flowGrpo.ppo,
 } satisfies TrainConfigInput;
 
@@ -110,6 +112,14 @@ export const part: LearningPart = {
     const cpuSeconds = cpuSecondsSince(cpuStart);
     const gain = mean(rlAcc) - mean(sftAcc);
     const sftStart = sft.before;
+    const startQ = perQuestion([sftStart['valid-unseen']], 'success');
+    const rlQ = perQuestion(unseen('after'), 'success');
+    const paired =
+      startQ && rlQ
+        ? `\n\nValid-unseen accuracy with Wilson 95% intervals: SFT start ${rateText(sftStart['valid-unseen'].outcomes!)}; ` +
+          `Flow-GRPO ${runs.map((r, i) => `seed ${ctx.seeds[i]} ${rateText(r.after['valid-unseen'].outcomes!)}`).join(', ')}. ` +
+          `Flow-GRPO (per-task mean over seeds) - SFT, paired: ${differenceText(startQ, rlQ).text}.`
+        : '\n\n(Per-task outcomes are missing: some runs were read back from a store; rerun without --scratch for intervals.)';
     const diagnosis =
       gain >= 0.1
         ? ''
@@ -143,7 +153,7 @@ export const part: LearningPart = {
           `${AGENTFLOW_BENCH.tasksPerIteration} tasks per iteration, ${ENV_STEP_BUDGET} environment steps ` +
           `(module calls) per run, planner calls trained only; evaluation greedy on ` +
           `${AGENTFLOW_BENCH.eval.tasks} tasks per split. Gain on valid-unseen: ${(100 * gain).toFixed(1)} points. ` +
-          `CPU time counts this process only (not the Python sandboxes of code/math).${diagnosis}`,
+          `CPU time counts this process only (not the Python sandboxes of code/math).${paired}${diagnosis}`,
       ].join('\n'),
     };
   },

@@ -12,6 +12,7 @@ import searchIgpo from '../../scenarios/search-igpo.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
 import type { TrainResult } from '../../src/training/trainer.ts';
+import { differenceText, meanText, perQuestion } from './paired.ts';
 import { cpuSecondsSince, runMethods, sharedSft } from './shared.ts';
 import type { LearningPart, LearningPartResult } from './types.ts';
 
@@ -24,7 +25,8 @@ export const SEARCH_BENCH = {
   groupSize: searchIgpo.groupSize,
   tasksPerIteration: searchIgpo.tasksPerIteration,
   ppo: searchIgpo.ppo,
-  eval: { every: 3, split: 'valid-unseen', tasks: 100 },
+  // 300 questions per split (issue 14), the same for every method: figures pair question by question.
+  eval: { every: 3, split: 'valid-unseen', tasks: 300 },
 } satisfies TrainConfigInput;
 
 /** SFT of the shared checkpoint (chosen on valid-seen). */
@@ -76,6 +78,26 @@ export const part: LearningPart = {
     const grpo = after('grpo', 'f1');
     const igpo = after('igpo', 'f1');
     const gap = 100 * (mean(igpo) - mean(grpo));
+    // Paired, question by question: each method's F1 per question averaged over its seeds.
+    const f1Of = (m: string) =>
+      perQuestion(
+        results.get(m)!.map((r) => r.after['valid-unseen']),
+        'f1',
+      );
+    const startF1 = perQuestion([sft.before['valid-unseen']], 'f1');
+    const [grpoQ, igpoQ] = [f1Of('grpo'), f1Of('igpo')];
+    const paired =
+      grpoQ && igpoQ && startF1
+        ? [
+            `Valid-unseen F1 with bootstrap 95% intervals over the ${startF1.length} questions (each method's ` +
+              `per-question F1 averaged over its ${ctx.seeds.length} seeds): SFT start ${meanText(startF1)}, ` +
+              `GRPO ${meanText(grpoQ)}, IGPO ${meanText(igpoQ)}.`,
+            `IGPO - GRPO, paired: ${differenceText(grpoQ, igpoQ).text}; GRPO - SFT ${differenceText(startF1, grpoQ).text}; ` +
+              `IGPO - SFT ${differenceText(startF1, igpoQ).text}.`,
+          ]
+        : [
+            '(Per-question figures are missing: some runs were read back from a store; rerun without --scratch for intervals.)',
+          ];
     return {
       metrics: { search_grpo_f1: grpo, search_igpo_f1: igpo },
       table,
@@ -90,6 +112,7 @@ export const part: LearningPart = {
           `${SEARCH_BENCH.tasksPerIteration} questions per iteration, ${ENV_STEP_BUDGET} environment steps per ` +
           `run, outcome = answer F1 for both; evaluation greedy on ${SEARCH_BENCH.eval.tasks} questions per split.`,
         `IGPO - GRPO on valid-unseen F1: ${gap >= 0 ? '+' : ''}${gap.toFixed(1)} points (target +3).`,
+        ...paired,
         ...(gap < 3 ? [diagnosis(ctx.dir, ctx.seeds, start.f1 ?? 0)] : []),
       ].join('\n'),
     };

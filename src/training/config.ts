@@ -139,8 +139,13 @@ export const TrainConfig = z.strictObject({
       vocabSize: z.number().int().min(300).default(1024),
       /** Env tasks per env in the tokenizer's training text. */
       tokenizerTasks: z.number().int().min(1).default(100),
+      /**
+       * A fresh tokenizer's spaces: part of the next word ('attached') or tokens of their own
+       * ('separate': a name is the same tokens in a question and after a tag, so it can be copied).
+       */
+      spaces: z.enum(['attached', 'separate']).default('attached'),
     })
-    .default({ preset: 'tiny', vocabSize: 1024, tokenizerTasks: 100 }),
+    .default({ preset: 'tiny', vocabSize: 1024, tokenizerTasks: 100, spaces: 'attached' }),
   device: z.enum(['cpu', 'cuda']).default('cpu'),
   estimator: z.enum(TRAIN_ESTIMATORS).default('gigpo'),
   /** Options of the estimator (its own schema checks them; unknown keys are refused). */

@@ -24,6 +24,8 @@ export interface EvalResult {
    * same seeds); absent when read back from the store, which keeps rates only.
    */
   outcomes?: number[];
+  /** Per task, in task order, each family figure of `scores` (search: f1): pairs up like `outcomes`. */
+  taskScores?: Record<string, number[]>;
 }
 
 /** The splits a run is evaluated on before and after its iterations. */

@@ -46,6 +46,7 @@ export async function evaluate(
     byType,
     scores: Object.fromEntries(Object.entries(scores).map(([k, xs]) => [k, mean(xs)])),
     outcomes: trajectories.map((t) => (t.won ? 1 : 0)),
+    taskScores: scores,
   };
 }
 

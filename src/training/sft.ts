@@ -11,6 +11,7 @@ import type { Split, Task } from '../envs/types.ts';
 import type { Params } from '../policy/model/params.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
+import type { SpaceMode } from '../policy/tokenizer/pretokenize.ts';
 import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import { Rng } from '../util/random.ts';
 import type { SftConfig } from './config.ts';
@@ -68,10 +69,11 @@ export async function domainTokenizer(
   tasks: number,
   demos: readonly Demonstrated[] = [],
   texts?: readonly string[],
+  spaces: SpaceMode = 'attached',
 ): Promise<Tokenizer> {
   const corpus = texts ? [...texts] : await domainCorpus(tasks);
   for (const d of demos) corpus.push(...d.messages.map((m) => m.content), d.reply);
-  return Tokenizer.train(corpus, { vocabSize });
+  return Tokenizer.train(corpus, { vocabSize, spaces });
 }
 
 /**

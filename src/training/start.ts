@@ -115,6 +115,7 @@ async function startingPolicy(
       config.policy.tokenizerTasks,
       demos,
       await family.tokenizerText?.(),
+      config.policy.spaces,
     ));
   return Policy.create({
     model: config.policy.model ?? config.policy.preset,

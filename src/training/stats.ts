@@ -94,3 +94,28 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
   const hi = Math.min(lo + 1, sorted.length - 1);
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
+
+/** A mean with its 95% interval. */
+export interface MeanInterval {
+  value: number;
+  ci95: Interval;
+  tasks: number;
+}
+
+/**
+ * The bootstrap 95% percentile interval of the mean of per-task figures (e.g. answer F1, which is
+ * no rate, so Wilson does not apply; Efron & Tibshirani, "An Introduction to the Bootstrap", 1993):
+ * the paired bootstrap of the figures against zero, seeded.
+ */
+export function meanBootstrap(
+  xs: readonly number[],
+  options: { resamples?: number; seed?: number } = {},
+): MeanInterval {
+  if (xs.length === 0) throw new Error('meanBootstrap: no tasks');
+  const d = pairedBootstrap(
+    xs.map(() => 0),
+    xs,
+    options,
+  );
+  return { value: d.value, ci95: d.ci95, tasks: d.tasks };
+}

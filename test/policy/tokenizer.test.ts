@@ -299,3 +299,49 @@ describe('Tokenizer', () => {
     expect(() => tok.tokenBytes(2048)).toThrow(/token id 2048 is out of range \[0, 2048\)/);
   });
 });
+
+describe("Tokenizer with spaces: 'separate'", () => {
+  const names = ['Velora Guild', 'Pothan Deinholt', 'Trorthaismoor', 'Roustasland', 'Zethel Traurez'];
+  const texts = names.flatMap((n) => [
+    `Question: What was the occupation of ${n}?`,
+    `<search>${n} worked</search>`,
+    `${n} worked as an engineer. Later, ${n} moved to Brarmoor.`,
+  ]);
+
+  it('cuts spaces off words, so every piece still joins back to the text', () => {
+    const text = 'Who founded  Velora Guild?\n <search>Velora 12345</search>';
+    const words = pretokenize(text, 'separate');
+    expect(words.join('')).toBe(text);
+    for (const w of words) expect(/^\s+$/.test(w) || !/\s/.test(w)).toBe(true);
+    expect(words).toContain('Velora');
+    expect(words).not.toContain(' Velora');
+    expect(words.filter((w) => /^\p{N}+$/u.test(w))).toEqual(['123', '45']);
+  });
+
+  it('encodes a name alike after a space and after a tag (attached spaces do not)', () => {
+    const sep = Tokenizer.train(texts, { vocabSize: 400, spaces: 'separate' });
+    const att = Tokenizer.train(texts, { vocabSize: 400 });
+    const name = 'Kelvar Dunmoss'; // never in the training text
+    const inside = (tok: Tokenizer, hay: string, needle = name) => {
+      const h = tok.encode(hay);
+      const n = tok.encode(needle);
+      return h.some((_, i) => n.every((id, k) => h[i + k] === id));
+    };
+    expect(inside(sep, `Question: Who is ${name}?`)).toBe(true);
+    expect(inside(sep, `<search>${name} worked</search>`)).toBe(true);
+    // the control: with attached spaces a trained name after a space is other tokens than after a tag
+    expect(names.filter((n) => !inside(att, `Question: Who is ${n}?`, n)).length).toBeGreaterThan(0);
+    expect(names.filter((n) => !inside(sep, `Question: Who is ${n}?`, n))).toEqual([]);
+    for (const t of [...texts, `<search>${name}</search>  x`]) expect(sep.decode(sep.encode(t))).toBe(t);
+  });
+
+  it('keeps the mode through JSON; a JSON without it reads as attached', () => {
+    const sep = Tokenizer.train(texts, { vocabSize: 400, spaces: 'separate' });
+    const back = Tokenizer.fromJSON(JSON.stringify(sep));
+    expect(back.spaces).toBe('separate');
+    expect(back.encode(texts[2]!)).toEqual(sep.encode(texts[2]!));
+    const { spaces: _, ...old } = sep.toJSON();
+    expect(Tokenizer.fromJSON(old).spaces).toBe('attached');
+    expect(() => Tokenizer.train(texts, { spaces: 'glued' as 'separate' })).toThrow(/spaces/);
+  });
+});

@@ -4,7 +4,8 @@
  * NumPy percentile bootstrap with 400,000 resamples (`default_rng(0)`).
  */
 import { describe, expect, it } from 'vitest';
-import { pairedBootstrap, quantile, wilson } from '../../src/training/stats.ts';
+import { meanBootstrap, pairedBootstrap, quantile, wilson } from '../../src/training/stats.ts';
+import { Rng } from '../../src/util/random.ts';
 
 describe('wilson', () => {
   it.each([
@@ -60,5 +61,25 @@ describe('pairedBootstrap', () => {
   it('quantile interpolates like numpy.quantile', () => {
     expect(quantile([1, 2, 3, 4], 0.5)).toBe(2.5);
     expect(quantile([0, 10], 0.025)).toBeCloseTo(0.25, 12);
+  });
+});
+
+describe('meanBootstrap', () => {
+  it('brackets the mean of per-task F1, narrows with more tasks, and refuses an empty list', () => {
+    const rng = new Rng('mean-bootstrap-test');
+    const draw = (n: number) =>
+      Array.from({ length: n }, () => (rng.next() < 0.3 ? 1 : rng.next() < 0.5 ? 0.5 : 0));
+    const small = meanBootstrap(draw(30));
+    const large = meanBootstrap(draw(600));
+    for (const m of [small, large]) {
+      expect(m.ci95[0]).toBeLessThan(m.value);
+      expect(m.ci95[1]).toBeGreaterThan(m.value);
+    }
+    // the true mean is 0.3 + 0.7 * 0.5 * 0.5 = 0.475
+    expect(large.ci95[0]).toBeLessThan(0.475);
+    expect(large.ci95[1]).toBeGreaterThan(0.475);
+    expect(large.ci95[1] - large.ci95[0]).toBeLessThan((small.ci95[1] - small.ci95[0]) / 2);
+    expect(meanBootstrap([0.5, 0.5, 0.5])).toEqual({ value: 0.5, ci95: [0.5, 0.5], tasks: 3 });
+    expect(() => meanBootstrap([])).toThrow(/no tasks/);
   });
 });

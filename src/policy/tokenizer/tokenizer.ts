@@ -17,7 +17,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parseOrThrow } from '../../util/zod.ts';
-import { pretokenize } from './pretokenize.ts';
+import { pretokenize, type SpaceMode } from './pretokenize.ts';
 import { mergePair, pairKey, trainMerges } from './train.ts';
 
 /** Special token names and their ids. */
@@ -57,6 +57,11 @@ export const TokenizerTrainOptions = z.object({
   vocabSize: z.number().int().min(FIRST_MERGE_ID).max(1048576).default(2048),
   /** A pair must occur at least this often (counting word frequency) to become a merge. */
   minFrequency: z.number().int().min(1).default(2),
+  /**
+   * 'separate': a space is a token of its own and never part of a word's tokens, so a word is
+   * encoded alike after a space or after a tag (what copying a name needs; see pretokenize.ts).
+   */
+  spaces: z.enum(['attached', 'separate']).default('attached'),
 });
 export type TokenizerTrainOptions = z.infer<typeof TokenizerTrainOptions>;
 
@@ -66,6 +71,8 @@ const TokenizerJson = z.object({
   version: z.literal(1),
   specials: z.record(z.string(), z.number().int()),
   merges: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])),
+  /** Absent in tokenizers saved before the option existed: 'attached'. */
+  spaces: z.enum(['attached', 'separate']).optional(),
 });
 export type TokenizerJson = z.infer<typeof TokenizerJson>;
 
@@ -82,8 +89,12 @@ export class Tokenizer {
   private readonly cache = new Map<string, number[]>();
   private readonly encoder = new TextEncoder();
 
-  constructor(merges: readonly (readonly [number, number])[]) {
+  /** How text is cut into words before BPE (see TokenizerTrainOptions.spaces). */
+  readonly spaces: SpaceMode;
+
+  constructor(merges: readonly (readonly [number, number])[], options: { spaces?: SpaceMode } = {}) {
     this.merges = merges;
+    this.spaces = options.spaces ?? 'attached';
     for (let b = 0; b < 256; b++) this.bytesOf.push(Uint8Array.of(b));
     for (const name of Object.keys(SPECIAL_TOKENS)) this.bytesOf.push(this.encoder.encode(name));
     merges.forEach(([a, b], r) => {
@@ -103,13 +114,19 @@ export class Tokenizer {
 
   /** Learn a tokenizer from texts (deterministic: the same texts give the same tokenizer). */
   static train(texts: Iterable<string>, options: z.input<typeof TokenizerTrainOptions> = {}): Tokenizer {
-    const { vocabSize, minFrequency } = parseOrThrow(
+    const { vocabSize, minFrequency, spaces } = parseOrThrow(
       TokenizerTrainOptions,
       options,
       'invalid tokenizer options',
     );
     return new Tokenizer(
-      trainMerges(texts, { firstId: FIRST_MERGE_ID, maxMerges: vocabSize - FIRST_MERGE_ID, minFrequency }),
+      trainMerges(texts, {
+        firstId: FIRST_MERGE_ID,
+        maxMerges: vocabSize - FIRST_MERGE_ID,
+        minFrequency,
+        spaces,
+      }),
+      { spaces },
     );
   }
 
@@ -139,7 +156,7 @@ export class Tokenizer {
   /** Plain text -> ids. Never yields a special token (see the module comment). */
   encode(text: string): number[] {
     const ids: number[] = [];
-    for (const word of pretokenize(text)) {
+    for (const word of pretokenize(text, this.spaces)) {
       for (const id of this.encodeWord(word)) ids.push(id);
     }
     return ids;
@@ -240,6 +257,8 @@ export class Tokenizer {
       version: 1,
       specials: { ...SPECIAL_TOKENS },
       merges: this.merges.map(([a, b]) => [a, b]),
+      // written only when not the default, so older readers still load default tokenizers
+      ...(this.spaces === 'separate' ? { spaces: this.spaces } : {}),
     };
   }
 
@@ -254,7 +273,7 @@ export class Tokenizer {
         );
       }
     }
-    return new Tokenizer(data.merges);
+    return new Tokenizer(data.merges, { spaces: data.spaces });
   }
 
   async save(path: string): Promise<void> {

@@ -10,7 +10,7 @@
  * Deterministic: ties on count go to the smaller pair (first id, then second id), and nothing
  * depends on Map or Set iteration order.
  */
-import { pretokenize } from './pretokenize.ts';
+import { pretokenize, type SpaceMode } from './pretokenize.ts';
 
 /** Pair (a, b) as one number; ids stay below 2^20, so the key is exact in a double. */
 export const pairKey = (a: number, b: number): number => a * 1048576 + b;
@@ -91,13 +91,13 @@ export function mergePair(ids: number[], a: number, b: number, merged: number): 
  */
 export function trainMerges(
   texts: Iterable<string>,
-  options: { firstId: number; maxMerges: number; minFrequency: number },
+  options: { firstId: number; maxMerges: number; minFrequency: number; spaces?: SpaceMode },
 ): [number, number][] {
   // Distinct words with their counts, in first-seen order.
   const wordCounts = new Map<string, number>();
   const encoder = new TextEncoder();
   for (const text of texts) {
-    for (const w of pretokenize(text)) wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
+    for (const w of pretokenize(text, options.spaces)) wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
   }
   const words: number[][] = [];
   const freq: number[] = [];

@@ -38,7 +38,7 @@ import { webSearchTool } from '../../tools/web-search.ts';
 import { callSeed } from '../../util/random.ts';
 import { parseConfigSection, type TrainConfig } from '../config.ts';
 import { creditRows, type Demonstrated, type FamilyHooks, type TaskFamily } from '../family.ts';
-import { CodeMathFamilyOptions, SearchFamilyOptions } from './tool-qa.ts';
+import { CodeMathFamilyOptions, replyAccuracy, SearchFamilyOptions } from './tool-qa.ts';
 
 export const AGENTFLOW_ENVS = ['search', 'codemath', 'household'] as const;
 
@@ -198,16 +198,33 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
 
   const isPlanner = (s: AgentStep) => s.role === 'planner';
 
+  const demonstrations = async (tasks: readonly Task[]): Promise<Demonstrated[]> => {
+    const out = await rolloutGroups(
+      { tasks, makeEnv, concurrency: replayConcurrency },
+      'agentflow demonstrations',
+      async (env, episode) => (await replayGold(env, episode, flowConfig)).samples,
+    );
+    return out.flat().map((s) => ({ messages: s.messages, reply: s.reply, role: s.role }));
+  };
+
   return {
     task,
+    demonstrations,
 
-    async demonstrations(tasks) {
-      const out = await rolloutGroups(
-        { tasks, makeEnv, concurrency: replayConcurrency },
-        'agentflow demonstrations',
-        async (env, episode) => (await replayGold(env, episode, flowConfig)).samples,
+    async sftExtras() {
+      if (config.sft.selectTasks === 0) return {};
+      // valid-seen seeds of their own: neither SFT's validation nor the evaluations see them
+      const held = await demonstrations(
+        Array.from({ length: config.sft.selectTasks }, (_, k) => task('valid-seen', 1_100_000 + k)),
       );
-      return out.flat().map((s) => ({ messages: s.messages, reply: s.reply, role: s.role }));
+      // Every module's gold reply is one exact text (a query, a program, an answer): a reply is
+      // right when it is that text; the cap is the longest module's.
+      const options = {
+        maxTokens: Math.max(...Object.values(flowConfig.sampling).map((m) => m.maxTokens)),
+        kind: (d: Demonstrated) => d.role ?? '-',
+        same: (got: string, want: string) => got.trim() === want.trim(),
+      };
+      return { select: async (policy) => (await replyAccuracy(policy, held, options)).accuracy };
     },
 
     async rollout(policy, request) {

@@ -123,6 +123,82 @@ export async function answerValues(
   return out;
 }
 
+/** Greedy replies against the expert's on the expert's own states, overall and by kind of decision. */
+export interface ReplyAccuracy {
+  decisions: number;
+  /** Share of decisions whose greedy reply means what the expert's does (`same`). */
+  accuracy: number;
+  /** By kind (search: the action tag; AgentFlow: the role): decisions and correct ones. */
+  byKind: Record<string, { decisions: number; correct: number }>;
+}
+
+/**
+ * Greedy reply accuracy: each expert decision's prompt is generated from greedily, in batches of
+ * prompts of similar length, and the reply compared with the expert's by `same`. Measured on
+ * held-out tasks it is the figure that says whether the policy copies what it must (a query naming
+ * the question's entity, an answer naming the result's value); the reply's loss hides that only a
+ * few of its tokens carry the decision.
+ */
+export async function replyAccuracy(
+  policy: Policy,
+  demos: readonly Demonstrated[],
+  options: {
+    maxTokens: number;
+    kind: (d: Demonstrated) => string;
+    same: (got: string, want: string) => boolean;
+    batch?: number;
+  },
+): Promise<ReplyAccuracy> {
+  if (demos.length === 0) throw new Error('replyAccuracy: no expert decisions to compare with');
+  const batch = options.batch ?? 64;
+  const context = policy.config.contextLength;
+  const items = demos
+    .map((d) => ({ d, tokens: policy.encodePrompt(d.messages) }))
+    .sort((a, b) => a.tokens.length - b.tokens.length);
+  const byKind: ReplyAccuracy['byKind'] = {};
+  let correct = 0;
+  for (let i = 0; i < items.length; i += batch) {
+    const part = items.slice(i, i + batch);
+    const fits = part.filter((p) => p.tokens.length < context);
+    const out =
+      fits.length === 0
+        ? []
+        : await policy.generate(
+            fits.map((p) => p.tokens),
+            { temperature: 0, maxNewTokens: options.maxTokens },
+          );
+    const texts = new Map(fits.map((p, j) => [p, out[j]!.text ?? '']));
+    for (const p of part) {
+      const kind = options.kind(p.d);
+      byKind[kind] ??= { decisions: 0, correct: 0 };
+      const entry = byKind[kind];
+      entry.decisions++;
+      const text = texts.get(p);
+      if (text !== undefined && options.same(text, p.d.reply)) {
+        entry.correct++;
+        correct++;
+      }
+    }
+  }
+  return { decisions: items.length, accuracy: correct / items.length, byKind };
+}
+
+/** The tool-QA action of a reply as `tag:body` (body trimmed), or undefined when it has none. */
+const actionKey = (reply: string) => {
+  const a = parseAction(reply, ['search', 'python', 'answer']);
+  return a && `${a.tag}:${a.body}`;
+};
+
+/** Search and code/math: the reply names the same action (tag and trimmed body) as the expert's. */
+export const sameAction = (got: string, want: string): boolean => {
+  const g = actionKey(got);
+  return g !== undefined && g === actionKey(want);
+};
+
+/** A decision's kind for `replyAccuracy`: the expert's action tag (search, python, answer). */
+export const actionKind = (d: Demonstrated): string =>
+  parseAction(d.reply, ['search', 'python', 'answer'])?.tag ?? 'other';
+
 /** Steps whose response is trained (the trainer's rule: a response with tokens). */
 const trainable = (s: AgentStep) => s.responseTokens.length > 0;
 
@@ -286,15 +362,26 @@ function familyFromParts(config: TrainConfig, hooks: FamilyHooks, parts: ToolQaP
     return t!.steps.map((s) => ({ messages: s.messages, reply: s.responseText }));
   };
 
+  const demonstrations = async (tasks: readonly Task[]) => {
+    const out: Demonstrated[] = [];
+    for (let i = 0; i < tasks.length; i += parts.demoConcurrency) {
+      const chunk = await Promise.all(tasks.slice(i, i + parts.demoConcurrency).map(replay));
+      out.push(...chunk.flat());
+    }
+    return out;
+  };
+
   return {
     task: parts.task,
-    async demonstrations(tasks) {
-      const out: Demonstrated[] = [];
-      for (let i = 0; i < tasks.length; i += parts.demoConcurrency) {
-        const chunk = await Promise.all(tasks.slice(i, i + parts.demoConcurrency).map(replay));
-        out.push(...chunk.flat());
-      }
-      return out;
+    demonstrations,
+    async sftExtras() {
+      if (config.sft.selectTasks === 0) return {};
+      // valid-seen seeds of their own: neither SFT's validation nor the evaluations see them
+      const held = await demonstrations(
+        Array.from({ length: config.sft.selectTasks }, (_, k) => parts.task('valid-seen', 1_100_000 + k)),
+      );
+      const options = { maxTokens: config.loop.maxTokens, same: sameAction, kind: actionKind };
+      return { select: async (policy) => (await replyAccuracy(policy, held, options)).accuracy };
     },
     rollout: (policy, request) =>
       rollout({
