@@ -11,7 +11,7 @@ import type { Split, Task } from '../envs/types.ts';
 import type { Params } from '../policy/model/params.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
-import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
+import { type PolicyTokenizer, Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import { Rng } from '../util/random.ts';
 import type { SftConfig } from './config.ts';
 import type { ProgressEvent } from './context.ts';
@@ -30,7 +30,7 @@ export interface SftSample {
  */
 export function sftSamples(
   demos: readonly Demonstrated[],
-  tokenizer: Tokenizer,
+  tokenizer: PolicyTokenizer,
   contextLength: number,
 ): SftSample[] {
   const samples: SftSample[] = [];
@@ -48,7 +48,7 @@ export function sftSamples(
  */
 export function keptByRole(
   demos: readonly Demonstrated[],
-  tokenizer: Tokenizer,
+  tokenizer: PolicyTokenizer,
   contextLength: number,
 ): string {
   const byRole = new Map<string, Demonstrated[]>();
@@ -85,7 +85,7 @@ export function demonstrationStream(
     task(split: Split, seed: number): Task;
     demonstrations(tasks: readonly Task[]): Promise<Demonstrated[]>;
   },
-  tokenizer: Tokenizer,
+  tokenizer: PolicyTokenizer,
   contextLength: number,
   options: { split?: Split; firstSeed?: number; tasksPerDraw?: number; seed?: number } = {},
 ): SftStream {
