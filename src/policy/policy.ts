@@ -6,6 +6,8 @@ import { writeFile } from 'node:fs/promises';
 import type { z } from 'zod';
 import { parseOrThrow } from '../util/zod.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint/checkpoint.ts';
+import { type HfSource, isHfFolder, loadHfModel, saveHfModel } from './hf/folder.ts';
+import type { HfTokenizer } from './hf/tokenizer.ts';
 import { type ModelConfig, modelConfig, type PresetName } from './model/config.ts';
 import { buildLogitsGraph } from './model/graphs.ts';
 import { LossConfig } from './model/loss.ts';
@@ -20,7 +22,7 @@ import {
 } from './runtime/generate.ts';
 import { ModelRunner, type TokenBatch, type UpdateMetrics } from './runtime/runner.ts';
 import { type Device, resolveDevice } from './runtime/session.ts';
-import { type TemplateMessage, Tokenizer } from './tokenizer/tokenizer.ts';
+import { type PolicyTokenizer, type TemplateMessage, Tokenizer } from './tokenizer/tokenizer.ts';
 
 /** A prompt: plain text, chat messages (templated with a generation prompt), or token ids. */
 export type Prompt = string | readonly TemplateMessage[] | readonly number[];
@@ -51,22 +53,30 @@ export interface PolicyRuntimeOptions {
   device?: string;
   bakeWeights?: boolean;
   prefixCacheBytes?: number;
+  /**
+   * A Hugging Face folder only: the context length (default the smaller of the model's
+   * max_position_embeddings and 4096); decode buffers and RoPE tables are sized by it.
+   */
+  contextLength?: number;
 }
 
 /** Most rows `Policy.generate` decodes at once (more prompts join as rows finish). */
 const GENERATE_MAX_BATCH = 256;
 
 export class Policy {
-  readonly tokenizer: Tokenizer;
+  readonly tokenizer: PolicyTokenizer;
   readonly config: ModelConfig;
   readonly runner: ModelRunner;
   /** The running decode batch `generate` calls join (concurrent calls share its steps). */
   readonly batch: ContinuousBatch;
+  /** The Hugging Face folder this policy was imported from (`save` then writes such a folder). */
+  readonly hf?: HfSource;
 
-  private constructor(tokenizer: Tokenizer, runner: ModelRunner) {
+  private constructor(tokenizer: PolicyTokenizer, runner: ModelRunner, hf?: HfSource) {
     this.tokenizer = tokenizer;
     this.config = runner.config;
     this.runner = runner;
+    this.hf = hf;
     this.batch = new ContinuousBatch(runner, { maxBatch: GENERATE_MAX_BATCH, detokenizer: tokenizer });
   }
 
@@ -84,10 +94,10 @@ export class Policy {
 
   /** A policy from a tokenizer, a config and parameter values (e.g. a frozen reference copy). */
   static fromParts(
-    tokenizer: Tokenizer,
+    tokenizer: PolicyTokenizer,
     config: ModelConfig,
     params: Params,
-    options: PolicyRuntimeOptions = {},
+    options: PolicyRuntimeOptions & { hf?: HfSource } = {},
   ): Policy {
     if (config.vocabSize !== tokenizer.vocabSize) {
       throw new Error(
@@ -98,11 +108,24 @@ export class Policy {
       bakeWeights: options.bakeWeights,
       prefixCacheBytes: options.prefixCacheBytes,
     });
-    return new Policy(tokenizer, runner);
+    return new Policy(tokenizer, runner, options.hf);
   }
 
-  /** Restore a policy saved with `save` (weights, config, tokenizer and optimizer state). */
+  /**
+   * Restore a policy saved with `save` (weights, config, tokenizer and optimizer state), or import
+   * a Hugging Face model folder (config.json with model_type llama, qwen2 or qwen3, safetensors
+   * weights, tokenizer.json and its chat template).
+   */
   static async load(dir: string, options: PolicyRuntimeOptions = {}): Promise<Policy> {
+    if (isHfFolder(dir)) {
+      const m = await loadHfModel(dir, { contextLength: options.contextLength });
+      const runner = new ModelRunner(m.config, m.params, resolveDevice(options.device ?? 'cpu'), {
+        bakeWeights: options.bakeWeights,
+        prefixCacheBytes: options.prefixCacheBytes,
+      });
+      if (m.optimizer) runner.setOptimizerState(m.optimizer, m.step);
+      return new Policy(m.tokenizer, runner, m.source);
+    }
     const ckpt = await loadCheckpoint(dir);
     if (ckpt.tokenizerJson === undefined) throw new Error(`checkpoint '${dir}' has no tokenizer.json`);
     const runner = new ModelRunner(ckpt.config, ckpt.params, resolveDevice(options.device ?? 'cpu'), {
@@ -137,7 +160,7 @@ export class Policy {
     options: z.input<typeof GenerateOptions> = {},
     onToken?: OnToken,
   ): Promise<Generation[]> {
-    const opts = generateOptions({ stopTokens: [this.tokenizer.endId], ...options });
+    const opts = generateOptions({ stopTokens: [...this.tokenizer.stopIds], ...options });
     return generate(
       this.batch,
       prompts.map((p) => this.encodePrompt(p)),
@@ -180,14 +203,30 @@ export class Policy {
     return {
       config: this.config,
       params: this.runner.getParams(),
-      tokenizerJson: JSON.stringify(this.tokenizer.toJSON()),
+      tokenizerJson:
+        this.tokenizer instanceof Tokenizer ? JSON.stringify(this.tokenizer.toJSON()) : undefined,
       optimizer: this.runner.getOptimizerState(),
       step: this.runner.step,
     };
   }
 
-  /** Write a checkpoint folder: model.safetensors, config.json, tokenizer.json (+ optimizer state). */
+  /**
+   * Write a checkpoint folder: model.safetensors, config.json, tokenizer.json (+ optimizer state).
+   * An imported model is written as a Hugging Face folder again (float32 weights, its tokenizer
+   * files), which `load` and transformers both read.
+   */
   async save(dir: string): Promise<void> {
+    if (this.hf) {
+      await saveHfModel(dir, {
+        config: this.config,
+        params: this.runner.getParams(),
+        tokenizer: this.tokenizer as HfTokenizer,
+        source: this.hf,
+        optimizer: this.runner.getOptimizerState(),
+        step: this.runner.step,
+      });
+      return;
+    }
     await saveCheckpoint(dir, this.checkpoint());
   }
 

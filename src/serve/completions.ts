@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { PolicyChatModel, PolicyChatResult } from '../agents/chat/policy-chat-model.ts';
-import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
+import type { PolicyTokenizer } from '../policy/tokenizer/tokenizer.ts';
 import type { Reply } from './chat-completions.ts';
 import { badRequest, contextOverflow } from './errors.ts';
 import type { CompletionRequest, StepwiseTokens } from './protocol.ts';
@@ -13,7 +13,7 @@ import { TextStream } from './text-stream.ts';
 
 type Top = { token: number; logprob: number }[];
 
-function promptIds(tok: Tokenizer, prompt: CompletionRequest['prompt']): number[][] {
+function promptIds(tok: PolicyTokenizer, prompt: CompletionRequest['prompt']): number[][] {
   const list: (string | number[])[] =
     typeof prompt === 'string'
       ? [prompt]
@@ -33,7 +33,7 @@ function promptIds(tok: Tokenizer, prompt: CompletionRequest['prompt']): number[
 
 /** The legacy `logprobs` object; `top` entries are null where there are none (scored prompt tokens). */
 function legacyLogprobs(
-  tok: Tokenizer,
+  tok: PolicyTokenizer,
   ids: number[],
   lps: (number | null)[],
   tops: (Top | null | undefined)[],

@@ -3,7 +3,7 @@
  * tokens), the end token is not text, and text that might be the start of a stop string is held
  * back until it is known not to be one, so a client never receives text the final answer cuts.
  */
-import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
+import type { PolicyTokenizer } from '../policy/tokenizer/tokenizer.ts';
 
 export class TextStream {
   private readonly decoder = new TextDecoder('utf-8');
@@ -12,7 +12,7 @@ export class TextStream {
   private readonly holdBack: number;
 
   constructor(
-    private readonly tokenizer: Tokenizer,
+    private readonly tokenizer: PolicyTokenizer,
     private readonly stop: readonly string[],
   ) {
     this.holdBack = Math.max(0, ...stop.map((s) => s.length - 1));

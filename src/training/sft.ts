@@ -12,7 +12,7 @@ import type { Params } from '../policy/model/params.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { TokenRow } from '../policy/runtime/runner.ts';
 import type { SpaceMode } from '../policy/tokenizer/pretokenize.ts';
-import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
+import { type PolicyTokenizer, Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import { Rng } from '../util/random.ts';
 import type { SftConfig } from './config.ts';
 import type { ProgressEvent } from './context.ts';
@@ -31,7 +31,7 @@ export interface SftSample {
  */
 export function sftSamples(
   demos: readonly Demonstrated[],
-  tokenizer: Tokenizer,
+  tokenizer: PolicyTokenizer,
   contextLength: number,
 ): SftSample[] {
   const samples: SftSample[] = [];
@@ -49,7 +49,7 @@ export function sftSamples(
  */
 export function keptByRole(
   demos: readonly Demonstrated[],
-  tokenizer: Tokenizer,
+  tokenizer: PolicyTokenizer,
   contextLength: number,
 ): string {
   const byRole = new Map<string, Demonstrated[]>();
@@ -87,7 +87,7 @@ export function demonstrationStream(
     task(split: Split, seed: number): Task;
     demonstrations(tasks: readonly Task[]): Promise<Demonstrated[]>;
   },
-  tokenizer: Tokenizer,
+  tokenizer: PolicyTokenizer,
   contextLength: number,
   options: { split?: Split; firstSeed?: number; tasksPerDraw?: number; seed?: number } = {},
 ): SftStream {

@@ -15,7 +15,7 @@ import { CodeMathGenerator } from '../../src/envs/codemath/generator.ts';
 import { createExpert } from '../../src/envs/index.ts';
 import { EncyclopediaQA } from '../../src/envs/search/generator.ts';
 import type { Policy } from '../../src/policy/policy.ts';
-import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
+import { type PolicyTokenizer, Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import type { PythonPool } from '../../src/tools/python/pool.ts';
 import { PythonTool } from '../../src/tools/python/tool.ts';
 
@@ -68,7 +68,7 @@ export const smallConfig = {
 export function expectTokenExactSteps(
   trajectories: readonly AgentFlowTrajectory[],
   modelFor: (s: AgentStep) => { promptTokens(messages: AgentStep['messages']): number[] },
-  tokenizer: Tokenizer,
+  tokenizer: PolicyTokenizer,
   options: { promptText?: boolean } = {},
 ): void {
   for (const t of trajectories) {

@@ -13,6 +13,26 @@ import { parseDevice } from '../../src/policy/runtime/session.ts';
 const micro = (extra: Partial<ModelConfig> = {}) =>
   modelConfig({ vocabSize: 16, width: 8, layers: 2, heads: 2, contextLength: 8, ...extra });
 
+/**
+ * Everything an imported Llama/Qwen model may use at once: grouped-query attention, a head size
+ * that is not width / heads, SwiGLU, q/k/v biases, q/k norms, an untied head, Llama 3 RoPE scaling.
+ */
+const hfFeatures = {
+  norm: 'rmsnorm',
+  positions: 'rope',
+  heads: 4,
+  kvHeads: 2,
+  headSize: 6,
+  activation: 'swiglu',
+  mlpWidth: 12,
+  qkvBias: true,
+  qkNorm: true,
+  untiedHead: true,
+  ropeTheta: 500,
+  ropeScaling: { factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalContextLength: 4 },
+  normEps: 1e-6,
+} as const;
+
 /** A deterministic pseudo-random stream for test data (not the model's generators). */
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -23,7 +43,7 @@ function lcg(seed: number): () => number {
 }
 
 describe('whole-model gradient (float64, central differences)', () => {
-  for (const variant of [{}, { norm: 'rmsnorm', positions: 'rope' }] as const) {
+  for (const variant of [{}, { norm: 'rmsnorm', positions: 'rope' }, hfFeatures] as const) {
     it(`matches finite differences within 1e-4 (${JSON.stringify(variant)})`, async () => {
       const c = micro(variant);
       const cfg = LossConfig.parse({ klCoef: 0.1, entropyCoef: 0.05 });
@@ -181,7 +201,7 @@ describe('training', () => {
 });
 
 describe('KV cache', () => {
-  for (const variant of [{}, { norm: 'rmsnorm', positions: 'rope' }] as const) {
+  for (const variant of [{}, { norm: 'rmsnorm', positions: 'rope' }, hfFeatures] as const) {
     it(`decoding with the cache gives the logits of full recomputation (${JSON.stringify(variant)})`, async () => {
       const c = modelConfig({ vocabSize: 40, width: 32, layers: 2, heads: 4, contextLength: 24, ...variant });
       const r = new ModelRunner(c, initParams(c, 4)); // inference weights baked in (the default)

@@ -16,7 +16,21 @@ const texts = [
   'go to countertop 1. take apple 1 from countertop 1. put apple 1 in/on fridge 1.',
 ];
 const tokenizer = Tokenizer.train(Array(10).fill(texts).flat(), { vocabSize: 320 });
-const variants = [{}, { norm: 'rmsnorm', positions: 'rope' }] as const;
+const variants = [
+  {},
+  { norm: 'rmsnorm', positions: 'rope' },
+  // An imported model's features: grouped-query attention (the cache holds kvHeads x headSize).
+  {
+    norm: 'rmsnorm',
+    positions: 'rope',
+    kvHeads: 2,
+    headSize: 6,
+    activation: 'swiglu',
+    qkvBias: true,
+    qkNorm: true,
+    untiedHead: true,
+  },
+] as const;
 
 /** A policy with the cache on and a copy of it with the cache off: "from scratch". */
 function pair(variant: (typeof variants)[number], seed: number): { cached: Policy; scratch: Policy } {

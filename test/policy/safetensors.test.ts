@@ -6,9 +6,11 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeSafetensors,
   encodeSafetensors,
+  fromFloat32,
   loadSafetensors,
   saveSafetensors,
   tensor,
+  toFloat32,
 } from '../../src/policy/checkpoint/safetensors.ts';
 
 /** Build a file by hand, byte by byte, from the format description (independent of the writer). */
@@ -129,13 +131,35 @@ describe('safetensors', () => {
       /'w' has 5 elements.*needs 6/,
     );
     expect(() => decodeSafetensors(new Uint8Array(4))).toThrow(/at least 8/);
-    const bad = handBuilt('{"a":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}', [0, 0]);
-    expect(() => decodeSafetensors(bad)).toThrow(/dtype 'F16'; supported/);
+    const bad = handBuilt('{"a":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}', [0]);
+    expect(() => decodeSafetensors(bad)).toThrow(/dtype 'F8_E4M3'; supported/);
     const short = handBuilt('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', [0, 0, 0, 0]);
     expect(() => decodeSafetensors(short)).toThrow(/'a' has data_offsets \[0, 8\]/);
     const gap = handBuilt('{"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', [0, 0]);
     expect(() => decodeSafetensors(gap)).toThrow(/starts at 1; expected 0/);
     const truncated = handBuilt('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', [0]).subarray(0, 20);
     expect(() => decodeSafetensors(truncated)).toThrow(/runs past the end/);
+  });
+
+  it('F16 and BF16: bit patterns of known values both ways, round to nearest even, and through a file', () => {
+    // Hand-computed IEEE half / bfloat16 patterns.
+    const values = Float32Array.of(1, -2, 0.5, 65504, 1 / 3, 6e-8, 0, Number.POSITIVE_INFINITY);
+    const half = [0x3c00, 0xc000, 0x3800, 0x7bff, 0x3555, 0x0001, 0x0000, 0x7c00];
+    const bf16 = [0x3f80, 0xc000, 0x3f00, 0x4780, 0x3eab, 0x3381, 0x0000, 0x7f80];
+    expect(Array.from(fromFloat32(values, 'F16') as Uint16Array)).toEqual(half);
+    expect(Array.from(fromFloat32(values, 'BF16') as Uint16Array)).toEqual(bf16);
+    const widened = toFloat32({ dtype: 'F16', shape: [8], data: Uint16Array.from(half) });
+    expect(Array.from(widened.subarray(0, 4))).toEqual([1, -2, 0.5, 65504]);
+    expect(toFloat32({ dtype: 'BF16', shape: [1], data: Uint16Array.of(0x3f80) })[0]).toBe(1);
+    // Ties go to even: 1 + 2^-11 sits halfway between two halves and rounds down to 1.
+    expect(fromFloat32(Float32Array.of(1 + 2 ** -11), 'F16')[0]).toBe(0x3c00);
+    const bytes = encodeSafetensors({
+      h: { dtype: 'F16', shape: [2], data: Uint16Array.of(0x3c00, 0xc000) },
+      b: { dtype: 'BF16', shape: [1], data: Uint16Array.of(0x3f80) },
+    });
+    const back = decodeSafetensors(bytes).tensors;
+    expect(back.h!.dtype).toBe('F16');
+    expect(back.b!.dtype).toBe('BF16');
+    expect(Array.from(toFloat32(back.h!))).toEqual([1, -2]);
   });
 });

@@ -100,7 +100,7 @@ export class GenerateBatcher {
       },
       maxNewTokens: row.maxNewTokens,
       stop: row.stop ?? [],
-      stopTokens: [this.policy.tokenizer.endId],
+      stopTokens: [...this.policy.tokenizer.stopIds],
       seed: row.seed ?? 0,
       topLogprobs: row.topLogprobs ?? 0,
       onToken: extra.onToken,

@@ -73,7 +73,11 @@ export class PolicyChatModel implements ChatModel {
 
   /** The exact prompt token ids a call with these messages and tools would see. */
   promptTokens(messages: readonly ChatMessage[], options: Pick<ChatOptions, 'tools'> = {}): number[] {
-    return this.policy.tokenizer.applyChatTemplate(templateMessages(messages, options.tools), {
+    const tok = this.policy.tokenizer;
+    // A model's own template (Hugging Face) renders tools and tool calls the way it was trained.
+    if (tok.rendersTools)
+      return tok.applyChatTemplate(messages, { addGenerationPrompt: true, tools: options.tools });
+    return tok.applyChatTemplate(templateMessages(messages, options.tools), {
       addGenerationPrompt: true,
     });
   }

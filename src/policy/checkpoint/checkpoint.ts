@@ -71,12 +71,30 @@ export async function saveCheckpoint(dir: string, ckpt: Checkpoint): Promise<voi
   const config = { format: FORMAT, model: ckpt.config, step: ckpt.step };
   await writeFile(path.join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   if (ckpt.tokenizerJson !== undefined) await writeFile(path.join(dir, 'tokenizer.json'), ckpt.tokenizerJson);
-  if (ckpt.optimizer) {
-    await saveSafetensors(path.join(dir, 'optimizer.safetensors'), {
-      ...toTensors(ckpt.config, ckpt.optimizer.m, '.m'),
-      ...toTensors(ckpt.config, ckpt.optimizer.v, '.v'),
-    });
-  }
+  if (ckpt.optimizer) await saveOptimizer(dir, ckpt.config, ckpt.optimizer);
+}
+
+/** Write AdamW's moments as `<dir>/optimizer.safetensors` (names: parameter + '.m' / '.v'). */
+export async function saveOptimizer(
+  dir: string,
+  config: ModelConfig,
+  optimizer: NonNullable<Checkpoint['optimizer']>,
+): Promise<void> {
+  await saveSafetensors(path.join(dir, 'optimizer.safetensors'), {
+    ...toTensors(config, optimizer.m, '.m'),
+    ...toTensors(config, optimizer.v, '.v'),
+  });
+}
+
+/** `<dir>/optimizer.safetensors` if present. */
+export async function loadOptimizer(dir: string, config: ModelConfig): Promise<Checkpoint['optimizer']> {
+  const optPath = path.join(dir, 'optimizer.safetensors');
+  if (!existsSync(optPath)) return undefined;
+  const opt = (await loadSafetensors(optPath)).tensors;
+  return {
+    m: fromTensors(config, opt, 'optimizer.safetensors', '.m'),
+    v: fromTensors(config, opt, 'optimizer.safetensors', '.v'),
+  };
 }
 
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
@@ -92,14 +110,6 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
   const params = fromTensors(config, tensors, 'model.safetensors');
   const tokPath = path.join(dir, 'tokenizer.json');
   const tokenizerJson = existsSync(tokPath) ? await readFile(tokPath, 'utf8') : undefined;
-  const optPath = path.join(dir, 'optimizer.safetensors');
-  let optimizer: Checkpoint['optimizer'];
-  if (existsSync(optPath)) {
-    const opt = (await loadSafetensors(optPath)).tensors;
-    optimizer = {
-      m: fromTensors(config, opt, 'optimizer.safetensors', '.m'),
-      v: fromTensors(config, opt, 'optimizer.safetensors', '.v'),
-    };
-  }
+  const optimizer = await loadOptimizer(dir, config);
   return { config, params, tokenizerJson, optimizer, step: file.step };
 }

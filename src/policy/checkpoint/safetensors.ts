@@ -13,9 +13,14 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 
-/** The dtypes we read and write, with the typed array that holds each. */
-export type Dtype = 'F32' | 'F64' | 'I32' | 'I64' | 'U8' | 'I8';
+/**
+ * The dtypes we read and write, with the typed array that holds each. F16 and BF16 are kept as
+ * their raw 16-bit patterns (Uint16Array); `toFloat32`/`fromFloat32` convert.
+ */
+export type Dtype = 'F32' | 'F64' | 'I32' | 'I64' | 'U8' | 'I8' | 'F16' | 'BF16';
 type ArrayFor = {
+  F16: Uint16Array;
+  BF16: Uint16Array;
   F32: Float32Array;
   F64: Float64Array;
   I32: Int32Array;
@@ -32,6 +37,8 @@ export interface SafetensorsTensor {
 }
 
 const arrayTypes = {
+  F16: Uint16Array,
+  BF16: Uint16Array,
   F32: Float32Array,
   F64: Float64Array,
   I32: Int32Array,
@@ -51,9 +58,10 @@ function checkLittleEndian(): void {
     throw new Error('safetensors: this platform is big-endian; only little-endian is supported');
 }
 
-/** The dtype a typed array is stored as (Float32Array -> F32, ...). */
+/** The dtype a typed array is stored as (Float32Array -> F32, ...; a Uint16Array is F16). */
 export function dtypeOf(data: TensorData): Dtype {
   for (const [dtype, ctor] of Object.entries(arrayTypes)) {
+    if (dtype === 'BF16') continue;
     if (data instanceof ctor) return dtype as Dtype;
   }
   throw new Error(`safetensors: unsupported array type ${(data as object).constructor.name}`);
@@ -71,7 +79,7 @@ const elementCount = (shape: number[]): number => shape.reduce((a, b) => a * b, 
  * (its dtype enum order, descending), then by name. Wider types first keeps every tensor's data
  * aligned to its element size, and the bytes depend only on the content.
  */
-const dtypeRank: Record<Dtype, number> = { I64: 5, F64: 4, F32: 3, I32: 2, I8: 1, U8: 0 };
+const dtypeRank: Record<Dtype, number> = { I64: 8, F64: 7, F32: 6, I32: 5, BF16: 4, F16: 3, I8: 1, U8: 0 };
 
 /** Serialize tensors and an optional metadata map (same bytes as the reference writer). */
 export function encodeSafetensors(
@@ -100,7 +108,7 @@ export function encodeSafetensors(
         `safetensors: tensor '${name}' has ${t.data.length} elements but shape [${t.shape}] needs ${expected}`,
       );
     }
-    if (dtypeOf(t.data) !== t.dtype) {
+    if (!(t.data instanceof arrayTypes[t.dtype])) {
       throw new Error(
         `safetensors: tensor '${name}' says dtype ${t.dtype} but holds a ${dtypeOf(t.data)} array`,
       );
@@ -190,6 +198,87 @@ export function decodeSafetensors(bytes: Uint8Array): {
     );
   }
   return { tensors, metadata };
+}
+
+/** Tensor values as float32 (F16 and BF16 widened exactly; F64 rounded). */
+export function toFloat32(t: SafetensorsTensor): Float32Array {
+  if (t.dtype === 'F32') return t.data as Float32Array;
+  const src = t.data;
+  const out = new Float32Array(src.length);
+  if (t.dtype === 'BF16') {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < src.length; i++) bits[i] = (src[i] as number) << 16;
+    return out;
+  }
+  if (t.dtype === 'F16') {
+    for (let i = 0; i < src.length; i++) out[i] = halfToFloat(src[i] as number);
+    return out;
+  }
+  if (t.dtype === 'I64') throw new Error('safetensors: an I64 tensor is not a float tensor');
+  for (let i = 0; i < src.length; i++) out[i] = Number(src[i]);
+  return out;
+}
+
+/** float32 values stored as `dtype` (F16 and BF16 round to nearest even). */
+export function fromFloat32(values: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): TensorData {
+  if (dtype === 'F32') return values;
+  const out = new Uint16Array(values.length);
+  if (dtype === 'BF16') {
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    for (let i = 0; i < bits.length; i++) {
+      const b = bits[i]!;
+      // NaN stays a (quiet) NaN; everything else rounds to nearest, ties to even.
+      out[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+    }
+    return out;
+  }
+  for (let i = 0; i < values.length; i++) out[i] = floatToHalf(values[i]!);
+  return out;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
+  if (exp === 31) return frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE half from a float32, round to nearest even (subnormals and overflow to infinity included). */
+function floatToHalf(v: number): number {
+  f32[0] = v;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rest > mid || (rest === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = mant >>> 13;
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) {
+    half++;
+    if (half === 0x400) {
+      half = 0;
+      e++;
+      if (e >= 31) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | half;
 }
 
 /** Write a .safetensors file. */

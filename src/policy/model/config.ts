@@ -14,6 +14,10 @@ import { parseOrThrow } from '../../util/zod.ts';
  * projection; RoPE rotates q and k when positions = 'rope'. The MLP is width -> mlpRatio * width
  * -> width with GELU (tanh form). Linear layers have no bias; LayerNorm has gain and bias, RMSNorm
  * a gain only.
+ *
+ * The optional fields describe imported Llama-family models (src/policy/hf); left out, each one
+ * means the preset's behaviour above, so preset configs (and the checkpoints that store them)
+ * are unchanged. Read them through the helpers below (`kvHeads`, `headSize`, ...), never directly.
  */
 export const ModelConfig = z.object({
   vocabSize: z.number().int().min(2),
@@ -24,6 +28,33 @@ export const ModelConfig = z.object({
   mlpRatio: z.number().int().min(1).default(4),
   norm: z.enum(['layernorm', 'rmsnorm']).default('layernorm'),
   positions: z.enum(['learned', 'rope']).default('learned'),
+  /** Key/value heads (grouped-query attention: each serves heads / kvHeads query heads). */
+  kvHeads: z.number().int().min(1).optional(),
+  /** Size of one head (default width / heads); q, k, v are heads (kvHeads) x headSize wide. */
+  headSize: z.number().int().min(1).optional(),
+  /** Hidden size of the MLP (default mlpRatio * width). */
+  mlpWidth: z.number().int().min(1).optional(),
+  /** 'gelu' (default): one input matrix; 'swiglu': silu(x @ gate) * (x @ up), gate and up fused. */
+  activation: z.enum(['gelu', 'swiglu']).optional(),
+  /** RoPE base (default 10000). */
+  ropeTheta: z.number().positive().optional(),
+  /** Llama 3's RoPE frequency scaling ("llama3" rope_type in transformers). */
+  ropeScaling: z
+    .object({
+      factor: z.number().positive(),
+      lowFreqFactor: z.number().positive(),
+      highFreqFactor: z.number().positive(),
+      originalContextLength: z.number().int().positive(),
+    })
+    .optional(),
+  /** Biases on the q, k and v projections (Qwen2). */
+  qkvBias: z.boolean().optional(),
+  /** RMSNorm of each head of q and k before RoPE (Qwen3). */
+  qkNorm: z.boolean().optional(),
+  /** The head is its own [vocab, width] matrix instead of the embedding (default tied). */
+  untiedHead: z.boolean().optional(),
+  /** Epsilon of every norm (default 1e-5). */
+  normEps: z.number().positive().optional(),
 });
 export type ModelConfig = z.infer<typeof ModelConfig>;
 
@@ -50,22 +81,57 @@ export function modelConfig(spec: PresetName | z.input<typeof ModelConfig>): Mod
     spec = presets[spec];
   }
   const c = parseOrThrow(ModelConfig, spec, 'invalid model config');
-  if (c.width % c.heads !== 0) {
+  if (c.headSize === undefined && c.width % c.heads !== 0) {
     throw new Error(`invalid model config: 'width' (${c.width}) must be divisible by 'heads' (${c.heads})`);
   }
-  if (c.positions === 'rope' && (c.width / c.heads) % 2 !== 0) {
-    throw new Error(
-      `invalid model config: RoPE needs an even head size, got width/heads = ${c.width / c.heads}`,
-    );
+  if (c.heads % kvHeads(c) !== 0) {
+    throw new Error(`invalid model config: 'kvHeads' (${kvHeads(c)}) must divide 'heads' (${c.heads})`);
+  }
+  if (c.positions === 'rope' && headSize(c) % 2 !== 0) {
+    throw new Error(`invalid model config: RoPE needs an even head size, got ${headSize(c)}`);
   }
   return c;
 }
 
-/** Number of trainable parameters of a config (embedding counted once: the head is tied). */
+/** Key/value heads (heads unless grouped-query attention). */
+export function kvHeads(c: ModelConfig): number {
+  return c.kvHeads ?? c.heads;
+}
+
+/** Size of one attention head. */
+export function headSize(c: ModelConfig): number {
+  return c.headSize ?? c.width / c.heads;
+}
+
+/** Hidden size of the MLP. */
+export function mlpWidth(c: ModelConfig): number {
+  return c.mlpWidth ?? c.mlpRatio * c.width;
+}
+
+/** Columns of the fused q|k|v projection. */
+export function qkvWidth(c: ModelConfig): number {
+  return (c.heads + 2 * kvHeads(c)) * headSize(c);
+}
+
+export function normEps(c: ModelConfig): number {
+  return c.normEps ?? 1e-5;
+}
+
+/** Number of trainable parameters of a config (embedding counted once when the head is tied). */
 export function parameterCount(c: ModelConfig): number {
   const d = c.width;
   const norm = c.norm === 'layernorm' ? 2 * d : d;
-  const perLayer = 2 * norm + d * 3 * d + d * d + 2 * d * c.mlpRatio * d;
+  const qkv = qkvWidth(c);
+  const mlpIn = c.activation === 'swiglu' ? 2 * mlpWidth(c) : mlpWidth(c);
+  const perLayer =
+    2 * norm +
+    d * qkv +
+    (c.qkvBias ? qkv : 0) +
+    (c.qkNorm ? 2 * headSize(c) : 0) +
+    c.heads * headSize(c) * d +
+    d * mlpIn +
+    mlpWidth(c) * d;
   const positions = c.positions === 'learned' ? c.contextLength * d : 0;
-  return c.vocabSize * d + positions + c.layers * perLayer + norm;
+  const head = c.untiedHead ? c.vocabSize * d : 0;
+  return c.vocabSize * d + head + positions + c.layers * perLayer + norm;
 }

@@ -26,7 +26,7 @@ import {
   type Tensor,
   unsqueeze,
 } from '../graph/index.ts';
-import type { ModelConfig } from './config.ts';
+import { headSize, kvHeads, type ModelConfig } from './config.ts';
 import { type Params, paramSpecs } from './params.ts';
 import {
   arangePositions,
@@ -87,6 +87,16 @@ export function buildScoreGraph(c: ModelConfig, dtype: FloatType = 'float32', we
   return g;
 }
 
+/** past.{l}.k / past.{l}.v [batch, kvHeads, keys, headSize] per layer. */
+function pastInputs(g: Graph, c: ModelConfig, dtype: FloatType): LayerCache[] {
+  const shape = ['batch', kvHeads(c), 'keys', headSize(c)];
+  const past: LayerCache[] = [];
+  for (let l = 0; l < c.layers; l++) {
+    past.push({ k: g.input(`past.${l}.k`, dtype, shape), v: g.input(`past.${l}.v`, dtype, shape) });
+  }
+  return past;
+}
+
 function cacheOutputs(g: Graph, presents: LayerCache[]): void {
   presents.forEach((kv, l) => {
     g.output(`present.${l}.k`, kv.k);
@@ -123,14 +133,7 @@ export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32', w
   const ids = g.input('ids', 'int64', ['batch', 1]);
   const positions = g.input('positions', 'int64', ['batch', 1]);
   const bias = g.input('bias', dtype, ['batch', 1, 1, 'keys']);
-  const hs = c.width / c.heads;
-  const past: LayerCache[] = [];
-  for (let l = 0; l < c.layers; l++) {
-    past.push({
-      k: g.input(`past.${l}.k`, dtype, ['batch', c.heads, 'keys', hs]),
-      v: g.input(`past.${l}.v`, dtype, ['batch', c.heads, 'keys', hs]),
-    });
-  }
+  const past = pastInputs(g, c, dtype);
   const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
   const { logits, presents } = transformer(c, params, { ids, positions, bias, past });
   g.output('logits', squeeze(logits, 1));
@@ -153,14 +156,7 @@ export function buildExtendGraph(c: ModelConfig, dtype: FloatType = 'float32', w
   const positions = g.input('positions', 'int64', ['batch', 'seq']);
   const bias = g.input('bias', dtype, ['batch', 1, 1, 'keys']);
   const pad = g.input('pad', dtype, ['batch', 1, 1, 'seq']);
-  const hs = c.width / c.heads;
-  const past: LayerCache[] = [];
-  for (let l = 0; l < c.layers; l++) {
-    past.push({
-      k: g.input(`past.${l}.k`, dtype, ['batch', c.heads, 'keys', hs]),
-      v: g.input(`past.${l}.v`, dtype, ['batch', c.heads, 'keys', hs]),
-    });
-  }
+  const past = pastInputs(g, c, dtype);
   const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
   // Causal among the suffix's own tokens, padding keys masked: a padding query sees nothing at all,
   // a finite all-MASKED row (its output is never used).

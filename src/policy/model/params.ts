@@ -3,7 +3,7 @@
  * the checkpoint and the optimizer state agree on) and a seeded GPT-2-style initialization.
  */
 import { Rng } from '../../util/random.ts';
-import type { ModelConfig } from './config.ts';
+import { headSize, type ModelConfig, mlpWidth, qkvWidth } from './config.ts';
 
 export interface ParamSpec {
   name: string;
@@ -49,23 +49,51 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
       decay: true,
     });
   }
+  const hs = headSize(c);
+  const ff = mlpWidth(c);
+  const gain = (name: string, size: number): ParamSpec => ({
+    name,
+    shape: [size],
+    init: { kind: 'const', value: 1 },
+    decay: false,
+  });
   for (let l = 0; l < c.layers; l++) {
     const p = `layers.${l}`;
+    specs.push(...norm(`${p}.attnNorm`, c), {
+      name: `${p}.qkv`,
+      shape: [d, qkvWidth(c)],
+      init: { kind: 'normal', std },
+      decay: true,
+    });
+    if (c.qkvBias) {
+      specs.push({
+        name: `${p}.qkvBias`,
+        shape: [qkvWidth(c)],
+        init: { kind: 'const', value: 0 },
+        decay: false,
+      });
+    }
+    if (c.qkNorm) specs.push(gain(`${p}.qNorm.gain`, hs), gain(`${p}.kNorm.gain`, hs));
     specs.push(
-      ...norm(`${p}.attnNorm`, c),
-      { name: `${p}.qkv`, shape: [d, 3 * d], init: { kind: 'normal', std }, decay: true },
-      { name: `${p}.attnOut`, shape: [d, d], init: { kind: 'normal', std: residualStd }, decay: true },
-      ...norm(`${p}.mlpNorm`, c),
-      { name: `${p}.mlpIn`, shape: [d, c.mlpRatio * d], init: { kind: 'normal', std }, decay: true },
       {
-        name: `${p}.mlpOut`,
-        shape: [c.mlpRatio * d, d],
+        name: `${p}.attnOut`,
+        shape: [c.heads * hs, d],
         init: { kind: 'normal', std: residualStd },
         decay: true,
       },
+      ...norm(`${p}.mlpNorm`, c),
+      {
+        name: `${p}.mlpIn`,
+        shape: [d, c.activation === 'swiglu' ? 2 * ff : ff],
+        init: { kind: 'normal', std },
+        decay: true,
+      },
+      { name: `${p}.mlpOut`, shape: [ff, d], init: { kind: 'normal', std: residualStd }, decay: true },
     );
   }
   specs.push(...norm('finalNorm', c));
+  if (c.untiedHead)
+    specs.push({ name: 'head', shape: [c.vocabSize, d], init: { kind: 'normal', std }, decay: true });
   return specs;
 }
 

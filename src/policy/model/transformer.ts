@@ -16,6 +16,7 @@ import {
   mul,
   reshape,
   rmsNorm,
+  sigmoid,
   slice,
   softmax,
   sub,
@@ -24,12 +25,12 @@ import {
   transposeLast,
   unsqueeze,
 } from '../graph/index.ts';
-import type { ModelConfig } from './config.ts';
+import { headSize, kvHeads, type ModelConfig, mlpWidth, normEps } from './config.ts';
 
 /** Parameter tensors of one graph by name (graph inputs, or constants when weights are baked in). */
 export type ParamTensors = Map<string, Tensor>;
 
-/** Keys and values of one layer: [batch, heads, keys, headSize]. */
+/** Keys and values of one layer: [batch, kvHeads, keys, headSize]. */
 export interface LayerCache {
   k: Tensor;
   v: Tensor;
@@ -75,8 +76,35 @@ function p(params: ParamTensors, name: string): Tensor {
 /** The config's norm over the last axis: LayerNorm (gain, bias) or RMSNorm (gain). */
 export function norm(c: ModelConfig, params: ParamTensors, prefix: string, x: Tensor): Tensor {
   const gain = p(params, `${prefix}.gain`);
-  if (c.norm === 'rmsnorm') return rmsNorm(x, gain, NORM_EPS);
-  return layerNorm(x, gain, p(params, `${prefix}.bias`), NORM_EPS);
+  if (c.norm === 'rmsnorm') return rmsNorm(x, gain, normEps(c));
+  return layerNorm(x, gain, p(params, `${prefix}.bias`), normEps(c));
+}
+
+/**
+ * RoPE inverse frequencies 1 / theta^(2i / headSize), with Llama 3's scaling when configured:
+ * long wavelengths divided by `factor`, short ones kept, the band between interpolated
+ * (transformers' `_compute_llama3_parameters`).
+ */
+export function ropeFrequencies(c: ModelConfig): Float64Array {
+  const hs = headSize(c);
+  const theta = c.ropeTheta ?? 10000;
+  const inv = new Float64Array(hs / 2);
+  for (let i = 0; i < hs / 2; i++) inv[i] = 1 / theta ** ((2 * i) / hs);
+  const s = c.ropeScaling;
+  if (!s) return inv;
+  const lowWavelen = s.originalContextLength / s.lowFreqFactor;
+  const highWavelen = s.originalContextLength / s.highFreqFactor;
+  for (let i = 0; i < inv.length; i++) {
+    const f = inv[i]!;
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen > lowWavelen) inv[i] = f / s.factor;
+    else if (wavelen >= highWavelen) {
+      const smooth =
+        (s.originalContextLength / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      inv[i] = ((1 - smooth) * f) / s.factor + smooth * f;
+    }
+  }
+  return inv;
 }
 
 /**
@@ -85,13 +113,13 @@ export function norm(c: ModelConfig, params: ParamTensors, prefix: string, x: Te
  */
 function rope(c: ModelConfig, x: Tensor, positions: Tensor): Tensor {
   const g = x.graph;
-  const hs = c.width / c.heads;
-  const half = hs / 2;
+  const half = headSize(c) / 2;
+  const inv = ropeFrequencies(c);
   const cos = new Float32Array(c.contextLength * half);
   const sin = new Float32Array(c.contextLength * half);
   for (let pos = 0; pos < c.contextLength; pos++) {
     for (let i = 0; i < half; i++) {
-      const angle = pos / 10000 ** ((2 * i) / hs);
+      const angle = pos * inv[i]!;
       cos[pos * half + i] = Math.cos(angle);
       sin[pos * half + i] = Math.sin(angle);
     }
@@ -107,10 +135,20 @@ function rope(c: ModelConfig, x: Tensor, positions: Tensor): Tensor {
   return concat([sub(mul(x1, cosP), mul(x2, sinP)), add(mul(x1, sinP), mul(x2, cosP))], -1);
 }
 
-/** [batch, seq, width] -> [batch, heads, seq, headSize]. */
-function splitHeads(c: ModelConfig, x: Tensor): Tensor {
+/** [batch, seq, heads * headSize] -> [batch, heads, seq, headSize]. */
+function splitHeads(c: ModelConfig, x: Tensor, heads: number): Tensor {
   const [b, t] = x.shape;
-  return transpose(reshape(x, [b!, t!, c.heads, c.width / c.heads]), [0, 2, 1, 3]);
+  return transpose(reshape(x, [b!, t!, heads, headSize(c)]), [0, 2, 1, 3]);
+}
+
+/**
+ * Grouped-query attention without repeating keys and values: q [b, heads, t, hs] is viewed as
+ * [b, kvHeads, group, t, hs] and k, v, the biases get a size-1 group axis, so MatMul's batch
+ * broadcasting pairs each query head with its key/value head (no copy of the cache per group).
+ */
+function grouped(q: Tensor, kvHeads: number): Tensor {
+  const [b, h, t, hs] = q.shape;
+  return reshape(q, [b!, kvHeads, (h as number) / kvHeads, t!, hs!]);
 }
 
 /**
@@ -125,23 +163,53 @@ function attention(
   inputs: TransformerInputs,
 ): { y: Tensor; cache: LayerCache } {
   const [b, t] = x.shape;
-  const hs = c.width / c.heads;
-  const qkv = matmul(x, p(params, `layers.${l}.qkv`)); // [b, t, 3 * width]
-  // Scale q before the product: fewer multiplies than scaling the [.., seq, keys] scores.
-  let q = splitHeads(c, mul(slice(qkv, -1, 0, c.width), 1 / Math.sqrt(hs)));
-  let k = splitHeads(c, slice(qkv, -1, c.width, 2 * c.width));
-  const v = splitHeads(c, slice(qkv, -1, 2 * c.width));
+  const hs = headSize(c);
+  const kvh = kvHeads(c);
+  const qWidth = c.heads * hs;
+  const kvWidth = kvh * hs;
+  let qkv = matmul(x, p(params, `layers.${l}.qkv`)); // [b, t, (heads + 2 kvHeads) * hs]
+  if (c.qkvBias) qkv = add(qkv, p(params, `layers.${l}.qkvBias`));
+  let q = splitHeads(c, slice(qkv, -1, 0, qWidth), c.heads);
+  let k = splitHeads(c, slice(qkv, -1, qWidth, qWidth + kvWidth), kvh);
+  const v = splitHeads(c, slice(qkv, -1, qWidth + kvWidth), kvh);
+  if (c.qkNorm) {
+    q = rmsNorm(q, p(params, `layers.${l}.qNorm.gain`), normEps(c));
+    k = rmsNorm(k, p(params, `layers.${l}.kNorm.gain`), normEps(c));
+  }
+  // Scale q before the product: fewer multiplies than scaling the [.., seq, keys] scores (RoPE is
+  // linear, so scaling before it is the same).
+  q = mul(q, 1 / Math.sqrt(hs));
   if (c.positions === 'rope') {
     q = rope(c, q, inputs.positions);
     k = rope(c, k, inputs.positions);
   }
   const past = inputs.past?.[l];
-  const heads = past
-    ? inputs.selfBias
-      ? attendWithPast(q, k, v, past, inputs.bias, inputs.selfBias)
-      : attendWithCache(q, k, v, past, inputs.bias)
-    : matmul(softmax(addBias(matmul(q, transposeLast(k)), inputs.bias), -1), v); // [b, heads, t, hs]
-  const merged = reshape(transpose(heads, [0, 2, 1, 3]), [b!, t!, c.width]);
+  let heads: Tensor; // [b, heads, t, hs]
+  if (kvh === c.heads) {
+    heads = past
+      ? inputs.selfBias
+        ? attendWithPast(q, k, v, past, inputs.bias, inputs.selfBias)
+        : attendWithCache(q, k, v, past, inputs.bias)
+      : matmul(softmax(addBias(matmul(q, transposeLast(k)), inputs.bias), -1), v);
+  } else {
+    const q5 = grouped(q, kvh);
+    const g5 = (t: Tensor) => unsqueeze(t, 2); // [b, kvHeads, 1, ..]
+    const bias5 = unsqueeze(inputs.bias, 1); // [b|1, 1, 1, t|1, keys]
+    const out5 = past
+      ? inputs.selfBias
+        ? attendWithPast(
+            q5,
+            g5(k),
+            g5(v),
+            { k: g5(past.k), v: g5(past.v) },
+            bias5,
+            unsqueeze(inputs.selfBias, 1),
+          )
+        : attendWithCache(q5, g5(k), g5(v), { k: g5(past.k), v: g5(past.v) }, bias5)
+      : matmul(softmax(addBias(matmul(q5, transposeLast(g5(k))), bias5), -1), g5(v));
+    heads = reshape(out5, [b!, c.heads, t!, hs]);
+  }
+  const merged = reshape(transpose(heads, [0, 2, 1, 3]), [b!, t!, qWidth]);
   // With a cache, only this step's keys/values come out: the caller appends them to its buffer.
   return { y: matmul(merged, p(params, `layers.${l}.attnOut`)), cache: { k, v } };
 }
@@ -152,37 +220,46 @@ function attention(
  * [.., keys + 1] score row is concatenated. So a decode step never copies the cache, and the
  * caller keeps it in a preallocated host buffer (slots the bias masks may hold anything).
  * Inference only (never differentiated), so the nodes are emitted with their shapes directly.
+ * Works on [b, heads, t, hs] and on grouped-query [b, kvHeads, group, t, hs] queries (k, v and
+ * the cache then carry a size-1 group axis that MatMul broadcasts).
  */
 function attendWithCache(q: Tensor, k: Tensor, v: Tensor, past: LayerCache, bias: Tensor): Tensor {
   const g = q.graph;
-  const [b, h, t, hs] = q.shape as Dim[];
-  const keys = past.k.shape[2]!;
+  const lead = q.shape.slice(0, -1) as Dim[]; // [b, heads, t] or [b, kvHeads, group, t]
+  const hs = q.shape[q.rank - 1]!;
+  const keys = past.k.shape[past.k.rank - 2]!;
   const node = (op: string, inputs: Tensor[], last: Dim, attrs: Record<string, number | number[]> = {}) =>
-    g.emit(op, inputs, attrs, { dtype: q.dtype, shape: [b!, h!, t!, last] });
+    g.emit(op, inputs, attrs, { dtype: q.dtype, shape: [...lead, last] });
   const i64 = (x: number) => g.constant([x], 'int64');
   const lastAxis = (x: Tensor, start: number, end: number, size: Dim) =>
-    node('Slice', [x, i64(start), i64(end), i64(3)], size);
+    node('Slice', [x, i64(start), i64(end), i64(-1)], size);
 
   const kT = g.emit(
     'Transpose',
     [past.k],
-    { perm: [0, 1, 3, 2] },
-    { dtype: q.dtype, shape: [b!, h!, hs!, keys] },
+    { perm: swapLastTwo(past.k.rank) },
+    { dtype: q.dtype, shape: [...past.k.shape.slice(0, -2), hs, keys] },
   );
-  const pastScores = node('Add', [node('MatMul', [q, kT], keys), bias], keys); // [b, h, 1, keys]
-  const selfScore = node('ReduceSum', [node('Mul', [q, k], hs!), i64(-1)], 1); // [b, h, 1, 1]
+  const pastScores = node('Add', [node('MatMul', [q, kT], keys), bias], keys); // [.., 1, keys]
+  const selfScore = node('ReduceSum', [node('Mul', [q, k], hs), i64(-1)], 1); // [.., 1, 1]
   const scores = node('Concat', [pastScores, selfScore], `${keys}+1`, { axis: -1 });
   const probs = node('Softmax', [scores], `${keys}+1`, { axis: -1 });
-  const fromPast = node('MatMul', [lastAxis(probs, 0, -1, keys), past.v], hs!);
-  const fromSelf = node('Mul', [lastAxis(probs, -1, 2 ** 62, 1), v], hs!);
-  return node('Add', [fromPast, fromSelf], hs!);
+  const fromPast = node('MatMul', [lastAxis(probs, 0, -1, keys), past.v], hs);
+  const fromSelf = node('Mul', [lastAxis(probs, -1, 2 ** 62, 1), v], hs);
+  return node('Add', [fromPast, fromSelf], hs);
+}
+
+function swapLastTwo(rank: number): number[] {
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  [perm[rank - 2], perm[rank - 1]] = [rank - 1, rank - 2];
+  return perm;
 }
 
 /**
  * Several new tokens (t >= 1) attending to `keys` cached positions and, causally, to each other:
  * the prefill of a prompt's suffix whose prefix is already cached. As in `attendWithCache`, the
  * cache is read in place (two score MatMuls, one concatenated score row per query, two value
- * MatMuls), so the caller's buffer is never copied. Inference only.
+ * MatMuls), so the caller's buffer is never copied. Inference only; grouped queries as there.
  */
 function attendWithPast(
   q: Tensor,
@@ -193,29 +270,48 @@ function attendWithPast(
   selfBias: Tensor,
 ): Tensor {
   const g = q.graph;
-  const [b, h, t, hs] = q.shape as Dim[];
-  const keys = past.k.shape[2]!;
+  const lead = q.shape.slice(0, -1) as Dim[];
+  const hs = q.shape[q.rank - 1]!;
+  const t = q.shape[q.rank - 2]!;
+  const keys = past.k.shape[past.k.rank - 2]!;
   const node = (op: string, inputs: Tensor[], last: Dim, attrs: Record<string, number | number[]> = {}) =>
-    g.emit(op, inputs, attrs, { dtype: q.dtype, shape: [b!, h!, t!, last] });
+    g.emit(op, inputs, attrs, { dtype: q.dtype, shape: [...lead, last] });
   const keysT = (x: Tensor, n: Dim) =>
-    g.emit('Transpose', [x], { perm: [0, 1, 3, 2] }, { dtype: q.dtype, shape: [b!, h!, hs!, n] });
-  const axis3 = g.constant([3], 'int64');
+    g.emit(
+      'Transpose',
+      [x],
+      { perm: swapLastTwo(x.rank) },
+      { dtype: q.dtype, shape: [...x.shape.slice(0, -2), hs, n] },
+    );
+  const lastAx = g.constant([-1], 'int64');
   const pastScores = node('Add', [node('MatMul', [q, keysT(past.k, keys)], keys), bias], keys);
-  const selfScores = node('Add', [node('MatMul', [q, keysT(k, t!)], t!), selfBias], t!);
+  const selfScores = node('Add', [node('MatMul', [q, keysT(k, t)], t), selfBias], t);
   const probs = node(
     'Softmax',
     [node('Concat', [pastScores, selfScores], `${keys}+${t}`, { axis: -1 })],
     `${keys}+${t}`,
     { axis: -1 },
   );
-  const toPast = node('Slice', [probs, g.constant([0], 'int64'), g.dim(keys), axis3], keys);
-  const toSelf = node('Slice', [probs, g.dim(keys), g.constant([2 ** 62], 'int64'), axis3], t!);
-  return node('Add', [node('MatMul', [toPast, past.v], hs!), node('MatMul', [toSelf, v], hs!)], hs!);
+  const toPast = node('Slice', [probs, g.constant([0], 'int64'), g.dim(keys), lastAx], keys);
+  const toSelf = node('Slice', [probs, g.dim(keys), g.constant([2 ** 62], 'int64'), lastAx], t);
+  return node('Add', [node('MatMul', [toPast, past.v], hs), node('MatMul', [toSelf, v], hs)], hs);
 }
 
 /** scores + bias (the bias is data: it takes no gradient). */
 function addBias(scores: Tensor, bias: Tensor): Tensor {
   return add(scores, bias);
+}
+
+/** GELU MLP, or SwiGLU with gate and up fused in one matrix (gate columns first). */
+function mlp(c: ModelConfig, params: ParamTensors, l: number, x: Tensor): Tensor {
+  const hIn = matmul(x, p(params, `layers.${l}.mlpIn`));
+  let h: Tensor;
+  if (c.activation === 'swiglu') {
+    const ff = mlpWidth(c);
+    const gate = slice(hIn, -1, 0, ff);
+    h = mul(mul(gate, sigmoid(gate)), slice(hIn, -1, ff));
+  } else h = gelu(hIn);
+  return matmul(h, p(params, `layers.${l}.mlpOut`));
 }
 
 /** The whole model: token ids -> logits, plus each layer's keys/values for a KV cache. */
@@ -232,11 +328,11 @@ export function transformer(
     const a = attention(c, params, l, norm(c, params, `layers.${l}.attnNorm`, x), inputs);
     presents.push(a.cache);
     x = add(x, a.y);
-    const h = gelu(matmul(norm(c, params, `layers.${l}.mlpNorm`, x), p(params, `layers.${l}.mlpIn`)));
-    x = add(x, matmul(h, p(params, `layers.${l}.mlpOut`)));
+    x = add(x, mlp(c, params, l, norm(c, params, `layers.${l}.mlpNorm`, x)));
   }
-  // The head is tied to the embedding: logits = x @ embedding^T.
-  const logits = matmul(norm(c, params, 'finalNorm', x), transposeLast(embedding));
+  // A tied head is the embedding: logits = x @ embedding^T; an untied one is stored the same way.
+  const head = c.untiedHead ? p(params, 'head') : embedding;
+  const logits = matmul(norm(c, params, 'finalNorm', x), transposeLast(head));
   return { logits, presents };
 }
 

@@ -9,7 +9,7 @@
  * least recently used leaves no running row holds, and whatever still does not fit is not cached.
  * Keys and values depend on the weights, so the owner clears the cache after every update.
  */
-import type { ModelConfig } from '../model/config.ts';
+import { headSize, kvHeads, type ModelConfig } from '../model/config.ts';
 import type { KvSegment, SlotCache } from './slots.ts';
 
 interface Node {
@@ -46,7 +46,7 @@ export interface PrefixCacheStats {
 
 /** Bytes of keys and values one cached position takes in float32. */
 export function kvBytesPerToken(c: ModelConfig): number {
-  return 2 * c.layers * c.width * 4;
+  return 2 * c.layers * kvHeads(c) * headSize(c) * 4;
 }
 
 export class PrefixCache {
@@ -190,7 +190,7 @@ export class PrefixCache {
   /** Split `node` after `at` tokens; returns the new upper node (the old one keeps the tail). */
   private split(node: Node, at: number): Node {
     const parent = node.parent!;
-    const { head, tail } = splitSegment(node.kv, at, this.config.heads);
+    const { head, tail } = splitSegment(node.kv, at, kvHeads(this.config));
     // Holders keep holding the lower node, which stays below `upper`: no counts move.
     const upper = this.node(node.tokens.slice(0, at), head, parent);
     upper.lastUsed = node.lastUsed;

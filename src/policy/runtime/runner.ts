@@ -3,7 +3,7 @@
  * between calls: a train step's outputs become the next call's inputs without a copy through JS.
  */
 import * as ort from 'onnxruntime-node';
-import type { ModelConfig } from '../model/config.ts';
+import { headSize, kvHeads, type ModelConfig } from '../model/config.ts';
 import {
   buildDecodeGraph,
   buildExtendGraph,
@@ -44,7 +44,7 @@ export type UpdateMetrics = Record<MetricName, number> & {
 
 /**
  * Keys and values of every layer for a batch of rows decoded together, in preallocated host
- * buffers [batch, heads, capacity, headSize]: a decode step reads them in place (ONNX Runtime
+ * buffers [batch, kvHeads, capacity, headSize]: a decode step reads them in place (ONNX Runtime
  * wraps input arrays without copying) and returns only the new token's keys and values.
  */
 export interface KvCache {
@@ -328,8 +328,8 @@ export class ModelRunner {
     });
     const V = this.config.vocabSize;
     const logits = out.logits!.data as Float32Array;
-    const H = this.config.heads;
-    const hs = this.config.width / H;
+    const H = kvHeads(this.config);
+    const hs = headSize(this.config);
     const cache: KvCache = { k: [], v: [], batch: B, capacity, length: T, pads };
     for (let l = 0; l < this.config.layers; l++) {
       for (const kind of ['k', 'v'] as const) {
@@ -360,8 +360,8 @@ export class ModelRunner {
     const cap = cache.capacity;
     const bias = new Float32Array(B * cap).fill(MASKED);
     for (let b = 0; b < B; b++) bias.fill(0, b * cap + cache.pads[b]!, b * cap + cache.length);
-    const H = this.config.heads;
-    const hs = this.config.width / H;
+    const H = kvHeads(this.config);
+    const hs = headSize(this.config);
     const { session, feeds: paramFeeds } = await this.inference('decode', (w) =>
       buildDecodeGraph(this.config, 'float32', w).toOnnx(),
     );
@@ -424,8 +424,8 @@ export class ModelRunner {
         positions[j * S + t] = BigInt(Math.min(ctx - 1, start + Math.max(0, t - p)));
       }
     });
-    const H = this.config.heads;
-    const hs = this.config.width / H;
+    const H = kvHeads(this.config);
+    const hs = headSize(this.config);
     let feeds: Record<string, ort.Tensor>;
     let session: ort.InferenceSession;
     if (suffixes.every((_, j) => slots.lengths[first + j] === 0)) {
@@ -510,8 +510,8 @@ export class ModelRunner {
       bias.fill(0, b * cap, b * cap + n);
       positions[b] = BigInt(n);
     }
-    const H = this.config.heads;
-    const hs = this.config.width / H;
+    const H = kvHeads(this.config);
+    const hs = headSize(this.config);
     const { session, feeds: paramFeeds } = await this.inference('decode', (w) =>
       buildDecodeGraph(this.config, 'float32', w).toOnnx(),
     );

@@ -6,7 +6,7 @@
  * 0..rows-1 (a leaving row's slot is refilled with the last one), so the graphs read a prefix
  * of the buffer in place.
  */
-import type { ModelConfig } from '../model/config.ts';
+import { headSize, kvHeads, type ModelConfig } from '../model/config.ts';
 
 /** Keys and values of a run of tokens, per layer [heads, tokens, headSize] (a prefix-cache segment). */
 export interface KvSegment {
@@ -32,8 +32,8 @@ export class SlotCache {
 
   constructor(readonly config: ModelConfig) {
     this.layers = config.layers;
-    this.heads = config.heads;
-    this.headSize = config.width / config.heads;
+    this.heads = kvHeads(config);
+    this.headSize = headSize(config);
   }
 
   /** Bytes held by the buffers. */

@@ -33,7 +33,16 @@ export type SpecialToken = keyof typeof SPECIAL_TOKENS;
 const FIRST_MERGE_ID = 262;
 
 export type ChatRole = 'system' | 'user' | 'assistant' | 'tool';
-/** A message as the chat template renders it: a role and its text (agents' `ChatMessage` adds tool calls). */
+/** A tool call of an assistant message; `arguments` is JSON text (OpenAI's form). */
+export interface TemplateToolCall {
+  name: string;
+  arguments: string;
+}
+/**
+ * A message as the chat template renders it: a role and its text (agents' `ChatMessage` adds
+ * ids and names). Tool calls are read only by templates that render tools themselves
+ * (`PolicyTokenizer.rendersTools`, a Hugging Face model's own template).
+ */
 export interface TemplateMessage {
   role: ChatRole;
   content: string;
@@ -44,6 +53,41 @@ export interface TemplateMessage {
    * message's own end.
    */
   tokenIds?: readonly number[];
+  toolCalls?: readonly TemplateToolCall[];
+}
+
+/** An OpenAI function-tool definition, as a chat template receives it in `tools`. */
+export interface TemplateTool {
+  type: 'function';
+  function: { name: string; description?: string; parameters: Record<string, unknown> };
+}
+
+export interface ChatTemplateOptions {
+  /** End with the opening of an assistant turn, for the model to continue. */
+  addGenerationPrompt?: boolean;
+  /** Tools, for templates that render them (`rendersTools`); the built-in template ignores them. */
+  tools?: readonly TemplateTool[];
+}
+
+/**
+ * What the policy needs of a tokenizer: stepwise's own byte-level BPE (`Tokenizer`) or a
+ * Hugging Face model's (`HfTokenizer` in src/policy/hf).
+ */
+export interface PolicyTokenizer {
+  /** Number of token ids the model's vocabulary has (at least every id the tokenizer makes). */
+  readonly vocabSize: number;
+  /** The end-of-turn token: ends every assistant message. */
+  readonly endId: number;
+  /** Tokens generation stops on by default (endId first, then e.g. the model's other EOS ids). */
+  readonly stopIds: readonly number[];
+  /** The chat template renders `tools` and tool calls itself (else agents put them in the text). */
+  readonly rendersTools: boolean;
+  encode(text: string): number[];
+  decode(ids: Iterable<number>, options?: { skipSpecial?: boolean }): string;
+  /** The bytes a token stands for (a special token: the UTF-8 of its text). */
+  tokenBytes(id: number): Uint8Array;
+  isSpecial(id: number): boolean;
+  applyChatTemplate(messages: readonly TemplateMessage[], options?: ChatTemplateOptions): number[];
 }
 const ROLE_TOKEN: Record<ChatRole, number> = {
   system: SPECIAL_TOKENS['<|system|>'],
@@ -79,7 +123,8 @@ export type TokenizerJson = z.infer<typeof TokenizerJson>;
 /** Words cached per tokenizer before the cache is cleared (bounds memory on endless new text). */
 const CACHE_LIMIT = 100_000;
 
-export class Tokenizer {
+export class Tokenizer implements PolicyTokenizer {
+  readonly rendersTools = false;
   /** Merge rules in order: token FIRST_MERGE_ID + r = merges[r][0] followed by merges[r][1]. */
   readonly merges: readonly (readonly [number, number])[];
   /** pairKey(a, b) -> merged id; a lower id is an earlier merge, i.e. a higher priority. */
@@ -143,6 +188,10 @@ export class Tokenizer {
   /** The end token: ends every chat message, so generation stops on it. */
   get endId(): number {
     return SPECIAL_TOKENS['<|end|>'];
+  }
+
+  get stopIds(): readonly number[] {
+    return [this.endId];
   }
 
   get padId(): number {
@@ -226,10 +275,7 @@ export class Tokenizer {
    * reply ends with `<|end|>`, the stop token. Each content is encoded on its own with `encode`,
    * so a message can never forge a role or end token.
    */
-  applyChatTemplate(
-    messages: readonly TemplateMessage[],
-    options: { addGenerationPrompt?: boolean } = {},
-  ): number[] {
+  applyChatTemplate(messages: readonly TemplateMessage[], options: ChatTemplateOptions = {}): number[] {
     const ids: number[] = [];
     for (const [i, m] of messages.entries()) {
       const role = ROLE_TOKEN[m.role];

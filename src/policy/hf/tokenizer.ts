@@ -1,0 +1,218 @@
+/**
+ * A Hugging Face model's own tokenizer as a `PolicyTokenizer`: `tokenizer.json` through
+ * @huggingface/tokenizers, the chat template (`tokenizer_config.json`'s `chat_template`, or
+ * `chat_template.jinja`) through @huggingface/jinja, end-of-turn and EOS ids from
+ * `tokenizer_config.json` and `generation_config.json`. Text is encoded the way transformers'
+ * `apply_chat_template` does it: the template renders a string (with the model's own special
+ * tokens in it), which is tokenized without adding special tokens.
+ */
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Template } from '@huggingface/jinja';
+import { Tokenizer as HfCoreTokenizer } from '@huggingface/tokenizers';
+import type { ChatTemplateOptions, PolicyTokenizer, TemplateMessage } from '../tokenizer/tokenizer.ts';
+
+/** Tokenizer files a folder may hold; all present ones are kept and written back by `save`. */
+export const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'generation_config.json',
+  'special_tokens_map.json',
+  'chat_template.jinja',
+] as const;
+
+type TokenizerFiles = Partial<Record<(typeof TOKENIZER_FILES)[number], string>>;
+
+/** A special-token field of tokenizer_config.json: a string or an AddedToken-like object. */
+function tokenText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') {
+    return (v as { content: string }).content;
+  }
+  return undefined;
+}
+
+/** GPT-2's byte <-> printable character table (byte-level BPE vocabularies spell bytes with it). */
+function byteDecoder(): Map<string, number> {
+  const bs: number[] = [];
+  for (let b = 33; b <= 126; b++) bs.push(b);
+  for (let b = 161; b <= 172; b++) bs.push(b);
+  for (let b = 174; b <= 255; b++) bs.push(b);
+  const cs = [...bs];
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!bs.includes(b)) {
+      bs.push(b);
+      cs.push(256 + n++);
+    }
+  }
+  return new Map(bs.map((b, i) => [String.fromCodePoint(cs[i]!), b]));
+}
+
+export class HfTokenizer implements PolicyTokenizer {
+  readonly rendersTools = true;
+  readonly vocabSize: number;
+  readonly endId: number;
+  readonly stopIds: readonly number[];
+  private readonly core: HfCoreTokenizer;
+  private readonly template?: Template;
+  private readonly specialIds: Set<number>;
+  private readonly specialTokens: Record<string, string>;
+  private readonly byteLevel: boolean;
+  private readonly bytes = new Map<number, Uint8Array>();
+  private readonly byteOf = byteDecoder();
+  private readonly encoder = new TextEncoder();
+
+  /**
+   * From the files' texts. `modelVocabSize` is the model's vocab_size (often padded above the
+   * tokenizer's ids); `dir` only names the source in errors.
+   */
+  constructor(
+    readonly files: TokenizerFiles,
+    modelVocabSize: number,
+    dir = '',
+  ) {
+    const parse = (name: keyof TokenizerFiles): Record<string, unknown> => {
+      const text = files[name];
+      if (text === undefined) return {};
+      try {
+        return JSON.parse(text);
+      } catch (e) {
+        throw new Error(`${path.join(dir, name)}: not valid JSON (${(e as Error).message})`);
+      }
+    };
+    if (files['tokenizer.json'] === undefined) throw new Error(`'${dir}' has no tokenizer.json`);
+    const json = parse('tokenizer.json');
+    const config = parse('tokenizer_config.json');
+    const generation = parse('generation_config.json');
+    this.core = new HfCoreTokenizer(json, config);
+    const decoder = json.decoder as { type?: string; decoders?: { type?: string }[] } | null;
+    const pre = json.pre_tokenizer as { type?: string; pretokenizers?: { type?: string }[] } | null;
+    this.byteLevel = [decoder, ...(decoder?.decoders ?? []), pre, ...(pre?.pretokenizers ?? [])].some(
+      (x) => x?.type === 'ByteLevel',
+    );
+    const added = (json.added_tokens ?? []) as { id: number; content: string; special?: boolean }[];
+    this.specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
+    let maxId = 0;
+    for (const id of this.core.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    this.vocabSize = Math.max(modelVocabSize, maxId + 1);
+
+    this.specialTokens = {};
+    for (const k of ['bos_token', 'eos_token', 'pad_token', 'unk_token']) {
+      const t = tokenText(config[k]);
+      if (t !== undefined) this.specialTokens[k] = t;
+    }
+    const idOf = (text: string, field: string): number => {
+      const id = this.core.token_to_id(text);
+      if (id === undefined) throw new Error(`${dir}: ${field} '${text}' is not a token of tokenizer.json`);
+      return id;
+    };
+    const genEos = generation.eos_token_id;
+    const genIds = (Array.isArray(genEos) ? genEos : genEos === undefined ? [] : [genEos]) as number[];
+    const eosText = this.specialTokens.eos_token;
+    const end = eosText !== undefined ? idOf(eosText, 'tokenizer_config.json eos_token') : genIds[0];
+    if (end === undefined) {
+      throw new Error(
+        `'${dir}': no end token; expected 'eos_token' in tokenizer_config.json or 'eos_token_id' in generation_config.json`,
+      );
+    }
+    this.endId = end;
+    this.stopIds = [...new Set([end, ...genIds])];
+    const source = files['chat_template.jinja'] ?? (config.chat_template as unknown);
+    const templateText = Array.isArray(source)
+      ? (source as { name: string; template: string }[]).find((t) => t.name === 'default')?.template
+      : (source as string | undefined);
+    if (templateText !== undefined) this.template = new Template(templateText);
+  }
+
+  /** Read the tokenizer files of a Hugging Face folder. */
+  static async fromFolder(dir: string, modelVocabSize: number): Promise<HfTokenizer> {
+    const files: TokenizerFiles = {};
+    for (const name of TOKENIZER_FILES) {
+      const p = path.join(dir, name);
+      if (existsSync(p)) files[name] = await readFile(p, 'utf8');
+    }
+    return new HfTokenizer(files, modelVocabSize, dir);
+  }
+
+  /** Write the tokenizer files as they were read. */
+  async save(dir: string): Promise<void> {
+    for (const [name, text] of Object.entries(this.files)) await writeFile(path.join(dir, name), text);
+  }
+
+  /** Text -> ids; the model's special tokens written in the text are recognized (as in transformers). */
+  encode(text: string): number[] {
+    return this.core.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  decode(ids: Iterable<number>, options: { skipSpecial?: boolean } = {}): string {
+    return this.core.decode([...ids], { skip_special_tokens: options.skipSpecial ?? false });
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  tokenBytes(id: number): Uint8Array {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+      throw new Error(`tokenizer: token id ${id} is out of range [0, ${this.vocabSize})`);
+    }
+    let b = this.bytes.get(id);
+    if (b) return b;
+    const token = this.core.id_to_token(id);
+    if (token === undefined)
+      b = new Uint8Array(0); // an id of the model's padded vocabulary
+    else if (this.specialIds.has(id) || this.core.get_added_tokens_decoder().has(id))
+      b = this.encoder.encode(token);
+    else if (this.byteLevel) {
+      const chars = [...token];
+      b = chars.every((ch) => this.byteOf.has(ch))
+        ? Uint8Array.from(chars, (ch) => this.byteOf.get(ch)!)
+        : this.encoder.encode(token);
+    } else {
+      // SentencePiece-style vocabularies: '▁' is a space, <0xNN> a byte (byte fallback).
+      const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(token);
+      b = m
+        ? Uint8Array.of(Number.parseInt(m[1]!, 16))
+        : this.encoder.encode(token.replaceAll('\u2581', ' '));
+    }
+    this.bytes.set(id, b);
+    return b;
+  }
+
+  /** The chat template's text for these messages (what `applyChatTemplate` tokenizes). */
+  renderChat(messages: readonly TemplateMessage[], options: ChatTemplateOptions = {}): string {
+    if (!this.template) {
+      throw new Error('this tokenizer has no chat_template (tokenizer_config.json or chat_template.jinja)');
+    }
+    const msgs = messages.map((m) => {
+      const out: Record<string, unknown> = { role: m.role, content: m.content };
+      const extra = m as TemplateMessage & { toolCallId?: string; name?: string };
+      if (m.toolCalls && m.toolCalls.length > 0) {
+        out.tool_calls = m.toolCalls.map((c) => {
+          let args: unknown = c.arguments;
+          try {
+            args = JSON.parse(c.arguments);
+          } catch {
+            // Not JSON: the template gets the text as it was.
+          }
+          return { type: 'function', function: { name: c.name, arguments: args } };
+        });
+      }
+      if (extra.toolCallId) out.tool_call_id = extra.toolCallId;
+      if (extra.name) out.name = extra.name;
+      return out;
+    });
+    return this.template.render({
+      messages: msgs,
+      ...(options.tools && options.tools.length > 0 ? { tools: options.tools } : {}),
+      add_generation_prompt: options.addGenerationPrompt ?? false,
+      ...this.specialTokens,
+    });
+  }
+
+  applyChatTemplate(messages: readonly TemplateMessage[], options: ChatTemplateOptions = {}): number[] {
+    return this.encode(this.renderChat(messages, options));
+  }
+}
