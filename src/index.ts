@@ -30,6 +30,11 @@ export {
   type RunInfo,
   type RunStatus,
   SCHEMA_VERSION as STORE_SCHEMA_VERSION,
+  ServedLog,
+  type ServedRolloutInfo,
+  type ServedRolloutRow,
+  type ServedStepInput,
+  type ServedStepRow,
   type StepDetail,
   type StepInput,
   // The store's step row (typed-array tokens, extras apart); src/credit's StepRow is the estimators' input.

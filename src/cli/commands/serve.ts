@@ -1,11 +1,14 @@
 /**
- * `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1]`: serve a policy over the
- * OpenAI API until interrupted.
+ * `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1] [--record <db>]`: serve a
+ * policy over the OpenAI API until interrupted; with `--record`, completions of rollouts
+ * (`x-stepwise-rollout`) and their rewards (`POST /v1/rewards`) go into the store.
  */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Policy } from '../../policy/policy.ts';
 import { PolicyServer } from '../../serve/server.ts';
+import { openStore } from '../../store/index.ts';
+import { ServedLog } from '../../store/served.ts';
 
 interface ServeFlags {
   checkpoint: string;
@@ -14,6 +17,7 @@ interface ServeFlags {
   model?: string;
   maxBatch: string;
   device: string;
+  record?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -28,6 +32,10 @@ export function registerServe(program: Command): void {
     .option('--model <id>', 'the model id clients send (default: the checkpoint folder name)')
     .option('--max-batch <n>', 'most rows per decode batch', '64')
     .option('--device <device>', 'cpu or cuda', 'cpu')
+    .option(
+      '--record <db>',
+      'record completions sent with x-stepwise-rollout (and POST /v1/rewards) into this trajectory store',
+    )
     .action(async (opts: ServeFlags) => {
       const port = Number(opts.port);
       const maxBatch = Number(opts.maxBatch);
@@ -37,13 +45,19 @@ export function registerServe(program: Command): void {
       if (!Number.isInteger(maxBatch) || maxBatch < 1) {
         throw new Error(`--max-batch must be a positive integer, got "${opts.maxBatch}"`);
       }
+      // Opened first: a file that is not a stepwise store is refused before the model loads.
+      const store = opts.record === undefined ? undefined : openStore(opts.record);
       const policy = await Policy.load(opts.checkpoint, { device: opts.device });
       const modelId = opts.model ?? basename(resolve(opts.checkpoint));
-      const server = new PolicyServer(policy, { host: opts.host, port, modelId, maxBatch });
+      const recorder = store ? new ServedLog(store) : undefined;
+      const server = new PolicyServer(policy, { host: opts.host, port, modelId, maxBatch }, recorder);
       const url = await server.listen();
-      console.log(`serving model "${modelId}" at ${url} (Ctrl-C to stop)`);
+      console.log(
+        `serving model "${modelId}" at ${url}${store ? `, recording rollouts into ${opts.record}` : ''} (Ctrl-C to stop)`,
+      );
       const stop = async () => {
         await server.close();
+        store?.close();
         await policy.dispose();
         process.exit(0);
       };
