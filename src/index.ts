@@ -338,6 +338,13 @@ export {
 export { expertReply, householdDemonstrations, householdFamily } from './training/families/household.ts';
 export { makeFamily } from './training/families/index.ts';
 export {
+  type ServedAgent,
+  type ServedAgentRun,
+  ServedOptions,
+  type ServedOutcome,
+  servedFamily,
+} from './training/families/served.ts';
+export {
   ANSWER_PREFIX,
   answerValues,
   CodeMathFamilyOptions,

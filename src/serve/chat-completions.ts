@@ -30,6 +30,8 @@ export interface RolloutSampling {
   temperature: number;
   /** Step k of the rollout samples with callSeed(seed, k). */
   seed: number;
+  /** Most tokens per reply (the request's own limit applies when smaller). */
+  maxTokens?: number;
 }
 
 /** A request's rollout (from its headers), with where its steps go. */
@@ -109,7 +111,12 @@ export async function chatCompletions(
   const opening = tok.encode(prefix);
   const built = promptIds(tok, messages, tools, context.replies, rollout?.rollout);
   const prompt = [...built.ids, ...opening];
-  const asked = req.max_completion_tokens ?? req.max_tokens;
+  const sampling = context.rollout?.sampling;
+  const requested = req.max_completion_tokens ?? req.max_tokens;
+  const asked =
+    sampling?.maxTokens === undefined
+      ? requested
+      : Math.min(requested ?? sampling.maxTokens, sampling.maxTokens, Math.max(ctx - prompt.length, 1));
   if (asked === 0) throw badRequest('max_tokens must be at least 1', 'max_tokens');
   if (prompt.length >= ctx || (asked != null && prompt.length + asked > ctx)) {
     throw contextOverflow(prompt.length, asked ?? 1, ctx);
@@ -125,7 +132,6 @@ export async function chatCompletions(
       'n',
     );
   }
-  const sampling = rollout?.sampling;
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const base = { id, created, model: modelId, system_fingerprint: 'stepwise' };
