@@ -30,6 +30,11 @@ export {
   type RunInfo,
   type RunStatus,
   SCHEMA_VERSION as STORE_SCHEMA_VERSION,
+  ServedLog,
+  type ServedRolloutInfo,
+  type ServedRolloutRow,
+  type ServedStepInput,
+  type ServedStepRow,
   type StepDetail,
   type StepInput,
   // The store's step row (typed-array tokens, extras apart); src/credit's StepRow is the estimators' input.
@@ -336,6 +341,13 @@ export {
 } from './training/families/agentflow.ts';
 export { expertReply, householdDemonstrations, householdFamily } from './training/families/household.ts';
 export { makeFamily } from './training/families/index.ts';
+export {
+  type ServedAgent,
+  type ServedAgentRun,
+  ServedOptions,
+  type ServedOutcome,
+  servedFamily,
+} from './training/families/served.ts';
 export {
   ANSWER_PREFIX,
   answerValues,

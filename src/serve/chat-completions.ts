@@ -6,8 +6,11 @@ import { randomUUID } from 'node:crypto';
 import type { PolicyChatModel, PolicyChatResult } from '../agents/chat/policy-chat-model.ts';
 import { toolCallsFromText } from '../agents/chat/template.ts';
 import type { ChatMessage, ChatToolDefinition } from '../agents/types.ts';
+import { callSeed } from '../util/random.ts';
 import { badRequest, contextOverflow } from './errors.ts';
 import type { ChatCompletionRequest, StepwiseTokens } from './protocol.ts';
+import type { ServeRecorder } from './recorder.ts';
+import { promptIds, type ReplyCache, replyIds, replyKey } from './replies.ts';
 import { TextStream } from './text-stream.ts';
 
 /** Where a response goes: one JSON body, or server-sent events. */
@@ -20,6 +23,33 @@ export interface Reply {
 function contentText(content: ChatCompletionRequest['messages'][number]['content']): string {
   if (content == null) return '';
   return typeof content === 'string' ? content : content.map((p) => p.text).join('');
+}
+
+/** The sampling a trainer imposes on a rollout it started (its temperature, its seeds). */
+export interface RolloutSampling {
+  temperature: number;
+  /** Step k of the rollout samples with callSeed(seed, k). */
+  seed: number;
+  /** Most tokens per reply (the request's own limit applies when smaller). */
+  maxTokens?: number;
+}
+
+/** A request's rollout (from its headers), with where its steps go. */
+export interface RolloutContext {
+  rollout: string;
+  group: string;
+  /** `x-stepwise-anchor`, when given. */
+  anchor?: string;
+  /** Steps the rollout had recorded when the request arrived (seeds the trainer's sampling). */
+  stepIndex: number;
+  recorder?: ServeRecorder;
+  sampling?: RolloutSampling;
+}
+
+/** What a chat completion needs besides the request: the server's replies, and the rollout if any. */
+export interface ChatContext {
+  replies: ReplyCache;
+  rollout?: RolloutContext;
 }
 
 /** OpenAI messages -> the agents' ChatMessage ('developer' is a system message here). */
@@ -62,6 +92,7 @@ export async function chatCompletions(
   modelId: string,
   req: ChatCompletionRequest,
   reply: Reply,
+  context: ChatContext,
 ): Promise<void> {
   const tok = model.policy.tokenizer;
   const ctx = model.policy.config.contextLength;
@@ -75,8 +106,17 @@ export async function chatCompletions(
   }));
   const parseTools = tools.length > 0 && req.tool_choice !== 'none';
   const prefix = forcedPrefix(req, tools);
-  const prompt = [...model.promptTokens(toChatMessages(req.messages), { tools }), ...tok.encode(prefix)];
-  const asked = req.max_completion_tokens ?? req.max_tokens;
+  const messages = toChatMessages(req.messages);
+  const rollout = context.rollout;
+  const opening = tok.encode(prefix);
+  const built = promptIds(tok, messages, tools, context.replies, rollout?.rollout);
+  const prompt = [...built.ids, ...opening];
+  const sampling = context.rollout?.sampling;
+  const requested = req.max_completion_tokens ?? req.max_tokens;
+  const asked =
+    sampling?.maxTokens === undefined
+      ? requested
+      : Math.min(requested ?? sampling.maxTokens, sampling.maxTokens, Math.max(ctx - prompt.length, 1));
   if (asked === 0) throw badRequest('max_tokens must be at least 1', 'max_tokens');
   if (prompt.length >= ctx || (asked != null && prompt.length + asked > ctx)) {
     throw contextOverflow(prompt.length, asked ?? 1, ctx);
@@ -86,6 +126,12 @@ export async function chatCompletions(
   }
   const stop = req.stop == null ? [] : typeof req.stop === 'string' ? [req.stop] : req.stop;
   const n = req.n ?? 1;
+  if (rollout && n !== 1) {
+    throw badRequest(
+      `a request of rollout '${rollout.rollout}' must ask for one choice (n = 1), not ${n}`,
+      'n',
+    );
+  }
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const base = { id, created, model: modelId, system_fingerprint: 'stepwise' };
@@ -120,11 +166,15 @@ export async function chatCompletions(
       const text = new TextStream(tok, stop);
       return model
         .complete(prompt, {
-          temperature: req.temperature ?? 1,
+          temperature: sampling?.temperature ?? req.temperature ?? 1,
           topP: req.top_p ?? 1,
           maxTokens: asked ?? ctx - prompt.length,
           stop,
-          seed: req.seed != null ? req.seed + i : undefined,
+          seed: sampling
+            ? callSeed(sampling.seed, rollout!.stepIndex)
+            : req.seed != null
+              ? req.seed + i
+              : undefined,
           topLogprobs: req.logprobs ? (req.top_logprobs ?? 0) : 0,
           onToken:
             stream && !parseTools
@@ -144,8 +194,14 @@ export async function chatCompletions(
   const choices = results.map(({ r, text }, index) => {
     const full = prefix + r.text;
     const calls = parseTools ? toolCallsFromText(full) : [];
-    const stepwise: StepwiseTokens = { prompt_token_ids: prompt, completion_token_ids: r.tokenIds };
-    const finish = calls.length > 0 ? 'tool_calls' : r.finishReason === 'length' ? 'length' : 'stop';
+    const stepwise: StepwiseTokens = {
+      prompt_token_ids: prompt,
+      completion_token_ids: r.tokenIds,
+      reencoded_messages: built.reencoded,
+      ...(rollout ? { rollout: rollout.rollout } : {}),
+    };
+    const finish: 'stop' | 'length' | 'tool_calls' =
+      calls.length > 0 ? 'tool_calls' : r.finishReason === 'length' ? 'length' : 'stop';
     const toolCalls = calls.map((c, k) => ({
       index: k,
       id: `call_${randomUUID().slice(0, 8)}_${k}`,
@@ -154,8 +210,39 @@ export async function chatCompletions(
     }));
     const content =
       calls.length > 0 ? full.replace(/<tool_call>[\s\S]*?(<\/tool_call>|$)/g, '').trim() || null : full;
-    return { r, text, index, stepwise, finish, toolCalls, content };
+    return { r, text, index, stepwise, finish, toolCalls, content, calls, full };
   });
+
+  // Remembered, so that the client sending a reply back gets its sampled ids in the next prompt.
+  for (const c of choices) {
+    context.replies.add(replyKey(c.content, c.calls), replyIds(tok, opening, c.r.tokenIds), rollout?.rollout);
+  }
+  if (rollout?.recorder) {
+    const c = choices[0]!;
+    // Numbered when recorded: concurrent calls of one rollout take the next free index.
+    const stepIndex = rollout.recorder.rollout(rollout.rollout)?.steps ?? 0;
+    c.stepwise.step_index = stepIndex;
+    rollout.recorder.addStep({
+      rollout: rollout.rollout,
+      group: rollout.group,
+      stepIndex,
+      model: modelId,
+      anchor: rollout.anchor ?? lastObservation(messages),
+      messages,
+      promptText: tok.decode(prompt),
+      promptTokens: prompt,
+      responseText: c.full,
+      responseTokens: c.r.tokenIds,
+      responseLogprobs: c.r.logprobs,
+      toolCalls: c.toolCalls.map((t) => ({
+        id: t.id,
+        name: t.function.name,
+        arguments: t.function.arguments,
+      })),
+      finishReason: c.finish,
+      reencoded: built.reencoded,
+    });
+  }
 
   const usage = usageOf(
     prompt.length,
@@ -196,6 +283,14 @@ export async function chatCompletions(
     })),
     usage,
   });
+}
+
+/** The default anchor of a step: the text of the last message that is not the assistant's. */
+function lastObservation(messages: readonly ChatMessage[]): string {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i]!.role !== 'assistant') return messages[i]!.content;
+  }
+  return '';
 }
 
 export function usageOf(promptTokens: number, results: readonly PolicyChatResult[]) {

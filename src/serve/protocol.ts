@@ -78,4 +78,18 @@ export type CompletionRequest = z.infer<typeof CompletionRequest>;
 export interface StepwiseTokens {
   prompt_token_ids: number[];
   completion_token_ids: number[];
+  /** Chat: assistant messages of the request matched to no reply of this server, so re-encoded. */
+  reencoded_messages?: number;
+  /** Chat with `x-stepwise-rollout`: the rollout and the step this completion was recorded as. */
+  rollout?: string;
+  step_index?: number;
 }
+
+/** POST /v1/rewards: a rollout's outcome, and optionally one reward per recorded step. */
+export const RewardRequest = z.strictObject({
+  rollout: z.string().min(1),
+  reward: z.number().finite(),
+  won: z.boolean().optional(),
+  step_rewards: z.array(z.number().finite()).optional(),
+});
+export type RewardRequest = z.infer<typeof RewardRequest>;

@@ -4,6 +4,13 @@
  * concurrent requests join one continuous decode batch (a request arriving mid-decode joins at the
  * next step), and prompts that start like earlier ones reuse their keys and values from the
  * policy's prefix cache.
+ *
+ * Recording (a `recorder`, e.g. `stepwise serve --record <db>`): a chat completion carrying
+ * `x-stepwise-rollout: <id>` is recorded as the next step of that rollout (`x-stepwise-group: <id>`
+ * puts rollouts of one task side by side for group baselines; `x-stepwise-anchor` names the state
+ * for GiGPO), and `POST /v1/rewards` records the rollout's outcome. The server serves the `Policy`
+ * object it was given, so a trainer updating that object in place swaps what it serves: the next
+ * request decodes with the new weights (an update clears the prefix cache).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,10 +19,17 @@ import { ContextOverflowError } from '../agents/chat/batcher.ts';
 import { PolicyChatModel } from '../agents/chat/policy-chat-model.ts';
 import type { Policy } from '../policy/policy.ts';
 import { parseOrThrow } from '../util/zod.ts';
-import { chatCompletions, type Reply } from './chat-completions.ts';
+import { type ChatContext, chatCompletions, type Reply, type RolloutSampling } from './chat-completions.ts';
 import { completions } from './completions.ts';
 import { badRequest, contextOverflow, modelNotFound, ServeError } from './errors.ts';
-import { ChatCompletionRequest, CompletionRequest } from './protocol.ts';
+import { ChatCompletionRequest, CompletionRequest, RewardRequest } from './protocol.ts';
+import type { ServeRecorder } from './recorder.ts';
+import { ReplyCache } from './replies.ts';
+
+/** The request headers that put a completion into a rollout. */
+export const ROLLOUT_HEADER = 'x-stepwise-rollout';
+export const GROUP_HEADER = 'x-stepwise-group';
+export const ANCHOR_HEADER = 'x-stepwise-anchor';
 
 export const ServeOptions = z.object({
   host: z.string().default('127.0.0.1'),
@@ -35,6 +49,8 @@ export const ServeOptions = z.object({
     .int()
     .min(1)
     .default(8 * 1024 * 1024),
+  /** Replies remembered for token-exact prompts (see replies.ts); the oldest are forgotten first. */
+  replyCacheSize: z.number().int().min(0).default(10_000),
 });
 export type ServeOptions = z.infer<typeof ServeOptions>;
 
@@ -43,12 +59,18 @@ export class PolicyServer {
   readonly model: PolicyChatModel;
   private readonly server: Server;
   private readonly created = Math.floor(Date.now() / 1000);
+  readonly replies: ReplyCache;
+  /** Sampling a trainer imposes on the rollouts it started, by rollout id. */
+  private readonly sampling = new Map<string, RolloutSampling>();
 
+  /** `recorder`: where completions of rollouts and their rewards go (none: nothing is recorded). */
   constructor(
     readonly policy: Policy,
     options: z.input<typeof ServeOptions> = {},
+    readonly recorder?: ServeRecorder,
   ) {
     this.options = ServeOptions.parse(options);
+    this.replies = new ReplyCache(this.options.replyCacheSize);
     this.model = new PolicyChatModel(policy, {
       name: this.options.modelId,
       maxBatch: this.options.maxBatch,
@@ -77,6 +99,15 @@ export class PolicyServer {
     return `http://${host}:${port}/v1`;
   }
 
+  /**
+   * Makes rollout `rollout` sample at `temperature` with seeds from `seed`, whatever its requests
+   * ask (a trainer's rollouts, and its greedy evaluations); `undefined` lifts it.
+   */
+  setRolloutSampling(rollout: string, sampling: RolloutSampling | undefined): void {
+    if (sampling) this.sampling.set(rollout, sampling);
+    else this.sampling.delete(rollout);
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -94,6 +125,10 @@ export class PolicyServer {
       return reply.json(model);
     }
     if (path === '/health') return reply.json({ ok: true });
+    if (path === '/v1/rewards') {
+      if (req.method !== 'POST') throw methodNotAllowed(req.method, 'POST');
+      return reply.json(this.reward(await readJson(req, this.options.maxBodyBytes)));
+    }
     if (path !== '/v1/chat/completions' && path !== '/v1/completions') {
       throw new ServeError(
         404,
@@ -114,14 +149,133 @@ export class PolicyServer {
         badRequest(`Invalid value for '${field || 'body'}': ${message}`, field || null, 'invalid_value'),
     );
     if (request.model !== this.options.modelId) throw modelNotFound(request.model);
+    const context: ChatContext = { replies: this.replies, rollout: this.rolloutOf(req, chat) };
     try {
       if (chat)
-        await chatCompletions(this.model, this.options.modelId, request as ChatCompletionRequest, reply);
+        await chatCompletions(
+          this.model,
+          this.options.modelId,
+          request as ChatCompletionRequest,
+          reply,
+          context,
+        );
       else await completions(this.model, this.options.modelId, request as CompletionRequest, reply);
     } catch (err) {
       if (err instanceof ContextOverflowError) throw contextOverflow(err.promptTokens, 1, err.contextLength);
       throw err;
     }
+  }
+
+  /** The rollout a request's headers name, checked against what the recorder has. */
+  private rolloutOf(req: IncomingMessage, chat: boolean): ChatContext['rollout'] {
+    const rollout = header(req, ROLLOUT_HEADER);
+    if (rollout === undefined) return undefined;
+    if (!chat) {
+      throw badRequest(
+        `${ROLLOUT_HEADER} is for /v1/chat/completions; /v1/completions records nothing`,
+        ROLLOUT_HEADER,
+      );
+    }
+    const group = header(req, GROUP_HEADER) ?? rollout;
+    const anchor = header(req, ANCHOR_HEADER);
+    const known = this.recorder?.rollout(rollout);
+    if (known && known.group !== group) {
+      throw badRequest(
+        `rollout '${rollout}' is in group '${known.group}', but this request's ${GROUP_HEADER} is '${group}'; ` +
+          'a rollout stays in one group',
+        GROUP_HEADER,
+        'group_mismatch',
+      );
+    }
+    if (known && known.reward !== undefined) {
+      throw new ServeError(
+        409,
+        `rollout '${rollout}' is finished (its reward is recorded); start a new rollout id`,
+        'invalid_request_error',
+        ROLLOUT_HEADER,
+        'rollout_finished',
+      );
+    }
+    return {
+      rollout,
+      group,
+      ...(anchor !== undefined ? { anchor: decodeHeader(anchor) } : {}),
+      stepIndex: known?.steps ?? 0,
+      recorder: this.recorder,
+      sampling: this.sampling.get(rollout),
+    };
+  }
+
+  /** POST /v1/rewards: checked whole before anything is written. */
+  private reward(body: unknown): { object: 'reward'; rollout: string; reward: number; steps: number } {
+    if (!this.recorder) {
+      throw new ServeError(
+        404,
+        'This server records no rollouts, so it takes no rewards; start it with --record <db>',
+        'invalid_request_error',
+        null,
+        'recording_off',
+      );
+    }
+    const r = parseOrThrow(RewardRequest, body, ({ field, message }) =>
+      badRequest(
+        `Invalid value for '${field || 'body'}': ${message}; expected {"rollout": "<id>", "reward": <number>, ` +
+          '"won"?: <boolean>, "step_rewards"?: [<number>, ...]}',
+        field || null,
+        'invalid_value',
+      ),
+    );
+    const known = this.recorder.rollout(r.rollout);
+    if (!known) {
+      throw new ServeError(
+        404,
+        `No rollout '${r.rollout}' was recorded: send its chat completions with ${ROLLOUT_HEADER}: ${r.rollout} first`,
+        'invalid_request_error',
+        'rollout',
+        'rollout_not_found',
+      );
+    }
+    if (known.reward !== undefined) {
+      throw new ServeError(
+        409,
+        `rollout '${r.rollout}' already has its reward (${known.reward})`,
+        'invalid_request_error',
+        'rollout',
+        'reward_exists',
+      );
+    }
+    if (r.step_rewards && r.step_rewards.length !== known.steps) {
+      throw badRequest(
+        `step_rewards has ${r.step_rewards.length} values, but rollout '${r.rollout}' has ${known.steps} recorded steps; ` +
+          'give one per step, in step order',
+        'step_rewards',
+        'invalid_value',
+      );
+    }
+    this.recorder.setReward({
+      rollout: r.rollout,
+      reward: r.reward,
+      ...(r.won !== undefined ? { won: r.won } : {}),
+      ...(r.step_rewards ? { stepRewards: r.step_rewards } : {}),
+    });
+    this.sampling.delete(r.rollout);
+    return { object: 'reward', rollout: r.rollout, reward: r.reward, steps: known.steps };
+  }
+}
+
+/** A header's value (the first, when repeated), or undefined when absent or empty. */
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  const value = Array.isArray(v) ? v[0] : v;
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** Header values are ASCII: an anchor may be percent-encoded UTF-8. */
+function decodeHeader(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
   }
 }
 

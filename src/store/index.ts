@@ -23,6 +23,13 @@ export type {
   TrajectoryMatch,
 } from './queries.ts';
 export { migrate, migrations, SCHEMA_VERSION } from './schema.ts';
+export {
+  ServedLog,
+  type ServedRolloutInfo,
+  type ServedRolloutRow,
+  type ServedStepInput,
+  type ServedStepRow,
+} from './served.ts';
 export { type OpenOptions, openStore, TrajectoryStore } from './store.ts';
 export type * from './types.ts';
 export type { WriteOptions } from './writer.ts';

@@ -133,6 +133,44 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX metrics_by_name ON metrics(run_id, name, iteration);
     `,
   },
+  {
+    version: 3,
+    description: 'served rollouts and their steps (`stepwise serve --record`), before any run trains on them',
+    sql: `
+      -- A rollout's reward is NULL until POST /v1/rewards. Which run trained on it is not stored
+      -- here: a run's iteration holds it as the trajectory of the same keys (see served.ts).
+      CREATE TABLE served_rollouts (
+        id            INTEGER PRIMARY KEY,
+        rollout_key   TEXT NOT NULL UNIQUE,
+        group_key     TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        reward        REAL,
+        won           INTEGER CHECK (won IS NULL OR won IN (0, 1)),
+        step_rewards  TEXT CHECK (step_rewards IS NULL OR json_valid(step_rewards)),
+        rewarded_at   INTEGER
+      ) STRICT;
+
+      CREATE TABLE served_steps (
+        id                 INTEGER PRIMARY KEY,
+        rollout_id         INTEGER NOT NULL REFERENCES served_rollouts(id) ON DELETE CASCADE,
+        step_index         INTEGER NOT NULL,
+        created_at         INTEGER NOT NULL,
+        model              TEXT NOT NULL,
+        finish_reason      TEXT NOT NULL,
+        reencoded          INTEGER NOT NULL,
+        anchor             TEXT NOT NULL,
+        messages           TEXT NOT NULL CHECK (json_valid(messages)),
+        tool_calls         TEXT NOT NULL CHECK (json_valid(tool_calls)),
+        prompt_text        TEXT NOT NULL,
+        prompt_tokens      BLOB NOT NULL,
+        response_text      TEXT NOT NULL,
+        response_tokens    BLOB NOT NULL,
+        response_logprobs  BLOB NOT NULL,
+        UNIQUE (rollout_id, step_index)
+      ) STRICT;
+      CREATE INDEX served_rollouts_by_group ON served_rollouts(group_key);
+    `,
+  },
 ];
 
 /** The schema version this code writes and reads. */

@@ -16,8 +16,11 @@ import { parseOrThrow } from '../util/zod.ts';
 /** The estimators the trainer runs (IGPO needs a known answer; Flow-GRPO the AgentFlow agent). */
 export const TRAIN_ESTIMATORS = ['grpo', 'gigpo', 'hgpo', 'rloo', 'igpo', 'flow-grpo'] as const;
 
-/** The agent being trained: the env's single-agent ReAct loop, or AgentFlow's planner. */
-export const TRAIN_AGENTS = ['react', 'agentflow'] as const;
+/**
+ * The agent being trained: the env's single-agent ReAct loop, AgentFlow's planner, or the user's own
+ * agent through a recording endpoint ('served', see families/served.ts).
+ */
+export const TRAIN_AGENTS = ['react', 'agentflow', 'served'] as const;
 export type TrainEstimator = (typeof TRAIN_ESTIMATORS)[number];
 
 /** The PPO settings; unset ones take the estimator's defaults (see `ppoDefaults`). */

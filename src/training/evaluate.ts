@@ -23,7 +23,13 @@ export async function evaluate(
 ): Promise<EvalResult> {
   const drawn = Array.from({ length: tasks }, (_, seed) => family.task(split, seed));
   if (family.evaluate) return family.evaluate(policy, split, drawn);
-  const trajectories = await family.rollout(policy, { tasks: drawn, groupSize: 1, temperature: 0, seed: 0 });
+  const trajectories = await family.rollout(policy, {
+    tasks: drawn,
+    groupSize: 1,
+    temperature: 0,
+    seed: 0,
+    purpose: 'eval',
+  });
   const byType: EvalResult['byType'] = {};
   for (const t of trajectories) {
     byType[t.task.kind] ??= { tasks: 0, success: 0 };

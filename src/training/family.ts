@@ -5,7 +5,8 @@
  * which steps are trained, and what the estimator reads beyond the outcome (IGPO's values).
  *
  * Families: household (the household ReAct loop, families/household.ts), search and codemath (the
- * tool loops, families/tool-qa.ts), agentflow (the AgentFlow planner, families/agentflow.ts).
+ * tool loops, families/tool-qa.ts), agentflow (the AgentFlow planner, families/agentflow.ts), served
+ * (the user's own agent through a recording endpoint, families/served.ts).
  */
 import type { AgentEnv } from '../agents/loops/rollout.ts';
 import type { AgentStep, Trajectory } from '../agents/record.ts';
@@ -16,6 +17,7 @@ import type { Policy } from '../policy/policy.ts';
 import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import type { TrainConfig } from './config.ts';
 import type { EvalResult } from './context.ts';
+import type { ServedAgent } from './families/served.ts';
 import type { SftExtras } from './sft.ts';
 
 /** One expert decision, prompted exactly as the loop prompts the policy, with the reply it should give. */
@@ -35,6 +37,8 @@ export interface RolloutRequest {
   seed: number;
   /** Called as each trajectory ends (progress bars). */
   onTrajectory?: (trajectory: Trajectory) => void;
+  /** What the trajectories are for: training (default) or an evaluation (the served family's recorded source trains only). */
+  purpose?: 'train' | 'eval';
 }
 
 export interface TaskFamily {
@@ -68,6 +72,8 @@ export interface TaskFamily {
   sftExtras?(): Promise<SftExtras>;
   /** Releases what the family holds (sandboxes, servers). */
   close?(): Promise<void>;
+  /** The env of one trajectory with its tools (tool-using families; the served family's agents use them). */
+  makeEnv?: (name: string) => AgentEnv;
 }
 
 /** What the caller may swap in: a task family of its own (tests, user envs), a ready tokenizer. */
@@ -82,6 +88,8 @@ export interface FamilyHooks {
   expert?: Expert;
   /** Tokenizer of a fresh policy; default: trained on the envs' text and the demonstrations. */
   tokenizer?: Tokenizer;
+  /** Agent 'served': the user's agent function, run once per trajectory against the recording endpoint. */
+  servedAgent?: ServedAgent;
 }
 
 /** A family's maker, by config. */

@@ -41,7 +41,7 @@ describe('schema versions', () => {
     raw.close();
     // Readers do not migrate: they ask for a writer to do it.
     expect(() => openStore(file, { readonly: true })).toThrow(
-      /schema version 1; this stepwise reads version 2/,
+      `schema version 1; this stepwise reads version ${SCHEMA_VERSION}`,
     );
 
     const store = openStore(file);
@@ -56,6 +56,7 @@ describe('schema versions', () => {
       'advantages_by_estimator',
       'groups_by_iteration',
       'metrics_by_name',
+      'served_rollouts_by_group',
       'tool_calls_by_step',
       'trajectories_by_group',
     ]);

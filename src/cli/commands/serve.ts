@@ -1,11 +1,15 @@
 /**
- * `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1] [--prefix-cache-mb 256]`:
- * serve a policy over the OpenAI API until interrupted.
+ * `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1] [--prefix-cache-mb 256]
+ * [--record <db>]`: serve a policy over the OpenAI API until interrupted; with `--record`,
+ * completions of rollouts (`x-stepwise-rollout`) and their rewards (`POST /v1/rewards`) go into
+ * the store.
  */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Policy } from '../../policy/policy.ts';
 import { PolicyServer } from '../../serve/server.ts';
+import { openStore } from '../../store/index.ts';
+import { ServedLog } from '../../store/served.ts';
 
 interface ServeFlags {
   checkpoint: string;
@@ -15,6 +19,7 @@ interface ServeFlags {
   maxBatch: string;
   device: string;
   prefixCacheMb: string;
+  record?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -34,6 +39,10 @@ export function registerServe(program: Command): void {
       'bound of the prefix cache (keys and values of prompts seen before), in MiB; 0 turns it off',
       '256',
     )
+    .option(
+      '--record <db>',
+      'record completions sent with x-stepwise-rollout (and POST /v1/rewards) into this trajectory store',
+    )
     .action(async (opts: ServeFlags) => {
       const port = Number(opts.port);
       const maxBatch = Number(opts.maxBatch);
@@ -47,16 +56,22 @@ export function registerServe(program: Command): void {
       if (!Number.isFinite(prefixCacheMb) || prefixCacheMb < 0) {
         throw new Error(`--prefix-cache-mb must be a number of MiB >= 0, got "${opts.prefixCacheMb}"`);
       }
+      // Opened first: a file that is not a stepwise store is refused before the model loads.
+      const store = opts.record === undefined ? undefined : openStore(opts.record);
       const policy = await Policy.load(opts.checkpoint, {
         device: opts.device,
         prefixCacheBytes: Math.floor(prefixCacheMb * 2 ** 20),
       });
       const modelId = opts.model ?? basename(resolve(opts.checkpoint));
-      const server = new PolicyServer(policy, { host: opts.host, port, modelId, maxBatch });
+      const recorder = store ? new ServedLog(store) : undefined;
+      const server = new PolicyServer(policy, { host: opts.host, port, modelId, maxBatch }, recorder);
       const url = await server.listen();
-      console.log(`serving model "${modelId}" at ${url} (Ctrl-C to stop)`);
+      console.log(
+        `serving model "${modelId}" at ${url}${store ? `, recording rollouts into ${opts.record}` : ''} (Ctrl-C to stop)`,
+      );
       const stop = async () => {
         await server.close();
+        store?.close();
         await policy.dispose();
         process.exit(0);
       };

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
+import type { ServedAgent } from '../../training/families/served.ts';
 
 interface TrainFlags {
   estimator?: string;
@@ -21,9 +22,13 @@ interface TrainFlags {
   promptFormat?: string;
 }
 
+/** A served agent function a config module exports as `agent` (agent: 'served'). */
+let moduleAgent: unknown;
+
 /**
- * A config file: JSON, or a module whose default (or `config`) export is the config object. A
- * TypeScript module (a scenario) is loaded through tsx, which the compiled CLI otherwise never needs.
+ * A config file: JSON, or a module whose default (or `config`) export is the config object (and
+ * whose `agent` export, if any, is the served agent function). A TypeScript module (a scenario) is
+ * loaded through tsx, which the compiled CLI otherwise never needs.
  */
 async function readConfig(file: string | undefined): Promise<Record<string, unknown>> {
   if (file === undefined) return {};
@@ -41,9 +46,15 @@ async function readConfig(file: string | undefined): Promise<Record<string, unkn
   const load = /\.[cm]?tsx?$/.test(file)
     ? async () => (await import('tsx/esm/api')).tsImport(url, import.meta.url)
     : async () => import(url);
-  let mod = (await load()) as { default?: unknown; config?: unknown };
+  let mod = (await load()) as { default?: unknown; config?: unknown; agent?: unknown };
   // A TypeScript file outside an ESM package loads as CommonJS: its exports arrive as `default`.
   if (mod.config === undefined && isModuleLike(mod.default)) mod = mod.default;
+  if (mod.agent !== undefined && typeof mod.agent !== 'function') {
+    throw new Error(
+      `${file} exports \`agent\`, but it is not a function (expected the served agent function)`,
+    );
+  }
+  moduleAgent = mod.agent;
   const config = mod.config ?? mod.default;
   if (typeof config !== 'object' || config === null) {
     throw new Error(
@@ -53,7 +64,7 @@ async function readConfig(file: string | undefined): Promise<Record<string, unkn
   return config as Record<string, unknown>;
 }
 
-function isModuleLike(v: unknown): v is { default?: unknown; config?: unknown } {
+function isModuleLike(v: unknown): v is { default?: unknown; config?: unknown; agent?: unknown } {
   return typeof v === 'object' && v !== null && ('default' in v || 'config' in v);
 }
 
@@ -128,6 +139,7 @@ export function registerTrain(program: Command): void {
       const { progressBars } = await import('../progress.ts');
       const result = await train(input, {
         resume: flags.resume,
+        ...(moduleAgent ? { servedAgent: moduleAgent as ServedAgent } : {}),
         onProgress: flags.progress === false ? undefined : progressBars(),
       });
       await reportRun(result, input, { summary: flags.summary });

@@ -396,5 +396,6 @@ function familyFromParts(config: TrainConfig, hooks: FamilyHooks, parts: ToolQaP
     scores: toolQaScores,
     tokenizerText: parts.tokenizerText,
     close: parts.close,
+    makeEnv: parts.makeEnv,
   };
 }
