@@ -3,11 +3,11 @@
  * "mid" on stdout halfway through its transaction and waits to be killed.
  */
 import { writeSync } from 'node:fs';
-import { openStore } from '../../src/store/index.ts';
+import { openSqliteStore } from '../../src/store/index.ts';
 import { sampleGroups } from './sample.ts';
 
 const [file, groups] = [process.argv[2]!, Number(process.argv[3] ?? 8)];
-const store = openStore(file);
+const store = openSqliteStore(file);
 // A tiny page cache makes SQLite spill the open transaction's pages into the WAL file, so the
 // kill happens with uncommitted frames on disk, the case recovery has to get right.
 store.db.pragma('cache_size = 16');
