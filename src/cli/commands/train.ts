@@ -18,6 +18,9 @@ interface TrainFlags {
   seed?: string;
   summary?: string;
   progress?: boolean;
+  queue?: boolean;
+  maxStaleness?: string;
+  lease?: string;
 }
 
 /**
@@ -79,6 +82,15 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'seed of weights, task draws and sampling')
     .option('--summary <file>', 'write the before/after table as JSON')
     .option('--no-progress', 'no progress bars')
+    .option(
+      '--queue',
+      'roll out through a job queue in the PostgreSQL --db: start `stepwise worker --db <same URL>` anywhere',
+    )
+    .option('--max-staleness <n>', 'with --queue: train on rollouts up to n policy versions old (default 0)')
+    .option(
+      '--lease <seconds>',
+      'with --queue: a job whose worker is silent this long is retried (default 600)',
+    )
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const { parseTrainConfig } = await import('../../training/config.ts');
       const { train } = await import('../../training/trainer.ts');
@@ -113,9 +125,20 @@ export function registerTrain(program: Command): void {
       // Checked before any work: a bad config names its field here.
       parseTrainConfig(input);
       const { progressBars } = await import('../progress.ts');
+      const rollout = flags.queue
+        ? (await import('../../distributed/learner.ts')).queueRollout({
+            maxStaleness:
+              flags.maxStaleness === undefined ? 0 : integer('--max-staleness', flags.maxStaleness),
+            leaseSeconds: flags.lease === undefined ? undefined : integer('--lease', flags.lease),
+          })
+        : undefined;
+      if (!flags.queue && (flags.maxStaleness !== undefined || flags.lease !== undefined)) {
+        throw new Error('--max-staleness and --lease apply to --queue rollouts only; add --queue');
+      }
       const result = await train(input, {
         resume: flags.resume,
         onProgress: flags.progress === false ? undefined : progressBars(),
+        rollout,
       });
       await reportRun(result, input, { summary: flags.summary });
     });

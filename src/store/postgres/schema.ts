@@ -2,8 +2,9 @@
  * The PostgreSQL store's schema: schema.ts's migrations translated to PostgreSQL, version for
  * version (same tables, columns, keys and indexes), so both backends hold the same data at the
  * same `SCHEMA_VERSION`. Where SQLite keeps `PRAGMA user_version`, PostgreSQL keeps the table
- * `stepwise_schema`. Integer flags stay 0/1 integers and texts stay text (JSON checked by a cast)
- * so rows read back exactly as from SQLite.
+ * `stepwise_schema`. Integer flags stay 0/1 integers and texts stay text, so rows read back
+ * exactly as from SQLite: JSON is checked by a cast to json (unlike jsonb, it takes the \u0000
+ * escapes JSON.stringify writes), and NUL in free texts is escaped (text.ts).
  */
 import type { Migration } from '../schema.ts';
 
@@ -15,7 +16,7 @@ export const pgMigrations: readonly Migration[] = [
     sql: `
       CREATE TABLE runs (
         id          TEXT PRIMARY KEY,
-        config      TEXT NOT NULL DEFAULT '{}' CHECK ((config::jsonb) IS NOT NULL),
+        config      TEXT NOT NULL DEFAULT '{}' CHECK ((config::json) IS NOT NULL),
         status      TEXT NOT NULL DEFAULT 'running'
                     CHECK (status IN ('running', 'finished', 'failed', 'stopped')),
         created_at  BIGINT NOT NULL,
@@ -63,7 +64,7 @@ export const pgMigrations: readonly Migration[] = [
         done               INTEGER NOT NULL CHECK (done IN (0, 1)),
         anchor_is_json     INTEGER NOT NULL DEFAULT 0 CHECK (anchor_is_json IN (0, 1)),
         anchor             TEXT NOT NULL,
-        extras             TEXT NOT NULL DEFAULT '{}' CHECK ((extras::jsonb) IS NOT NULL),
+        extras             TEXT NOT NULL DEFAULT '{}' CHECK ((extras::json) IS NOT NULL),
         prompt_text        TEXT NOT NULL,
         prompt_tokens      BYTEA NOT NULL,
         response_text      TEXT NOT NULL,
@@ -92,7 +93,7 @@ export const pgMigrations: readonly Migration[] = [
         step_id    BIGINT NOT NULL REFERENCES steps(id) ON DELETE CASCADE,
         estimator  TEXT NOT NULL,
         value      DOUBLE PRECISION NOT NULL,
-        details    TEXT CHECK (details IS NULL OR (details::jsonb) IS NOT NULL),
+        details    TEXT CHECK (details IS NULL OR (details::json) IS NOT NULL),
         UNIQUE (step_id, estimator)
       );
 
@@ -111,7 +112,7 @@ export const pgMigrations: readonly Migration[] = [
         iteration   INTEGER NOT NULL,
         path        TEXT NOT NULL,
         created_at  BIGINT NOT NULL,
-        info        TEXT NOT NULL DEFAULT '{}' CHECK ((info::jsonb) IS NOT NULL),
+        info        TEXT NOT NULL DEFAULT '{}' CHECK ((info::json) IS NOT NULL),
         UNIQUE (run_id, iteration)
       );
     `,

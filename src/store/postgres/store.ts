@@ -52,6 +52,7 @@ import {
   type WriteOptions,
 } from '../writer.ts';
 import { pgMigrations } from './schema.ts';
+import { decodeText, encodeText } from './text.ts';
 
 /** A value a query takes. */
 export type PgParam = string | number | boolean | null | Uint8Array | readonly unknown[];
@@ -371,7 +372,7 @@ export class PgStore implements TrajectoryStore {
     const byGroup = new Map<number, TrajectoryInfo[]>();
     for (const { group_id, ...t } of trajectories) {
       const list = byGroup.get(group_id) ?? [];
-      list.push({ ...t, won: t.won === 1 });
+      list.push({ ...t, outcome: decodeText(t.outcome), won: t.won === 1 });
       byGroup.set(group_id, list);
     }
     return groups.map((g) => ({
@@ -424,8 +425,10 @@ export class PgStore implements TrajectoryStore {
       }>,
     );
     return rows.map((r) => ({
-      ...stepRowFromDb(r),
-      toolCalls: (callsOf.get(r.step_id) ?? []).map(toolCallFromDb),
+      ...stepRowFromDb(decodeStep(r)),
+      toolCalls: (callsOf.get(r.step_id) ?? []).map((c) =>
+        toolCallFromDb({ ...c, arguments: decodeText(c.arguments) }),
+      ),
       advantages: (advantagesOf.get(r.step_id) ?? []).map(advantageFromDb),
     }));
   }
@@ -437,7 +440,7 @@ export class PgStore implements TrajectoryStore {
           `SELECT ${STEP_COLUMNS} ${STEP_JOINS} WHERE i.run_id = $1 AND i.iteration = $2 ${WRITE_ORDER}`,
           [runId, iteration],
         )
-        .map(stepRowFromDb);
+        .map((r) => stepRowFromDb(decodeStep(r)));
     }
     const rows = this.c.rows<DbStep & { advantage: number | null }>(
       `SELECT ${STEP_COLUMNS}, a.value AS advantage ${STEP_JOINS}
@@ -446,7 +449,7 @@ export class PgStore implements TrajectoryStore {
       [estimator, runId, iteration],
     );
     return rows.map((r) => {
-      const row: TrainingRow = stepRowFromDb(r);
+      const row: TrainingRow = stepRowFromDb(decodeStep(r));
       if (r.advantage !== null) row.advantage = r.advantage;
       return row;
     });
@@ -502,7 +505,7 @@ export class PgStore implements TrajectoryStore {
       ),
       [...params, filter.limit],
     );
-    return rows.map((r) => ({ ...r, won: r.won === 1 }));
+    return rows.map((r) => ({ ...r, outcome: decodeText(r.outcome), won: r.won === 1 }));
   }
 
   taskKinds(runId: string): Array<{ taskType: string | null; split: string }> {
@@ -531,7 +534,7 @@ export class PgStore implements TrajectoryStore {
     return rows.map((r) => ({
       trajectoryId: r.trajectoryId,
       stepIndex: r.stepIndex,
-      anchor: r.anchor,
+      anchor: decodeText(r.anchor),
       ...advantageFromDb(r),
     }));
   }
@@ -688,7 +691,7 @@ export class PgStore implements TrajectoryStore {
       [
         trajectories.map((x) => x.groupId),
         trajectories.map((x) => x.t.trajectoryId),
-        trajectories.map((x) => x.t.outcome),
+        trajectories.map((x) => encodeText(x.t.outcome)),
         trajectories.map((x) => (x.t.won ? 1 : 0)),
         trajectories.map((x) => x.t.steps.length),
         trajectories.map((x) => x.episodeReturn),
@@ -714,12 +717,12 @@ export class PgStore implements TrajectoryStore {
       [
         steps.map((x) => x.trajectoryId),
         steps.map((x) => x.s.stepIndex),
-        steps.map((x) => x.s.role),
-        anchors.map((a) => a[0]),
+        steps.map((x) => encodeText(x.s.role)),
+        anchors.map((a) => encodeText(a[0])),
         anchors.map((a) => a[1]),
-        steps.map((x) => x.s.promptText),
+        steps.map((x) => encodeText(x.s.promptText)),
         steps.map((x) => encodeTokens(x.s.promptTokens)),
-        steps.map((x) => x.s.responseText),
+        steps.map((x) => encodeText(x.s.responseText)),
         steps.map((x) => encodeTokens(x.s.responseTokens)),
         steps.map((x) => encodeLogprobs(x.s.responseLogprobs)),
         steps.map((x) => x.s.envReward),
@@ -752,7 +755,7 @@ export class PgStore implements TrajectoryStore {
           calls.map((x) => x.stepId),
           calls.map((x) => x.i),
           calls.map((x) => x.c.tool),
-          calls.map((x) => x.c.arguments),
+          calls.map((x) => encodeText(x.c.arguments)),
           calls.map((x) => x.c.startedAt),
           calls.map((x) => x.c.durationMs),
           calls.map((x) => (x.c.ok ? 1 : 0)),
@@ -925,6 +928,18 @@ function extraRules(c: PgConnection): ReturnType<typeof storeRules> {
         `${n} rollouts staged by workers and used by the learner are missing from their stored iteration: ${listed(n, ex)}`,
     },
   ];
+}
+
+/** A step row's free texts as written (see text.ts). */
+function decodeStep<R extends DbStep>(r: R): R {
+  return {
+    ...r,
+    role: decodeText(r.role),
+    outcome: decodeText(r.outcome),
+    anchor: decodeText(r.anchor),
+    prompt_text: decodeText(r.prompt_text),
+    response_text: decodeText(r.response_text),
+  };
 }
 
 function groupBy<R extends { step_id: number }>(rows: R[]): Map<number, R[]> {
