@@ -7,13 +7,14 @@
  * in-process rollout's seeds from the same checkpoint, so the trajectories are the same ones.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueRollout } from '../../src/distributed/learner.ts';
-import { jobId } from '../../src/distributed/queue.ts';
+import { enqueue, jobId, openQueue } from '../../src/distributed/queue.ts';
+import { dropStale, stage } from '../../src/distributed/staging.ts';
 import { openStore, PgStore, type TrajectoryStore } from '../../src/store/index.ts';
 import { train } from '../../src/training/trainer.ts';
 import { createPgDatabase, dropPgDatabase, pgSkipReason } from '../store/backends.ts';
@@ -49,8 +50,8 @@ interface Worker {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startWorker(mode: 'hold' | 'work'): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'worker-child.ts'), url, mode], {
+function startWorker(mode: 'hold' | 'work', db = url): Worker {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'worker-child.ts'), db, mode], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -149,6 +150,105 @@ describe.skipIf(pgSkipReason !== undefined)('a learner and three workers on Post
     } finally {
       dist.close();
       local.close();
+    }
+  }, 600_000);
+
+  it('resumes a learner SIGKILLed mid-iteration from the staged rollouts, and drops stale jobs', async () => {
+    const db = createPgDatabase('stepwise_resume');
+    const single = join(dir, 'single-resume.db');
+    await train(resumeConfig(single, sft, ITERATIONS), { ...doorHooks, ...quiet, log: () => {} });
+    const config = { ...resumeConfig(db, sft, ITERATIONS), checkpointDir: join(dir, 'resume-checkpoints') };
+    const configFile = join(dir, 'resume.json');
+    writeFileSync(configFile, JSON.stringify(config));
+    const workers = [startWorker('work', db), startWorker('work', db)];
+    try {
+      // The learner is killed after iteration 1's rollouts are staged, before the iteration is stored.
+      const learner = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(here, 'learner-child.ts'), configFile, '1'],
+        {
+          cwd: root,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        learner.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('mid')) learner.kill('SIGKILL');
+        });
+        learner.stderr.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        learner.on('exit', (_c, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(out))));
+      });
+      const mid = openStore(db, { readonly: true });
+      expect(mid.lastCompleteIteration('train')).toBe(0);
+      mid.close();
+
+      // Resumed: iteration 1's 8 staged rollouts are reused, not enqueued again.
+      const enqueued: number[] = [];
+      await train(config, {
+        ...doorHooks,
+        ...quiet,
+        resume: true,
+        rollout: queueRollout({
+          leaseSeconds: 3,
+          maintenanceSeconds: 1,
+          pollMs: 100,
+          onEnqueued: (jobs) => enqueued.push(...jobs.map((j) => j.iteration)),
+        }),
+      });
+      expect(enqueued).toEqual(Array(8).fill(2));
+
+      // A job for a policy version the run has left behind (maxStaleness 0) is dropped unrun.
+      const boss = await openQueue(db);
+      await enqueue(boss, [
+        {
+          runId: 'train',
+          iteration: 0,
+          attempt: 0,
+          taskIndex: 99,
+          split: 'train',
+          taskSeed: 1,
+          sample: 0,
+          groupSize: 4,
+          temperature: 1,
+          seed: 1,
+          policyVersion: 0,
+          policyDir: sft,
+          maxStaleness: 0,
+        },
+      ]);
+      await boss.stop({ graceful: false, wait: true, close: true });
+      await expect
+        .poll(() => workers.map((w) => w.out).join(''), { timeout: 30_000, interval: 200 })
+        .toMatch(/dropped run train iteration 0 task 99 sample 0: policy version 0, the run is at 3/);
+    } finally {
+      for (const w of workers) w.child.kill('SIGTERM');
+    }
+    for (const w of workers) expect((await w.exited).code, w.out).toBe(0);
+
+    const dist = openStore(db) as PgStore;
+    const local = openStore(single, { readonly: true });
+    try {
+      expect(dist.check()).toMatchObject({ ok: true, findings: [] });
+      expect(transcript(dist, 'train')).toEqual(transcript(local, 'train'));
+      const c = dist.connection;
+      expect(c.value('SELECT count(*) FROM stepwise_rollouts')).toBe(ITERATIONS * 8);
+      // A staged row older than the staleness bound is dropped (to be recomputed); a recent one is kept.
+      const key = { runId: 'train', iteration: 7, attempt: 0, taskIndex: 0, sample: 0 };
+      const trajectory = JSON.parse(
+        c.value<string>('SELECT trajectory FROM stepwise_rollouts LIMIT 1')!,
+      ) as Parameters<typeof stage>[2]['trajectory'];
+      expect(stage(c, key, { trajectory, policyVersion: 5, worker: 'test', seconds: 0 })).toBe(true);
+      expect(stage(c, key, { trajectory, policyVersion: 5, worker: 'test', seconds: 0 })).toBe(false);
+      expect(dropStale(c, 'train', 7, 0, 7 - 2)).toBe(0);
+      expect(dropStale(c, 'train', 7, 0, 7 - 1)).toBe(1);
+    } finally {
+      dist.close();
+      local.close();
+      dropPgDatabase(db);
     }
   }, 600_000);
 });
