@@ -136,7 +136,7 @@ async function rolloutByJobs(
     ctx.progress({ type: 'end', phase: 'rollout' });
     const rows: Row[] = stagedTrajectories(c, config.runId, it, attempt)
       .filter((r) => r.policyVersion >= minVersion)
-      .map((r) => ({ ...r, attempt }));
+      .map((r) => ({ ...r, attempt, trajectory: markStale(r.trajectory, r.policyVersion, it) }));
     all = all.concat(rows);
     const informative = new Set(informativeGroups(rows.map((r) => r.trajectory)).map((t) => t.groupId));
     kept = kept.concat(dynamic ? rows.filter((r) => informative.has(r.trajectory.groupId)) : rows);
@@ -155,4 +155,14 @@ async function rolloutByJobs(
     all: all.map((r) => r.trajectory),
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * A trajectory sampled by an older policy than iteration `it`'s carries its version on every step
+ * (`extras.policyVersion`, stored with the row): the update then takes its importance ratio
+ * against the stored behaviour log-probs (training/credit.ts), not the current policy's scores.
+ */
+function markStale(t: Trajectory, version: number, it: number): Trajectory {
+  if (version >= it) return t;
+  return { ...t, steps: t.steps.map((s) => ({ ...s, extras: { ...s.extras, policyVersion: version } })) };
 }

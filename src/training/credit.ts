@@ -15,6 +15,12 @@ export interface TrainStep {
   prompt: number[];
   response: number[];
   advantage: number;
+  /**
+   * The behaviour log-probs, when the step was sampled by an older policy than the one updated (a
+   * distributed run's stale rollout, `extras.policyVersion`): the importance ratio is taken
+   * against them instead of the current policy's scores.
+   */
+  behaviourLogprobs?: number[];
 }
 
 /** What the estimator gave an iteration. */
@@ -61,7 +67,13 @@ export async function assignCredit(
           `the estimator's rows miss trainable step ${s.stepIndex} of trajectory ${t.groupId}/${t.trajectoryId}`,
         );
       }
-      return { prompt: s.promptTokens, response: s.responseTokens, advantage: record.value };
+      const stale = typeof s.extras.policyVersion === 'number';
+      return {
+        prompt: s.promptTokens,
+        response: s.responseTokens,
+        advantage: record.value,
+        ...(stale ? { behaviourLogprobs: s.responseLogprobs } : {}),
+      };
     }),
   );
   const groups = groupTrajectories(trajectories).map((g) => ({

@@ -56,7 +56,8 @@ export async function tokenRows(
         tokens: [...s.prompt, ...s.response],
         mask: [...pad, ...s.response.map(() => 1)],
         advantages: [...pad, ...s.response.map(() => s.advantage)],
-        oldLogprobs: [...pad, ...old[j]!],
+        // A stale rollout's ratio is against the policy that sampled it (its behaviour log-probs).
+        oldLogprobs: [...pad, ...(s.behaviourLogprobs ?? old[j]!)],
         refLogprobs: [...pad, ...ref[j]!],
       });
     });

@@ -15,8 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueRollout } from '../../src/distributed/learner.ts';
 import { enqueue, jobId, openQueue } from '../../src/distributed/queue.ts';
 import { dropStale, stage } from '../../src/distributed/staging.ts';
+import { Policy } from '../../src/policy/policy.ts';
 import { openStore, PgStore, type TrajectoryStore } from '../../src/store/index.ts';
-import { train } from '../../src/training/trainer.ts';
+import { tokenRows, train } from '../../src/training/trainer.ts';
 import { createPgDatabase, dropPgDatabase, pgSkipReason } from '../store/backends.ts';
 import { doorHooks, doorTokenizer } from '../training/helpers.ts';
 import { resumeConfig, sftConfig } from '../training/resume-helpers.ts';
@@ -251,4 +252,21 @@ describe.skipIf(pgSkipReason !== undefined)('a learner and three workers on Post
       dropPgDatabase(db);
     }
   }, 600_000);
+
+  it("takes a stale rollout's importance ratio against its behaviour log-probs", async () => {
+    const policy = await Policy.load(sft);
+    try {
+      const step = { prompt: [1, 2, 3], response: [4, 5], advantage: 1 };
+      const [fresh, stale] = await tokenRows(policy, policy, [
+        step,
+        { ...step, behaviourLogprobs: [-7, -9] },
+      ]);
+      expect(stale!.oldLogprobs!.slice(3)).toEqual([-7, -9]);
+      // A fresh step's old log-probs are the current policy's scores.
+      expect(fresh!.oldLogprobs!.slice(3)).toEqual(fresh!.refLogprobs!.slice(3));
+      expect(fresh!.oldLogprobs!.slice(3)).not.toEqual([-7, -9]);
+    } finally {
+      await policy.dispose();
+    }
+  });
 });
