@@ -33,11 +33,11 @@ function codemathConfig(db: string): TrainConfigInput {
     loop: { maxSteps: 3, maxTokens: 48 },
     policy: { model: { width: 64, layers: 2, heads: 2, contextLength: 512 }, tokenizerTasks: 20 },
     groupSize: 4,
-    tasksPerIteration: 4,
+    tasksPerIteration: 8,
     iterations: 0,
     ppo: { miniBatchSize: 16, learningRate: 3e-4 },
     eval: { every: 0, tasks: 1 },
-    sft: { tasks: 24, validTasks: 2, maxSteps: 40, batchSize: 8, learningRate: 3e-3, evalEvery: 20 },
+    sft: { tasks: 64, validTasks: 4, maxSteps: 160, batchSize: 8, learningRate: 3e-3, evalEvery: 40 },
     db,
   };
 }
@@ -89,7 +89,7 @@ async function rolloutSpeed(
   sft: string,
   n: number,
   dir: string,
-): Promise<number> {
+): Promise<{ perS: number; jobSeconds: number; toolCallsPerStep: number }> {
   const workers: ChildProcess[] = [];
   for (let i = 0; i < n; i++) {
     const child = spawn(process.execPath, [join(root, 'bin/stepwise.js'), 'worker', '--db', url], {
@@ -127,10 +127,17 @@ async function rolloutSpeed(
   }
   const measured = timed.find((t) => t.it === 1)!;
   const perS = measured.trajectories / measured.seconds;
+  // What a job costs inside its worker, and whether the policy's programs reached the sandbox.
+  const c = PgConnection.open(url);
+  const jobSeconds = c.value<number>('SELECT avg(seconds) FROM stepwise_rollouts WHERE iteration = 1')!;
+  const calls = c.value<number>('SELECT count(*) FROM tool_calls')!;
+  const steps = c.value<number>('SELECT count(*) FROM steps')!;
+  c.close();
   ctx.log(
-    `distributed: ${n} worker(s): ${measured.trajectories} trajectories in ${measured.seconds.toFixed(1)} s (${perS.toFixed(2)}/s)`,
+    `distributed: ${n} worker(s): ${measured.trajectories} trajectories in ${measured.seconds.toFixed(1)} s (${perS.toFixed(2)}/s); ` +
+      `a job takes ${jobSeconds.toFixed(2)} s in its worker; ${calls} tool calls in ${steps} steps`,
   );
-  return perS;
+  return { perS, jobSeconds, toolCallsPerStep: calls / steps };
 }
 
 export const suite: Suite = {
@@ -162,17 +169,20 @@ export const suite: Suite = {
 
       ctx.log('distributed: SFT of the tiny code/math policy');
       const sft = (await train(codemathConfig(join(dir, 'sft.db')), { log: () => {} })).referenceCheckpoint;
-      const speeds: number[] = [];
+      const runs = [];
       for (const n of WORKERS) {
-        speeds.push(await rolloutSpeed(ctx, createDatabase(pg.url, `stepwise_bench_w${n}`), sft, n, dir));
+        runs.push(await rolloutSpeed(ctx, createDatabase(pg.url, `stepwise_bench_w${n}`), sft, n, dir));
       }
-      const [one, two, four] = speeds as [number, number, number];
+      const [one, two, four] = runs.map((r) => r.perS) as [number, number, number];
       const results = {
         rollout_trajectories_per_s_1_worker: one,
         rollout_trajectories_per_s_2_workers: two,
         rollout_trajectories_per_s_4_workers: four,
         scaling_efficiency_2_workers: two / (2 * one),
         scaling_efficiency_4_workers: four / (4 * one),
+        job_seconds_in_worker_1_worker: runs[0]!.jobSeconds,
+        job_seconds_in_worker_4_workers: runs[2]!.jobSeconds,
+        tool_calls_per_step: runs[0]!.toolCallsPerStep,
         store_insert_rows_per_s_sqlite: best(sqlite),
         store_insert_rows_per_s_postgres: best(postgres),
         store_insert_postgres_vs_sqlite: best(postgres) / best(sqlite),
@@ -182,7 +192,7 @@ export const suite: Suite = {
       return {
         results,
         report: [
-          `Rollouts: each run is 2 GRPO iterations of 4 code/math tasks x G=4 (16 jobs an iteration, at most 3 steps each, the Python sandbox running the policy's programs) from a tiny SFT checkpoint; the figure is iteration 1 (iteration 0 starts the workers, their sandboxes and policies). Workers are \`stepwise worker\` processes with concurrency 1 on the same machine as the learner and PostgreSQL. **This machine has ${availableParallelism()} cores shared with other work**: more workers than free cores cannot scale, so efficiency below 1 at 2 and 4 workers measures the machine, not the queue; on several machines each worker brings its own cores.`,
+          `Rollouts: each run is 2 GRPO iterations of 8 code/math tasks x G=4 (32 jobs an iteration, at most 3 steps each, the Python sandbox running the policy's programs) from a tiny SFT checkpoint; the figure is iteration 1 (iteration 0 starts the workers, their sandboxes and policies). Workers are \`stepwise worker\` processes with concurrency 1 on the same machine as the learner and PostgreSQL. **This machine has ${availableParallelism()} cores shared with other work**: more workers than free cores cannot scale, so efficiency below 1 at 2 and 4 workers measures the machine, not the queue; on several machines each worker brings its own cores.`,
           `Store: ${STORE_ITERATIONS} iterations of ${GROUPS_PER_ITERATION * GROUP_SIZE * STEPS_PER_TRAJECTORY} step rows (the credit suite's rows: 300 prompt and 40 response tokens, texts and log-probs), written to a new SQLite file and to a new PostgreSQL database (local server, default fsync) alternately, best of 2 rounds each. PostgreSQL rows go through the synchronous API (a worker thread, one unnest INSERT per table per iteration); its client CPU excludes the server's.`,
         ].join('\n\n'),
       };

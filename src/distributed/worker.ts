@@ -95,14 +95,18 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     else summary.duplicates++;
     return { steps: trajectory.steps.length, won: trajectory.won, seconds };
   };
-  const ids: string[] = [];
   for (let i = 0; i < concurrency; i++) {
-    ids.push(
-      await boss.work<RolloutJob>(
-        ROLLOUT_QUEUE,
-        { batchSize: 1, pollingIntervalSeconds: options.pollSeconds ?? 0.5 },
-        async ([job]) => handle(job!.data),
-      ),
+    let id = '';
+    id = await boss.work<RolloutJob>(
+      ROLLOUT_QUEUE,
+      { batchSize: 1, pollingIntervalSeconds: options.pollSeconds ?? 0.5 },
+      async ([job]) => {
+        const out = await handle(job!.data);
+        // pg-boss waits a polling interval after every fetch; a worker that just finished a job
+        // asks for the next one at once (only an empty queue makes it wait).
+        boss.notifyWorker(id);
+        return out;
+      },
     );
   }
   log(`worker ${name}: taking rollout jobs (concurrency ${concurrency})`);

@@ -11,9 +11,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { openStore, PgStore, SCHEMA_VERSION } from '../../src/store/index.ts';
+import {
+  exportJsonl,
+  importRows,
+  openStore,
+  PgStore,
+  parseJsonl,
+  SCHEMA_VERSION,
+} from '../../src/store/index.ts';
 import { PgConnection } from '../../src/store/postgres/store.ts';
 import { decodeText, encodeText } from '../../src/store/postgres/text.ts';
+import { startViewer } from '../../src/viewer/server.ts';
 import { pgBackend, pgSkipReason } from './backends.ts';
 import { sampleGroups } from './sample.ts';
 
@@ -190,4 +198,37 @@ describe.skipIf(pgSkipReason !== undefined)('the PostgreSQL store', () => {
     expect(store.resumePoint('r').nextIteration).toBe(3);
     store.close();
   }, 60_000);
+
+  it('the viewer reads a PostgreSQL store as it reads a file', async () => {
+    const file = path.join(dir, 'viewer.db');
+    const s = openStore(file);
+    s.createRun('r1', { estimator: 'gigpo' });
+    s.writeIteration('r1', { iteration: 0, groups: sampleGroups(2, 3), metrics: { loss: 0.5 } });
+    let jsonl = '';
+    await exportJsonl(s, (chunk) => {
+      jsonl += chunk;
+    });
+    s.close();
+    const url = pg.fresh();
+    const p = openStore(url);
+    importRows(p, parseJsonl(jsonl));
+    p.close();
+    const viewers = [await startViewer({ db: file, port: 0 }), await startViewer({ db: url, port: 0 })];
+    try {
+      const get = async (path: string) =>
+        Promise.all(
+          viewers.map(async (v) => {
+            const res = await fetch(new URL(path, v.url));
+            expect(res.status, path).toBe(200);
+            return res.json();
+          }),
+        );
+      const [fromFile, fromPg] = await get('/api/runs/r1/iterations/0/groups/g1/trajectories/it-g1-t2');
+      expect(fromPg).toEqual(fromFile);
+      const [runsFile, runsPg] = (await get('/api/runs')) as Array<{ runs: Array<{ runId: string }> }>;
+      expect(runsPg!.runs.map((r) => r.runId)).toEqual(runsFile!.runs.map((r) => r.runId));
+    } finally {
+      for (const v of viewers) await v.close();
+    }
+  }, 120_000);
 });
