@@ -10,9 +10,9 @@ import { type GroupInput, openStore, type StepInput } from '../src/store/index.t
 
 const PROMPT_TOKENS = 300;
 const RESPONSE_TOKENS = 40;
-const GROUP_SIZE = 8;
-const STEPS_PER_TRAJECTORY = 25;
-const GROUPS_PER_ITERATION = 32; // 32 x 8 x 25 = 6,400 steps an iteration
+export const GROUP_SIZE = 8;
+export const STEPS_PER_TRAJECTORY = 25;
+export const GROUPS_PER_ITERATION = 32; // 32 x 8 x 25 = 6,400 steps an iteration
 const ITERATIONS = 8;
 
 /** A deterministic pseudo-random generator, so every run writes the same bytes. */
@@ -45,7 +45,7 @@ function text(rand: () => number, tokens: number): string {
   return out.join(' ');
 }
 
-function makeIteration(iteration: number): GroupInput[] {
+export function makeIteration(iteration: number): GroupInput[] {
   const rand = lcg(iteration + 1);
   const groups: GroupInput[] = [];
   for (let g = 0; g < GROUPS_PER_ITERATION; g++) {

@@ -45,9 +45,11 @@ export {
   type TrajectoryInfo,
   type TrajectoryInput,
   type TrajectoryRef,
-  TrajectoryStore,
+  type TrajectoryStore,
   type WriteOptions,
 } from './store/index.ts';
+// The store's backends (issue 17): SQLite by default, PostgreSQL for a postgres:// location.
+export { isPostgresUrl, openSqliteStore, PgStore, SqliteStore, type StoreBackend } from './store/index.ts';
 
 // --- Credit assignment (src/credit) ---
 export {

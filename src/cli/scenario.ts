@@ -5,7 +5,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
-import { openStore } from '../store/index.ts';
+import { isPostgresUrl, openStore } from '../store/index.ts';
+import { redactUrl } from '../store/postgres/store.ts';
 import { parseTrainConfig, type TrainConfigInput } from '../training/config.ts';
 import { learningCurveSvg, resultTable, summaryJson } from '../training/report.ts';
 import { type TrainHooks, type TrainResult, train } from '../training/trainer.ts';
@@ -22,15 +23,18 @@ export async function reportRun(
   const store = openStore(config.db, { readonly: true });
   const svg = learningCurveSvg(store, config.runId, config.eval.split);
   store.close();
-  const curve = `${config.db.replace(/\.db$/, '')}-curve.svg`;
+  // A PostgreSQL store has no folder to sit beside: the curve goes beside the checkpoints.
+  const curve = isPostgresUrl(config.db)
+    ? `${config.checkpointDir}-curve.svg`
+    : `${config.db.replace(/\.db$/, '')}-curve.svg`;
   await writeFile(curve, svg);
   if (options.summary) {
     await writeFile(options.summary, `${JSON.stringify(summaryJson(result, { curve }), null, 2)}\n`);
   }
-  console.log(`store: ${config.db}`);
+  console.log(`store: ${redactUrl(config.db)}`);
   console.log(`learning curve: ${curve}`);
-  console.log(`replay: npx stepwise view --db ${config.db}`);
-  console.log(`continue it: npx stepwise train --db ${config.db} --resume --iterations <more>`);
+  console.log(`replay: npx stepwise view --db ${redactUrl(config.db)}`);
+  console.log(`continue it: npx stepwise train --db ${redactUrl(config.db)} --resume --iterations <more>`);
   return curve;
 }
 

@@ -20,9 +20,9 @@ export interface CheckReport {
 }
 
 /** At most this many offending rows are listed per check (the count is always given). */
-const EXAMPLES = 5;
+export const EXAMPLES = 5;
 
-interface Rule {
+export interface Rule {
   check: string;
   severity: CheckFinding['severity'];
   /** Counts the offending rows. */
@@ -32,13 +32,15 @@ interface Rule {
   message: (n: number, examples: string[]) => string;
 }
 
-const listed = (n: number, ex: string[]) => `${ex.join('; ')}${n > ex.length ? `; ... (${n} in all)` : ''}`;
+export const listed = (n: number, ex: string[]) =>
+  `${ex.join('; ')}${n > ex.length ? `; ... (${n} in all)` : ''}`;
 
 // Where a trajectory lives, for messages.
 const TRAJ = `'run ' || i.run_id || ', iteration ' || i.iteration || ', group ' || g.group_key ||
   ', trajectory ' || t.trajectory_key`;
 const TRAJ_JOINS = 'JOIN groups g ON g.id = t.group_id JOIN iterations i ON i.id = g.iteration_id';
 
+/** The store's invariants; SQL in SQLite's dialect (`storeRules('postgres')` translates the few differences). */
 const rules: Rule[] = [
   {
     check: 'step count',
@@ -146,7 +148,18 @@ const rules: Rule[] = [
   },
 ];
 
-const TABLES = [
+/** The rules in one dialect: PostgreSQL has no total(), typeof() or quote(). */
+export function storeRules(dialect: 'sqlite' | 'postgres'): readonly Rule[] {
+  if (dialect === 'sqlite') return rules;
+  const pg = (sql: string) =>
+    sql
+      .replaceAll('total(env_reward)', 'coalesce(sum(env_reward), 0)')
+      .replaceAll("typeof(value) != 'real'", "value = 'NaN'::float8")
+      .replaceAll('quote(value)', 'value::text');
+  return rules.map((r) => ({ ...r, countSql: pg(r.countSql), exampleSql: pg(r.exampleSql) }));
+}
+
+export const TABLES = [
   'runs',
   'iterations',
   'groups',

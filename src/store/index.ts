@@ -1,6 +1,8 @@
 /**
  * The trajectory store's public API (see store.ts for a usage sketch).
  */
+
+export type { StepAdvantage, StoreBackend, StoreReader, TrajectoryStore } from './api.ts';
 export { decodeLogprobs, decodeTokens, encodeLogprobs, encodeTokens } from './blobs.ts';
 export { type CheckFinding, type CheckReport, checkStore, formatCheckReport } from './check.ts';
 export {
@@ -14,6 +16,7 @@ export {
   parseJsonlFile,
   stepToJson,
 } from './jsonl.ts';
+export { isPostgresUrl, PgStore } from './postgres/store.ts';
 export type {
   GroupAdvantage,
   MetricRow,
@@ -30,6 +33,6 @@ export {
   type ServedStepInput,
   type ServedStepRow,
 } from './served.ts';
-export { type OpenOptions, openStore, TrajectoryStore } from './store.ts';
+export { type OpenOptions, openSqliteStore, openStore, SqliteStore } from './store.ts';
 export type * from './types.ts';
 export type { WriteOptions } from './writer.ts';

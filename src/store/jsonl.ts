@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { parseOrThrow } from '../util/zod.ts';
-import type { TrajectoryStore } from './store.ts';
+import type { TrajectoryStore } from './api.ts';
 import type { GroupInput, Json, StepDetail, StepInput, TrajectoryInput } from './types.ts';
 import { ROW_FIELDS } from './writer.ts';
 
@@ -222,7 +222,7 @@ export function importRows(
   }
 
   let iterations = 0;
-  store.db.transaction(() => {
+  store.transaction(() => {
     for (const [runId, its] of tree) {
       if (!store.run(runId)) store.createRun(runId, {}, 'finished');
       for (const [iteration, groups] of its) {
@@ -232,7 +232,7 @@ export function importRows(
         iterations++;
       }
     }
-  })();
+  });
   return { runs: [...tree.keys()], iterations, steps: rows.length };
 }
 

@@ -68,14 +68,14 @@ export interface TrainingRow extends StoredStepRow {
 }
 
 // The columns of a step row, in one place for every query that returns step rows.
-const STEP_COLUMNS = `
+export const STEP_COLUMNS = `
   i.run_id, i.iteration, g.group_key, g.task_id, g.task_type, g.seed, g.split,
   t.trajectory_key, t.outcome, t.won, t.episode_return, s.id AS step_id, s.step_index, s.role, s.anchor,
   s.anchor_is_json, s.prompt_text, s.prompt_tokens, s.response_text, s.response_tokens,
   s.response_logprobs, s.env_reward, s.valid, s.done, s.extras`;
 // Write order without a sort: the writer inserts group by group, trajectory by trajectory.
-const WRITE_ORDER = 'ORDER BY i.id, g.id, t.id, s.step_index';
-const STEP_JOINS = `
+export const WRITE_ORDER = 'ORDER BY i.id, g.id, t.id, s.step_index';
+export const STEP_JOINS = `
   FROM steps s
   JOIN trajectories t ON t.id = s.trajectory_id
   JOIN groups g ON g.id = t.group_id
@@ -137,7 +137,7 @@ export function stepRowFromDb(r: DbStep): StoredStepRow {
   };
 }
 
-interface DbToolCall {
+export interface DbToolCall {
   tool: string;
   arguments: string;
   started_at: number;
@@ -148,7 +148,7 @@ interface DbToolCall {
   output_chars: number;
 }
 
-function toolCallFromDb(c: DbToolCall): ToolCallRecord {
+export function toolCallFromDb(c: DbToolCall): ToolCallRecord {
   const out: ToolCallRecord = {
     tool: c.tool,
     arguments: c.arguments,
@@ -162,7 +162,11 @@ function toolCallFromDb(c: DbToolCall): ToolCallRecord {
   return out;
 }
 
-function advantageFromDb(a: { estimator: string; value: number; details: string | null }): AdvantageRecord {
+export function advantageFromDb(a: {
+  estimator: string;
+  value: number;
+  details: string | null;
+}): AdvantageRecord {
   const out: AdvantageRecord = { estimator: a.estimator, value: a.value };
   if (a.details !== null) out.details = JSON.parse(a.details) as Json;
   return out;

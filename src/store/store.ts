@@ -1,6 +1,7 @@
 /**
  * The trajectory store: one SQLite file (WAL mode) per project or run, opened for writing by the
- * trainer and read-only by the viewer and the CLI's readers.
+ * trainer and read-only by the viewer and the CLI's readers; or, given a `postgres://` URL, a
+ * PostgreSQL database (postgres/store.ts) behind the same `TrajectoryStore` interface (api.ts).
  *
  *   const store = openStore('runs.db');
  *   store.createRun('alfworld-gigpo', { estimator: 'gigpo' });
@@ -9,8 +10,10 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import type { StepAdvantage, TrajectoryStore } from './api.ts';
 import { type CheckReport, checkStore } from './check.ts';
 import { Checkpointer, SAFETY_NET_BYTES } from './checkpointer.ts';
+import { isPostgresUrl, openPgStore } from './postgres/store.ts';
 import { Reader } from './queries.ts';
 import { foreignReason, migrate, newerSchemaError, SCHEMA_VERSION, schemaVersion } from './schema.ts';
 import type { IterationInput, Json, RunStatus } from './types.ts';
@@ -27,10 +30,11 @@ export interface OpenOptions {
 }
 
 /**
- * An open store: every query of `Reader` (runs, iterations, groups, trajectory, trainingRows,
- * metricSeries, resumePoint...) plus the writes, on one connection.
+ * An open SQLite store: every query of `Reader` (runs, iterations, groups, trajectory, trainingRows,
+ * metricSeries, resumePoint...) plus the writes, on one connection (`db`, for SQLite-only tools).
  */
-export class TrajectoryStore extends Reader {
+export class SqliteStore extends Reader implements TrajectoryStore {
+  readonly backend = 'sqlite' as const;
   private readonly writer: Writer | undefined;
 
   constructor(
@@ -65,7 +69,7 @@ export class TrajectoryStore extends Reader {
   }
 
   /** Adds or replaces one estimator's advantages of stored steps, all or nothing. */
-  writeAdvantages(runId: string, iteration: number, rows: Parameters<Writer['writeAdvantages']>[2]): void {
+  writeAdvantages(runId: string, iteration: number, rows: readonly StepAdvantage[]): void {
     this.w.writeAdvantages(runId, iteration, rows);
     this.checkpointer?.nudge();
   }
@@ -78,6 +82,10 @@ export class TrajectoryStore extends Reader {
   /** Records where the weights of an iteration were saved (resumePoint returns it). */
   addCheckpoint(runId: string, iteration: number, path: string, info: Json = {}): void {
     this.w.addCheckpoint(runId, iteration, path, info);
+  }
+
+  transaction<T>(body: () => T): T {
+    return this.db.transaction(body)();
   }
 
   check(): CheckReport {
@@ -93,11 +101,19 @@ export class TrajectoryStore extends Reader {
 }
 
 /**
- * Opens (or, for writing, creates) a store. Refuses a file from a newer schema, a file that is
+ * Opens (or, for writing, creates) a store: a PostgreSQL database for a `postgres://` or
+ * `postgresql://` URL, a SQLite file otherwise.
+ */
+export function openStore(location: string, options: OpenOptions = {}): TrajectoryStore {
+  return isPostgresUrl(location) ? openPgStore(location, options) : openSqliteStore(location, options);
+}
+
+/**
+ * Opens (or, for writing, creates) a SQLite store. Refuses a file from a newer schema, a file that is
  * not a SQLite database, a SQLite database of another program (see `foreignReason`), and,
  * read-only, a file that does not exist or predates the schema.
  */
-export function openStore(path: string, options: OpenOptions = {}): TrajectoryStore {
+export function openSqliteStore(path: string, options: OpenOptions = {}): SqliteStore {
   const readonly = options.readonly ?? false;
   if (readonly && !existsSync(path)) throw new Error(`no store at ${path}: the file does not exist`);
   if (existsSync(path) && statSync(path).isDirectory())
@@ -163,7 +179,7 @@ export function openStore(path: string, options: OpenOptions = {}): TrajectorySt
       db.pragma(`journal_size_limit = ${64 * 2 ** 20}`);
       checkpointer = new Checkpointer(path);
     }
-    return new TrajectoryStore(db, path, readonly, checkpointer);
+    return new SqliteStore(db, path, readonly, checkpointer);
   } catch (err) {
     db.close();
     throw err;

@@ -53,6 +53,72 @@ export function encodeAnchor(anchor: unknown): [string, number] {
   return typeof anchor === 'string' ? [anchor, 0] : [JSON.stringify(anchor), 1];
 }
 
+/**
+ * Checks a trajectory before it is written (both backends): at least one step, finite rewards
+ * and return, steps in order. Returns where it is (for messages) and its return.
+ */
+export function checkTrajectory(
+  groupKey: string,
+  t: TrajectoryInput,
+): { where: string; episodeReturn: number } {
+  const where = `group '${groupKey}', trajectory '${t.trajectoryId}'`;
+  if (t.steps.length === 0) throw new Error(`${where} has no steps; expected at least one`);
+  let sum = 0;
+  for (const s of t.steps) {
+    // SQLite would store NaN as NULL and fail with a bare constraint error; say what was wrong.
+    if (!Number.isFinite(s.envReward)) {
+      throw new Error(`${where}, step ${s.stepIndex}: envReward is ${s.envReward}; expected a finite number`);
+    }
+    sum += s.envReward;
+  }
+  if (t.episodeReturn !== undefined && !Number.isFinite(t.episodeReturn)) {
+    throw new Error(`${where}: episodeReturn is ${t.episodeReturn}; expected a finite number`);
+  }
+  t.steps.forEach((s, i) => {
+    if (s.stepIndex !== i) {
+      throw new Error(
+        `${where}: step at position ${i} has stepIndex ${s.stepIndex}; expected ${i} (steps in order)`,
+      );
+    }
+  });
+  return { where, episodeReturn: t.episodeReturn ?? sum };
+}
+
+/** Checks a step before it is written; returns its extras as JSON text. */
+export function checkStep(s: StepInput, where: string): string {
+  if (s.responseLogprobs.length !== s.responseTokens.length) {
+    throw new Error(
+      `${where}, step ${s.stepIndex}: ${s.responseLogprobs.length} responseLogprobs for ` +
+        `${s.responseTokens.length} responseTokens; expected one log-prob per response token`,
+    );
+  }
+  if (!s.extras) return '{}';
+  for (const key of Object.keys(s.extras)) {
+    if (ROW_FIELDS.has(key)) {
+      throw new Error(
+        `${where}, step ${s.stepIndex}: extras key '${key}' shadows a step-row field; rename it`,
+      );
+    }
+  }
+  return JSON.stringify(s.extras);
+}
+
+/** An advantage must be a finite number (`stepId` names the step row in the message). */
+export function checkAdvantage(stepId: number | bigint | string, a: AdvantageRecord): void {
+  if (!Number.isFinite(a.value)) {
+    throw new Error(
+      `advantage '${a.estimator}' of step row ${stepId} is ${a.value}; expected a finite number`,
+    );
+  }
+}
+
+/** A metric must be a number; NaN is refused with a message (SQLite would store it as NULL). */
+export function checkMetric(name: string, iteration: number, value: unknown): void {
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new Error(`metric '${name}' of iteration ${iteration} is ${value}; expected a number`);
+  }
+}
+
 /** Prepared statements, made once per open database (preparing is costlier than running). */
 export class Writer {
   private readonly insertIteration: Database.Statement;
@@ -150,57 +216,20 @@ export class Writer {
   }
 
   private writeTrajectory(groupId: number | bigint, groupKey: string, t: TrajectoryInput): void {
-    const where = `group '${groupKey}', trajectory '${t.trajectoryId}'`;
-    if (t.steps.length === 0) throw new Error(`${where} has no steps; expected at least one`);
-    let sum = 0;
-    for (const s of t.steps) {
-      // SQLite would store NaN as NULL and fail with a bare constraint error; say what was wrong.
-      if (!Number.isFinite(s.envReward)) {
-        throw new Error(
-          `${where}, step ${s.stepIndex}: envReward is ${s.envReward}; expected a finite number`,
-        );
-      }
-      sum += s.envReward;
-    }
-    if (t.episodeReturn !== undefined && !Number.isFinite(t.episodeReturn)) {
-      throw new Error(`${where}: episodeReturn is ${t.episodeReturn}; expected a finite number`);
-    }
+    const { where, episodeReturn } = checkTrajectory(groupKey, t);
     const trajectoryId = this.insertTrajectory.run(
       groupId,
       t.trajectoryId,
       t.outcome,
       t.won ? 1 : 0,
       t.steps.length,
-      t.episodeReturn ?? sum,
+      episodeReturn,
     ).lastInsertRowid;
-    t.steps.forEach((s, i) => {
-      if (s.stepIndex !== i) {
-        throw new Error(
-          `${where}: step at position ${i} has stepIndex ${s.stepIndex}; expected ${i} (steps in order)`,
-        );
-      }
-      this.writeStep(trajectoryId, s, where);
-    });
+    for (const s of t.steps) this.writeStep(trajectoryId, s, where);
   }
 
   private writeStep(trajectoryId: number | bigint, s: StepInput, where: string): void {
-    if (s.responseLogprobs.length !== s.responseTokens.length) {
-      throw new Error(
-        `${where}, step ${s.stepIndex}: ${s.responseLogprobs.length} responseLogprobs for ` +
-          `${s.responseTokens.length} responseTokens; expected one log-prob per response token`,
-      );
-    }
-    let extras = '{}';
-    if (s.extras) {
-      for (const key of Object.keys(s.extras)) {
-        if (ROW_FIELDS.has(key)) {
-          throw new Error(
-            `${where}, step ${s.stepIndex}: extras key '${key}' shadows a step-row field; rename it`,
-          );
-        }
-      }
-      extras = JSON.stringify(s.extras);
-    }
+    const extras = checkStep(s, where);
     const [anchor, anchorIsJson] = encodeAnchor(s.anchor);
     const stepId = this.insertStep.run(
       trajectoryId,
@@ -236,11 +265,7 @@ export class Writer {
   }
 
   private writeAdvantage(stepId: number | bigint, a: AdvantageRecord): void {
-    if (!Number.isFinite(a.value)) {
-      throw new Error(
-        `advantage '${a.estimator}' of step row ${stepId} is ${a.value}; expected a finite number`,
-      );
-    }
+    checkAdvantage(stepId, a);
     this.upsertAdvantage.run(
       stepId,
       a.estimator,
@@ -288,10 +313,7 @@ export class Writer {
 
   private putMetrics(runId: string, iteration: number, metrics: Record<string, number>): void {
     for (const [name, value] of Object.entries(metrics)) {
-      // SQLite stores NaN as NULL; refuse it here with a message instead of a constraint error.
-      if (typeof value !== 'number' || Number.isNaN(value)) {
-        throw new Error(`metric '${name}' of iteration ${iteration} is ${value}; expected a number`);
-      }
+      checkMetric(name, iteration, value);
       this.upsertMetric.run(runId, iteration, name, value);
     }
   }

@@ -11,6 +11,7 @@ import { ENV_NAMES } from '../envs/index.ts';
 import { SPLITS } from '../envs/types.ts';
 import { presets } from '../policy/model/config.ts';
 import { LossAgg } from '../policy/model/loss.ts';
+import { isPostgresUrl } from '../store/postgres/store.ts';
 import { parseOrThrow } from '../util/zod.ts';
 
 /** The estimators the trainer runs (IGPO needs a known answer; Flow-GRPO the AgentFlow agent). */
@@ -337,6 +338,11 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     lossAgg: c.ppo.lossAgg ?? d.lossAgg,
   };
   // Per run: several runs may share one store, and their `sft` and `iter-N` folders must not collide.
-  const checkpointDir = c.checkpointDir ?? `${c.db.replace(/\.db$/, '')}-checkpoints/${c.runId}`;
+  // A PostgreSQL store has no folder to sit beside: checkpoints go under runs/ (workers must reach them).
+  const checkpointDir =
+    c.checkpointDir ??
+    (isPostgresUrl(c.db)
+      ? `runs/checkpoints/${c.runId}`
+      : `${c.db.replace(/\.db$/, '')}-checkpoints/${c.runId}`);
   return { ...c, estimatorOptions: estimatorOptions as Record<string, unknown>, ppo, checkpointDir };
 }

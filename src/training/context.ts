@@ -8,6 +8,7 @@ import type { Policy } from '../policy/policy.ts';
 import type { TrajectoryStore } from '../store/index.ts';
 import type { TrainConfig } from './config.ts';
 import type { FamilyHooks, TaskFamily } from './family.ts';
+import type { RolloutResult } from './rollout.ts';
 
 /** Success on an evaluation split, overall and per task type. */
 export interface EvalResult {
@@ -69,6 +70,12 @@ export interface TrainHooks extends FamilyHooks {
   onProgress?: (event: ProgressEvent) => void;
   /** One line per iteration and per phase; default console.log. */
   log?: (line: string) => void;
+  /**
+   * Rolls out iteration `it` in place of the in-process rollout: src/distributed's `queueRollout`
+   * enqueues one job per (task, sample) for `stepwise worker`s. `policyDir` holds the weights the
+   * policy has now (the checkpoint the workers load).
+   */
+  rollout?: (ctx: RunContext, it: number, policyDir: string) => Promise<RolloutResult>;
 }
 
 /** What a run has before its policies exist: what its start (SFT or resume) works with. */

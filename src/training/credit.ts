@@ -19,6 +19,12 @@ export interface TrainStep {
   trajectory?: string;
   /** The log-prob each response token was sampled with (the rollout's behaviour log-probs). */
   logprobs?: number[];
+  /**
+   * Sampled by an older policy than the one updated (a distributed run's stale rollout,
+   * `extras.policyVersion`): the importance ratio is always taken against its `logprobs`, never
+   * against the current policy's scores.
+   */
+  stale?: boolean;
 }
 
 /** What the estimator gave an iteration. */
@@ -65,12 +71,14 @@ export async function assignCredit(
           `the estimator's rows miss trainable step ${s.stepIndex} of trajectory ${t.groupId}/${t.trajectoryId}`,
         );
       }
+      const stale = typeof s.extras.policyVersion === 'number';
       return {
         prompt: s.promptTokens,
         response: s.responseTokens,
         advantage: record.value,
         trajectory: `${t.groupId}/${t.trajectoryId}`,
         logprobs: s.responseLogprobs,
+        ...(stale ? { stale: true } : {}),
       };
     }),
   );

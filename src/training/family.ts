@@ -35,6 +35,8 @@ export interface RolloutRequest {
   temperature: number;
   /** Seed of the sampling. */
   seed: number;
+  /** Only these members of each group (a distributed worker's one sample); default all G. */
+  samples?: readonly number[];
   /** Called as each trajectory ends (progress bars). */
   onTrajectory?: (trajectory: Trajectory) => void;
   /** What the trajectories are for: training (default) or an evaluation (the served family's recorded source trains only). */

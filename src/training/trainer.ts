@@ -15,7 +15,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { rolloutMetrics, type Trajectory } from '../agents/record.ts';
 import { Policy } from '../policy/policy.ts';
-import { openStore } from '../store/index.ts';
+import { isPostgresUrl, openStore } from '../store/index.ts';
 import { parseTrainConfig } from './config.ts';
 import { type Evaluations, mean, pct, type RunBase, type RunContext, type TrainHooks } from './context.ts';
 import { assignCredit } from './credit.ts';
@@ -48,7 +48,7 @@ export interface TrainResult {
 export async function train(input: unknown, hooks: TrainHooks = {}): Promise<TrainResult> {
   const config = parseTrainConfig(input);
   const log = hooks.log ?? ((line: string) => console.log(line));
-  await mkdir(dirname(config.db) || '.', { recursive: true });
+  if (!isPostgresUrl(config.db)) await mkdir(dirname(config.db) || '.', { recursive: true });
   await mkdir(config.checkpointDir, { recursive: true });
   const family = await makeFamily(config, hooks);
   const store = openStore(config.db);
@@ -111,7 +111,7 @@ interface IterationContext extends RunContext {
 /** One RL iteration; returns the path of its checkpoint. */
 async function iteration(ctx: IterationContext): Promise<string> {
   const { config, store, policy, it } = ctx;
-  const rolled = await rollout(ctx, it);
+  const rolled = ctx.hooks.rollout ? await ctx.hooks.rollout(ctx, it, ctx.lastGood) : await rollout(ctx, it);
   const credit = await assignCredit(ctx, rolled.trajectories);
   const updated = await update(ctx, it, credit.steps, ctx.lastGood, { rolloutVersion: rolled.policyVersion });
 

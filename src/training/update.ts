@@ -54,6 +54,8 @@ export interface TrainSequence {
   behaviour?: number[];
   /** Steps it trains (1 for a step row). */
   steps: number;
+  /** Sampled by an older policy: `behaviour` is its old log-probs whatever the options. */
+  stale: boolean;
 }
 
 /**
@@ -118,7 +120,11 @@ function sequenceOf(steps: readonly TrainStep[]): TrainSequence {
       if (behaviour) behaviour[at + t] = s.logprobs![t]!;
     }
   }
-  return { tokens, mask, advantages, behaviour, steps: steps.length };
+  const stale = steps.some((s) => s.stale === true);
+  if (stale && !behaviour) {
+    throw new Error('a stale step (sampled by an older policy) must carry the log-probs it was sampled with');
+  }
+  return { tokens, mask, advantages, behaviour, steps: steps.length, stale };
 }
 
 /** Tokens per scoring call: bounds the [rows, seq, vocab] logits of the scoring graph. */
@@ -164,7 +170,17 @@ export async function tokenRows(
   const seqs = trainingSequences(steps, options.pack ?? false);
   const tokens = seqs.map((s) => s.tokens);
   const fromRollout = (options.rolloutLogprobs ?? false) && seqs.every((s) => s.behaviour !== undefined);
-  const old = fromRollout ? seqs.map((s) => s.behaviour!) : await scoreRows(policy, tokens);
+  // A stale sequence's ratio is against the policy that sampled it; the others are re-scored
+  // unless the policy has not changed since their rollout.
+  const rescore = fromRollout ? [] : seqs.flatMap((s, i) => (s.stale ? [] : [i]));
+  const scored = await scoreRows(
+    policy,
+    rescore.map((i) => tokens[i]!),
+  );
+  const old = seqs.map((s) => s.behaviour);
+  rescore.forEach((i, n) => {
+    old[i] = scored[n]!;
+  });
   const ref = (options.klCoef ?? 1) > 0 ? await scoreRows(reference, tokens) : old;
   const rows = seqs.map((s, i) => ({
     tokens: s.tokens,

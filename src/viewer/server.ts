@@ -104,7 +104,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
         if (!m) continue;
         const params = m.slice(1).map(decodeURIComponent);
         // One read transaction per request: one consistent snapshot of a store being written.
-        return jsonReply(200, store.db.transaction(() => handler(store, params, url.searchParams))());
+        return jsonReply(
+          200,
+          store.transaction(() => handler(store, params, url.searchParams)),
+        );
       }
       throw new NotFound(`no API route ${path}`);
     }

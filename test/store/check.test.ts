@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStore, type TrajectoryStore } from '../../src/store/index.ts';
+import { openSqliteStore, type TrajectoryStore } from '../../src/store/index.ts';
 import { sampleGroups } from './sample.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -13,7 +13,7 @@ let file: string;
 beforeEach(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'stepwise-check-'));
   file = path.join(dir, 's.db');
-  const s = openStore(file);
+  const s = openSqliteStore(file);
   s.createRun('r');
   s.writeIteration('r', { iteration: 0, groups: sampleGroups(2, 3) });
   s.close();
@@ -22,7 +22,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Damages the store with raw SQL (foreign keys off, as a buggy writer or a hand edit might). */
 function damage(sql: string): TrajectoryStore {
-  const s = openStore(file);
+  const s = openSqliteStore(file);
   s.db.pragma('foreign_keys = OFF');
   s.db.exec(sql);
   return s;
@@ -32,7 +32,7 @@ const checksOf = (s: TrajectoryStore) => s.check().findings.map((f) => [f.severi
 
 describe('store check', () => {
   it('passes a store written by the writer', () => {
-    const s = openStore(file, { readonly: true });
+    const s = openSqliteStore(file, { readonly: true });
     const r = s.check();
     expect(r).toMatchObject({ ok: true, findings: [], schemaVersion: 2 });
     // sampleGroups(2, 3): lengths 1,2,3 and 2,3,1 -> 12 steps; tool calls on step 0: 2 x 6 trajectories.

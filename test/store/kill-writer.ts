@@ -3,14 +3,15 @@
  * "mid" on stdout halfway through its transaction and waits to be killed.
  */
 import { writeSync } from 'node:fs';
-import { openStore } from '../../src/store/index.ts';
+import { isPostgresUrl, openSqliteStore, openStore, SqliteStore } from '../../src/store/index.ts';
 import { sampleGroups } from './sample.ts';
 
 const [file, groups] = [process.argv[2]!, Number(process.argv[3] ?? 8)];
-const store = openStore(file);
+// A PostgreSQL store (a URL) is killed the same way: its open transaction dies with the connection.
+const store = isPostgresUrl(file) ? openStore(file) : openSqliteStore(file);
 // A tiny page cache makes SQLite spill the open transaction's pages into the WAL file, so the
 // kill happens with uncommitted frames on disk, the case recovery has to get right.
-store.db.pragma('cache_size = 16');
+if (store instanceof SqliteStore) store.db.pragma('cache_size = 16');
 store.createRun('r');
 store.writeIteration('r', { iteration: 0, groups: sampleGroups(groups, 4), metrics: { loss: 1 } });
 store.writeIteration('r', { iteration: 1, groups: sampleGroups(groups, 4), metrics: { loss: 0.5 } });

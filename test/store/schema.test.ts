@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { migrate, migrations, openStore, SCHEMA_VERSION } from '../../src/store/index.ts';
+import { migrate, migrations, openSqliteStore, SCHEMA_VERSION } from '../../src/store/index.ts';
 import { sampleGroups } from './sample.ts';
 
 let dir: string;
@@ -20,13 +20,13 @@ describe('schema versions', () => {
 
   it('refuses a database from a newer schema, naming both versions', () => {
     const file = path.join(dir, 'new.db');
-    openStore(file).close();
+    openSqliteStore(file).close();
     const raw = new Database(file);
     raw.pragma(`user_version = ${SCHEMA_VERSION + 7}`);
     raw.close();
     const msg = `store schema version ${SCHEMA_VERSION + 7} is newer than this stepwise supports (version ${SCHEMA_VERSION})`;
-    expect(() => openStore(file)).toThrow(msg);
-    expect(() => openStore(file, { readonly: true })).toThrow(msg);
+    expect(() => openSqliteStore(file)).toThrow(msg);
+    expect(() => openSqliteStore(file, { readonly: true })).toThrow(msg);
     // Refusing did not touch the file.
     const again = new Database(file, { readonly: true });
     expect(again.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION + 7);
@@ -40,11 +40,11 @@ describe('schema versions', () => {
     expect(raw.pragma('user_version', { simple: true })).toBe(1);
     raw.close();
     // Readers do not migrate: they ask for a writer to do it.
-    expect(() => openStore(file, { readonly: true })).toThrow(
+    expect(() => openSqliteStore(file, { readonly: true })).toThrow(
       `schema version 1; this stepwise reads version ${SCHEMA_VERSION}`,
     );
 
-    const store = openStore(file);
+    const store = openSqliteStore(file);
     expect(store.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     const indexes = store.db
       .prepare(
@@ -63,31 +63,31 @@ describe('schema versions', () => {
     store.createRun('r');
     store.writeIteration('r', { iteration: 0, groups: sampleGroups(1, 2) });
     store.close();
-    const ro = openStore(file, { readonly: true });
+    const ro = openSqliteStore(file, { readonly: true });
     expect(ro.iterations('r')).toHaveLength(1);
     ro.close();
   });
 
   it('explains a missing, a non-database and a directory path', () => {
-    expect(() => openStore(path.join(dir, 'missing.db'), { readonly: true })).toThrow(
+    expect(() => openSqliteStore(path.join(dir, 'missing.db'), { readonly: true })).toThrow(
       /no store at .*missing\.db: the file does not exist/,
     );
     const junk = path.join(dir, 'junk.db');
     writeFileSync(junk, 'this is not a database, just text long enough to fill a header '.repeat(20));
-    expect(() => openStore(junk, { readonly: true })).toThrow(
+    expect(() => openSqliteStore(junk, { readonly: true })).toThrow(
       /junk\.db is not a stepwise store \(not a SQLite database/,
     );
-    expect(() => openStore(junk)).toThrow(/not a stepwise store/);
-    expect(() => openStore(dir)).toThrow(/is a directory; expected a store file/);
+    expect(() => openSqliteStore(junk)).toThrow(/not a stepwise store/);
+    expect(() => openSqliteStore(dir)).toThrow(/is a directory; expected a store file/);
   });
 
   it('opens read-only without writing and refuses writes', () => {
     const file = path.join(dir, 's.db');
-    const w = openStore(file);
+    const w = openSqliteStore(file);
     w.createRun('r');
     w.writeIteration('r', { iteration: 0, groups: sampleGroups(1, 1) });
     // A reader may open the file while the writer holds it (WAL).
-    const ro = openStore(file, { readonly: true });
+    const ro = openSqliteStore(file, { readonly: true });
     expect(ro.lastCompleteIteration('r')).toBe(0);
     w.writeIteration('r', { iteration: 1, groups: sampleGroups(1, 1) });
     expect(ro.lastCompleteIteration('r')).toBe(1);
@@ -99,7 +99,7 @@ describe('schema versions', () => {
 
   it('checkpoints the WAL into the database file from a background thread', async () => {
     const file = path.join(dir, 'bg.db');
-    const store = openStore(file);
+    const store = openSqliteStore(file);
     store.createRun('r');
     const before = statSync(file).size;
     // ~40 steps with 20k-token prompts: about 3 MB, far below the writer's own checkpoint
@@ -120,7 +120,7 @@ describe('schema versions', () => {
     store.close();
     // Closing leaves everything in the database file.
     expect(statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0).toBe(0);
-    const ro = openStore(file, { readonly: true });
+    const ro = openSqliteStore(file, { readonly: true });
     expect(ro.trainingRows('r', 0)[5]!.promptTokens).toHaveLength(20_000);
     ro.close();
   });

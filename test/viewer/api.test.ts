@@ -20,7 +20,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenDecoder } from '../../src/cli/commands/view.ts';
 import { estimators } from '../../src/credit/index.ts';
 import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
-import { type Json, openStore, type StepDetail, type TrajectoryStore } from '../../src/store/index.ts';
+import {
+  type Json,
+  openSqliteStore,
+  openStore,
+  type StepDetail,
+  type TrajectoryStore,
+} from '../../src/store/index.ts';
 import { startViewer, type Viewer } from '../../src/viewer/server.ts';
 import { copyStore, RUNS, resumeConfig, sharedTrainingStore } from './training-store.ts';
 
@@ -372,7 +378,7 @@ describe('a trajectory', () => {
     expect(levelWeight).toBeDefined();
     const older = { ...rest, alpha: 0.5 };
     const ref = { groupId: at.groupId, trajectoryId: at.trajectoryId, stepIndex: at.step.stepIndex };
-    const writer = openStore(db, { backgroundCheckpoint: false });
+    const writer = openSqliteStore(db, { backgroundCheckpoint: false });
     try {
       writer.writeAdvantages(RUNS.hgpo, at.iteration, [{ ...ref, ...record, details: older as Json }]);
       const t = await json(trajectoryPath(RUNS.hgpo, at.iteration, at.groupId, at.trajectoryId));
@@ -542,7 +548,7 @@ describe('stepwise view', () => {
 
 describe('a store being written', () => {
   it('shows only committed iterations: rows of an open transaction stay invisible', async () => {
-    const writer = openStore(db, { backgroundCheckpoint: false });
+    const writer = openSqliteStore(db, { backgroundCheckpoint: false });
     try {
       writer.db.exec('BEGIN');
       writer.db

@@ -139,6 +139,11 @@ export interface GroupRolloutOptions {
   makeEnv?: (name: string) => AgentEnv;
   /** Trajectories in flight at once (default: all of them). */
   concurrency?: number;
+  /**
+   * Only these members of each group (indices in 0..groupSize-1; default all): a distributed
+   * worker plays one sample of a group, with the same seeds and ids as when the whole group runs.
+   */
+  samples?: readonly number[];
 }
 
 /**
@@ -159,9 +164,15 @@ export async function rolloutGroups<T>(
   }
   checkConcurrency(options.concurrency, owner);
   const makeEnv = options.makeEnv ?? sharedEnvMaker();
-  const episodes = options.tasks.flatMap((task) =>
-    Array.from({ length: groupSize }, (_, j) => ({ task, j })),
-  );
+  const samples = options.samples ?? Array.from({ length: groupSize }, (_, j) => j);
+  for (const j of samples) {
+    if (!Number.isInteger(j) || j < 0 || j >= groupSize) {
+      throw new Error(
+        `${owner}: samples must be integers in 0..${groupSize - 1} (groupSize ${groupSize}), got ${j}`,
+      );
+    }
+  }
+  const episodes = options.tasks.flatMap((task) => samples.map((j) => ({ task, j })));
   return mapConcurrent(
     episodes,
     async ({ task, j }) => {

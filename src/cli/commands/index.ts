@@ -9,6 +9,7 @@ import { registerStore } from './store.ts';
 import { registerTool } from './tool.ts';
 import { registerTrain } from './train.ts';
 import { registerView } from './view.ts';
+import { registerWorker } from './worker.ts';
 
 /** Every subcommand of `stepwise`; each file under ./commands exports one `register*`. */
 export const commands: Array<(program: Command) => void> = [
@@ -21,4 +22,5 @@ export const commands: Array<(program: Command) => void> = [
   registerInitPolicy,
   registerView,
   registerTrain,
+  registerWorker,
 ];

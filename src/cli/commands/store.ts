@@ -5,23 +5,24 @@ import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import type { Command } from 'commander';
 import { formatCheckReport } from '../../store/check.ts';
 import { exportJsonl, importRows, parseJsonlFile } from '../../store/jsonl.ts';
+import { redactUrl } from '../../store/postgres/store.ts';
 import { openStore } from '../../store/store.ts';
 
 export function registerStore(program: Command): void {
   const store = program
     .command('store')
-    .description('inspect, check, export and import a trajectory store (SQLite)');
+    .description('inspect, check, export and import a trajectory store (SQLite file or postgres:// URL)');
 
   store
     .command('check')
     .description('integrity and consistency report; exits 1 when an error is found')
-    .requiredOption('--db <file>', 'the store file')
+    .requiredOption('--db <file>', 'the store file or postgres:// URL')
     .option('--json', 'print the report as JSON')
     .action((opts: { db: string; json?: boolean }) => {
       const s = openStore(opts.db, { readonly: true });
       try {
         const report = s.check();
-        console.log(opts.json ? JSON.stringify(report, null, 2) : formatCheckReport(opts.db, report));
+        console.log(opts.json ? JSON.stringify(report, null, 2) : formatCheckReport(s.path, report));
         if (!report.ok) process.exitCode = 1;
       } finally {
         s.close();
@@ -31,7 +32,7 @@ export function registerStore(program: Command): void {
   store
     .command('export')
     .description('write every step row as one JSON object per line')
-    .requiredOption('--db <file>', 'the store file')
+    .requiredOption('--db <file>', 'the store file or postgres:// URL')
     .option('--format <format>', 'output format (jsonl)', 'jsonl')
     .option('--out <file>', 'write here instead of standard output')
     .option('--run <id>', 'only this run')
@@ -45,7 +46,7 @@ export function registerStore(program: Command): void {
       }
       const s = openStore(opts.db, { readonly: true });
       try {
-        if (opts.run !== undefined && !s.run(opts.run)) throw new Error(`no run '${opts.run}' in ${opts.db}`);
+        if (opts.run !== undefined && !s.run(opts.run)) throw new Error(`no run '${opts.run}' in ${s.path}`);
         const filter = { runId: opts.run, iteration };
         const n = opts.out
           ? await toFile(opts.out, (write) => exportJsonl(s, write, filter))
@@ -59,7 +60,7 @@ export function registerStore(program: Command): void {
   store
     .command('import')
     .description('add step rows from a JSON-lines file (as `store export` writes them); all or nothing')
-    .requiredOption('--db <file>', 'the store file (created if missing)')
+    .requiredOption('--db <file>', 'the store file or postgres:// URL (created if missing)')
     .requiredOption('--in <file>', 'the JSON-lines file')
     .option('--run <id>', "put every row in this run (default: each row's runId, else 'imported')")
     .option(
@@ -84,16 +85,16 @@ export function registerStore(program: Command): void {
   store
     .command('migrate')
     .description('upgrade a store file to the schema of this stepwise')
-    .requiredOption('--db <file>', 'the store file')
+    .requiredOption('--db <file>', 'the store file or postgres:// URL')
     .action((opts: { db: string }) => {
       openStore(opts.db).close();
-      console.log(`store ${opts.db}: schema up to date`);
+      console.log(`store ${redactUrl(opts.db)}: schema up to date`);
     });
 
   store
     .command('runs')
     .description('list the runs of a store with their iterations')
-    .requiredOption('--db <file>', 'the store file')
+    .requiredOption('--db <file>', 'the store file or postgres:// URL')
     .action((opts: { db: string }) => {
       const s = openStore(opts.db, { readonly: true });
       try {

@@ -20,6 +20,9 @@ interface TrainFlags {
   summary?: string;
   progress?: boolean;
   promptFormat?: string;
+  queue?: boolean;
+  maxStaleness?: string;
+  lease?: string;
 }
 
 /** A served agent function a config module exports as `agent` (agent: 'served'). */
@@ -95,6 +98,15 @@ export function registerTrain(program: Command): void {
       "household prompt: 'growing' (the whole trajectory) or 'windowed' (the last loop.history steps)",
     )
     .option('--no-progress', 'no progress bars')
+    .option(
+      '--queue',
+      'roll out through a job queue in the PostgreSQL --db: start `stepwise worker --db <same URL>` anywhere',
+    )
+    .option('--max-staleness <n>', 'with --queue: train on rollouts up to n policy versions old (default 0)')
+    .option(
+      '--lease <seconds>',
+      'with --queue: a job whose worker is silent this long is retried (default 600)',
+    )
     .action(async (file: string | undefined, flags: TrainFlags) => {
       const { parseTrainConfig } = await import('../../training/config.ts');
       const { train } = await import('../../training/trainer.ts');
@@ -137,10 +149,21 @@ export function registerTrain(program: Command): void {
       // Checked before any work: a bad config names its field here.
       parseTrainConfig(input);
       const { progressBars } = await import('../progress.ts');
+      const rollout = flags.queue
+        ? (await import('../../distributed/learner.ts')).queueRollout({
+            maxStaleness:
+              flags.maxStaleness === undefined ? 0 : integer('--max-staleness', flags.maxStaleness),
+            leaseSeconds: flags.lease === undefined ? undefined : integer('--lease', flags.lease),
+          })
+        : undefined;
+      if (!flags.queue && (flags.maxStaleness !== undefined || flags.lease !== undefined)) {
+        throw new Error('--max-staleness and --lease apply to --queue rollouts only; add --queue');
+      }
       const result = await train(input, {
         resume: flags.resume,
         ...(moduleAgent ? { servedAgent: moduleAgent as ServedAgent } : {}),
         onProgress: flags.progress === false ? undefined : progressBars(),
+        rollout,
       });
       await reportRun(result, input, { summary: flags.summary });
     });

@@ -242,6 +242,7 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
         modules,
         tasks: request.tasks,
         groupSize: request.groupSize,
+        samples: request.samples,
         config: {
           ...flowConfig,
           sampling: {

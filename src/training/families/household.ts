@@ -104,6 +104,7 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
         model: new PolicyChatModel(policy, { name: 'policy', temperature: request.temperature }),
         tasks: request.tasks,
         groupSize: request.groupSize,
+        samples: request.samples,
         makeEnv,
         loops: {
           household: {

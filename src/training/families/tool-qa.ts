@@ -388,6 +388,7 @@ function familyFromParts(config: TrainConfig, hooks: FamilyHooks, parts: ToolQaP
         model: new PolicyChatModel(policy, { name: 'policy', temperature: request.temperature }),
         tasks: request.tasks,
         groupSize: request.groupSize,
+        samples: request.samples,
         makeEnv: parts.makeEnv,
         loops: loops(request.temperature, request.seed),
         onTrajectory: request.onTrajectory,
