@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { PolicyChatModel, PolicyChatResult } from '../agents/chat/policy-chat-model.ts';
 import { toolCallsFromText } from '../agents/chat/template.ts';
 import type { ChatMessage, ChatToolDefinition } from '../agents/types.ts';
+import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import { callSeed } from '../util/random.ts';
 import { badRequest, contextOverflow } from './errors.ts';
 import type { ChatCompletionRequest, StepwiseTokens } from './protocol.ts';
@@ -109,7 +110,15 @@ export async function chatCompletions(
   const messages = toChatMessages(req.messages);
   const rollout = context.rollout;
   const opening = tok.encode(prefix);
-  const built = promptIds(tok, messages, tools, context.replies, rollout?.rollout);
+  // Recorded reply ids are spliced in per message with stepwise's own template; a Hugging Face
+  // template renders the conversation whole, so there every assistant message is re-encoded.
+  const built =
+    tok instanceof Tokenizer
+      ? promptIds(tok, messages, tools, context.replies, rollout?.rollout)
+      : {
+          ids: model.promptTokens(messages, { tools }),
+          reencoded: messages.filter((m) => m.role === 'assistant').length,
+        };
   const prompt = [...built.ids, ...opening];
   const sampling = context.rollout?.sampling;
   const requested = req.max_completion_tokens ?? req.max_tokens;

@@ -13,7 +13,7 @@
 
 import { templateMessages } from '../agents/chat/template.ts';
 import type { ChatMessage, ChatToolCall, ChatToolDefinition } from '../agents/types.ts';
-import type { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
+import type { PolicyTokenizer, Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 
 /** JSON with object keys sorted at every level, so that equal values give equal text. */
 function canonicalJson(value: unknown): string {
@@ -113,7 +113,11 @@ export function promptIds(
 }
 
 /** The ids a reply adds to a later prompt: its forced opening, the sampled ids, and the end token. */
-export function replyIds(tok: Tokenizer, opening: readonly number[], sampled: readonly number[]): number[] {
+export function replyIds(
+  tok: PolicyTokenizer,
+  opening: readonly number[],
+  sampled: readonly number[],
+): number[] {
   const ids = [...opening, ...sampled];
   if (ids.at(-1) !== tok.endId) ids.push(tok.endId);
   return ids;

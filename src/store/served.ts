@@ -9,8 +9,9 @@
  */
 import type Database from 'better-sqlite3';
 import type { Json } from '../util/json.ts';
+import type { TrajectoryStore } from './api.ts';
 import { decodeLogprobs, decodeTokens, encodeLogprobs, encodeTokens } from './blobs.ts';
-import type { TrajectoryStore } from './store.ts';
+import { SqliteStore } from './store.ts';
 
 /** A served completion as written (the fields of src/serve's `ServedStep`). */
 export interface ServedStepInput {
@@ -67,6 +68,13 @@ export class ServedLog {
 
   constructor(store: TrajectoryStore) {
     if (store.readonly) throw new Error(`ServedLog: store ${store.path} is open read-only; recording writes`);
+    // Served rollouts are written with SQLite statements; the PostgreSQL store has the same
+    // tables (migration 3) but no ServedLog of its own yet (docs/ARCHITECTURE.md).
+    if (!(store instanceof SqliteStore)) {
+      throw new Error(
+        `ServedLog: store ${store.path} is not a SQLite file; recording served rollouts (serve --record, agent 'served') needs a SQLite store`,
+      );
+    }
     this.db = store.db;
   }
 

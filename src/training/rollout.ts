@@ -20,8 +20,11 @@ export interface RolloutResult {
    * changed meanwhile. An update at this version takes its behaviour log-probs from the rollout.
    */
   policyVersion?: number;
-  /** Prompt tokens the policy prefilled (the prefix cache's hits excluded), dropped groups included. */
-  prefilledTokens: number;
+  /**
+   * Prompt tokens the policy prefilled (the prefix cache's hits excluded), dropped groups included;
+   * undefined when other processes rolled out (queue workers).
+   */
+  prefilledTokens?: number;
 }
 
 /** Seed of the k-th task of an iteration's attempt: distinct per (run seed, iteration, attempt, k). */

@@ -137,12 +137,16 @@ async function iteration(ctx: IterationContext): Promise<string> {
     update_tokens_per_s: updated.tokens / Math.max(updated.seconds, 1e-9),
     dropped_trajectories: all.length - trajectories.length,
     env_steps: envStepsSoFar(ctx) + all.reduce((a, t) => a + t.steps.length, 0),
-    prefill_tokens_per_env_step:
-      rolled.prefilledTokens /
-      Math.max(
-        1,
-        all.reduce((a, t) => a + t.steps.length, 0),
-      ),
+    ...(rolled.prefilledTokens === undefined
+      ? {}
+      : {
+          prefill_tokens_per_env_step:
+            rolled.prefilledTokens /
+            Math.max(
+              1,
+              all.reduce((a, t) => a + t.steps.length, 0),
+            ),
+        }),
   };
   store.writeIteration(config.runId, { iteration: it, groups: credit.groups, metrics });
   store.addCheckpoint(config.runId, it, dir, { step: policy.runner.step });

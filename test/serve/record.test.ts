@@ -11,14 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { templateMessages } from '../../src/agents/chat/template.ts';
 import type { Policy } from '../../src/policy/policy.ts';
 import { PolicyServer } from '../../src/serve/index.ts';
-import { openStore, ServedLog, type TrajectoryStore } from '../../src/store/index.ts';
+import { openSqliteStore, ServedLog, type SqliteStore } from '../../src/store/index.ts';
 import { PYTHON_TOOL, toolCallingPolicy } from '../agents/chat-helpers.ts';
 
 let policy: Policy;
 let server: PolicyServer;
 let client: OpenAI;
 let baseURL: string;
-let store: TrajectoryStore;
+let store: SqliteStore;
 let dir: string;
 const model = 'tiny-test';
 type Stepwise = {
@@ -32,7 +32,7 @@ const headers = (rollout: string, group?: string) => ({
 beforeAll(async () => {
   policy = await toolCallingPolicy();
   dir = mkdtempSync(join(tmpdir(), 'stepwise-record-'));
-  store = openStore(join(dir, 'served.db'));
+  store = openSqliteStore(join(dir, 'served.db'));
   server = new PolicyServer(policy, { port: 0, modelId: model }, new ServedLog(store));
   baseURL = await server.listen();
   client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0 });

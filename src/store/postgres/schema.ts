@@ -128,4 +128,40 @@ export const pgMigrations: readonly Migration[] = [
       CREATE INDEX metrics_by_name ON metrics(run_id, name, iteration);
     `,
   },
+  {
+    version: 3,
+    description: 'served rollouts and their steps (`stepwise serve --record`), before any run trains on them',
+    sql: `
+      CREATE TABLE served_rollouts (
+        id            BIGSERIAL PRIMARY KEY,
+        rollout_key   TEXT NOT NULL UNIQUE,
+        group_key     TEXT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        reward        DOUBLE PRECISION,
+        won           INTEGER CHECK (won IS NULL OR won IN (0, 1)),
+        step_rewards  TEXT CHECK (step_rewards IS NULL OR (step_rewards::json) IS NOT NULL),
+        rewarded_at   BIGINT
+      );
+
+      CREATE TABLE served_steps (
+        id                 BIGSERIAL PRIMARY KEY,
+        rollout_id         BIGINT NOT NULL REFERENCES served_rollouts(id) ON DELETE CASCADE,
+        step_index         INTEGER NOT NULL,
+        created_at         BIGINT NOT NULL,
+        model              TEXT NOT NULL,
+        finish_reason      TEXT NOT NULL,
+        reencoded          INTEGER NOT NULL,
+        anchor             TEXT NOT NULL,
+        messages           TEXT NOT NULL CHECK ((messages::json) IS NOT NULL),
+        tool_calls         TEXT NOT NULL CHECK ((tool_calls::json) IS NOT NULL),
+        prompt_text        TEXT NOT NULL,
+        prompt_tokens      BYTEA NOT NULL,
+        response_text      TEXT NOT NULL,
+        response_tokens    BYTEA NOT NULL,
+        response_logprobs  BYTEA NOT NULL,
+        UNIQUE (rollout_id, step_index)
+      );
+      CREATE INDEX served_rollouts_by_group ON served_rollouts(group_key);
+    `,
+  },
 ];
