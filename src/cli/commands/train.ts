@@ -148,6 +148,15 @@ export function registerTrain(program: Command): void {
       }
       // Checked before any work: a bad config names its field here.
       parseTrainConfig(input);
+      if (!flags.queue && (flags.maxStaleness !== undefined || flags.lease !== undefined)) {
+        throw new Error('--max-staleness and --lease apply to --queue rollouts only; add --queue');
+      }
+      const { isPostgresUrl } = await import('../../store/postgres/store.ts');
+      if (flags.queue && !isPostgresUrl(String(input.db))) {
+        throw new Error(
+          `--queue needs a PostgreSQL store every worker reaches (--db postgres://...); ${String(input.db)} is a SQLite file`,
+        );
+      }
       const { progressBars } = await import('../progress.ts');
       const rollout = flags.queue
         ? (await import('../../distributed/learner.ts')).queueRollout({
@@ -156,9 +165,6 @@ export function registerTrain(program: Command): void {
             leaseSeconds: flags.lease === undefined ? undefined : integer('--lease', flags.lease),
           })
         : undefined;
-      if (!flags.queue && (flags.maxStaleness !== undefined || flags.lease !== undefined)) {
-        throw new Error('--max-staleness and --lease apply to --queue rollouts only; add --queue');
-      }
       const result = await train(input, {
         resume: flags.resume,
         ...(moduleAgent ? { servedAgent: moduleAgent as ServedAgent } : {}),
