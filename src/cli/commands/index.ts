@@ -4,6 +4,7 @@ import { registerBench } from './bench.ts';
 import { registerCredit } from './credit.ts';
 import { registerDemo } from './demo.ts';
 import { registerInitPolicy } from './init-policy.ts';
+import { registerMerge } from './merge.ts';
 import { registerServe } from './serve.ts';
 import { registerStore } from './store.ts';
 import { registerTool } from './tool.ts';
@@ -21,4 +22,5 @@ export const commands: Array<(program: Command) => void> = [
   registerInitPolicy,
   registerView,
   registerTrain,
+  registerMerge,
 ];
