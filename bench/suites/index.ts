@@ -17,4 +17,5 @@ export const suites: Record<string, () => Promise<Suite>> = {
   viewer: async () => (await import('./viewer.ts')).suite,
   trainer: async () => (await import('./trainer.ts')).suite,
   learning: async () => (await import('./learning.ts')).suite,
+  hf: async () => (await import('./hf.ts')).suite,
 };
