@@ -12,6 +12,9 @@ import { loadSafetensors } from '../../src/policy/checkpoint/safetensors.ts';
 import { LORA_TARGETS } from '../../src/policy/model/config.ts';
 import { paramSpecs } from '../../src/policy/model/params.ts';
 import { Policy } from '../../src/policy/policy.ts';
+import { openStore } from '../../src/store/index.ts';
+import { parseTrainConfig } from '../../src/training/config.ts';
+import { train } from '../../src/training/trainer.ts';
 import { referenceLogits, writeHfModel } from './hf-fixtures.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'stepwise-lora-'));
@@ -135,5 +138,47 @@ describe('LoRA on a Hugging Face model', () => {
     await expect(mergeCheckpoint({ checkpoint: dir, out: path.join(root, 'x') })).rejects.toThrow(
       /has no LoRA adapters/,
     );
+  });
+});
+
+describe('training an imported model with LoRA end to end', () => {
+  it('train() with policy.checkpoint = an HF folder and policy.lora: RL on household, PEFT checkpoints, frozen base', async () => {
+    const hf = path.join(root, 'train-base');
+    await writeHfModel(hf, { family: 'qwen2', dtype: 'BF16', sharded: false, maxPositions: 2048 });
+    const db = path.join(root, 'train.db');
+    const result = await train(
+      {
+        envOptions: { receptacles: 4, objects: 1, taskTypes: ['pick_and_place_simple'], maxSteps: 4 },
+        loop: { history: 1, maxSteps: 2, maxTokens: 8 },
+        policy: { checkpoint: hf, lora: { rank: 2, alpha: 4 } },
+        sft: { enabled: false },
+        estimator: 'grpo',
+        groupSize: 2,
+        tasksPerIteration: 1,
+        iterations: 1,
+        ppo: { miniBatchSize: 4, learningRate: 1e-2 },
+        eval: { every: 1, tasks: 1 },
+        db,
+      },
+      { log: () => {} },
+    );
+    expect(result.referenceCheckpoint).toBe(hf);
+    const store = openStore(db, { readonly: true });
+    try {
+      expect(store.run('train')!.status).toBe('finished');
+      const [ckpt] = store.checkpoints('train');
+      expect(readFileSync(path.join(ckpt!.path, 'adapter_config.json'), 'utf8')).toContain('"r": 2');
+      // The base in the checkpoint is the imported base, bit for bit (frozen, stored as BF16).
+      const a = (await loadSafetensors(path.join(hf, 'model.safetensors'))).tensors;
+      const b = (await loadSafetensors(path.join(ckpt!.path, 'model.safetensors'))).tensors;
+      for (const name of Object.keys(a))
+        expect(Buffer.from(b[name]!.data.buffer).equals(Buffer.from(a[name]!.data.buffer)), name).toBe(true);
+    } finally {
+      store.close();
+    }
+  }, 120_000);
+
+  it('policy.lora without a checkpoint is refused naming the field', () => {
+    expect(() => parseTrainConfig({ policy: { lora: { rank: 4 } } })).toThrow(/policy.lora/);
   });
 });
