@@ -14,6 +14,7 @@ interface ServeFlags {
   model?: string;
   maxBatch: string;
   device: string;
+  contextLength?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -28,6 +29,7 @@ export function registerServe(program: Command): void {
     .option('--model <id>', 'the model id clients send (default: the checkpoint folder name)')
     .option('--max-batch <n>', 'most rows per decode batch', '64')
     .option('--device <device>', 'cpu or cuda', 'cpu')
+    .option('--context-length <n>', 'a Hugging Face folder: context length (default min(model max, 4096))')
     .action(async (opts: ServeFlags) => {
       const port = Number(opts.port);
       const maxBatch = Number(opts.maxBatch);
@@ -37,7 +39,11 @@ export function registerServe(program: Command): void {
       if (!Number.isInteger(maxBatch) || maxBatch < 1) {
         throw new Error(`--max-batch must be a positive integer, got "${opts.maxBatch}"`);
       }
-      const policy = await Policy.load(opts.checkpoint, { device: opts.device });
+      const contextLength = opts.contextLength === undefined ? undefined : Number(opts.contextLength);
+      if (contextLength !== undefined && !(Number.isInteger(contextLength) && contextLength >= 2)) {
+        throw new Error(`--context-length must be an integer >= 2, got "${opts.contextLength}"`);
+      }
+      const policy = await Policy.load(opts.checkpoint, { device: opts.device, contextLength });
       const modelId = opts.model ?? basename(resolve(opts.checkpoint));
       const server = new PolicyServer(policy, { host: opts.host, port, modelId, maxBatch });
       const url = await server.listen();
