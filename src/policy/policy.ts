@@ -136,6 +136,11 @@ export class Policy {
     }
     if (options.lora)
       throw new Error(`lora: '${dir}' is not a Hugging Face folder; LoRA needs a pretrained base`);
+    if (options.contextLength !== undefined) {
+      throw new Error(
+        `contextLength: '${dir}' is a stepwise checkpoint, whose context length its config fixes`,
+      );
+    }
     const ckpt = await loadCheckpoint(dir);
     if (ckpt.tokenizerJson === undefined) throw new Error(`checkpoint '${dir}' has no tokenizer.json`);
     const runner = new ModelRunner(ckpt.config, ckpt.params, resolveDevice(options.device ?? 'cpu'), {
