@@ -141,6 +141,12 @@ export { Policy, type PolicyInit, type Prompt } from './policy/policy.ts';
 export { GenerateOptions, type Generation } from './policy/runtime/generate.ts';
 export type { TokenBatch, TokenRow, UpdateMetrics } from './policy/runtime/runner.ts';
 export { CUDA_INSTALL_HINT, Device } from './policy/runtime/session.ts';
+// Hugging Face model folders (issue 15): import, tokenizer and chat template, LoRA adapters, merge.
+export { type HfModel, isHfFolder, loadHfModel, saveHfModel } from './policy/hf/folder.ts';
+export { baseConfig, mergeAdapters } from './policy/hf/lora.ts';
+export { HfTokenizer } from './policy/hf/tokenizer.ts';
+export { LORA_TARGETS, LoraConfig } from './policy/model/config.ts';
+export type { PolicyTokenizer } from './policy/tokenizer/tokenizer.ts';
 
 // --- Environments (src/envs) ---
 export * from './envs/index.ts';

@@ -18,4 +18,5 @@ export const suites: Record<string, () => Promise<Suite>> = {
   trainer: async () => (await import('./trainer.ts')).suite,
   learning: async () => (await import('./learning.ts')).suite,
   distributed: async () => (await import('./distributed.ts')).suite,
+  hf: async () => (await import('./hf.ts')).suite,
 };

@@ -8,7 +8,7 @@ import { parseOrThrow } from '../util/zod.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint/checkpoint.ts';
 import { type HfSource, isHfFolder, loadHfModel, saveHfModel } from './hf/folder.ts';
 import type { HfTokenizer } from './hf/tokenizer.ts';
-import { type ModelConfig, modelConfig, type PresetName } from './model/config.ts';
+import { type LoraConfig, type ModelConfig, modelConfig, type PresetName } from './model/config.ts';
 import { buildLogitsGraph } from './model/graphs.ts';
 import { LossConfig } from './model/loss.ts';
 import { initParams, type Params } from './model/params.ts';
@@ -53,6 +53,10 @@ export interface PolicyRuntimeOptions {
   device?: string;
   bakeWeights?: boolean;
   prefixCacheBytes?: number;
+  /** A Hugging Face folder only: train LoRA adapters on the frozen base (see `HfLoadOptions`). */
+  lora?: z.input<typeof LoraConfig>;
+  /** A Hugging Face folder only: seed of fresh LoRA adapters. */
+  seed?: number;
   /**
    * A Hugging Face folder only: the context length (default the smaller of the model's
    * max_position_embeddings and 4096); decode buffers and RoPE tables are sized by it.
@@ -118,13 +122,24 @@ export class Policy {
    */
   static async load(dir: string, options: PolicyRuntimeOptions = {}): Promise<Policy> {
     if (isHfFolder(dir)) {
-      const m = await loadHfModel(dir, { contextLength: options.contextLength });
+      const m = await loadHfModel(dir, {
+        contextLength: options.contextLength,
+        lora: options.lora,
+        seed: options.seed,
+      });
       const runner = new ModelRunner(m.config, m.params, resolveDevice(options.device ?? 'cpu'), {
         bakeWeights: options.bakeWeights,
         prefixCacheBytes: options.prefixCacheBytes,
       });
       if (m.optimizer) runner.setOptimizerState(m.optimizer, m.step);
       return new Policy(m.tokenizer, runner, m.source);
+    }
+    if (options.lora)
+      throw new Error(`lora: '${dir}' is not a Hugging Face folder; LoRA needs a pretrained base`);
+    if (options.contextLength !== undefined) {
+      throw new Error(
+        `contextLength: '${dir}' is a stepwise checkpoint, whose context length its config fixes`,
+      );
     }
     const ckpt = await loadCheckpoint(dir);
     if (ckpt.tokenizerJson === undefined) throw new Error(`checkpoint '${dir}' has no tokenizer.json`);

@@ -20,7 +20,7 @@ export class TextStream {
 
   /** Add a token; returns the text that is now safe to send ('' when none). */
   push(token: number): string {
-    if (token === this.tokenizer.endId) return '';
+    if (this.tokenizer.stopIds.includes(token)) return '';
     this.text += this.decoder.decode(this.tokenizer.tokenBytes(token), { stream: true });
     let safe = this.text.length - this.holdBack;
     for (const s of this.stop) {

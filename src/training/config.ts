@@ -9,7 +9,7 @@ import { estimators } from '../credit/estimators.ts';
 import { penaltyPlacementSchema } from '../credit/types.ts';
 import { ENV_NAMES } from '../envs/index.ts';
 import { SPLITS } from '../envs/types.ts';
-import { presets } from '../policy/model/config.ts';
+import { LoraConfig, presets } from '../policy/model/config.ts';
 import { LossAgg } from '../policy/model/loss.ts';
 import { isPostgresUrl } from '../store/postgres/store.ts';
 import { parseOrThrow } from '../util/zod.ts';
@@ -129,6 +129,11 @@ export const TrainConfig = z.strictObject({
       preset: z.enum(Object.keys(presets) as [keyof typeof presets]).default('tiny'),
       /** A checkpoint folder to start from instead (SFT is skipped unless `sft.enabled` says otherwise). */
       checkpoint: z.string().min(1).optional(),
+      /**
+       * With a Hugging Face `checkpoint`: train LoRA adapters ({ rank, alpha, targets, dropout })
+       * on the frozen base instead of every weight; checkpoints hold PEFT adapter files.
+       */
+      lora: LoraConfig.optional(),
       /** Explicit model sizes instead of the preset (tests use a smaller one). */
       model: z
         .strictObject({
@@ -320,6 +325,12 @@ export function parseTrainConfig(input: unknown): TrainConfig {
     throw new TrainConfigError(
       'policy.model.heads',
       `${c.policy.model.heads} does not divide the width ${c.policy.model.width}`,
+    );
+  }
+  if (c.policy.lora && !c.policy.checkpoint) {
+    throw new TrainConfigError(
+      'policy.lora',
+      'needs policy.checkpoint (a Hugging Face model folder to adapt)',
     );
   }
   if (!c.sft.enabled && !c.policy.checkpoint) {

@@ -107,7 +107,13 @@ async function startingPolicy(
   { config, hooks, family }: RunBase,
   demos: readonly Demonstrated[],
 ): Promise<Policy> {
-  if (config.policy.checkpoint) return Policy.load(config.policy.checkpoint, { device: config.device });
+  if (config.policy.checkpoint) {
+    return Policy.load(config.policy.checkpoint, {
+      device: config.device,
+      lora: config.policy.lora,
+      seed: config.seed,
+    });
+  }
   const tokenizer =
     hooks.tokenizer ??
     (await domainTokenizer(

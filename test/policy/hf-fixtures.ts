@@ -191,11 +191,12 @@ export function tinyTokenizerFiles(): Record<string, string> {
 /** Write a random-init model folder; returns its config.json object. */
 export async function writeHfModel(
   dir: string,
-  options: { family: Family; dtype: HfDtype; sharded: boolean; seed?: number },
+  options: { family: Family; dtype: HfDtype; sharded: boolean; seed?: number; maxPositions?: number },
 ): Promise<Record<string, unknown>> {
   mkdirSync(dir, { recursive: true });
   const cfg = {
     ...familyConfig(options.family),
+    ...(options.maxPositions ? { max_position_embeddings: options.maxPositions } : {}),
     torch_dtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[options.dtype],
   };
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg, null, 2));

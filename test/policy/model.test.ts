@@ -3,7 +3,7 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { Graph, grad } from '../../src/policy/graph/index.ts';
-import { type ModelConfig, modelConfig } from '../../src/policy/model/config.ts';
+import { LORA_TARGETS, type ModelConfig, modelConfig } from '../../src/policy/model/config.ts';
 import { paramInputs, scoreTokens } from '../../src/policy/model/graphs.ts';
 import { LossConfig, lossTerms } from '../../src/policy/model/loss.ts';
 import { initParams, paramSpecs } from '../../src/policy/model/params.ts';
@@ -33,6 +33,9 @@ const hfFeatures = {
   normEps: 1e-6,
 } as const;
 
+/** The same with LoRA adapters on every target (the gradient then also reaches A and B). */
+const withLora = { ...hfFeatures, lora: { rank: 2, alpha: 3, targets: [...LORA_TARGETS], dropout: 0 } };
+
 /** A deterministic pseudo-random stream for test data (not the model's generators). */
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -43,7 +46,7 @@ function lcg(seed: number): () => number {
 }
 
 describe('whole-model gradient (float64, central differences)', () => {
-  for (const variant of [{}, { norm: 'rmsnorm', positions: 'rope' }, hfFeatures] as const) {
+  for (const variant of [{}, { norm: 'rmsnorm', positions: 'rope' }, hfFeatures, withLora] as const) {
     it(`matches finite differences within 1e-4 (${JSON.stringify(variant)})`, async () => {
       const c = micro(variant);
       const cfg = LossConfig.parse({ klCoef: 0.1, entropyCoef: 0.05 });

@@ -4,6 +4,7 @@ import { registerBench } from './bench.ts';
 import { registerCredit } from './credit.ts';
 import { registerDemo } from './demo.ts';
 import { registerInitPolicy } from './init-policy.ts';
+import { registerMerge } from './merge.ts';
 import { registerServe } from './serve.ts';
 import { registerStore } from './store.ts';
 import { registerTool } from './tool.ts';
@@ -23,4 +24,5 @@ export const commands: Array<(program: Command) => void> = [
   registerView,
   registerTrain,
   registerWorker,
+  registerMerge,
 ];

@@ -20,6 +20,7 @@ interface ServeFlags {
   device: string;
   prefixCacheMb: string;
   record?: string;
+  contextLength?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -43,6 +44,7 @@ export function registerServe(program: Command): void {
       '--record <db>',
       'record completions sent with x-stepwise-rollout (and POST /v1/rewards) into this trajectory store',
     )
+    .option('--context-length <n>', 'a Hugging Face folder: context length (default min(model max, 4096))')
     .action(async (opts: ServeFlags) => {
       const port = Number(opts.port);
       const maxBatch = Number(opts.maxBatch);
@@ -56,11 +58,16 @@ export function registerServe(program: Command): void {
       if (!Number.isFinite(prefixCacheMb) || prefixCacheMb < 0) {
         throw new Error(`--prefix-cache-mb must be a number of MiB >= 0, got "${opts.prefixCacheMb}"`);
       }
+      const contextLength = opts.contextLength === undefined ? undefined : Number(opts.contextLength);
+      if (contextLength !== undefined && !(Number.isInteger(contextLength) && contextLength >= 2)) {
+        throw new Error(`--context-length must be an integer >= 2, got "${opts.contextLength}"`);
+      }
       // Opened first: a file that is not a stepwise store is refused before the model loads.
       const store = opts.record === undefined ? undefined : openStore(opts.record);
       const policy = await Policy.load(opts.checkpoint, {
         device: opts.device,
         prefixCacheBytes: Math.floor(prefixCacheMb * 2 ** 20),
+        contextLength,
       });
       const modelId = opts.model ?? basename(resolve(opts.checkpoint));
       const recorder = store ? new ServedLog(store) : undefined;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseOrThrow } from '../../util/zod.ts';
 import { ModelConfig } from '../model/config.ts';
-import { checkParams, type Params, paramSpecs } from '../model/params.ts';
+import { checkParams, type Params, paramSpecs, trainableSpecs } from '../model/params.ts';
 import { loadSafetensors, type SafetensorsTensor, saveSafetensors } from './safetensors.ts';
 
 const FORMAT = 'stepwise-policy-1';
@@ -34,9 +34,14 @@ export interface Checkpoint {
   step: number;
 }
 
-function toTensors(config: ModelConfig, params: Params, suffix = ''): Record<string, SafetensorsTensor> {
+function toTensors(
+  config: ModelConfig,
+  params: Params,
+  suffix = '',
+  specs = paramSpecs(config),
+): Record<string, SafetensorsTensor> {
   const out: Record<string, SafetensorsTensor> = {};
-  for (const spec of paramSpecs(config)) {
+  for (const spec of specs) {
     out[spec.name + suffix] = { dtype: 'F32', shape: spec.shape, data: params.get(spec.name)! };
   }
   return out;
@@ -47,9 +52,10 @@ function fromTensors(
   tensors: Record<string, SafetensorsTensor>,
   file: string,
   suffix = '',
+  specs = paramSpecs(config),
 ): Params {
   const params: Params = new Map();
-  for (const spec of paramSpecs(config)) {
+  for (const spec of specs) {
     const t = tensors[spec.name + suffix];
     if (!t) throw new Error(`checkpoint ${file}: tensor '${spec.name + suffix}' is missing`);
     if (t.dtype !== 'F32' || t.shape.join(',') !== spec.shape.join(',')) {
@@ -81,8 +87,8 @@ export async function saveOptimizer(
   optimizer: NonNullable<Checkpoint['optimizer']>,
 ): Promise<void> {
   await saveSafetensors(path.join(dir, 'optimizer.safetensors'), {
-    ...toTensors(config, optimizer.m, '.m'),
-    ...toTensors(config, optimizer.v, '.v'),
+    ...toTensors(config, optimizer.m, '.m', trainableSpecs(config)),
+    ...toTensors(config, optimizer.v, '.v', trainableSpecs(config)),
   });
 }
 
@@ -92,8 +98,8 @@ export async function loadOptimizer(dir: string, config: ModelConfig): Promise<C
   if (!existsSync(optPath)) return undefined;
   const opt = (await loadSafetensors(optPath)).tensors;
   return {
-    m: fromTensors(config, opt, 'optimizer.safetensors', '.m'),
-    v: fromTensors(config, opt, 'optimizer.safetensors', '.v'),
+    m: fromTensors(config, opt, 'optimizer.safetensors', '.m', trainableSpecs(config)),
+    v: fromTensors(config, opt, 'optimizer.safetensors', '.v', trainableSpecs(config)),
   };
 }
 

@@ -10,9 +10,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseOrThrow } from '../../util/zod.ts';
 import { type Checkpoint, loadOptimizer, saveOptimizer } from '../checkpoint/checkpoint.ts';
-import type { ModelConfig } from '../model/config.ts';
-import type { Params } from '../model/params.ts';
+import { LoraConfig, type ModelConfig } from '../model/config.ts';
+import { type Params, paramSpecs } from '../model/params.ts';
 import { modelConfigFromHf } from './config.ts';
+import { baseConfig, initAdapters, loadAdapters, readLoraConfig, saveAdapters } from './lora.ts';
 import { HfTokenizer } from './tokenizer.ts';
 import {
   type HfDtype,
@@ -56,8 +57,19 @@ export function isHfFolder(dir: string): boolean {
   }
 }
 
-/** Read a Hugging Face folder; `contextLength` caps the context (KV buffers are sized by it). */
-export async function loadHfModel(dir: string, options: { contextLength?: number } = {}): Promise<HfModel> {
+export interface HfLoadOptions {
+  /** Caps the context (KV buffers and RoPE tables are sized by it). */
+  contextLength?: number;
+  /**
+   * Train LoRA adapters on the frozen base: fresh ones (seeded by `seed`) unless the folder has
+   * adapters already (adapter_config.json), which must then have the same rank and targets.
+   */
+  lora?: z.input<typeof LoraConfig>;
+  seed?: number;
+}
+
+/** Read a Hugging Face folder (and its LoRA adapters, when it has them or `lora` asks for them). */
+export async function loadHfModel(dir: string, options: HfLoadOptions = {}): Promise<HfModel> {
   const configPath = path.join(dir, 'config.json');
   let rawConfig: Record<string, unknown>;
   try {
@@ -65,9 +77,24 @@ export async function loadHfModel(dir: string, options: { contextLength?: number
   } catch (e) {
     throw new Error(`${configPath}: not readable JSON (${(e as Error).message})`);
   }
-  const config = modelConfigFromHf(rawConfig, { file: configPath, contextLength: options.contextLength });
+  const base = modelConfigFromHf(rawConfig, { file: configPath, contextLength: options.contextLength });
   const tensors = await readHfTensors(dir);
-  const params = paramsFromHf(config, tensors, dir);
+  const params = paramsFromHf(base, tensors, dir);
+  const stored = await readLoraConfig(dir);
+  const asked = options.lora ? parseOrThrow(LoraConfig, options.lora, 'invalid lora config') : undefined;
+  if (stored && asked && (stored.rank !== asked.rank || stored.targets.join() !== asked.targets.join())) {
+    throw new Error(
+      `${dir} has LoRA adapters of rank ${stored.rank} on ${stored.targets.join(', ')}; ` +
+        `the config asks for rank ${asked.rank} on ${asked.targets.join(', ')}`,
+    );
+  }
+  const lora =
+    stored && asked ? { ...stored, alpha: asked.alpha, dropout: asked.dropout } : (stored ?? asked);
+  const config: ModelConfig = lora ? { ...base, lora } : base;
+  if (lora) {
+    const adapters = stored ? await loadAdapters(dir, config) : initAdapters(config, options.seed ?? 0);
+    for (const [k, v] of adapters) params.set(k, v);
+  }
   const tokenizer = await HfTokenizer.fromFolder(dir, config.vocabSize);
   if (tokenizer.vocabSize !== config.vocabSize) {
     throw new Error(
@@ -90,22 +117,26 @@ export async function loadHfModel(dir: string, options: { contextLength?: number
 
 /**
  * Write a Hugging Face folder: config.json, the weights in `dtype` (default float32, so a
- * resumed run continues from exactly the trained values), the tokenizer files and, when given,
- * the optimizer state.
+ * resumed run continues from exactly the trained values; with LoRA the frozen base keeps its
+ * stored dtype, losslessly, and the adapters go to PEFT's files), the tokenizer files and, when
+ * given, the optimizer state.
  */
 export async function saveHfModel(
   dir: string,
   model: Omit<HfModel, 'step' | 'optimizer'> & Partial<Pick<HfModel, 'step' | 'optimizer'>>,
   options: { dtype?: HfDtype; shardBytes?: number } = {},
 ): Promise<void> {
-  const dtype = options.dtype ?? 'F32';
+  const dtype = options.dtype ?? (model.config.lora ? model.source.dtype : 'F32');
   await mkdir(dir, { recursive: true });
   const rawConfig: Record<string, unknown> = { ...model.source.rawConfig, torch_dtype: TORCH_DTYPE[dtype] };
   if ('dtype' in model.source.rawConfig) rawConfig.dtype = TORCH_DTYPE[dtype];
   await writeFile(path.join(dir, 'config.json'), `${JSON.stringify(rawConfig, null, 2)}\n`);
-  await writeHfTensors(dir, paramsToHf(model.config, model.params, dtype), {
-    shardBytes: options.shardBytes,
-  });
+  const base = baseConfig(model.config);
+  const baseParams: Params = new Map(paramSpecs(base).map((s) => [s.name, model.params.get(s.name)!]));
+  await writeHfTensors(dir, paramsToHf(base, baseParams, dtype), { shardBytes: options.shardBytes });
+  if (model.config.lora) {
+    await saveAdapters(dir, model.config, model.params, String(model.source.rawConfig._name_or_path ?? ''));
+  }
   await model.tokenizer.save(dir);
   if (model.optimizer) {
     await saveOptimizer(dir, model.config, model.optimizer);

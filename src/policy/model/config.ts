@@ -19,6 +19,31 @@ import { parseOrThrow } from '../../util/zod.ts';
  * means the preset's behaviour above, so preset configs (and the checkpoints that store them)
  * are unchanged. Read them through the helpers below (`kvHeads`, `headSize`, ...), never directly.
  */
+/** Linear layers LoRA can adapt, by their Hugging Face module names. */
+export const LORA_TARGETS = [
+  'q_proj',
+  'k_proj',
+  'v_proj',
+  'o_proj',
+  'gate_proj',
+  'up_proj',
+  'down_proj',
+] as const;
+export type LoraTarget = (typeof LORA_TARGETS)[number];
+
+/**
+ * LoRA (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models"): each target
+ * W x becomes W x + (alpha / rank) B A x with A [rank, in], B [out, rank], B starting at zero.
+ * `dropout` applies to the adapters' input in training, as PEFT's lora_dropout.
+ */
+export const LoraConfig = z.strictObject({
+  rank: z.number().int().min(1).default(8),
+  alpha: z.number().positive().default(16),
+  targets: z.array(z.enum(LORA_TARGETS)).min(1).default(['q_proj', 'k_proj', 'v_proj', 'o_proj']),
+  dropout: z.number().min(0).max(0.9).default(0),
+});
+export type LoraConfig = z.infer<typeof LoraConfig>;
+
 export const ModelConfig = z.object({
   vocabSize: z.number().int().min(2),
   width: z.number().int().min(8),
@@ -55,6 +80,8 @@ export const ModelConfig = z.object({
   untiedHead: z.boolean().optional(),
   /** Epsilon of every norm (default 1e-5). */
   normEps: z.number().positive().optional(),
+  /** LoRA adapters: the base weights are frozen and only the adapters train (see `LoraConfig`). */
+  lora: LoraConfig.optional(),
 });
 export type ModelConfig = z.infer<typeof ModelConfig>;
 
@@ -113,6 +140,26 @@ export function qkvWidth(c: ModelConfig): number {
   return (c.heads + 2 * kvHeads(c)) * headSize(c);
 }
 
+/** [in, out] of a LoRA target's base matrix. */
+export function loraShape(c: ModelConfig, target: LoraTarget): [number, number] {
+  const d = c.width;
+  const hs = headSize(c);
+  switch (target) {
+    case 'q_proj':
+      return [d, c.heads * hs];
+    case 'k_proj':
+    case 'v_proj':
+      return [d, kvHeads(c) * hs];
+    case 'o_proj':
+      return [c.heads * hs, d];
+    case 'gate_proj':
+    case 'up_proj':
+      return [d, mlpWidth(c)];
+    case 'down_proj':
+      return [mlpWidth(c), d];
+  }
+}
+
 export function normEps(c: ModelConfig): number {
   return c.normEps ?? 1e-5;
 }
@@ -133,5 +180,8 @@ export function parameterCount(c: ModelConfig): number {
     mlpWidth(c) * d;
   const positions = c.positions === 'learned' ? c.contextLength * d : 0;
   const head = c.untiedHead ? c.vocabSize * d : 0;
-  return c.vocabSize * d + head + positions + c.layers * perLayer + norm;
+  const lora = c.lora
+    ? c.lora.targets.reduce((n, t) => n + c.lora!.rank * loraShape(c, t).reduce((a, b) => a + b), 0)
+    : 0;
+  return c.vocabSize * d + head + positions + c.layers * (perLayer + lora) + norm;
 }

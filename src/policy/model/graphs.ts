@@ -64,11 +64,18 @@ export interface TokenScores {
  * Teacher-forced log-probs of `targets` for right-padded rows (positions 0..seq-1, causal mask
  * built in the graph). Shared by the score graph and the train step.
  */
-export function scoreTokens(c: ModelConfig, params: ParamTensors, ids: Tensor, targets: Tensor): TokenScores {
+export function scoreTokens(
+  c: ModelConfig,
+  params: ParamTensors,
+  ids: Tensor,
+  targets: Tensor,
+  train = false,
+): TokenScores {
   const g = ids.graph;
   const dtype = params.get('tokenEmbedding')!.dtype as FloatType;
   const positions = arangePositions(g, ids);
-  const { logits } = transformer(c, params, { ids, positions, bias: causalBias(g, positions, dtype) });
+  const bias = causalBias(g, positions, dtype);
+  const { logits } = transformer(c, params, { ids, positions, bias, train });
   const logp = logSoftmax(logits, -1);
   const logprobs = squeeze(gatherElements(logp, unsqueeze(targets, -1), -1), -1);
   const entropy = neg(reduceSum(mul(exp(logp), logp), -1));

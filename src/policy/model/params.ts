@@ -3,7 +3,7 @@
  * the checkpoint and the optimizer state agree on) and a seeded GPT-2-style initialization.
  */
 import { Rng } from '../../util/random.ts';
-import { headSize, type ModelConfig, mlpWidth, qkvWidth } from './config.ts';
+import { headSize, loraShape, type ModelConfig, mlpWidth, qkvWidth } from './config.ts';
 
 export interface ParamSpec {
   name: string;
@@ -12,6 +12,8 @@ export interface ParamSpec {
   init: { kind: 'normal'; std: number } | { kind: 'const'; value: number };
   /** AdamW's weight decay applies to matrices only (not to norm gains/biases), as in GPT-2/nanoGPT. */
   decay: boolean;
+  /** Not trained (a LoRA base weight): no gradient, no optimizer state. */
+  frozen?: boolean;
 }
 
 /** Named parameter arrays in spec order; shapes come from `paramSpecs`. */
@@ -94,7 +96,39 @@ export function paramSpecs(c: ModelConfig): ParamSpec[] {
   specs.push(...norm('finalNorm', c));
   if (c.untiedHead)
     specs.push({ name: 'head', shape: [c.vocabSize, d], init: { kind: 'normal', std }, decay: true });
+  if (!c.lora) return specs;
+  for (const s of specs) s.frozen = true;
+  for (let l = 0; l < c.layers; l++) {
+    for (const t of c.lora.targets) {
+      const [fanIn, fanOut] = loraShape(c, t);
+      // B = 0: the adapted model starts as the base model (PEFT's default init).
+      specs.push(
+        {
+          name: loraName(l, t, 'A'),
+          shape: [fanIn, c.lora.rank],
+          init: { kind: 'normal', std: 1 / Math.sqrt(fanIn) },
+          decay: true,
+        },
+        {
+          name: loraName(l, t, 'B'),
+          shape: [c.lora.rank, fanOut],
+          init: { kind: 'const', value: 0 },
+          decay: true,
+        },
+      );
+    }
+  }
   return specs;
+}
+
+/** The parameters the optimizer updates (all of them, or the LoRA adapters only). */
+export function trainableSpecs(c: ModelConfig): ParamSpec[] {
+  return paramSpecs(c).filter((s) => !s.frozen);
+}
+
+/** Name of a LoRA factor: A [in, rank] or B [rank, out] of a target in layer l. */
+export function loraName(l: number, target: string, factor: 'A' | 'B'): string {
+  return `layers.${l}.lora.${target}.${factor}`;
 }
 
 export function elementCount(shape: readonly number[]): number {

@@ -14,7 +14,7 @@ import { Graph, stopGradient, type Tensor, trainStep } from '../graph/index.ts';
 import type { ModelConfig } from './config.ts';
 import { type FloatType, paramInputs, scoreTokens } from './graphs.ts';
 import { type LossConfig, lossTerms } from './loss.ts';
-import { paramSpecs } from './params.ts';
+import { trainableSpecs } from './params.ts';
 
 export const METRICS = ['loss', 'kl', 'entropy', 'clipFraction', 'gradNorm'] as const;
 export type MetricName = (typeof METRICS)[number];
@@ -32,12 +32,13 @@ export function buildTrainGraph(c: ModelConfig, cfg: LossConfig, dtype: FloatTyp
   for (const name of tokenInputs(cfg.kind)) perToken[name] = g.input(name, dtype, ['batch', 'seq']);
   const lr = g.input('lr', dtype, []);
   const step = g.input('step', dtype, []);
-  const specs = paramSpecs(c);
+  // With LoRA the base weights are inputs only: no gradient, no moments, no new values.
+  const specs = trainableSpecs(c);
   const params = paramInputs(g, c, dtype);
   const m = specs.map((s) => g.input(`m.${s.name}`, dtype, s.shape));
   const v = specs.map((s) => g.input(`v.${s.name}`, dtype, s.shape));
 
-  const scores = scoreTokens(c, params, ids, targets);
+  const scores = scoreTokens(c, params, ids, targets, true);
   // The entropy enters the gradient only through the RL bonus; otherwise it is a metric.
   const entropy = cfg.kind === 'rl' && cfg.entropyCoef > 0 ? scores.entropy : stopGradient(scores.entropy);
   const terms = lossTerms(

@@ -6,6 +6,7 @@
  */
 import {
   add,
+  cast,
   concat,
   type Dim,
   type Graph,
@@ -25,7 +26,8 @@ import {
   transposeLast,
   unsqueeze,
 } from '../graph/index.ts';
-import { headSize, kvHeads, type ModelConfig, mlpWidth, normEps } from './config.ts';
+import { headSize, kvHeads, type LoraTarget, type ModelConfig, mlpWidth, normEps } from './config.ts';
+import { loraName } from './params.ts';
 
 /** Parameter tensors of one graph by name (graph inputs, or constants when weights are baked in). */
 export type ParamTensors = Map<string, Tensor>;
@@ -54,6 +56,8 @@ export interface TransformerInputs {
    * keys only, [batch, 1, 1 | seq, keys].
    */
   selfBias?: Tensor;
+  /** Apply the LoRA adapters' dropout (the train graph only). */
+  train?: boolean;
 }
 
 export interface TransformerOutputs {
@@ -169,9 +173,11 @@ function attention(
   const kvWidth = kvh * hs;
   let qkv = matmul(x, p(params, `layers.${l}.qkv`)); // [b, t, (heads + 2 kvHeads) * hs]
   if (c.qkvBias) qkv = add(qkv, p(params, `layers.${l}.qkvBias`));
-  let q = splitHeads(c, slice(qkv, -1, 0, qWidth), c.heads);
-  let k = splitHeads(c, slice(qkv, -1, qWidth, qWidth + kvWidth), kvh);
-  const v = splitHeads(c, slice(qkv, -1, qWidth + kvWidth), kvh);
+  const lora = (target: LoraTarget, input: Tensor, y: Tensor) =>
+    withLora(c, params, l, target, input, y, inputs);
+  let q = splitHeads(c, lora('q_proj', x, slice(qkv, -1, 0, qWidth)), c.heads);
+  let k = splitHeads(c, lora('k_proj', x, slice(qkv, -1, qWidth, qWidth + kvWidth)), kvh);
+  const v = splitHeads(c, lora('v_proj', x, slice(qkv, -1, qWidth + kvWidth)), kvh);
   if (c.qkNorm) {
     q = rmsNorm(q, p(params, `layers.${l}.qNorm.gain`), normEps(c));
     k = rmsNorm(k, p(params, `layers.${l}.kNorm.gain`), normEps(c));
@@ -211,7 +217,37 @@ function attention(
   }
   const merged = reshape(transpose(heads, [0, 2, 1, 3]), [b!, t!, qWidth]);
   // With a cache, only this step's keys/values come out: the caller appends them to its buffer.
-  return { y: matmul(merged, p(params, `layers.${l}.attnOut`)), cache: { k, v } };
+  return { y: lora('o_proj', merged, matmul(merged, p(params, `layers.${l}.attnOut`))), cache: { k, v } };
+}
+
+/**
+ * y + (alpha / rank) (x A) B when `target` has a LoRA adapter, else y. In the train graph the
+ * adapter's input goes through dropout (a fresh Bernoulli mask per call, scaled by 1 / (1 - p)).
+ */
+function withLora(
+  c: ModelConfig,
+  params: ParamTensors,
+  l: number,
+  target: LoraTarget,
+  x: Tensor,
+  y: Tensor,
+  inputs: TransformerInputs,
+): Tensor {
+  const lora = c.lora;
+  if (!lora?.targets.includes(target)) return y;
+  let input = x;
+  if (inputs.train && lora.dropout > 0) {
+    const g = x.graph;
+    const u = g.emit('RandomUniformLike', [x], {}, { dtype: x.dtype, shape: x.shape });
+    const keep = g.emit('Less', [g.scalar(lora.dropout, x.dtype), u], {}, { dtype: 'bool', shape: x.shape });
+    const mask = cast(keep, x.dtype);
+    input = mul(x, mul(mask, 1 / (1 - lora.dropout)));
+  }
+  const delta = matmul(
+    matmul(input, p(params, loraName(l, target, 'A'))),
+    p(params, loraName(l, target, 'B')),
+  );
+  return add(y, mul(delta, lora.alpha / lora.rank));
 }
 
 /**
@@ -303,15 +339,17 @@ function addBias(scores: Tensor, bias: Tensor): Tensor {
 }
 
 /** GELU MLP, or SwiGLU with gate and up fused in one matrix (gate columns first). */
-function mlp(c: ModelConfig, params: ParamTensors, l: number, x: Tensor): Tensor {
+function mlp(c: ModelConfig, params: ParamTensors, l: number, x: Tensor, inputs: TransformerInputs): Tensor {
   const hIn = matmul(x, p(params, `layers.${l}.mlpIn`));
+  const lora = (target: LoraTarget, input: Tensor, y: Tensor) =>
+    withLora(c, params, l, target, input, y, inputs);
   let h: Tensor;
   if (c.activation === 'swiglu') {
     const ff = mlpWidth(c);
-    const gate = slice(hIn, -1, 0, ff);
-    h = mul(mul(gate, sigmoid(gate)), slice(hIn, -1, ff));
+    const gate = lora('gate_proj', x, slice(hIn, -1, 0, ff));
+    h = mul(mul(gate, sigmoid(gate)), lora('up_proj', x, slice(hIn, -1, ff)));
   } else h = gelu(hIn);
-  return matmul(h, p(params, `layers.${l}.mlpOut`));
+  return lora('down_proj', h, matmul(h, p(params, `layers.${l}.mlpOut`)));
 }
 
 /** The whole model: token ids -> logits, plus each layer's keys/values for a KV cache. */
@@ -328,7 +366,7 @@ export function transformer(
     const a = attention(c, params, l, norm(c, params, `layers.${l}.attnNorm`, x), inputs);
     presents.push(a.cache);
     x = add(x, a.y);
-    x = add(x, mlp(c, params, l, norm(c, params, `layers.${l}.mlpNorm`, x)));
+    x = add(x, mlp(c, params, l, norm(c, params, `layers.${l}.mlpNorm`, x), inputs));
   }
   // A tied head is the embedding: logits = x @ embedding^T; an untied one is stored the same way.
   const head = c.untiedHead ? p(params, 'head') : embedding;

@@ -12,7 +12,7 @@ import {
   buildScoreGraph,
 } from '../model/graphs.ts';
 import type { LossConfig } from '../model/loss.ts';
-import { checkParams, elementCount, type Params, paramSpecs } from '../model/params.ts';
+import { checkParams, elementCount, type Params, paramSpecs, trainableSpecs } from '../model/params.ts';
 import { buildTrainGraph, METRICS, type MetricName, tokenInputs } from '../model/train.ts';
 import { MASKED } from '../model/transformer.ts';
 import { kvBytesPerToken, PrefixCache } from './prefix-cache.ts';
@@ -152,9 +152,12 @@ export class ModelRunner {
   }
 
   setOptimizerState(state: { m: Params; v: Params }, step: number): void {
-    checkParams(this.config, state.m);
-    checkParams(this.config, state.v);
-    for (const s of paramSpecs(this.config)) {
+    for (const s of trainableSpecs(this.config)) {
+      for (const moments of [state.m, state.v]) {
+        if (moments.get(s.name)?.length !== elementCount(s.shape)) {
+          throw new Error(`optimizer state: '${s.name}' is missing or not of shape [${s.shape}]`);
+        }
+      }
       this.m.set(s.name, new ort.Tensor('float32', state.m.get(s.name)!, s.shape));
       this.v.set(s.name, new ort.Tensor('float32', state.v.get(s.name)!, s.shape));
     }
@@ -547,7 +550,7 @@ export class ModelRunner {
 
   private ensureMoments(): void {
     if (this.m.size > 0) return;
-    for (const s of paramSpecs(this.config)) {
+    for (const s of trainableSpecs(this.config)) {
       this.m.set(s.name, new ort.Tensor('float32', new Float32Array(elementCount(s.shape)), s.shape));
       this.v.set(s.name, new ort.Tensor('float32', new Float32Array(elementCount(s.shape)), s.shape));
     }
@@ -606,7 +609,7 @@ export class ModelRunner {
     feeds.lr = new ort.Tensor('float32', Float32Array.of(learningRate), []);
     feeds.step = new ort.Tensor('float32', Float32Array.of(this.step), []);
     const out = await s.run(feeds);
-    for (const k of this.params.keys()) {
+    for (const k of this.m.keys()) {
       this.params.set(k, out[`new.${k}`] as ort.Tensor);
       this.m.set(k, out[`new.m.${k}`] as ort.Tensor);
       this.v.set(k, out[`new.v.${k}`] as ort.Tensor);
