@@ -4,15 +4,21 @@
  *
  *   npx tsx scripts/copy-diagnosis.ts tokens [search|agentflow]     # copyable tokens, both space modes
  *   npx tsx scripts/copy-diagnosis.ts replies <checkpoint> [n]      # greedy search replies vs the expert's
+ *   npx tsx scripts/copy-diagnosis.ts positions <checkpoint>...     # p(expert token) along copied spans
+ *   npx tsx scripts/copy-diagnosis.ts sft search|agentflow <dir> ['<json over the scenario>']
  *
  * `tokens`: for held-out (valid-unseen) expert replies, the share of the reply body's tokens and
  * token pairs that occur in the prompt (what an induction-style copy can reproduce), and the share
  * of body pairs that never occur in training replies (what memorizing cannot), with the tokenizer
  * a fresh policy gets (attached spaces, then separate). `replies`: a search checkpoint's greedy
  * reply accuracy on the expert's own states, by turn (query, answer), on new train-split questions
- * and on valid-unseen ones.
+ * and on valid-unseen ones. `positions`: the mean probability of the expert's token at each position
+ * of the query's and the answer's body (teacher-forced), on 100 valid-unseen decisions: where
+ * copying breaks down. `sft`: the scenario's SFT alone (iterations 0) with the given overrides,
+ * evaluated greedily on 100 questions per split, with its CPU time.
  */
 
+import { join } from 'node:path';
 import flowGrpo from '../scenarios/agentflow-flowgrpo.ts';
 import searchIgpo from '../scenarios/search-igpo.ts';
 import { Policy } from '../src/policy/policy.ts';
@@ -20,6 +26,7 @@ import { parseTrainConfig } from '../src/training/config.ts';
 import { makeFamily } from '../src/training/families/index.ts';
 import { actionKind, replyAccuracy, sameAction } from '../src/training/families/tool-qa.ts';
 import { domainTokenizer } from '../src/training/sft.ts';
+import { train } from '../src/training/trainer.ts';
 
 const [command = 'tokens', arg, count] = process.argv.slice(2);
 const pct = (a: number, b: number) => `${((100 * a) / Math.max(b, 1)).toFixed(1)}%`;
@@ -96,8 +103,58 @@ if (command === 'tokens') {
     await policy.dispose();
     await family.close?.();
   }
+} else if (command === 'positions' && arg) {
+  const family = await makeFamily(parseTrainConfig(searchIgpo));
+  const demos = await family.demonstrations(
+    Array.from({ length: 100 }, (_, k) => family.task('valid-unseen', k)),
+  );
+  for (const checkpoint of process.argv.slice(3)) {
+    const policy = await Policy.load(checkpoint);
+    const tok = policy.tokenizer;
+    for (const tag of ['search', 'answer']) {
+      const skip = tok.encode(`<${tag}>`).length;
+      const ds = demos.filter((d) => d.reply.startsWith(`<${tag}>`));
+      const lps = await policy.scoreBatch(
+        ds.map((d) => ({ prompt: d.messages, continuation: [...tok.encode(d.reply), tok.endId] })),
+      );
+      const sum: number[] = [];
+      const n: number[] = [];
+      for (const lp of lps) {
+        lp.slice(skip, skip + 8).forEach((v, k) => {
+          sum[k] = (sum[k] ?? 0) + Math.exp(v);
+          n[k] = (n[k] ?? 0) + 1;
+        });
+      }
+      console.log(
+        `${checkpoint} ${tag}: mean p(expert token) at body positions 0..7: ` +
+          sum.map((x, k) => (x / n[k]!).toFixed(2)).join(' '),
+      );
+    }
+    await policy.dispose();
+  }
+  await family.close?.();
+} else if (command === 'sft' && arg && count) {
+  const base = (arg === 'agentflow' ? flowGrpo : searchIgpo) as Record<string, unknown>;
+  const over = JSON.parse(process.argv[5] ?? '{}') as Record<string, unknown>;
+  const merge = (a: unknown, b: unknown): unknown => {
+    if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null || Array.isArray(b))
+      return b;
+    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+    for (const [k, v] of Object.entries(b)) out[k] = k in out ? merge(out[k], v) : v;
+    return out;
+  };
+  const config = merge(
+    { ...base, iterations: 0, db: join(count, 'sft.db'), runId: 'sft', eval: { every: 0, tasks: 100 } },
+    over,
+  );
+  const result = await train(config);
+  for (const split of ['valid-seen', 'valid-unseen'] as const) {
+    const e = result.before[split];
+    console.log(`${split}: success ${e.success} of ${e.tasks}, ${JSON.stringify(e.scores)}`);
+  }
+  console.log(`SFT CPU seconds ${result.sft?.cpuSeconds?.toFixed(0)}`);
 } else {
   throw new Error(
-    `usage: copy-diagnosis.ts tokens [search|agentflow] | replies <checkpoint> [n]; got '${command}'`,
+    `usage: copy-diagnosis.ts tokens [search|agentflow] | replies <checkpoint> [n] | positions <checkpoint>... | sft search|agentflow <dir> [json]; got '${command}'`,
   );
 }

@@ -46,6 +46,10 @@ export const part: LearningPart = {
     const cpuStart = process.cpuUsage();
     ctx.log('search: SFT of the shared checkpoint');
     const sft = await sharedSft(ctx, { ...SEARCH_BENCH, sft: SEARCH_SFT });
+    const m = SEARCH_BENCH.policy.model;
+    // the config as input, every field optional: the conditions name the scenario's choices or the defaults
+    const pol: NonNullable<TrainConfigInput['policy']> = SEARCH_BENCH.policy;
+    const sftIn: NonNullable<TrainConfigInput['sft']> = SEARCH_SFT;
     const f1 = (side: TrainResult['before'], split: 'valid-seen' | 'valid-unseen') =>
       side[split].scores.f1 ?? 0;
     ctx.log(
@@ -106,8 +110,12 @@ export const part: LearningPart = {
       notes: [
         `Conditions: search QA over the generated encyclopedia (600 people per split; single-hop ` +
           `questions only; one search result of 80 characters; at most ${SEARCH_BENCH.loop.maxSteps} turns), a ` +
-          `2-layer policy of width 64 (512-token context, 512-word tokenizer trained on train-split text); ` +
-          `SFT ${sft.sft ? `${sft.sft.steps} steps` : `(resumed, up to ${SEARCH_SFT.maxSteps} steps)`} on the expert's replays of ${SEARCH_SFT.tasks} train questions` +
+          `${m.layers}-layer policy of width ${m.width} (${m.contextLength}-token context, ${SEARCH_BENCH.policy.vocabSize}-token ` +
+          `tokenizer trained on train-split text, spaces ${pol.spaces ?? 'attached'}); ` +
+          `SFT ${sft.sft ? `${sft.sft.steps} steps` : `(resumed, up to ${SEARCH_SFT.maxSteps} steps)`} of ${sftIn.batchSize ?? 16} ` +
+          `${sftIn.fresh ? 'fresh questions every batch' : `samples from the expert's replays of ${SEARCH_SFT.tasks} train questions`}, ` +
+          `learning rate ${SEARCH_SFT.learningRate} (warm-up ${sftIn.warmupSteps ?? 0} steps, then ${sftIn.decay ?? 'constant'})` +
+          `${sft.sft?.cpuSeconds ? `, ${(sft.sft.cpuSeconds / 60).toFixed(1)} CPU-minutes` : ''}` +
           `${sft.sft ? ` (valid loss ${sft.sft.validLoss.toFixed(3)})` : ''}; RL: G = ${SEARCH_BENCH.groupSize}, ` +
           `${SEARCH_BENCH.tasksPerIteration} questions per iteration, ${ENV_STEP_BUDGET} environment steps per ` +
           `run, outcome = answer F1 for both; evaluation greedy on ${SEARCH_BENCH.eval.tasks} questions per split.`,

@@ -113,3 +113,31 @@ describe('search SFT with fresh questions and selection on held-out reply accura
     expect(result.before['valid-unseen'].taskScores?.f1).toHaveLength(2);
   });
 });
+
+describe('AgentFlow SFT with selection on held-out reply accuracy', () => {
+  it('measures every role of valid-seen gold replays at each evaluation', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stepwise-copy-flow-'));
+    const result = await train(
+      {
+        env: 'search',
+        agent: 'agentflow',
+        estimator: 'flow-grpo',
+        agentOptions: { maxTurns: 2, envOptions: { search: { kinds: ['single-hop'] } } },
+        policy: {
+          model: { width: 32, layers: 1, heads: 2, contextLength: 512 },
+          vocabSize: 400,
+          spaces: 'separate',
+          tokenizerTasks: 5,
+        },
+        sft: { tasks: 2, validTasks: 1, batchSize: 4, maxSteps: 2, evalEvery: 2, selectTasks: 1 },
+        iterations: 0,
+        eval: { every: 0, tasks: 1 },
+        db: join(dir, 'runs.db'),
+      },
+      { log: () => {} },
+    );
+    expect(result.sft!.selection!.map((s) => s.step)).toEqual([0, 2]);
+    // an untrained width-32 policy reproduces no gold reply exactly
+    expect(result.sft!.selection![0]!.value).toBe(0);
+  }, 300_000);
+});
