@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openSqliteStore, type TrajectoryStore } from '../../src/store/index.ts';
+import { openSqliteStore, SCHEMA_VERSION, type TrajectoryStore } from '../../src/store/index.ts';
 import { sampleGroups } from './sample.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -34,7 +34,7 @@ describe('store check', () => {
   it('passes a store written by the writer', () => {
     const s = openSqliteStore(file, { readonly: true });
     const r = s.check();
-    expect(r).toMatchObject({ ok: true, findings: [], schemaVersion: 2 });
+    expect(r).toMatchObject({ ok: true, findings: [], schemaVersion: SCHEMA_VERSION });
     // sampleGroups(2, 3): lengths 1,2,3 and 2,3,1 -> 12 steps; tool calls on step 0: 2 x 6 trajectories.
     expect(r.counts).toMatchObject({
       runs: 1,
@@ -92,10 +92,11 @@ describe('store check', () => {
   });
 
   it('finds a damaged page with SQLite integrity_check, and the CLI exits 1', () => {
-    // Overwrite the middle of the file (table and index pages) with a pattern.
+    // Overwrite the middle of the file (table and index pages, headers included: 64 kB pages, and
+    // an empty table's page is mostly unused space) with a pattern.
     const size = statSync(file).size;
     const fd = openSync(file, 'r+');
-    writeSync(fd, Buffer.alloc(20_000, 0x5a), 0, 20_000, Math.floor(size / 2));
+    writeSync(fd, Buffer.alloc(200_000, 0x5a), 0, 200_000, Math.floor(size / 2) - 100_000);
     closeSync(fd);
     let out = '';
     let status = 0;

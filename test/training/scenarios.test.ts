@@ -7,9 +7,11 @@ import { expect, it } from 'vitest';
 import { parseTrainConfig } from '../../src/training/config.ts';
 
 const dir = join(import.meta.dirname, '..', '..', 'scenarios');
-const files = readdirSync(dir).filter((f) => f.endsWith('.ts') && f !== 'agentflow-openai.ts');
+const files = readdirSync(dir).filter(
+  (f) => f.endsWith('.ts') && f !== 'agentflow-openai.ts' && f !== 'langchain-agent.ts',
+);
 
-it('the issue names seven scenarios, all present', () => {
+it('the issues name eight scenarios, all present', () => {
   expect(readdirSync(dir).sort()).toEqual(
     [
       'agentflow-flowgrpo.ts',
@@ -17,6 +19,7 @@ it('the issue names seven scenarios, all present', () => {
       'household-gigpo.ts',
       'household-grpo.ts',
       'household-hgpo.ts',
+      'langchain-agent.ts',
       'search-gigpo.ts',
       'search-igpo.ts',
     ].sort(),
@@ -29,4 +32,11 @@ it.each(files)('%s exports a valid config whose estimator its name says', async 
   const estimator = file.replace(/\.ts$/, '').split('-').at(-1)!.replace('flowgrpo', 'flow-grpo');
   expect(config.estimator).toBe(estimator);
   expect(config.db).toMatch(/^runs\//);
+});
+
+it('langchain-agent.ts exports a valid served config and its agent function', async () => {
+  const mod = (await import(join(dir, 'langchain-agent.ts'))) as { default: unknown; agent: unknown };
+  const config = parseTrainConfig(mod.default);
+  expect([config.agent, config.estimator]).toEqual(['served', 'gigpo']);
+  expect(typeof mod.agent).toBe('function');
 });
