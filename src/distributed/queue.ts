@@ -34,11 +34,25 @@ export async function openQueue(url: string, options: QueueOptions = {}): Promis
   // listener Node would crash the process on them.
   boss.on('error', (err) => console.error(`stepwise queue: ${err.message}`));
   await boss.start();
-  await boss.createQueue(ROLLOUT_QUEUE, {
-    name: ROLLOUT_QUEUE,
-    retryLimit: lease.retryLimit,
-    expireInSeconds: lease.leaseSeconds,
-  });
+  // The learner and workers start together; pg-boss's create_queue run by two of them at once can
+  // deadlock (PostgreSQL aborts one: 40P01) or collide on the queue's key (23505). The loser
+  // retries and then finds the queue made.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (!(await boss.getQueue(ROLLOUT_QUEUE))) {
+        await boss.createQueue(ROLLOUT_QUEUE, {
+          name: ROLLOUT_QUEUE,
+          retryLimit: lease.retryLimit,
+          expireInSeconds: lease.leaseSeconds,
+        });
+      }
+      break;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (attempt >= 5 || (code !== '40P01' && code !== '23505')) throw err;
+      await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+    }
+  }
   return boss;
 }
 
