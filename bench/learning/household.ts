@@ -26,8 +26,12 @@ export const HOUSEHOLD_BENCH = {
 
 const METHODS = ['grpo', 'gigpo', 'hgpo'] as const;
 
-/** Environment steps each RL run may use (all rollouts, dropped groups included). */
-const ENV_STEP_BUDGET = 768;
+/**
+ * Environment steps each RL run may use (all rollouts, dropped groups included): 10 iterations of
+ * the default's 8 tasks x G = 8 at 12 steps at most, about 21 CPU-minutes per run on the current
+ * rollout path (docs/BENCHMARKS.md, "Household RL").
+ */
+const ENV_STEP_BUDGET = 7680;
 
 export const part: LearningPart = {
   name: 'household',

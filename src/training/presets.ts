@@ -44,6 +44,6 @@ export const HOUSEHOLD_DEFAULT = {
   ppo: { miniBatchSize: 32, learningRate: 2e-4 },
   // 200 fixed tasks per split (a rate's 95% interval is then about +-7 points, and before and
   // after pair task by task); greedy and batched in lock step.
-  eval: { every: 5, split: 'valid-unseen', tasks: 200 },
+  eval: { every: 8, split: 'valid-unseen', tasks: 200 },
   runId: 'household-gigpo',
 } satisfies TrainConfigInput;
