@@ -126,7 +126,8 @@ export const suite: Suite = {
       const i = ctx.args.indexOf(name);
       return i >= 0 ? Number(ctx.args[i + 1]) : fallback;
     };
-    const iterations = flag('--iterations', 3);
+    const iterations = flag('--iterations', 2);
+    // A short SFT of each path's own format instead of untrained policies (a script's option).
     const sftSteps = flag('--sft-steps', 0);
     const tasks = flag('--tasks', HOUSEHOLD_DEFAULT.tasksPerIteration);
     // --sft-steps 0: both paths start RL from an untrained policy of their preset (one tokenizer),
