@@ -37,7 +37,7 @@ interface PathRun {
 
 const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 
-async function rlRun(config: TrainConfigInput, log: (line: string) => void): Promise<PathRun> {
+export async function rlRun(config: TrainConfigInput, log: (line: string) => void): Promise<PathRun> {
   const dir = mkdtempSync(join(tmpdir(), 'stepwise-bench-trainer-'));
   const db = join(dir, 'run.db');
   let rolloutCpu = 0;
