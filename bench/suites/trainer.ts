@@ -37,7 +37,7 @@ interface PathRun {
 
 const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 
-async function rlRun(config: TrainConfigInput, log: (line: string) => void): Promise<PathRun> {
+export async function rlRun(config: TrainConfigInput, log: (line: string) => void): Promise<PathRun> {
   const dir = mkdtempSync(join(tmpdir(), 'stepwise-bench-trainer-'));
   const db = join(dir, 'run.db');
   let rolloutCpu = 0;
@@ -126,7 +126,8 @@ export const suite: Suite = {
       const i = ctx.args.indexOf(name);
       return i >= 0 ? Number(ctx.args[i + 1]) : fallback;
     };
-    const iterations = flag('--iterations', 3);
+    const iterations = flag('--iterations', 2);
+    // A short SFT of each path's own format instead of untrained policies (a script's option).
     const sftSteps = flag('--sft-steps', 0);
     const tasks = flag('--tasks', HOUSEHOLD_DEFAULT.tasksPerIteration);
     // --sft-steps 0: both paths start RL from an untrained policy of their preset (one tokenizer),

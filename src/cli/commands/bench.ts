@@ -12,6 +12,8 @@ interface BenchFlags {
   only?: string;
   seeds?: string;
   scratch?: string;
+  tasks?: string;
+  iterations?: string;
 }
 
 interface Harness {
@@ -43,10 +45,12 @@ export function registerBench(program: Command): void {
     .option('--only <parts>', 'learning suite: its parts, comma-separated')
     .option('--seeds <n>', 'learning suite: seeds per method')
     .option('--scratch <dir>', 'learning suite: folder for its stores and checkpoints')
+    .option('--tasks <n>', 'trainer suite: tasks per RL iteration (default 2, as npm start)')
+    .option('--iterations <n>', 'trainer suite: RL iterations per path (default 2)')
     .action(async (flags: BenchFlags) => {
       const { suiteList, runBench } = await harness();
       // The suite's own options go to it as words, as a suite reads them.
-      const args = (['only', 'seeds', 'scratch'] as const).flatMap((k) =>
+      const args = (['only', 'seeds', 'scratch', 'tasks', 'iterations'] as const).flatMap((k) =>
         flags[k] === undefined ? [] : [`--${k}`, flags[k]!],
       );
       if (flags.suite === undefined) {
