@@ -12,11 +12,11 @@ export const HOUSEHOLD_DEFAULT = {
   envOptions: { receptacles: 4, objects: 1 },
   agent: 'react',
   estimator: 'gigpo',
-  // The growing prompt (the whole trajectory; each turn prefills only what it appended and the
-  // update trains one sequence per trajectory) needs a longer context than tiny's 512 tokens:
-  // 12 steps take up to about 1900 (GROWING_OPENING_TOKENS + 12 x (40 + GROWING_TURN_TOKENS)).
-  loop: { promptFormat: 'growing', history: 1, maxSteps: 12, maxTokens: 40, temperature: 1 },
-  policy: { preset: 'tiny-2k' },
+  // The windowed prompt (the last step) on tiny: the growing one (loop.promptFormat 'growing',
+  // tiny-2k) is built and exact but measured slower here and past 9 GB at 8 tasks x G = 8
+  // (docs/BENCHMARKS.md, issue 13), so it is not yet the default.
+  loop: { promptFormat: 'windowed', history: 1, maxSteps: 12, maxTokens: 40, temperature: 1 },
+  policy: { preset: 'tiny' },
   sft: {
     tasks: 200,
     validTasks: 20,
@@ -37,13 +37,15 @@ export const HOUSEHOLD_DEFAULT = {
     selectTasks: 40,
     dagger: { every: 250, tasks: 32, share: 0.3, temperature: 0 },
   },
-  // Enough RL to move the policy (issue 14): 20 iterations of 8 tasks x G = 8 (64 trajectories).
+  // Issue 14 asks for 20 iterations of 8 tasks x G = 8 inside npm start's 15 minutes; at the
+  // measured ~75 CPU-s per such iteration (docs/BENCHMARKS.md) that needs issue 13's speed-up,
+  // which is not there yet, so npm start runs 4 of them (256 trajectories) to stay near 15 minutes.
   groupSize: 8,
   tasksPerIteration: 8,
-  iterations: 20,
+  iterations: 4,
   ppo: { miniBatchSize: 32, learningRate: 2e-4 },
   // 200 fixed tasks per split (a rate's 95% interval is then about +-7 points, and before and
-  // after pair task by task); greedy and batched in lock step.
-  eval: { every: 8, split: 'valid-unseen', tasks: 200 },
+  // after pair task by task); greedy and batched in lock step; only before and after RL.
+  eval: { every: 0, split: 'valid-unseen', tasks: 200 },
   runId: 'household-gigpo',
 } satisfies TrainConfigInput;

@@ -23,16 +23,21 @@ describe('TrainConfig', () => {
   });
 
   it("defaults the household prompt to 'growing' where a whole trajectory fits the context", () => {
-    // tiny's 512 tokens hold no 20-step trajectory; the embedded default's tiny-2k holds 12 steps.
+    // tiny's 512 tokens hold no 20-step trajectory; tiny-2k holds 12 steps. The embedded default
+    // sets 'windowed' itself (issue 13's measurements).
     expect(parseTrainConfig({}).loop.promptFormat).toBe('windowed');
-    expect(parseTrainConfig(HOUSEHOLD_DEFAULT).loop.promptFormat).toBe('growing');
+    expect(parseTrainConfig(HOUSEHOLD_DEFAULT).loop.promptFormat).toBe('windowed');
     const loop = { maxSteps: 12, maxTokens: 40 };
     expect(parseTrainConfig({ policy: { preset: 'tiny-2k' }, loop }).loop.promptFormat).toBe('growing');
     expect(parseTrainConfig({ policy: { preset: 'tiny-2k' } }).loop.promptFormat).toBe('windowed'); // 20 x 48
     expect(parseTrainConfig({ loop: { promptFormat: 'growing' } }).loop.promptFormat).toBe('growing');
     expect(() => parseTrainConfig({ loop: { promptFormat: 'full' } })).toThrow(/loop.promptFormat/);
     // HGPO's levels reach as far back as the growing prompt shows: every step.
-    expect(parseTrainConfig({ ...HOUSEHOLD_DEFAULT, estimator: 'hgpo' }).estimatorOptions.history).toBe(12);
+    const growing = {
+      ...HOUSEHOLD_DEFAULT,
+      loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'growing' as const },
+    };
+    expect(parseTrainConfig({ ...growing, estimator: 'hgpo' }).estimatorOptions.history).toBe(12);
   });
 
   it("gives HGPO the loop's history unless its options set one", () => {
