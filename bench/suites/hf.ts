@@ -8,16 +8,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
-import { Graph, matmul } from '../../src/policy/graph/index.ts';
 import { loadHfModel } from '../../src/policy/hf/folder.ts';
 import { paramsToHf, writeHfTensors } from '../../src/policy/hf/weights.ts';
 import { modelConfig, parameterCount } from '../../src/policy/model/config.ts';
 import { LossConfig } from '../../src/policy/model/loss.ts';
 import { initParams } from '../../src/policy/model/params.ts';
 import { ModelRunner, type TokenRow } from '../../src/policy/runtime/runner.ts';
-import { sessionOptions } from '../../src/policy/runtime/session.ts';
 import { formatNumber, median, type Suite } from '../suite.ts';
+import { matmulGflops, timed } from '../timing.ts';
 
 /** SmolLM2-135M's config.json (HuggingFaceTB/SmolLM2-135M), as the folder states it. */
 const SMOLLM2_135M = {
@@ -36,34 +34,6 @@ const SMOLLM2_135M = {
   tie_word_embeddings: true,
   torch_dtype: 'bfloat16',
 };
-
-async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: number; cpuMs: number }> {
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const value = await f();
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  return { value, ms, cpuMs: (cpu.user + cpu.system) / 1000 };
-}
-
-/** Best fp32 GFLOP/s of an n^3 MatMul with the model's session options (wall and per CPU second). */
-async function matmulPeak(n: number, reps: number): Promise<{ wall: number; cpu: number }> {
-  const g = new Graph('matmul');
-  g.output('c', matmul(g.input('a', 'float32', [n, n]), g.input('b', 'float32', [n, n])));
-  const session = await ort.InferenceSession.create(g.toOnnx(), sessionOptions('cpu'));
-  const data = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
-  const feeds = { a: new ort.Tensor('float32', data, [n, n]), b: new ort.Tensor('float32', data, [n, n]) };
-  await session.run(feeds);
-  let wall = Number.POSITIVE_INFINITY;
-  let cpu = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < reps; i++) {
-    const t = await timed(() => session.run(feeds));
-    wall = Math.min(wall, t.ms);
-    cpu = Math.min(cpu, t.cpuMs);
-  }
-  await session.release();
-  return { wall: (2 * n ** 3) / wall / 1e6, cpu: (2 * n ** 3) / cpu / 1e6 };
-}
 
 function sftRows(vocab: number, batch: number, seq: number): TokenRow[] {
   return Array.from({ length: batch }, (_, b) => {
@@ -119,7 +89,7 @@ export const suite: Suite = {
       let peak = 0;
       let peakCpu = 0;
       for (const n of [512, 1024]) {
-        const r = await matmulPeak(n, 6);
+        const r = await matmulGflops(n, 6);
         peak = Math.max(peak, r.wall);
         peakCpu = Math.max(peakCpu, r.cpu);
       }
