@@ -5,6 +5,7 @@
  * agree with float64 to float32 precision. The last test checks that the cases go through every
  * op's rule (it builds them itself, so it also holds when run alone).
  */
+import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import {
   add,
@@ -16,9 +17,11 @@ import {
   div,
   exp,
   expand,
+  Graph,
   gather,
   gatherElements,
   gelu,
+  grad,
   layerNorm,
   log,
   logSoftmax,
@@ -46,7 +49,7 @@ import {
   unsqueeze,
   where,
 } from '../../src/policy/graph/index.ts';
-import { type CheckInput, type CheckOptions, gradCheck, opsOf } from './graph-helpers.ts';
+import { type CheckInput, type CheckOptions, gradCheck, opsOf, ortTensor, rng } from './graph-helpers.ts';
 
 type Case = [name: string, f: (...xs: Tensor[]) => Tensor, inputs: CheckInput[], options?: CheckOptions];
 
@@ -274,5 +277,43 @@ describe('per-op gradient checks (float64, central differences)', () => {
     ];
     const covered = new Set(cases.flatMap(([, f, inputs]) => [...opsOf(f, inputs)]));
     expect(all.filter((op) => !covered.has(op))).toEqual([]);
+  });
+});
+
+describe('embedding gradient', () => {
+  // The embedding gradient sums dy over every position holding the same id. On several threads
+  // ONNX Runtime's ScatterND-add raced on those repeats (the sum changed from run to run); this
+  // checks the sum on a multi-threaded session, repeated, against a float64 sum in JavaScript.
+  it('is the same on every run on several threads, and equals the sum over repeated ids', async () => {
+    const vocab = 7;
+    const width = 48;
+    const n = 6000;
+    const rand = rng(3);
+    const ids = Array.from({ length: n }, () => Math.floor(rand() * vocab));
+    const dy = Array.from({ length: n * width }, () => rand() * 2 - 1);
+    const g = new Graph();
+    const table = g.input('table', 'float32', [vocab, width]);
+    const idsIn = g.input('ids', 'int64', ['n']);
+    const w = g.input('w', 'float32', ['n', width]);
+    const [dTable] = grad(reduceSum(mul(gather(table, idsIn), w)), [table]);
+    g.output('dTable', dTable!);
+    const s = await ort.InferenceSession.create(g.toOnnx(), { logSeverityLevel: 3, intraOpNumThreads: 4 });
+    const feeds = {
+      table: ortTensor({ dtype: 'float32', dims: [vocab, width], data: new Array(vocab * width).fill(0) }),
+      ids: ortTensor({ dtype: 'int64', dims: [n], data: ids }),
+      w: ortTensor({ dtype: 'float32', dims: [n, width], data: dy }),
+    };
+    const runs: Float32Array[] = [];
+    for (let r = 0; r < 6; r++) runs.push((await s.run(feeds)).dTable!.data as Float32Array);
+    for (const other of runs.slice(1)) expect(Array.from(other)).toEqual(Array.from(runs[0]!));
+    const expected = new Float64Array(vocab * width);
+    ids.forEach((id, i) => {
+      for (let j = 0; j < width; j++) expected[id * width + j]! += dy[i * width + j]!;
+    });
+    let worst = 0;
+    expected.forEach((e, k) => {
+      worst = Math.max(worst, Math.abs(e - runs[0]![k]!) / Math.max(1, Math.abs(e)));
+    });
+    expect(worst).toBeLessThan(1e-4);
   });
 });

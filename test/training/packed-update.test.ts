@@ -60,12 +60,7 @@ function relativeError(a: Float32Array, b: Float32Array): number {
 }
 
 describe('trajectory-packed update', () => {
-  // Skipped until fixed (issue 13 stays open): at merge time the per-step side of this comparison
-  // turned out not to be repeatable. The same 8 step rows (lengths 195 and 368, padded to 368)
-  // give gradients that differ from run to run by 5e-4 to 2e-2 relative, while the 4 packed rows
-  // give the same figures every run; so the 1e-5 agreement this test asks for cannot be checked
-  // until the unequal-length update is deterministic (docs/ARCHITECTURE.md, issue 13's note).
-  it.skip("packs a growing trajectory into one row whose loss and gradients are the step rows'", async () => {
+  it("packs a growing trajectory into one row whose loss and gradients are the step rows'", async () => {
     const policy = tinyPolicy(11);
     policies.push(policy);
     const trajectories = await growingRollouts(policy);

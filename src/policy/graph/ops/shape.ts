@@ -224,6 +224,12 @@ function expectIndices(op: string, t: Tensor): void {
 /**
  * Picks slices of x along `axis` by index (an embedding lookup is gather(table, ids)). The gradient
  * with respect to x scatters-adds dy back (repeated ids accumulate); it is implemented for axis 0.
+ *
+ * Why ScatterElements and not ScatterND: ONNX Runtime's CPU ScatterND with reduction 'add' splits
+ * the updates across threads, and repeated ids (every embedding batch has them) then race, so the
+ * embedding gradient differed from run to run by up to 2e-2 relative (onnxruntime issues 18048,
+ * 23396). ScatterElements along axis 0, with each id repeated across the row, accumulates in one
+ * pass and gives the same sum every run.
  */
 export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   expectIndices('gather', indices);
@@ -234,28 +240,33 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
   return record(y, 'gather', [x, indices], (dy) => {
     if (a !== 0)
       throw new Error(`gather: the gradient with respect to data is only implemented for axis 0, got ${a}`);
-    const idx = g.emit(
-      'Unsqueeze',
-      [indices, g.constant([indices.rank], 'int64')],
+    const row = x.shape.slice(1);
+    const width = row.length === 0 ? 1 : productOf(row);
+    if (typeof width !== 'number')
+      throw new Error(
+        `gather: the gradient needs the row shape of data to be static, got ${formatShape(x.shape)}`,
+      );
+    const n = productOf(indices.shape);
+    const table = [x.shape[0]!, width];
+    const flat = (t: Tensor, shape: Shape) =>
+      g.emit('Reshape', [t, g.constant([-1, shape[1] as number], 'int64')], {}, { dtype: t.dtype, shape });
+    const rows = flat(dy, [n, width]);
+    const ids = flat(indices, [n, 1]);
+    const idsPerEntry = g.emit(
+      'Expand',
+      [ids, g.constant([1, width], 'int64')],
       {},
-      {
-        dtype: indices.dtype,
-        shape: [...indices.shape, 1],
-      },
+      { dtype: indices.dtype, shape: [n, width] },
     );
-    const idx64 =
-      indices.dtype === 'int64'
-        ? idx
-        : g.emit('Cast', [idx], { to: 7 }, { dtype: 'int64', shape: idx.shape });
-    return [
-      g.emit(
-        'ScatterND',
-        [zerosLike(x), idx64, dy],
-        { reduction: 'add' },
-        { dtype: x.dtype, shape: x.shape },
-      ),
-      undefined,
-    ];
+    const zeros = flat(zerosLike(x), table);
+    const summed = g.emit(
+      'ScatterElements',
+      [zeros, idsPerEntry, rows],
+      { axis: 0, reduction: 'add' },
+      { dtype: x.dtype, shape: table },
+    );
+    const dx = g.emit('Reshape', [summed, g.shapeTensor(x.shape)], {}, { dtype: x.dtype, shape: x.shape });
+    return [dx, undefined];
   });
 }
 
