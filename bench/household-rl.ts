@@ -110,6 +110,7 @@ for (const t of a
   .map(Number)) {
   c0 = cpu();
   const runs = await householdLockstep(sft, fixed('valid-unseen'), {
+    promptFormat: config.loop.promptFormat,
     history: config.loop.history,
     maxSteps: config.loop.maxSteps,
     maxTokens: config.loop.maxTokens,

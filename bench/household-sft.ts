@@ -145,6 +145,7 @@ for (const split of num('eval-tasks') > 0 ? (['valid-unseen', 'valid-seen'] as c
     (_, seed) => family.task(split, seed) as HouseholdTask,
   );
   const e = await evaluateHousehold(policy, tasks, {
+    promptFormat: config.loop.promptFormat,
     history: config.loop.history,
     maxSteps: config.loop.maxSteps,
     maxTokens,

@@ -23,8 +23,11 @@ import type { Demonstrated } from './family.ts';
 import { type Interval, wilson } from './stats.ts';
 
 export interface LockstepOptions {
-  /** The loop's `promptFormat` (default 'growing', the loop's default). */
-  promptFormat?: PromptFormat;
+  /**
+   * The loop's `promptFormat`. Required: a policy trained on one format fails every task on the
+   * other, and a default here once made a diagnosis probe report 0% for a 41% policy.
+   */
+  promptFormat: PromptFormat;
   /** H: earlier (observation, action) pairs in the 'windowed' prompt (the loop's `history`). */
   history: number;
   /** Decisions per trajectory (the loop's `maxSteps`). */
@@ -96,7 +99,7 @@ export async function householdLockstep(
     for (const run of live) {
       run.admissible = run.env.admissibleActions();
       const messages = householdMessages({
-        format: options.promptFormat ?? 'growing',
+        format: options.promptFormat,
         history: options.history,
         task: run.task.payload.goalText,
         past: run.past,

@@ -153,7 +153,7 @@ describe('household lock step', () => {
   it('gives the household loop greedy trajectories, prompt for prompt, and labels each state with the expert', async () => {
     const policy = tinyPolicy(5);
     policies.push(policy);
-    const opts = { history: 1, maxSteps: 3, maxTokens: 16 };
+    const opts = { promptFormat: 'growing' as const, history: 1, maxSteps: 3, maxTokens: 16 };
     const runs = await householdLockstep(policy, tasks, { ...opts, label: true, batch: 2 });
     for (const [i, task] of tasks.entries()) {
       const t = await runHousehold(
@@ -216,7 +216,7 @@ describe('household lock step', () => {
     const collect = householdDagger(
       {
         envOptions: {},
-        loop: { history: 1, maxSteps: 2, maxTokens: 8, temperature: 1 },
+        loop: { promptFormat: 'growing', history: 1, maxSteps: 2, maxTokens: 8, temperature: 1 },
         sft: { dagger: { tasks: 2, temperature: 0 } },
       },
       (split, seed) => {
@@ -246,6 +246,7 @@ describe('household lock step', () => {
       new HouseholdExpert({ explore: true }),
       tasks as HouseholdTask[],
       1,
+      'growing',
     );
     const acc = await actionAccuracy(policy, demos, { maxTokens: 16, batch: 8 });
     expect(acc.decisions).toBe(demos.length);

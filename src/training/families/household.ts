@@ -34,7 +34,7 @@ export async function householdDemonstrations(
   expert: Expert,
   tasks: readonly Task[],
   history: number,
-  promptFormat: PromptFormat = 'growing',
+  promptFormat: PromptFormat,
 ): Promise<Demonstrated[]> {
   const out: Demonstrated[] = [];
   for (const task of tasks) {
@@ -157,7 +157,7 @@ export async function householdEvaluate(
  */
 export function householdDagger(
   config: Pick<TrainConfig, 'envOptions'> & {
-    loop: Omit<TrainConfig['loop'], 'promptFormat'> & { promptFormat?: PromptFormat };
+    loop: TrainConfig['loop'];
     sft: { dagger: { tasks: number; temperature: number } };
   },
   task: (split: Split, seed: number) => Task,
