@@ -12,7 +12,8 @@
  * The SFT warm-start clones the search expert in the env's own ReAct format (`<search>` tags), not
  * in this agent's tool-call format, so the policy starts out knowing the domain's words but not
  * how to call `web_search`; start from your own checkpoint (`policy.checkpoint`, `sft.enabled:
- * false`) when you have one trained in your agent's format.
+ * false`) when you have one trained in your agent's format. Measured as shipped (docs/BENCHMARKS.md,
+ * "LangChain agent scenario"): no reply calls the tool, every reward is 0, nothing is learned.
  */
 import { ChatOpenAI } from '@langchain/openai';
 import { createAgent } from 'langchain';

@@ -315,6 +315,17 @@ export function parseTrainConfig(input: unknown): TrainConfig {
   if (c.estimator === 'flow-grpo' && c.agent !== 'agentflow') {
     throw new TrainConfigError('estimator', "'flow-grpo' trains AgentFlow's planner; set agent: 'agentflow'");
   }
+  if (c.estimator === 'igpo' && c.agent === 'served') {
+    // IGPO's value of a turn is the policy's probability of the gold answer after the env's own
+    // answer prefix (`<answer>`); a served agent answers in its own format, and recorded rollouts
+    // have no known answer, so the values would measure nothing.
+    throw new TrainConfigError(
+      'estimator',
+      "'igpo' cannot train agent 'served': its turn values score the gold answer in the env's own answer " +
+        'format (<answer>...</answer>), which a served agent does not write (and recorded rollouts have no ' +
+        "known answer); use 'grpo', 'rloo', 'gigpo' or 'hgpo'",
+    );
+  }
   if (c.estimator === 'igpo' && c.env === 'household') {
     throw new TrainConfigError(
       'estimator',

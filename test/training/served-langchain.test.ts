@@ -3,9 +3,10 @@
  * the recording endpoint, the search env's web_search as a LangChain tool) trained for two GiGPO
  * iterations on a tiny policy. Checks that the stored steps are the ids and log-probs the policy
  * sampled for that agent (read from the raw responses LangChain received), and that the update
- * changed what the endpoint serves the agent's next rollouts. (The tiny untrained policy writes no
- * well-formed tool call, so these trajectories are one completion each; re-serialized tool-call
- * replies are checked in test/serve/record.test.ts, multi-turn rollouts in served.test.ts.)
+ * changed what the endpoint serves the agent's next rollouts. (The tiny policy, SFT'd in the env's
+ * `<search>` format, writes no well-formed tool call, so these trajectories are one completion
+ * each; the same agent calling its tool through the endpoint, with the tool call's ids spliced
+ * into the next prompt, is served-langchain-tools.test.ts, multi-turn rollouts in served.test.ts.)
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
