@@ -120,6 +120,13 @@ export const TrainConfig = z.strictObject({
       maxSteps: z.number().int().min(1).default(20),
       /** Response length cap, in tokens. */
       maxTokens: z.number().int().min(1).default(48),
+      /**
+       * Sampling temperature of the rollouts. The loss scores tokens at temperature 1 whatever this
+       * is (the behaviour log-probs too, so the first mini-batch's ratio is exactly 1): with
+       * group-normalised advantages, which sum to about zero over a state's samples, the policy
+       * gradient at temperature 1 and at T differ mainly by the factor 1/T, which the optimizer's
+       * normalisation absorbs (docs/ARCHITECTURE.md, "Rollout temperature").
+       */
       temperature: z.number().min(0).default(1),
     })
     .default({ history: 2, maxSteps: 20, maxTokens: 48, temperature: 1 }),
