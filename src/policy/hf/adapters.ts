@@ -39,10 +39,18 @@ export type AdapterConfigInput = z.input<typeof AdapterConfig>;
 const ADAPTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export const AdaptersConfig = z
-  .record(
-    z.string().regex(ADAPTER_NAME, 'an adapter name is letters, digits, ".", "_" or "-" (a folder name)'),
-    AdapterConfig,
-  )
+  .record(z.string(), AdapterConfig)
+  .superRefine((r, ctx) => {
+    for (const name of Object.keys(r)) {
+      if (!ADAPTER_NAME.test(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `'${name}' is not an adapter name; expected letters, digits, '.', '_' or '-' (it names a folder and a served model)`,
+        });
+      }
+    }
+  })
   .refine((r) => Object.keys(r).length > 0, 'name at least one adapter');
 
 export const ADAPTERS_FILE = 'stepwise-adapters.json';
