@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mergeCheckpoint } from '../../src/cli/commands/merge.ts';
 import { loadSafetensors } from '../../src/policy/checkpoint/safetensors.ts';
 import { modelConfigFromHf } from '../../src/policy/hf/config.ts';
 import { baseConfig, initAdapters, mergeAdapters, saveAdapters } from '../../src/policy/hf/lora.ts';
@@ -189,6 +190,20 @@ describe('named adapters on one base', () => {
       ),
     ).toBeGreaterThan(0);
     await expect(reference.update(rl, { kind: 'rl' })).rejects.toThrow(/the reference is frozen/);
+    // stepwise merge --adapter: one role folded into a full folder, computing what that adapter does.
+    await expect(mergeCheckpoint({ checkpoint: dir, out: path.join(root, 'm0') })).rejects.toThrow(
+      /an adapter per role \(planner, executor, verifier\); choose one with --adapter/,
+    );
+    const out = path.join(root, 'merged-executor');
+    await mergeCheckpoint({ checkpoint: dir, out, adapter: 'executor' });
+    const mergedExecutor = await Policy.load(out);
+    expect(
+      maxAbsDiff(
+        (await mergedExecutor.runner.logits([tokens])).data,
+        (await back.adapter('executor').runner.logits([tokens])).data,
+      ),
+    ).toBeLessThan(1e-4);
+    await mergedExecutor.dispose();
     await planner.dispose();
     await back.dispose();
   });
