@@ -177,6 +177,18 @@ describe('named adapters on one base', () => {
     const opt = planner.runner.getOptimizerState()!;
     const optBack = back.runner.getOptimizerState()!;
     for (const [k, v] of opt.m) expect(maxAbsDiff(v, optBack.m.get(k)!), k).toBe(0);
+    // A run resuming with its config: each adapter from the checkpoint's own folder (not fresh,
+    // not its `from`), with its state; a config that changes an adapter's shape is refused.
+    const resumed = await Policy.load(dir, { adapters: roles, adapter: 'planner' });
+    for (const [k, v] of planner.runner.getParams())
+      expect(maxAbsDiff(v, resumed.runner.getParams().get(k)!), k).toBe(0);
+    expect(resumed.runner.step).toBe(planner.runner.step);
+    await resumed.dispose();
+    await expect(
+      Policy.load(dir, { adapters: { ...roles, planner: { ...roles.planner, rank: 2 } } }),
+    ).rejects.toThrow(
+      /adapter 'planner': .* has rank 4 on q_proj, v_proj, o_proj, down_proj; the config asks for rank 2/,
+    );
     // The same next step from both: the resumed planner continues exactly.
     const a = await planner.update(rl, { kind: 'rl', learningRate: 1e-2 });
     const b = await back.update(rl, { kind: 'rl', learningRate: 1e-2 });
