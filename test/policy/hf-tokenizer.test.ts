@@ -181,6 +181,50 @@ describe('Qwen3: assistant messages with their sampled ids (tokenIds)', () => {
     );
   });
 
+  it('a growing conversation extends token for token at every turn; only a rewritten reply is re-encoded', async () => {
+    const tok = await qwen3;
+    const messages: ChatMessage[] = [...start];
+    let prompt = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tools });
+    for (let turn = 0; turn < 4; turn++) {
+      const sampled = [...(await spelled()), ...tok.encode(` ${turn}`), tok.endId];
+      messages.push(
+        { role: 'assistant', content: tok.decode(sampled.slice(0, -1)), tokenIds: sampled },
+        { role: 'user', content: `next ${turn}` },
+      );
+      const reencoded: number[] = [];
+      const next = tok.applyChatTemplate(messages, {
+        addGenerationPrompt: true,
+        tools,
+        onReencoded: (i) => reencoded.push(i),
+      });
+      expect(reencoded).toEqual([]);
+      expect(next.slice(0, prompt.length + sampled.length)).toEqual([...prompt, ...sampled]);
+      prompt = next;
+    }
+    // A <think> reply among them: that one is re-encoded (the template drops its block), the
+    // others keep their ids.
+    const thought = [...tok.encode('<think>\nhm\n</think>\n\nok'), tok.endId];
+    messages.splice(
+      4,
+      0,
+      { role: 'assistant', content: tok.decode(thought.slice(0, -1)), tokenIds: thought },
+      {
+        role: 'user',
+        content: 'and?',
+      },
+    );
+    const reencoded: number[] = [];
+    const ids = tok.applyChatTemplate(messages, {
+      addGenerationPrompt: true,
+      tools,
+      onReencoded: (i) => reencoded.push(i),
+    });
+    expect(reencoded).toEqual([4]);
+    const first = messages[2]!.tokenIds!;
+    expect(ids.slice(0, prompt.length).join()).toContain(first.join());
+    expect(tok.decode(ids)).not.toContain('<think>');
+  });
+
   it("a reply the template rewrites (Qwen3 drops an earlier turn's <think> block) is re-encoded and reported", async () => {
     const tok = await qwen3;
     const thought = [...tok.encode('<think>\nhm\n</think>\n\n'), ...(await spelled()), tok.endId];

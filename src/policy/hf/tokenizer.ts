@@ -248,19 +248,26 @@ export class HfTokenizer implements PolicyTokenizer {
       );
     const all = new Set(spliced);
     const probe = this.renderChat(marked(all), options);
-    const keep = new Set<number>();
-    for (const i of spliced) {
-      const mark = marker(i);
-      const parts = probe.split(mark);
-      if (parts.length !== 2) continue;
-      const ids = messages[i]!.tokenIds!;
-      const text = this.decode(body(ids));
+    const texts = new Map(spliced.map((i) => [i, this.decode(body(messages[i]!.tokenIds!))]));
+    /** The marker once, and the template's text after the content starts with an own end token. */
+    const placed = (i: number): boolean => {
+      const parts = probe.split(marker(i));
+      return parts.length === 2 && (!ownEnd(messages[i]!.tokenIds!) || parts[1]!.startsWith(endText));
+    };
+    const verbatim = (which: readonly number[]): boolean => {
       const asText = marked(all);
-      asText[i] = { ...asText[i]!, content: text };
-      if (this.renderChat(asText, options) !== parts.join(text)) continue;
-      if (ownEnd(ids) && !parts[1]!.startsWith(endText)) continue;
-      keep.add(i);
-    }
+      let expected = probe;
+      for (const i of which) {
+        asText[i] = { ...asText[i]!, content: texts.get(i)! };
+        expected = expected.split(marker(i)).join(texts.get(i)!);
+      }
+      return this.renderChat(asText, options) === expected;
+    };
+    // One rendering checks every message at once (a growing conversation has many); only when
+    // that fails is each message checked alone.
+    const keep = new Set<number>();
+    if (spliced.every(placed) && verbatim(spliced)) for (const i of spliced) keep.add(i);
+    else for (const i of spliced) if (placed(i) && verbatim([i])) keep.add(i);
     for (const i of spliced) if (!keep.has(i)) options.onReencoded?.(i);
     const rendered = keep.size === all.size ? probe : this.renderChat(marked(keep), options);
     const out: number[] = [];
