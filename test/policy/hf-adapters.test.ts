@@ -60,7 +60,8 @@ function merged(p: Policy): Policy {
 const roles = {
   planner: { ...lora, targets: [...lora.targets], trainable: true },
   executor: { ...lora, targets: [...lora.targets], trainable: false, from: path.join(root, 'peft-executor') },
-  verifier: { ...lora, targets: [...lora.targets], trainable: false, from: path.join(root, 'peft-verifier') },
+  // Rank and targets left out: the folder's.
+  verifier: { trainable: false, from: path.join(root, 'peft-verifier') },
 };
 
 beforeAll(async () => {

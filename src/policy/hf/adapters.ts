@@ -18,20 +18,28 @@ import { z } from 'zod';
 import { hashSeed } from '../../util/random.ts';
 import { parseOrThrow } from '../../util/zod.ts';
 import { type Checkpoint, loadOptimizer, saveOptimizer } from '../checkpoint/checkpoint.ts';
-import { LoraConfig, type ModelConfig } from '../model/config.ts';
+import { LORA_TARGETS, LoraConfig, type ModelConfig } from '../model/config.ts';
 import type { Params } from '../model/params.ts';
 import { ADAPTER_CONFIG, initAdapters, loadAdapters, readLoraConfig, saveAdapters } from './lora.ts';
 
 /**
  * One adapter of `policy.adapters`: a LoRA config (as `policy.lora`), whether it trains, and
  * optionally a PEFT adapter folder it starts from (else fresh: A random, B zero, the base model).
+ * Fields left out come from the adapter's folder when it has one (`from`, or the checkpoint's own
+ * folder of that name), else from `LoraConfig`'s defaults; a rank or targets given must match the
+ * folder's.
  */
-export const AdapterConfig = LoraConfig.extend({
+export const AdapterConfig = z.strictObject({
+  // LoraConfig's fields without their defaults (which are applied after the folder's values).
+  rank: z.number().int().min(1).optional(),
+  alpha: z.number().positive().optional(),
+  targets: z.array(z.enum(LORA_TARGETS)).min(1).optional(),
+  dropout: z.number().min(0).max(0.9).optional(),
   /** false: the adapter is served and scored but never updated (no optimizer state). */
   trainable: z.boolean().default(true),
   /** A PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to start from. */
   from: z.string().min(1).optional(),
-}).strict();
+});
 export type AdapterConfig = z.output<typeof AdapterConfig>;
 export type AdapterConfigInput = z.input<typeof AdapterConfig>;
 
@@ -115,7 +123,7 @@ export async function loadNamedAdapters(
     const source = existsSync(path.join(own, ADAPTER_CONFIG)) ? own : want.from;
     const fromFile = source ? await readLoraConfig(source) : undefined;
     if (source && !fromFile) throw new Error(`adapter '${name}': '${source}' has no ${ADAPTER_CONFIG}`);
-    const lora = asked ? LoraConfig.parse(pickLora(want)) : fromFile!;
+    const lora = LoraConfig.parse({ ...fromFile, ...pickLora(want) });
     if (fromFile && (fromFile.rank !== lora.rank || fromFile.targets.join() !== lora.targets.join())) {
       throw new Error(
         `adapter '${name}': ${source} has rank ${fromFile.rank} on ${fromFile.targets.join(', ')}; ` +
@@ -142,9 +150,10 @@ export async function loadNamedAdapters(
   return out;
 }
 
+/** The LoRA fields an adapter's config gives (absent ones left out, so a folder's stand). */
 function pickLora(a: Partial<AdapterConfig>): z.input<typeof LoraConfig> {
   const { trainable: _t, from: _f, ...lora } = a;
-  return lora;
+  return Object.fromEntries(Object.entries(lora).filter(([, v]) => v !== undefined));
 }
 
 /** Write each adapter's PEFT folder under `dir` (with its optimizer state when it has one) and the manifest. */
