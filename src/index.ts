@@ -143,6 +143,11 @@ export type { TokenBatch, TokenRow, UpdateMetrics } from './policy/runtime/runne
 export { CUDA_INSTALL_HINT, Device } from './policy/runtime/session.ts';
 // Hugging Face model folders (issue 15): import, tokenizer and chat template, LoRA adapters, merge.
 export { type HfModel, isHfFolder, loadHfModel, saveHfModel } from './policy/hf/folder.ts';
+export {
+  type AdapterConfig,
+  type AdapterConfigInput,
+  AdaptersConfig,
+} from './policy/hf/adapters.ts';
 export { baseConfig, mergeAdapters } from './policy/hf/lora.ts';
 export { HfTokenizer } from './policy/hf/tokenizer.ts';
 export { LORA_TARGETS, LoraConfig } from './policy/model/config.ts';

@@ -2,16 +2,26 @@
  * The trainable policy: a tokenizer, a transformer and its ONNX Runtime graphs behind one object
  * that generates, scores, updates, saves and exports.
  */
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { z } from 'zod';
 import { parseOrThrow } from '../util/zod.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint/checkpoint.ts';
+import {
+  type AdapterConfigInput,
+  loadNamedAdapters,
+  type NamedAdapter,
+  saveNamedAdapters,
+  storedAdapters,
+} from './hf/adapters.ts';
 import { type HfSource, isHfFolder, loadHfModel, saveHfModel } from './hf/folder.ts';
+import { ADAPTER_CONFIG, loadAdapters, readLoraConfig } from './hf/lora.ts';
 import type { HfTokenizer } from './hf/tokenizer.ts';
 import { type LoraConfig, type ModelConfig, modelConfig, type PresetName } from './model/config.ts';
 import { buildLogitsGraph } from './model/graphs.ts';
 import { LossConfig } from './model/loss.ts';
-import { initParams, type Params } from './model/params.ts';
+import { initParams, type Params, paramSpecs } from './model/params.ts';
 import { ContinuousBatch } from './runtime/continuous-batch.ts';
 import {
   type GenerateOptions,
@@ -20,7 +30,7 @@ import {
   generateOptions,
   type OnToken,
 } from './runtime/generate.ts';
-import { ModelRunner, type TokenBatch, type UpdateMetrics } from './runtime/runner.ts';
+import { ModelRunner, SessionPool, type TokenBatch, type UpdateMetrics } from './runtime/runner.ts';
 import { type Device, resolveDevice } from './runtime/session.ts';
 import { type PolicyTokenizer, type TemplateMessage, Tokenizer } from './tokenizer/tokenizer.ts';
 
@@ -62,6 +72,25 @@ export interface PolicyRuntimeOptions {
    * max_position_embeddings and 4096); decode buffers and RoPE tables are sized by it.
    */
   contextLength?: number;
+  /**
+   * A Hugging Face folder only: named LoRA adapters on one frozen base (an adapter per role), each
+   * trainable or frozen (see `AdapterConfig`). A folder saved with adapters loads them without this.
+   */
+  adapters?: Record<string, AdapterConfigInput>;
+  /** With adapters: the one `load` returns (default the base); `policy.adapter(name)` reaches the others. */
+  adapter?: string;
+}
+
+/**
+ * The base and the adapters that share it: one set of base tensors (every member's runner wraps
+ * the same arrays) and one session pool (the inference graphs bake the base once and take each
+ * adapter's tensors as inputs).
+ */
+interface AdapterGroup {
+  base: Policy;
+  members: Map<string, Policy>;
+  pool: SessionPool;
+  disposed: boolean;
 }
 
 /** Most rows `Policy.generate` decodes at once (more prompts join as rows finish). */
@@ -75,13 +104,67 @@ export class Policy {
   readonly batch: ContinuousBatch;
   /** The Hugging Face folder this policy was imported from (`save` then writes such a folder). */
   readonly hf?: HfSource;
+  /** The adapter this policy computes with, when it is one of a base's named adapters. */
+  readonly adapterName?: string;
+  private group?: AdapterGroup;
 
-  private constructor(tokenizer: PolicyTokenizer, runner: ModelRunner, hf?: HfSource) {
+  private constructor(tokenizer: PolicyTokenizer, runner: ModelRunner, hf?: HfSource, adapterName?: string) {
     this.tokenizer = tokenizer;
     this.config = runner.config;
     this.runner = runner;
     this.hf = hf;
+    this.adapterName = adapterName;
     this.batch = new ContinuousBatch(runner, { maxBatch: GENERATE_MAX_BATCH, detokenizer: tokenizer });
+  }
+
+  /** Names of the adapters on this policy's base (empty without adapters). */
+  get adapterNames(): string[] {
+    return this.group ? [...this.group.members.keys()] : [];
+  }
+
+  /** The base model of a policy with adapters (itself otherwise). */
+  get base(): Policy {
+    return this.group?.base ?? this;
+  }
+
+  /** A named adapter on this policy's base: a policy of its own that shares the base's tensors and sessions. */
+  adapter(name: string): Policy {
+    const found = this.group?.members.get(name);
+    if (!found) {
+      throw new Error(
+        this.group
+          ? `no adapter '${name}'; this base has ${this.adapterNames.map((n) => `'${n}'`).join(', ')}`
+          : `no adapter '${name}': this policy has no named adapters (load it with 'adapters')`,
+      );
+    }
+    return found;
+  }
+
+  /** Whether `update` is refused (a frozen adapter, or the base of adapters). */
+  get frozen(): boolean {
+    return this.runner.frozen;
+  }
+
+  /**
+   * A frozen copy of a PEFT adapter folder on this policy's base, not one of its named adapters
+   * (nothing saves it): e.g. a run's reference, the planner as SFT left it, without a second base.
+   */
+  async frozenAdapterFrom(dir: string, label = `adapter from '${dir}'`): Promise<Policy> {
+    const group = this.group;
+    if (!group) throw new Error('frozenAdapterFrom: this policy has no named adapters');
+    const lora = await readLoraConfig(dir);
+    if (!lora) throw new Error(`'${dir}' has no ${ADAPTER_CONFIG}`);
+    const config: ModelConfig = { ...group.base.config, lora };
+    const params = new Map(group.base.runner.getParams());
+    for (const [k, v] of await loadAdapters(dir, config)) params.set(k, v);
+    const runner = new ModelRunner(config, params, group.base.runner.device, {
+      bakeWeights: group.base.runner.bakeWeights,
+      prefixCacheBytes: 0,
+      sessions: group.pool,
+      frozen: true,
+      label,
+    });
+    return new Policy(this.tokenizer, runner, this.hf);
   }
 
   /** A fresh, randomly initialized policy. */
@@ -121,6 +204,15 @@ export class Policy {
    * weights, tokenizer.json and its chat template).
    */
   static async load(dir: string, options: PolicyRuntimeOptions = {}): Promise<Policy> {
+    if (isHfFolder(dir) && (options.adapters || (await storedAdapters(dir)))) {
+      return Policy.loadWithAdapters(dir, options);
+    }
+    if (options.adapters || options.adapter !== undefined) {
+      throw new Error(
+        `adapters: '${dir}' ${isHfFolder(dir) ? 'has no named adapters' : 'is not a Hugging Face folder'}; ` +
+          'named adapters need a pretrained base',
+      );
+    }
     if (isHfFolder(dir)) {
       const m = await loadHfModel(dir, {
         contextLength: options.contextLength,
@@ -149,6 +241,52 @@ export class Policy {
     });
     if (ckpt.optimizer) runner.setOptimizerState(ckpt.optimizer, ckpt.step);
     return new Policy(Tokenizer.fromJSON(ckpt.tokenizerJson), runner);
+  }
+
+  /** A Hugging Face base with named adapters: one base in memory, a `Policy` per adapter. */
+  private static async loadWithAdapters(dir: string, options: PolicyRuntimeOptions): Promise<Policy> {
+    if (options.lora) {
+      throw new Error("lora and adapters: give one; 'adapters' names several LoRA adapters on one base");
+    }
+    if (existsSync(path.join(dir, ADAPTER_CONFIG))) {
+      throw new Error(
+        `${dir} has a single LoRA adapter (${ADAPTER_CONFIG}); merge it (stepwise merge) before adding named adapters`,
+      );
+    }
+    const m = await loadHfModel(dir, { contextLength: options.contextLength });
+    const named = await loadNamedAdapters(dir, m.config, options.adapters, options.seed);
+    const device = resolveDevice(options.device ?? 'cpu');
+    const pool = new SessionPool();
+    const runnerOptions = (frozen: boolean, label: string) => ({
+      bakeWeights: options.bakeWeights,
+      prefixCacheBytes: options.prefixCacheBytes,
+      sessions: pool,
+      frozen,
+      label,
+    });
+    const base = new Policy(
+      m.tokenizer,
+      new ModelRunner(m.config, m.params, device, runnerOptions(true, 'the base of named adapters')),
+      m.source,
+    );
+    const group: AdapterGroup = { base, members: new Map(), pool, disposed: false };
+    base.group = group;
+    for (const a of named) {
+      // The base's arrays themselves (ORT tensors wrap them without a copy) plus the adapter's.
+      const params: Params = new Map(m.params);
+      for (const [k, v] of a.params) params.set(k, v);
+      const runner = new ModelRunner(
+        a.config,
+        params,
+        device,
+        runnerOptions(!a.trainable, `adapter '${a.name}'`),
+      );
+      if (a.optimizer) runner.setOptimizerState(a.optimizer, a.step);
+      const member = new Policy(m.tokenizer, runner, m.source, a.name);
+      member.group = group;
+      group.members.set(a.name, member);
+    }
+    return options.adapter === undefined ? base : base.adapter(options.adapter);
   }
 
   get device(): Device {
@@ -231,6 +369,10 @@ export class Policy {
    * files), which `load` and transformers both read.
    */
   async save(dir: string): Promise<void> {
+    if (this.group) {
+      await this.saveGroup(dir);
+      return;
+    }
     if (this.hf) {
       await saveHfModel(dir, {
         config: this.config,
@@ -245,6 +387,35 @@ export class Policy {
     await saveCheckpoint(dir, this.checkpoint());
   }
 
+  /** The base once, in its stored dtype (it never changes), and one PEFT folder per adapter. */
+  private async saveGroup(dir: string): Promise<void> {
+    const { base, members } = this.group!;
+    await saveHfModel(
+      dir,
+      {
+        config: base.config,
+        params: base.runner.getParams(),
+        tokenizer: base.tokenizer as HfTokenizer,
+        source: base.hf!,
+      },
+      { dtype: base.hf!.dtype },
+    );
+    const adapters: NamedAdapter[] = [...members].map(([name, p]) => {
+      const all = p.runner.getParams();
+      const own: Params = new Map();
+      for (const s of paramSpecs(p.config)) if (!s.frozen) own.set(s.name, all.get(s.name)!);
+      return {
+        name,
+        config: p.config,
+        params: own,
+        trainable: !p.frozen,
+        optimizer: p.runner.getOptimizerState(),
+        step: p.runner.step,
+      };
+    });
+    await saveNamedAdapters(dir, adapters, String(base.hf!.rawConfig._name_or_path ?? ''));
+  }
+
   /**
    * Write a standalone ONNX model (weights inside): input `ids` int64 [batch, seq], output `logits`
    * float32 [batch, seq, vocab], causal, positions 0..seq-1. Plain onnxruntime runs it.
@@ -253,7 +424,14 @@ export class Policy {
     await writeFile(path, buildLogitsGraph(this.config, 'float32', this.runner.getParams()).toOnnx());
   }
 
+  /** Release the sessions. A policy with adapters releases its whole group (base and every adapter). */
   async dispose(): Promise<void> {
-    await this.runner.dispose();
+    if (!this.group) {
+      await this.runner.dispose();
+      return;
+    }
+    if (this.group.disposed) return;
+    this.group.disposed = true;
+    await this.group.pool.dispose();
   }
 }

@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto';
 import type { PolicyChatModel, PolicyChatResult } from '../agents/chat/policy-chat-model.ts';
 import { toolCallsFromText } from '../agents/chat/template.ts';
 import type { ChatMessage, ChatToolDefinition } from '../agents/types.ts';
-import { Tokenizer } from '../policy/tokenizer/tokenizer.ts';
 import { callSeed } from '../util/random.ts';
 import { badRequest, contextOverflow } from './errors.ts';
 import type { ChatCompletionRequest, StepwiseTokens } from './protocol.ts';
@@ -110,15 +109,8 @@ export async function chatCompletions(
   const messages = toChatMessages(req.messages);
   const rollout = context.rollout;
   const opening = tok.encode(prefix);
-  // Recorded reply ids are spliced in per message with stepwise's own template; a Hugging Face
-  // template renders the conversation whole, so there every assistant message is re-encoded.
-  const built =
-    tok instanceof Tokenizer
-      ? promptIds(tok, messages, tools, context.replies, rollout?.rollout)
-      : {
-          ids: model.promptTokens(messages, { tools }),
-          reencoded: messages.filter((m) => m.role === 'assistant').length,
-        };
+  // Recorded reply ids go into the template where each reply's content goes (either tokenizer).
+  const built = promptIds(model, messages, tools, context.replies, rollout?.rollout);
   const prompt = [...built.ids, ...opening];
   const sampling = context.rollout?.sampling;
   const requested = req.max_completion_tokens ?? req.max_tokens;

@@ -25,10 +25,10 @@ export class ServeError extends Error {
 export const badRequest = (message: string, param: string | null = null, code: string | null = null) =>
   new ServeError(400, message, 'invalid_request_error', param, code);
 
-export const modelNotFound = (model: string) =>
+export const modelNotFound = (model: string, available: readonly string[]) =>
   new ServeError(
     404,
-    `The model '${model}' does not exist; this server serves the model listed at GET /v1/models`,
+    `The model '${model}' does not exist; this server serves ${available.map((m) => `'${m}'`).join(', ')} (GET /v1/models)`,
     'invalid_request_error',
     'model',
     'model_not_found',

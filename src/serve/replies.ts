@@ -11,9 +11,9 @@
  * and counted as `reencoded` in the response and the recorded step.
  */
 
-import { templateMessages } from '../agents/chat/template.ts';
+import type { PolicyChatModel } from '../agents/chat/policy-chat-model.ts';
 import type { ChatMessage, ChatToolCall, ChatToolDefinition } from '../agents/types.ts';
-import type { PolicyTokenizer, Tokenizer } from '../policy/tokenizer/tokenizer.ts';
+import type { PolicyTokenizer } from '../policy/tokenizer/tokenizer.ts';
 
 /** JSON with object keys sorted at every level, so that equal values give equal text. */
 function canonicalJson(value: unknown): string {
@@ -81,34 +81,34 @@ export interface PromptIds {
 }
 
 /**
- * The chat template of `messages` (+ tools) with a generation prompt, as `applyChatTemplate` would
- * make it, except that each assistant message found in `cache` contributes its recorded ids.
+ * The chat template of `messages` (+ tools) with a generation prompt, as the model's `promptTokens`
+ * makes it, with each assistant message found in `cache` carrying its recorded ids (`tokenIds`),
+ * which the template splices in where the message's content goes. A message counts as re-encoded
+ * when no reply of the server's matches it, or when the model's template could not keep its ids.
  */
 export function promptIds(
-  tok: Tokenizer,
+  model: { promptTokens: PolicyChatModel['promptTokens'] },
   messages: readonly ChatMessage[],
   tools: readonly ChatToolDefinition[],
   cache: ReplyCache,
   rollout?: string,
 ): PromptIds {
-  const rendered = templateMessages(messages, tools);
-  // templateMessages adds at most one system message, at the front, for the tools.
-  const offset = rendered.length - messages.length;
-  const ids: number[] = [];
   let reencoded = 0;
-  for (const [j, m] of rendered.entries()) {
-    const original = j >= offset ? messages[j - offset] : undefined;
-    if (original?.role === 'assistant') {
-      const recorded = cache.find(replyKey(original.content, original.toolCalls), rollout);
-      if (recorded) {
-        ids.push(tok.special('<|assistant|>'), ...recorded);
-        continue;
-      }
+  const withIds = messages.map((m): ChatMessage => {
+    if (m.role !== 'assistant') return m;
+    const recorded = cache.find(replyKey(m.content, m.toolCalls), rollout);
+    if (!recorded) {
       reencoded++;
+      return m;
     }
-    ids.push(...tok.applyChatTemplate([m]));
-  }
-  ids.push(tok.special('<|assistant|>'));
+    return { ...m, tokenIds: recorded };
+  });
+  const ids = model.promptTokens(withIds, {
+    tools: [...tools],
+    onReencoded: () => {
+      reencoded++;
+    },
+  });
   return { ids, reencoded };
 }
 

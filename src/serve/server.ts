@@ -11,6 +11,11 @@
  * for GiGPO), and `POST /v1/rewards` records the rollout's outcome. The server serves the `Policy`
  * object it was given, so a trainer updating that object in place swaps what it serves: the next
  * request decodes with the new weights (an update clears the prefix cache).
+ *
+ * A policy with named LoRA adapters (an adapter per role) is served the way vLLM serves multi-LoRA:
+ * the base under `modelId`, each adapter under its own name (`model: "planner"`), all listed by
+ * GET /v1/models with the base as their `parent`. Each has its own decode batch; they share the
+ * base's tensors and sessions.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,7 +40,7 @@ export const ServeOptions = z.object({
   host: z.string().default('127.0.0.1'),
   /** 0 picks a free port (see `url` after `listen`). */
   port: z.number().int().min(0).max(65535).default(8000),
-  /** The model id clients send; requests naming another model get a 404. */
+  /** The base model's id (adapters are served under their own names); another name gets a 404. */
   modelId: z.string().min(1).default('stepwise'),
   /** Most rows decoding at once (n choices count as rows); more requests wait for a row to leave. */
   maxBatch: z.number().int().min(1).default(64),
@@ -56,7 +61,10 @@ export type ServeOptions = z.infer<typeof ServeOptions>;
 
 export class PolicyServer {
   readonly options: ServeOptions;
+  /** The base model's chat model (the policy's own when it has no adapters). */
   readonly model: PolicyChatModel;
+  /** Every served model by id: the base under `modelId`, then each adapter under its name. */
+  readonly models: ReadonlyMap<string, PolicyChatModel>;
   private readonly server: Server;
   private readonly created = Math.floor(Date.now() / 1000);
   readonly replies: ReplyCache;
@@ -71,14 +79,26 @@ export class PolicyServer {
   ) {
     this.options = ServeOptions.parse(options);
     this.replies = new ReplyCache(this.options.replyCacheSize);
-    this.model = new PolicyChatModel(policy, {
-      name: this.options.modelId,
-      maxBatch: this.options.maxBatch,
-      batchWaitMs: this.options.batchWaitMs,
-      batchMaxWaitMs: this.options.batchMaxWaitMs,
-      // The server's own batch settings, whatever other models on this policy use.
-      shareBatches: false,
-    });
+    const chatModel = (p: Policy, name: string) =>
+      new PolicyChatModel(p, {
+        name,
+        maxBatch: this.options.maxBatch,
+        batchWaitMs: this.options.batchWaitMs,
+        batchMaxWaitMs: this.options.batchMaxWaitMs,
+        // The server's own batch settings, whatever other models on this policy use.
+        shareBatches: false,
+      });
+    const models = new Map<string, PolicyChatModel>();
+    // Given one of a base's adapters, the server still serves the base and all of them.
+    models.set(this.options.modelId, chatModel(policy.base, this.options.modelId));
+    for (const name of policy.adapterNames) {
+      if (models.has(name)) {
+        throw new Error(`adapter '${name}' has the base model's id; serve the base under another --model`);
+      }
+      models.set(name, chatModel(policy.adapter(name), name));
+    }
+    this.models = models;
+    this.model = models.get(this.options.modelId)!;
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err) => sendError(res, err));
     });
@@ -116,13 +136,22 @@ export class PolicyServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '');
     const reply = replyTo(res);
-    const model = { id: this.options.modelId, object: 'model', created: this.created, owned_by: 'stepwise' };
+    const base = this.options.modelId;
+    const card = (id: string) => ({
+      id,
+      object: 'model',
+      created: this.created,
+      owned_by: 'stepwise',
+      root: base,
+      parent: id === base ? null : base,
+    });
+    const ids = [...this.models.keys()];
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (req.method !== 'GET') throw methodNotAllowed(req.method, 'GET');
-      if (path === '/v1/models') return reply.json({ object: 'list', data: [model] });
+      if (path === '/v1/models') return reply.json({ object: 'list', data: ids.map(card) });
       const id = decodeURIComponent(path.slice('/v1/models/'.length));
-      if (id !== this.options.modelId) throw modelNotFound(id);
-      return reply.json(model);
+      if (!this.models.has(id)) throw modelNotFound(id, ids);
+      return reply.json(card(id));
     }
     if (path === '/health') return reply.json({ ok: true });
     if (path === '/v1/rewards') {
@@ -148,18 +177,13 @@ export class PolicyServer {
       ({ field, message }) =>
         badRequest(`Invalid value for '${field || 'body'}': ${message}`, field || null, 'invalid_value'),
     );
-    if (request.model !== this.options.modelId) throw modelNotFound(request.model);
+    const served = this.models.get(request.model);
+    if (!served) throw modelNotFound(request.model, ids);
     const context: ChatContext = { replies: this.replies, rollout: this.rolloutOf(req, chat) };
     try {
       if (chat)
-        await chatCompletions(
-          this.model,
-          this.options.modelId,
-          request as ChatCompletionRequest,
-          reply,
-          context,
-        );
-      else await completions(this.model, this.options.modelId, request as CompletionRequest, reply);
+        await chatCompletions(served, request.model, request as ChatCompletionRequest, reply, context);
+      else await completions(served, request.model, request as CompletionRequest, reply);
     } catch (err) {
       if (err instanceof ContextOverflowError) throw contextOverflow(err.promptTokens, 1, err.contextLength);
       throw err;

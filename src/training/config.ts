@@ -9,6 +9,7 @@ import { estimators } from '../credit/estimators.ts';
 import { penaltyPlacementSchema } from '../credit/types.ts';
 import { ENV_NAMES } from '../envs/index.ts';
 import { SPLITS } from '../envs/types.ts';
+import { AdaptersConfig } from '../policy/hf/adapters.ts';
 import { LoraConfig, presets } from '../policy/model/config.ts';
 import { LossAgg } from '../policy/model/loss.ts';
 import { isPostgresUrl } from '../store/postgres/store.ts';
@@ -141,6 +142,15 @@ export const TrainConfig = z.strictObject({
        * on the frozen base instead of every weight; checkpoints hold PEFT adapter files.
        */
       lora: LoraConfig.optional(),
+      /**
+       * With a Hugging Face `checkpoint` and agent 'agentflow': an adapter per role on one frozen
+       * base, e.g. `{ planner: { rank: 16, alpha: 32 }, executor: { trainable: false, from:
+       * 'adapters/executor' } }` (each as `lora`, plus `trainable` (default true) and `from`, a PEFT
+       * adapter folder to start from). SFT trains each trainable adapter on its role's
+       * demonstrations, RL the planner's; roles without an adapter run on the base (the analyzer on
+       * the planner's unless it has one). Checkpoints: the base once, a PEFT folder per adapter.
+       */
+      adapters: AdaptersConfig.optional(),
       /** Explicit model sizes instead of the preset (tests use a smaller one). */
       model: z
         .strictObject({
@@ -350,6 +360,32 @@ export function parseTrainConfig(input: unknown): TrainConfig {
       'policy.lora',
       'needs policy.checkpoint (a Hugging Face model folder to adapt)',
     );
+  }
+  if (c.policy.adapters) {
+    if (!c.policy.checkpoint) {
+      throw new TrainConfigError(
+        'policy.adapters',
+        'needs policy.checkpoint (a Hugging Face model folder to adapt)',
+      );
+    }
+    if (c.policy.lora) {
+      throw new TrainConfigError(
+        'policy.adapters',
+        "and policy.lora: give one ('lora' is one adapter for every role, 'adapters' one per role)",
+      );
+    }
+    if (c.agent !== 'agentflow') {
+      throw new TrainConfigError(
+        'policy.adapters',
+        `an adapter per role needs a multi-agent loop (agent 'agentflow'); agent '${c.agent}' has one role, use policy.lora`,
+      );
+    }
+    if (c.policy.adapters.planner?.trainable !== true) {
+      throw new TrainConfigError(
+        'policy.adapters.planner',
+        'RL trains the planner: name a trainable planner adapter (e.g. planner: { rank: 16 })',
+      );
+    }
   }
   if (!c.sft.enabled && !c.policy.checkpoint) {
     throw new TrainConfigError(

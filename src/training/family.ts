@@ -53,6 +53,13 @@ export interface TaskFamily {
   /** Steps whose response is trained (default: every step with response tokens). */
   trainable?(step: AgentStep): boolean;
   /**
+   * With `policy.adapters`: the adapter the steps of a role run on (undefined: the base model), so
+   * SFT trains each adapter on its own role's demonstrations.
+   */
+  adapterOf?(role: string | undefined): string | undefined;
+  /** With `policy.adapters`: the adapter RL updates (its steps are the `trainable` ones). */
+  trainedAdapter?: string;
+  /**
    * The estimator's input rows, one per trainable step (default `creditRows`). IGPO's values come
    * from scoring the gold answer with `policy`, so this may score.
    */

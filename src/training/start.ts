@@ -73,7 +73,11 @@ async function resumeRun({ config, store, log }: RunBase, stored: Json): Promise
   }
   const point = store.resumePoint(runId);
   const from = point.checkpoint?.path ?? referenceDir;
-  const policy = await Policy.load(from, { device: config.device });
+  const policy = await Policy.load(from, {
+    device: config.device,
+    // Named adapters come back from the checkpoint's own folders, trainable as the config says.
+    ...(config.policy.adapters ? { adapters: config.policy.adapters, adapter: 'planner' } : {}),
+  });
   store.setRunStatus(runId, 'running');
   log(`resuming run '${runId}' at iteration ${point.nextIteration} from ${from}`);
   return { policy, referenceDir, next: point.nextIteration };
@@ -97,6 +101,45 @@ function sameAsStored(config: TrainConfig, stored: Json): void {
 }
 
 /** The expert's demonstrations on `n` tasks of `split` (seeds offset from the evaluation's 0..n-1). */
+/**
+ * SFT with an adapter per role: each trainable adapter on its own role's demonstrations (the
+ * family's `adapterOf`); demonstrations of roles on the base or on a frozen adapter train nothing.
+ * Returns the trained adapter's result.
+ */
+async function warmStartAdapters(
+  { config, hooks, family, log }: RunBase,
+  policy: Policy,
+  trainDemos: readonly Demonstrated[],
+): Promise<SftResult> {
+  const context = policy.config.contextLength;
+  const adapterOf = family.adapterOf ?? ((role: string | undefined) => role);
+  const validDemos = await demosOf(family, 'valid-seen', config.sft.validTasks);
+  let result: SftResult | undefined;
+  for (const name of policy.adapterNames) {
+    const adapter = policy.adapter(name);
+    const mine = (d: Demonstrated) => adapterOf(d.role) === name;
+    const train = sftSamples(trainDemos.filter(mine), policy.tokenizer, context);
+    if (adapter.frozen || train.length === 0) {
+      log(`sft: adapter '${name}' ${adapter.frozen ? 'is frozen' : 'has no demonstrations'}; not trained`);
+      continue;
+    }
+    const valid = sftSamples(validDemos.filter(mine), policy.tokenizer, context);
+    log(`sft: adapter '${name}': ${train.length} training samples, ${valid.length} validation samples`);
+    const r = await runSft(adapter, train, valid.length > 0 ? valid : train, config.sft, {
+      seed: config.seed,
+      onProgress: hooks.onProgress,
+      log,
+    });
+    log(
+      `sft: adapter '${name}': ${r.steps} steps, train loss ${r.trainLoss.toFixed(4)}, valid loss ${r.validLoss.toFixed(4)} ` +
+        `(stopped by ${r.stoppedBy})`,
+    );
+    if (name === policy.adapterName || !result) result = r;
+  }
+  if (!result) throw new Error('sft: no trainable adapter has demonstrations of its role');
+  return result;
+}
+
 function demosOf(family: TaskFamily, split: Split, n: number): Promise<Demonstrated[]> {
   // Offset so that SFT never sees an evaluated task.
   return family.demonstrations(Array.from({ length: n }, (_, k) => family.task(split, 1_000_000 + k)));
@@ -112,6 +155,10 @@ async function startingPolicy(
       device: config.device,
       lora: config.policy.lora,
       seed: config.seed,
+      // An adapter per role: the run holds (and RL updates) the family's trained adapter.
+      ...(config.policy.adapters
+        ? { adapters: config.policy.adapters, adapter: family.trainedAdapter ?? 'planner' }
+        : {}),
     });
   }
   const tokenizer =
@@ -131,12 +178,35 @@ async function startingPolicy(
   });
 }
 
+/**
+ * The frozen reference a run's KL is measured against. With named adapters it is the trained
+ * adapter as the reference checkpoint holds it, on the run's own base (no second base in memory);
+ * a planner that starts fresh (B = 0) is the base model itself.
+ */
+export async function referencePolicy(
+  config: TrainConfig,
+  policy: Policy,
+  referenceDir: string,
+): Promise<Policy> {
+  if (policy.adapterNames.length === 0) {
+    return Policy.load(referenceDir, { device: config.device, bakeWeights: true });
+  }
+  const name = policy.adapterName!;
+  const stored = join(referenceDir, name);
+  if (existsSync(join(stored, 'adapter_config.json')))
+    return policy.frozenAdapterFrom(stored, 'the reference');
+  const from = config.policy.adapters?.[name]?.from;
+  return from ? policy.frozenAdapterFrom(from, 'the reference') : policy.base;
+}
+
 /** SFT on the expert's demonstrations (train split), validated on valid-seen ones. */
 async function warmStart(
-  { config, hooks, family, log }: RunBase,
+  base: RunBase,
   policy: Policy,
   trainDemos: readonly Demonstrated[],
 ): Promise<SftResult> {
+  if (policy.adapterNames.length > 0) return warmStartAdapters(base, policy, trainDemos);
+  const { config, hooks, family, log } = base;
   const context = policy.config.contextLength;
   const fixed = sftSamples(trainDemos, policy.tokenizer, context);
   // A fresh stream draws new train tasks for every batch; the fixed demonstrations still train the

@@ -14,7 +14,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { rolloutMetrics, type Trajectory } from '../agents/record.ts';
-import { Policy } from '../policy/policy.ts';
 import { isPostgresUrl, openStore } from '../store/index.ts';
 import { parseTrainConfig } from './config.ts';
 import { type Evaluations, mean, pct, type RunBase, type RunContext, type TrainHooks } from './context.ts';
@@ -23,7 +22,7 @@ import { evaluateAfter, evaluateBefore, evaluateDue } from './evaluate.ts';
 import { makeFamily } from './families/index.ts';
 import { rollout } from './rollout.ts';
 import type { SftResult } from './sft.ts';
-import { startRun } from './start.ts';
+import { referencePolicy, startRun } from './start.ts';
 import { DivergenceError, update } from './update.ts';
 
 export type { EvalResult, ProgressEvent, RunContext, TrainHooks } from './context.ts';
@@ -55,7 +54,7 @@ export async function train(input: unknown, hooks: TrainHooks = {}): Promise<Tra
   const base: RunBase = { config, store, family, hooks, log, progress: hooks.onProgress ?? (() => {}) };
   try {
     const start = await startRun(base);
-    const reference = await Policy.load(start.referenceDir, { device: config.device, bakeWeights: true });
+    const reference = await referencePolicy(config, start.policy, start.referenceDir);
     const ctx: RunContext = { ...base, policy: start.policy, reference };
     try {
       return { ...(await run(ctx, start.next, start.referenceDir)), sft: start.sft };

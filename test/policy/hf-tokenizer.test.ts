@@ -102,6 +102,149 @@ describe('Qwen3 tokenizer.json and chat template', () => {
   });
 });
 
+describe('Qwen3: assistant messages with their sampled ids (tokenIds)', () => {
+  const start: ChatMessage[] = [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Say hello.' },
+  ];
+  /** "Hello world" as the model might sample it: not the spelling encode() gives. */
+  const spelled = async () => {
+    const tok = await qwen3;
+    return [...tok.encode('Hel'), ...tok.encode('lo'), ...tok.encode(' wor'), ...tok.encode('ld')];
+  };
+
+  it('the next prompt extends the previous prompt and the reply as sampled, token for token', async () => {
+    const tok = await qwen3;
+    const sampled = [...(await spelled()), tok.endId];
+    expect(tok.decode(sampled.slice(0, -1))).toBe('Hello world');
+    expect(tok.encode('Hello world')).not.toEqual(sampled.slice(0, -1));
+    const first = tok.applyChatTemplate(start, { addGenerationPrompt: true });
+    const next: ChatMessage[] = [
+      ...start,
+      { role: 'assistant', content: 'Hello world', tokenIds: sampled },
+      { role: 'user', content: 'Again.' },
+    ];
+    const reencoded: number[] = [];
+    const grown = tok.applyChatTemplate(next, {
+      addGenerationPrompt: true,
+      onReencoded: (i) => reencoded.push(i),
+    });
+    expect(reencoded).toEqual([]);
+    expect(grown.slice(0, first.length + sampled.length)).toEqual([...first, ...sampled]);
+    // The rest is the template's own text after the turn's end, as transformers renders it.
+    const text = tok.renderChat(
+      next.map((m) => ({ ...m, tokenIds: undefined })),
+      { addGenerationPrompt: true },
+    );
+    expect(tok.decode(grown)).toBe(text);
+    // Without the ids the reply is re-encoded to other tokens: the prompt would not extend.
+    const plain = tok.applyChatTemplate(
+      next.map((m) => ({ ...m, tokenIds: undefined })),
+      { addGenerationPrompt: true },
+    );
+    expect(plain.slice(0, first.length + sampled.length)).not.toEqual([...first, ...sampled]);
+  });
+
+  it('a reply cut by the token limit (no end token) gets the template end; a tool-call reply keeps its text', async () => {
+    const tok = await qwen3;
+    const cut = await spelled();
+    const first = tok.applyChatTemplate(start, { addGenerationPrompt: true, tools });
+    const grown = tok.applyChatTemplate(
+      [
+        ...start,
+        { role: 'assistant', content: 'Hello world', tokenIds: cut },
+        { role: 'user', content: 'Go on.' },
+      ],
+      { addGenerationPrompt: true, tools },
+    );
+    expect(grown.slice(0, first.length + cut.length + 1)).toEqual([...first, ...cut, tok.endId]);
+    // A reply that called a tool: its ids hold the call as the model wrote it, and the tool's
+    // result follows them.
+    const call = tok.encode(
+      '<tool_call>\n{"name": "get_weather", "arguments": {"city":"Paris"}}\n</tool_call>',
+    );
+    const reply = [...call, tok.endId];
+    const withTool: ChatMessage[] = [
+      ...start,
+      {
+        role: 'assistant',
+        content: '',
+        tokenIds: reply,
+        toolCalls: [{ id: 'c1', name: 'get_weather', arguments: '{"city":"Paris"}' }],
+      },
+      { role: 'tool', content: '{"temp": 20}', toolCallId: 'c1', name: 'get_weather' },
+    ];
+    const after = tok.applyChatTemplate(withTool, { addGenerationPrompt: true, tools });
+    expect(after.slice(0, first.length + reply.length)).toEqual([...first, ...reply]);
+    expect(tok.decode(after.slice(first.length + reply.length))).toBe(
+      '\n<|im_start|>user\n<tool_response>\n{"temp": 20}\n</tool_response><|im_end|>\n<|im_start|>assistant\n',
+    );
+  });
+
+  it('a growing conversation extends token for token at every turn; only a rewritten reply is re-encoded', async () => {
+    const tok = await qwen3;
+    const messages: ChatMessage[] = [...start];
+    let prompt = tok.applyChatTemplate(messages, { addGenerationPrompt: true, tools });
+    for (let turn = 0; turn < 4; turn++) {
+      const sampled = [...(await spelled()), ...tok.encode(` ${turn}`), tok.endId];
+      messages.push(
+        { role: 'assistant', content: tok.decode(sampled.slice(0, -1)), tokenIds: sampled },
+        { role: 'user', content: `next ${turn}` },
+      );
+      const reencoded: number[] = [];
+      const next = tok.applyChatTemplate(messages, {
+        addGenerationPrompt: true,
+        tools,
+        onReencoded: (i) => reencoded.push(i),
+      });
+      expect(reencoded).toEqual([]);
+      expect(next.slice(0, prompt.length + sampled.length)).toEqual([...prompt, ...sampled]);
+      prompt = next;
+    }
+    // A <think> reply among them: that one is re-encoded (the template drops its block), the
+    // others keep their ids.
+    const thought = [...tok.encode('<think>\nhm\n</think>\n\nok'), tok.endId];
+    messages.splice(
+      4,
+      0,
+      { role: 'assistant', content: tok.decode(thought.slice(0, -1)), tokenIds: thought },
+      {
+        role: 'user',
+        content: 'and?',
+      },
+    );
+    const reencoded: number[] = [];
+    const ids = tok.applyChatTemplate(messages, {
+      addGenerationPrompt: true,
+      tools,
+      onReencoded: (i) => reencoded.push(i),
+    });
+    expect(reencoded).toEqual([4]);
+    const first = messages[2]!.tokenIds!;
+    expect(ids.slice(0, prompt.length).join()).toContain(first.join());
+    expect(tok.decode(ids)).not.toContain('<think>');
+  });
+
+  it("a reply the template rewrites (Qwen3 drops an earlier turn's <think> block) is re-encoded and reported", async () => {
+    const tok = await qwen3;
+    const thought = [...tok.encode('<think>\nhm\n</think>\n\n'), ...(await spelled()), tok.endId];
+    const next: ChatMessage[] = [
+      ...start,
+      { role: 'assistant', content: tok.decode(thought.slice(0, -1)), tokenIds: thought },
+      { role: 'user', content: 'Again.' },
+    ];
+    const reencoded: number[] = [];
+    const ids = tok.applyChatTemplate(next, {
+      addGenerationPrompt: true,
+      onReencoded: (i) => reencoded.push(i),
+    });
+    expect(reencoded).toEqual([2]);
+    const plain = next.map((m) => ({ ...m, tokenIds: undefined }));
+    expect(ids).toEqual(tok.applyChatTemplate(plain, { addGenerationPrompt: true }));
+    expect(tok.decode(ids)).not.toContain('<think>');
+  });
+});
+
 describe('an imported model behind the chat model and the server', () => {
   it('init-policy --from imports the folder; the chat model and serve prompt with the model template, tools included', async () => {
     const src = path.join(root, 'hf');
@@ -139,6 +282,30 @@ describe('an imported model behind the chat model and the server', () => {
       });
       expect(r.usage!.prompt_tokens).toBe(prompt.length);
       expect(r.usage!.completion_tokens).toBeGreaterThan(0);
+      // The server's reply sent back comes in as the ids it sampled, spliced into the model's
+      // template (nothing re-encoded), so the next prompt extends the last prompt and reply.
+      type Ids = {
+        stepwise: { prompt_token_ids: number[]; completion_token_ids: number[]; reencoded_messages: number };
+      };
+      const ids1 = (r.choices[0] as unknown as Ids).stepwise;
+      const again = await client.chat.completions.create({
+        model: 'qwen-tiny',
+        messages: [
+          { role: 'user', content: 'hello' },
+          { role: 'assistant', content: r.choices[0]!.message.content ?? '' },
+          { role: 'user', content: 'more' },
+        ],
+        max_tokens: 3,
+        temperature: 0,
+      });
+      const ids2 = (again.choices[0] as unknown as Ids).stepwise;
+      expect(ids2.reencoded_messages).toBe(0);
+      const reply = [...ids1.completion_token_ids];
+      if (reply.at(-1) !== tok.endId) reply.push(tok.endId);
+      expect(ids2.prompt_token_ids.slice(0, ids1.prompt_token_ids.length + reply.length)).toEqual([
+        ...ids1.prompt_token_ids,
+        ...reply,
+      ]);
     } finally {
       await server.close();
       await policy.dispose();

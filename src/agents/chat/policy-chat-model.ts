@@ -71,14 +71,30 @@ export class PolicyChatModel implements ChatModel {
       : new GenerateBatcher(policy, options);
   }
 
-  /** The exact prompt token ids a call with these messages and tools would see. */
-  promptTokens(messages: readonly ChatMessage[], options: Pick<ChatOptions, 'tools'> = {}): number[] {
+  /**
+   * The exact prompt token ids a call with these messages and tools would see. Assistant messages
+   * with `tokenIds` contribute those ids; `onReencoded` hears of each one the template could not
+   * keep (its index in `messages`).
+   */
+  promptTokens(
+    messages: readonly ChatMessage[],
+    options: Pick<ChatOptions, 'tools'> & { onReencoded?: (message: number) => void } = {},
+  ): number[] {
     const tok = this.policy.tokenizer;
     // A model's own template (Hugging Face) renders tools and tool calls the way it was trained.
-    if (tok.rendersTools)
-      return tok.applyChatTemplate(messages, { addGenerationPrompt: true, tools: options.tools });
-    return tok.applyChatTemplate(templateMessages(messages, options.tools), {
+    if (tok.rendersTools) {
+      return tok.applyChatTemplate(messages, {
+        addGenerationPrompt: true,
+        tools: options.tools,
+        onReencoded: options.onReencoded,
+      });
+    }
+    const rendered = templateMessages(messages, options.tools);
+    // templateMessages adds at most one system message, at the front, for the tools.
+    const offset = rendered.length - messages.length;
+    return tok.applyChatTemplate(rendered, {
       addGenerationPrompt: true,
+      onReencoded: options.onReencoded && ((i) => options.onReencoded!(i - offset)),
     });
   }
 

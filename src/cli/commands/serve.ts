@@ -2,7 +2,8 @@
  * `stepwise serve --checkpoint <dir> [--port 8000] [--host 127.0.0.1] [--prefix-cache-mb 256]
  * [--record <db>]`: serve a policy over the OpenAI API until interrupted; with `--record`,
  * completions of rollouts (`x-stepwise-rollout`) and their rewards (`POST /v1/rewards`) go into
- * the store.
+ * the store. A checkpoint with named adapters (`policy.adapters`) serves the base and each adapter
+ * under its own model name.
  */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -32,7 +33,10 @@ export function registerServe(program: Command): void {
     .requiredOption('--checkpoint <dir>', 'a checkpoint folder (from init-policy or training)')
     .option('--port <n>', 'port (0: any free port)', '8000')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--model <id>', 'the model id clients send (default: the checkpoint folder name)')
+    .option(
+      '--model <id>',
+      "the base model's id (default: the checkpoint folder name); a checkpoint's named adapters are served under their own names",
+    )
     .option('--max-batch <n>', 'most rows per decode batch', '64')
     .option('--device <device>', 'cpu or cuda', 'cpu')
     .option(
@@ -73,8 +77,10 @@ export function registerServe(program: Command): void {
       const recorder = store ? new ServedLog(store) : undefined;
       const server = new PolicyServer(policy, { host: opts.host, port, modelId, maxBatch }, recorder);
       const url = await server.listen();
+      const adapters = policy.adapterNames;
       console.log(
-        `serving model "${modelId}" at ${url}${store ? `, recording rollouts into ${opts.record}` : ''} (Ctrl-C to stop)`,
+        `serving model "${modelId}"${adapters.length > 0 ? ` and its adapters ${adapters.map((a) => `"${a}"`).join(', ')}` : ''} ` +
+          `at ${url}${store ? `, recording rollouts into ${opts.record}` : ''} (Ctrl-C to stop)`,
       );
       const stop = async () => {
         await server.close();

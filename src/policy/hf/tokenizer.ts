@@ -50,6 +50,10 @@ function byteDecoder(): Map<string, number> {
   return new Map(bs.map((b, i) => [String.fromCodePoint(cs[i]!), b]));
 }
 
+/** What a spliced message's content is rendered as: a private-use character around its index. */
+const marker = (i: number) => `\u{F8FF}stepwise-ids:${i}\u{F8FF}`;
+const MARKER = /\u{F8FF}stepwise-ids:(\d+)\u{F8FF}/u;
+
 export class HfTokenizer implements PolicyTokenizer {
   readonly rendersTools = true;
   readonly vocabSize: number;
@@ -212,7 +216,75 @@ export class HfTokenizer implements PolicyTokenizer {
     });
   }
 
+  /**
+   * The template's ids. An assistant message with `tokenIds` contributes exactly those ids where
+   * the template puts its content (a trailing end token stands for the template's own end of the
+   * turn): the template renders a marker as that message's content, the text between markers is
+   * encoded piece by piece and the ids go in between. Since every piece before a reply ends where
+   * the generation prompt ended, a conversation's next prompt extends the previous prompt and the
+   * reply as sampled, token for token.
+   *
+   * That needs the template to write the content verbatim as one span. It is checked per message,
+   * on this call's rendering: the marker must appear once, rendering the reply's own text instead
+   * must give the marker's rendering with the text in its place (a template that rewrites the
+   * content, e.g. Qwen3's dropping of `<think>` blocks from earlier turns, fails this), and, when
+   * the ids end with the end token, the template's text after the content must start with that
+   * token. A message that fails is rendered from its text as without ids (`onReencoded` hears of
+   * it). The ids carry the reply's tool calls as the model wrote them, so a spliced message's
+   * `toolCalls` are not rendered again.
+   */
   applyChatTemplate(messages: readonly TemplateMessage[], options: ChatTemplateOptions = {}): number[] {
-    return this.encode(this.renderChat(messages, options));
+    const spliced = messages.flatMap((m, i) =>
+      m.role === 'assistant' && m.tokenIds && m.tokenIds.length > 0 ? [i] : [],
+    );
+    if (spliced.length === 0) return this.encode(this.renderChat(messages, options));
+    const endText = this.core.id_to_token(this.endId) ?? '';
+    const ownEnd = (ids: readonly number[]) => ids.at(-1) === this.endId;
+    const body = (ids: readonly number[]) => (ownEnd(ids) ? ids.slice(0, -1) : ids);
+    const marked = (keep: ReadonlySet<number>): TemplateMessage[] =>
+      // Spread: a tool message's id and name (ChatMessage's fields) reach the template too.
+      messages.map((m, i) =>
+        keep.has(i) ? { ...m, content: marker(i), toolCalls: undefined } : { ...m, tokenIds: undefined },
+      );
+    const all = new Set(spliced);
+    const probe = this.renderChat(marked(all), options);
+    const texts = new Map(spliced.map((i) => [i, this.decode(body(messages[i]!.tokenIds!))]));
+    /** The marker once, and the template's text after the content starts with an own end token. */
+    const placed = (i: number): boolean => {
+      const parts = probe.split(marker(i));
+      return parts.length === 2 && (!ownEnd(messages[i]!.tokenIds!) || parts[1]!.startsWith(endText));
+    };
+    const verbatim = (which: readonly number[]): boolean => {
+      const asText = marked(all);
+      let expected = probe;
+      for (const i of which) {
+        asText[i] = { ...asText[i]!, content: texts.get(i)! };
+        expected = expected.split(marker(i)).join(texts.get(i)!);
+      }
+      return this.renderChat(asText, options) === expected;
+    };
+    // One rendering checks every message at once (a growing conversation has many); only when
+    // that fails is each message checked alone.
+    const keep = new Set<number>();
+    if (spliced.every(placed) && verbatim(spliced)) for (const i of spliced) keep.add(i);
+    else for (const i of spliced) if (placed(i) && verbatim([i])) keep.add(i);
+    for (const i of spliced) if (!keep.has(i)) options.onReencoded?.(i);
+    const rendered = keep.size === all.size ? probe : this.renderChat(marked(keep), options);
+    const out: number[] = [];
+    // split with a capturing group: text, message index, text, message index, ..., text
+    const pieces = rendered.split(MARKER);
+    let cut = false;
+    for (let k = 0; k < pieces.length; k++) {
+      if (k % 2 === 1) {
+        const ids = messages[Number(pieces[k])]!.tokenIds!;
+        out.push(...ids);
+        cut = ownEnd(ids);
+        continue;
+      }
+      const text = cut ? pieces[k]!.slice(endText.length) : pieces[k]!;
+      if (text.length > 0) out.push(...this.encode(text));
+      cut = false;
+    }
+    return out;
   }
 }

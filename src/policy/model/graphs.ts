@@ -45,11 +45,22 @@ export function paramInputs(g: Graph, c: ModelConfig, dtype: FloatType = 'float3
   return params;
 }
 
-/** Bake parameter values into the graph as initializers (a standalone model needs no weight inputs). */
-export function paramConstants(g: Graph, c: ModelConfig, weights: Params): ParamTensors {
+/**
+ * Bake parameter values into the graph as initializers (a standalone model needs no weight
+ * inputs). Parameters missing from `weights` stay inputs: a LoRA runner bakes the frozen base and
+ * feeds the adapters.
+ */
+export function paramConstants(
+  g: Graph,
+  c: ModelConfig,
+  weights: Params,
+  dtype: FloatType = 'float32',
+): ParamTensors {
   const params: ParamTensors = new Map();
-  for (const spec of paramSpecs(c))
-    params.set(spec.name, g.constant(weights.get(spec.name)!, 'float32', spec.shape));
+  for (const spec of paramSpecs(c)) {
+    const w = weights.get(spec.name);
+    params.set(spec.name, w ? g.constant(w, 'float32', spec.shape) : g.input(spec.name, dtype, spec.shape));
+  }
   return params;
 }
 
@@ -87,7 +98,7 @@ export function buildScoreGraph(c: ModelConfig, dtype: FloatType = 'float32', we
   const g = new Graph('score');
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   const targets = g.input('targets', 'int64', ['batch', 'seq']);
-  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
+  const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
   const { logprobs, entropy } = scoreTokens(c, params, ids, targets);
   g.output('logprobs', logprobs);
   g.output('entropy', entropy);
@@ -121,7 +132,7 @@ export function buildPrefillGraph(c: ModelConfig, dtype: FloatType = 'float32', 
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   const positions = g.input('positions', 'int64', ['batch', 'seq']);
   const bias = g.input('bias', dtype, ['batch', 1, 'seq', 'seq']);
-  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
+  const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
   const { logits, presents } = transformer(c, params, { ids, positions, bias });
   g.output('logits', squeeze(slice(logits, 1, -1), 1));
   cacheOutputs(g, presents);
@@ -141,7 +152,7 @@ export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32', w
   const positions = g.input('positions', 'int64', ['batch', 1]);
   const bias = g.input('bias', dtype, ['batch', 1, 1, 'keys']);
   const past = pastInputs(g, c, dtype);
-  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
+  const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
   const { logits, presents } = transformer(c, params, { ids, positions, bias, past });
   g.output('logits', squeeze(logits, 1));
   cacheOutputs(g, presents);
@@ -164,7 +175,7 @@ export function buildExtendGraph(c: ModelConfig, dtype: FloatType = 'float32', w
   const bias = g.input('bias', dtype, ['batch', 1, 1, 'keys']);
   const pad = g.input('pad', dtype, ['batch', 1, 1, 'seq']);
   const past = pastInputs(g, c, dtype);
-  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
+  const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
   // Causal among the suffix's own tokens, padding keys masked: a padding query sees nothing at all,
   // a finite all-MASKED row (its output is never used).
   const selfBias = add(causalBias(g, arangePositions(g, ids), dtype), pad);
@@ -182,7 +193,7 @@ export function buildExtendGraph(c: ModelConfig, dtype: FloatType = 'float32', w
 export function buildLogitsGraph(c: ModelConfig, dtype: FloatType = 'float32', weights?: Params): Graph {
   const g = new Graph('logits');
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
-  const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
+  const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
   const positions = arangePositions(g, ids);
   const { logits } = transformer(c, params, { ids, positions, bias: causalBias(g, positions, dtype) });
   g.output('logits', logits);

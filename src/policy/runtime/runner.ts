@@ -36,6 +36,34 @@ export interface TokenRow {
 
 export type TokenBatch = TokenRow[];
 
+/**
+ * ONNX Runtime sessions by graph key, and the device they really run on. Runners of one base
+ * model with different adapters share one pool: their inference graphs bake only the frozen base
+ * weights (identical for all of them) and take the adapters as inputs, so one session per graph
+ * serves every adapter and the base weights sit once in the sessions.
+ */
+export class SessionPool {
+  readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  device?: Device;
+
+  async dispose(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) await s.then((x) => x.release()).catch(() => {});
+  }
+}
+
+export interface RunnerOptions {
+  bakeWeights?: boolean;
+  prefixCacheBytes?: number;
+  /** Sessions shared with other runners of the same base (their owner disposes them). */
+  sessions?: SessionPool;
+  /** Refuse updates: the adapter (or base) is served and scored, never trained. */
+  frozen?: boolean;
+  /** Names the runner in errors, e.g. "adapter 'executor'". */
+  label?: string;
+}
+
 export type UpdateMetrics = Record<MetricName, number> & {
   /** True when the loss or gradient was not finite: nothing was updated. */
   skipped: boolean;
@@ -70,10 +98,15 @@ export class ModelRunner {
   private v = new Map<string, ort.Tensor>();
   /** AdamW updates applied so far. */
   step = 0;
-  private sessions = new Map<string, Promise<ort.InferenceSession>>();
-  private actualDevice?: Device;
+  private readonly pool: SessionPool;
+  private readonly ownsPool: boolean;
+  /** Refuses `update` (see `RunnerOptions.frozen`). */
+  readonly frozen: boolean;
+  private readonly label: string;
   /** Bumped whenever the parameters change; baked inference sessions are built per version. */
   private version = 0;
+  /** Bumped when `setParams` replaces the frozen base of a LoRA config (updates never change it). */
+  private baseVersion = 0;
   /**
    * The parameters' version: equal before and after some work means the weights did not change
    * in between (a rollout's log-probs are then the behaviour log-probs of an update that follows).
@@ -99,15 +132,14 @@ export class ModelRunner {
    */
   prefixCache: PrefixCache | undefined;
 
-  constructor(
-    config: ModelConfig,
-    params: Params,
-    device: Device = 'cpu',
-    options: { bakeWeights?: boolean; prefixCacheBytes?: number } = {},
-  ) {
+  constructor(config: ModelConfig, params: Params, device: Device = 'cpu', options: RunnerOptions = {}) {
     this.config = config;
     this.device = device;
     this.bakeWeights = options.bakeWeights ?? true;
+    this.pool = options.sessions ?? new SessionPool();
+    this.ownsPool = options.sessions === undefined;
+    this.frozen = options.frozen ?? false;
+    this.label = options.label ?? 'the policy';
     this.setPrefixCache(options.prefixCacheBytes ?? PREFIX_CACHE_BYTES);
     this.setParams(params);
   }
@@ -131,6 +163,7 @@ export class ModelRunner {
       this.params.set(s.name, new ort.Tensor('float32', params.get(s.name)!, s.shape));
     }
     this.version++;
+    this.baseVersion++;
     this.prefixCache?.clear();
   }
 
@@ -166,25 +199,31 @@ export class ModelRunner {
 
   /** The device sessions really run on (after a CUDA fallback), once a session exists. */
   get runningOn(): Device | undefined {
-    return this.actualDevice;
+    return this.pool.device;
   }
 
   private session(key: string, build: () => Uint8Array): Promise<ort.InferenceSession> {
-    let s = this.sessions.get(key);
+    const sessions = this.pool.sessions;
+    let s = sessions.get(key);
     if (!s) {
-      s = createSession(build(), this.actualDevice ?? this.device).then(
+      s = createSession(build(), this.pool.device ?? this.device).then(
         (r) => {
-          this.actualDevice = r.device;
+          this.pool.device = r.device;
           return r.session;
         },
         (e: unknown) => {
-          this.sessions.delete(key); // let the next call try again instead of failing forever
+          sessions.delete(key); // let the next call try again instead of failing forever
           throw e;
         },
       );
-      this.sessions.set(key, s);
+      sessions.set(key, s);
     }
     return s;
+  }
+
+  /** The LoRA config in graph keys: runners with equal adapters' shapes share a graph. */
+  private get loraKey(): string {
+    return this.config.lora ? JSON.stringify(this.config.lora) : '';
   }
 
   private paramFeeds(): Record<string, ort.Tensor> {
@@ -200,11 +239,27 @@ export class ModelRunner {
     build: (weights?: Params) => Uint8Array,
   ): Promise<{ session: ort.InferenceSession; feeds: Record<string, ort.Tensor> }> {
     if (!this.bakeWeights)
-      return { session: await this.session(kind, () => build()), feeds: this.paramFeeds() };
+      return {
+        session: await this.session(`${kind}${this.loraKey}`, () => build()),
+        feeds: this.paramFeeds(),
+      };
+    if (this.config.lora) {
+      // Only the frozen base is baked; the adapters are fed, so an update rebuilds nothing and
+      // every adapter of this base (sharing the pool) runs the same session.
+      const key = `${kind}${this.loraKey}#base${this.baseVersion}`;
+      const base: Params = new Map();
+      const adapters: Record<string, ort.Tensor> = {};
+      for (const s of paramSpecs(this.config)) {
+        const t = this.params.get(s.name)!;
+        if (s.frozen) base.set(s.name, t.data as Float32Array);
+        else adapters[s.name] = t;
+      }
+      return { session: await this.session(key, () => build(base)), feeds: adapters };
+    }
     const key = `${kind}@${this.version}`;
-    for (const [k, s] of this.sessions) {
+    for (const [k, s] of this.pool.sessions) {
       if (k.startsWith(`${kind}@`) && k !== key) {
-        this.sessions.delete(k);
+        this.pool.sessions.delete(k);
         // A graph that failed to build has nothing to release.
         s.then((x) => x.release()).catch(() => {});
       }
@@ -597,10 +652,13 @@ export class ModelRunner {
 
   /** One optimizer step on a batch: forward, loss, backward, clip, AdamW, in one session.run. */
   async update(batch: TokenBatch, cfg: LossConfig): Promise<UpdateMetrics> {
+    if (this.frozen) {
+      throw new Error(`update: ${this.label} is frozen; train a trainable adapter instead`);
+    }
     const feeds = this.packBatch(batch, cfg);
     this.ensureMoments();
     const { learningRate, ...baked } = cfg;
-    const s = await this.session(`train:${JSON.stringify(baked)}`, () =>
+    const s = await this.session(`train${this.loraKey}:${JSON.stringify(baked)}`, () =>
       buildTrainGraph(this.config, cfg).toOnnx(),
     );
     for (const [k, t] of this.params) feeds[k] = t;
@@ -624,9 +682,8 @@ export class ModelRunner {
     return metrics;
   }
 
+  /** Release the sessions, unless they belong to a shared pool (its owner releases them). */
   async dispose(): Promise<void> {
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const s of all) await s.then((x) => x.release()).catch(() => {});
+    if (this.ownsPool) await this.pool.dispose();
   }
 }

@@ -67,6 +67,12 @@ export interface ChatTemplateOptions {
   addGenerationPrompt?: boolean;
   /** Tools, for templates that render them (`rendersTools`); the built-in template ignores them. */
   tools?: readonly TemplateTool[];
+  /**
+   * Called with the index of each message whose `tokenIds` the template could not keep (a Hugging
+   * Face template that rewrites the content); that message was encoded from its text instead.
+   * stepwise's own template always keeps them.
+   */
+  onReencoded?: (message: number) => void;
 }
 
 /**

@@ -11,6 +11,11 @@
  * `agentOptions.endpoint`, the executor, verifier, generator and analyzer call an
  * OpenAI-compatible endpoint (a `stepwise serve`, vLLM, a hosted model) while the planner stays on
  * the local policy being trained.
+ *
+ * With `policy.adapters` (an adapter per role on one Hugging Face base), each module runs on its
+ * role's adapter (the analyzer on the planner's unless it has its own; a role without one on the
+ * base), SFT trains each trainable adapter on its own role's demonstrations, and Flow-GRPO updates
+ * the planner's adapter only, so the frozen modules stay exactly as they were.
  */
 import { z } from 'zod';
 import {
@@ -30,13 +35,14 @@ import { HouseholdGenerator } from '../../envs/household/generator.ts';
 import { EncyclopediaQA, type SearchTask } from '../../envs/search/generator.ts';
 import { wordF1 } from '../../envs/search/metrics.ts';
 import type { Env, Split, Task } from '../../envs/types.ts';
+import type { Policy } from '../../policy/policy.ts';
 import { ToolRunner } from '../../tools/policy.ts';
 import { PythonPool } from '../../tools/python/pool.ts';
 import { PythonTool } from '../../tools/python/tool.ts';
 import { SearchIndex } from '../../tools/search/index.ts';
 import { webSearchTool } from '../../tools/web-search.ts';
 import { callSeed } from '../../util/random.ts';
-import { parseConfigSection, type TrainConfig } from '../config.ts';
+import { parseConfigSection, type TrainConfig, TrainConfigError } from '../config.ts';
 import { creditRows, type Demonstrated, type FamilyHooks, type TaskFamily } from '../family.ts';
 import { CodeMathFamilyOptions, replyAccuracy, SearchFamilyOptions } from './tool-qa.ts';
 
@@ -198,6 +204,33 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
 
   const isPlanner = (s: AgentStep) => s.role === 'planner';
 
+  const adapters = config.policy.adapters ? new Set(Object.keys(config.policy.adapters)) : undefined;
+  if (adapters && endpoint) {
+    const local = [...adapters].filter((a) => a !== 'planner' && a !== 'analyzer');
+    if (local.length > 0) {
+      throw new TrainConfigError(
+        'agentOptions.endpoint',
+        `puts the executor, verifier and generator on an endpoint, but policy.adapters has ${local.join(', ')}; ` +
+          'give one or the other',
+      );
+    }
+  }
+  /** The adapter a role runs on (undefined: the base model). */
+  const adapterOf = (role: string | undefined): string | undefined => {
+    if (!adapters || role === undefined) return undefined;
+    if (adapters.has(role)) return role;
+    return role === 'analyzer' && adapters.has('planner') ? 'planner' : undefined;
+  };
+  /** The policy a role's module calls: its adapter, the base, or (without adapters) the one policy. */
+  const roleModel = (policy: Policy, role: string): ChatModel => {
+    if (policy.adapterNames.length === 0)
+      return new PolicyChatModel(policy, { name: 'policy', temperature: 0 });
+    const name = adapterOf(role);
+    return name
+      ? new PolicyChatModel(policy.adapter(name), { name, temperature: 0 })
+      : new PolicyChatModel(policy.base, { name: 'base', temperature: 0 });
+  };
+
   const demonstrations = async (tasks: readonly Task[]): Promise<Demonstrated[]> => {
     const out = await rolloutGroups(
       { tasks, makeEnv, concurrency: replayConcurrency },
@@ -228,15 +261,14 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
     },
 
     async rollout(policy, request) {
-      const local = new PolicyChatModel(policy, { name: 'policy', temperature: 0 });
-      const planner = reseeded(local, request.seed);
-      const others = frozen ?? local;
+      const planner = reseeded(roleModel(policy, 'planner'), request.seed);
+      const module = (role: string) => frozen ?? roleModel(policy, role);
       const modules: AgentFlowModules = {
         planner,
-        executor: others,
-        verifier: others,
-        generator: others,
-        analyzer: others,
+        executor: module('executor'),
+        verifier: module('verifier'),
+        generator: module('generator'),
+        analyzer: frozen ?? roleModel(policy, 'analyzer'),
       };
       const trajectories = await rolloutAgentFlow({
         modules,
@@ -257,6 +289,8 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
     },
 
     trainable: isPlanner,
+    adapterOf,
+    ...(adapters ? { trainedAdapter: 'planner' } : {}),
 
     async creditRows(trajectories) {
       const trained = (s: AgentStep) => isPlanner(s) && s.responseTokens.length > 0;
