@@ -62,7 +62,9 @@ export interface TokenScores {
 
 /**
  * Teacher-forced log-probs of `targets` for right-padded rows (positions 0..seq-1, causal mask
- * built in the graph). Shared by the score graph and the train step.
+ * built in the graph). Shared by the score graph and the train step. With `select` (int64
+ * [batch, k], flat indices row x seq + position, see `TransformerInputs.select`) only those
+ * positions are scored: `targets` and the outputs are then [batch, k].
  */
 export function scoreTokens(
   c: ModelConfig,
@@ -70,12 +72,13 @@ export function scoreTokens(
   ids: Tensor,
   targets: Tensor,
   train = false,
+  select?: Tensor,
 ): TokenScores {
   const g = ids.graph;
   const dtype = params.get('tokenEmbedding')!.dtype as FloatType;
   const positions = arangePositions(g, ids);
   const bias = causalBias(g, positions, dtype);
-  const { logits } = transformer(c, params, { ids, positions, bias, train });
+  const { logits } = transformer(c, params, { ids, positions, bias, train, select });
   const logp = logSoftmax(logits, -1);
   const logprobs = squeeze(gatherElements(logp, unsqueeze(targets, -1), -1), -1);
   const entropy = neg(reduceSum(mul(exp(logp), logp), -1));

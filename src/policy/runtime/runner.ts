@@ -556,7 +556,10 @@ export class ModelRunner {
     }
   }
 
-  /** Pack rows into the train graph's [batch, seq] inputs (shifted by one: targets are next tokens). */
+  /**
+   * Pack rows into the train graph's inputs: ids [batch, seq], and the masked positions' targets
+   * (next tokens) and per-token terms [batch, sel] with their flat indices in `select`.
+   */
   packBatch(batch: TokenBatch, cfg: LossConfig): Record<string, ort.Tensor> {
     if (batch.length === 0) throw new Error('update: the batch is empty; expected at least one row');
     this.checkTokens(
@@ -567,10 +570,19 @@ export class ModelRunner {
     const B = batch.length;
     const seq = Math.max(...batch.map((r) => r.tokens.length)) - 1;
     if (seq < 1) throw new Error('update: every row has a single token; expected at least two per row');
+    // The positions the loss reads (mask on the token predicted there), padded to the row with
+    // the most; padding picks position 0 of its row with mask 0.
+    const picked = batch.map((row) => {
+      const at: number[] = [];
+      for (let t = 0; t < row.tokens.length - 1; t++) if ((row.mask?.[t + 1] ?? 0) !== 0) at.push(t);
+      return at;
+    });
+    const sel = Math.max(1, ...picked.map((a) => a.length));
     const ids = new BigInt64Array(B * seq);
-    const targets = new BigInt64Array(B * seq);
+    const select = new BigInt64Array(B * sel);
+    const targets = new BigInt64Array(B * sel);
     const floats: Record<string, Float32Array> = {};
-    for (const n of needed) floats[n] = new Float32Array(B * seq);
+    for (const n of needed) floats[n] = new Float32Array(B * sel);
     batch.forEach((row, b) => {
       for (const n of needed) {
         const arr = row[n as keyof TokenRow] as number[] | undefined;
@@ -581,17 +593,21 @@ export class ModelRunner {
           );
         }
       }
-      for (let t = 0; t < row.tokens.length - 1; t++) {
-        ids[b * seq + t] = BigInt(row.tokens[t]!);
-        targets[b * seq + t] = BigInt(row.tokens[t + 1]!);
-        for (const n of needed) floats[n]![b * seq + t] = (row[n as keyof TokenRow] as number[])[t + 1]!;
-      }
+      for (let t = 0; t < row.tokens.length - 1; t++) ids[b * seq + t] = BigInt(row.tokens[t]!);
+      select.fill(BigInt(b * seq), b * sel, (b + 1) * sel);
+      picked[b]!.forEach((t, j) => {
+        const i = b * sel + j;
+        select[i] = BigInt(b * seq + t);
+        targets[i] = BigInt(row.tokens[t + 1]!);
+        for (const n of needed) floats[n]![i] = (row[n as keyof TokenRow] as number[])[t + 1]!;
+      });
     });
     const feeds: Record<string, ort.Tensor> = {
       ids: new ort.Tensor('int64', ids, [B, seq]),
-      targets: new ort.Tensor('int64', targets, [B, seq]),
+      select: new ort.Tensor('int64', select, [B, sel]),
+      targets: new ort.Tensor('int64', targets, [B, sel]),
     };
-    for (const n of needed) feeds[n] = new ort.Tensor('float32', floats[n]!, [B, seq]);
+    for (const n of needed) feeds[n] = new ort.Tensor('float32', floats[n]!, [B, sel]);
     return feeds;
   }
 
