@@ -282,6 +282,36 @@ describe('training', () => {
     for (let t = 0; t < 5; t++) expect(after[t]).toBeCloseTo(want[t]!, 5);
   });
 
+  it('scores only the wanted tokens when asked, the same log-probs as scoring everything (0 elsewhere)', async () => {
+    const c = micro();
+    const r = new ModelRunner(c, initParams(c, 7));
+    const rows = [
+      [1, 2, 3, 4, 5, 6],
+      [7, 8, 9],
+      [3, 1, 4, 1],
+    ];
+    const wanted = [
+      [0, 0, 0, 1, 1, 1],
+      [0, 1, 0],
+      [0, 0, 0, 0],
+    ];
+    const full = await r.score(rows);
+    const some = await r.score(rows, wanted);
+    rows.forEach((row, b) => {
+      for (let t = 0; t < row.length; t++) {
+        for (const k of ['logprobs', 'entropy'] as const) {
+          const want = wanted[b]![t] ? full[k][b]![t]! : 0;
+          expect(some[k][b]![t], `${k} row ${b} token ${t}`).toBeCloseTo(want, 5);
+        }
+      }
+    });
+    expect(full.logprobs[0]![4]).toBeLessThan(-0.1);
+    await expect(r.score(rows, [[1]])).rejects.toThrow(/1 flag arrays for 3 rows/);
+    await expect(r.score(rows, [[1], [0, 1, 0], [0, 0, 0, 0]])).rejects.toThrow(
+      /row 0's flags have 1 entries; expected 6/,
+    );
+  });
+
   it('skips the update on a non-finite loss and leaves the parameters untouched', async () => {
     const c = micro();
     const r = new ModelRunner(c, initParams(c, 2));

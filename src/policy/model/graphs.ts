@@ -85,13 +85,23 @@ export function scoreTokens(
   return { logprobs, entropy };
 }
 
-/** The score graph: inputs ids, targets (int64 [batch, seq]) + parameters; outputs logprobs, entropy. */
-export function buildScoreGraph(c: ModelConfig, dtype: FloatType = 'float32', weights?: Params): Graph {
-  const g = new Graph('score');
+/**
+ * The score graph: inputs ids, targets (int64 [batch, seq]) + parameters; outputs logprobs,
+ * entropy. With `select`, an int64 [batch, sel] input of flat positions (see `scoreTokens`) and
+ * targets and outputs [batch, sel].
+ */
+export function buildScoreGraph(
+  c: ModelConfig,
+  dtype: FloatType = 'float32',
+  weights?: Params,
+  select = false,
+): Graph {
+  const g = new Graph(select ? 'score-select' : 'score');
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
-  const targets = g.input('targets', 'int64', ['batch', 'seq']);
+  const picked = select ? g.input('select', 'int64', ['batch', 'sel']) : undefined;
+  const targets = g.input('targets', 'int64', ['batch', select ? 'sel' : 'seq']);
   const params = weights ? paramConstants(g, c, weights) : paramInputs(g, c, dtype);
-  const { logprobs, entropy } = scoreTokens(c, params, ids, targets);
+  const { logprobs, entropy } = scoreTokens(c, params, ids, targets, false, picked);
   g.output('logprobs', logprobs);
   g.output('entropy', entropy);
   return g;
