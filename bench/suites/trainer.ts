@@ -144,17 +144,40 @@ export const suite: Suite = {
       await policy.dispose();
       return dir;
     };
-    const base = benchConfig(iterations, sftSteps, await start('tiny-2k'), tasks);
-    const formerBase = benchConfig(iterations, sftSteps, await start('tiny'), tasks);
+    // --start <checkpoint>: both paths start RL from that trained policy (an SFT of the household
+    // default's format and preset, e.g. an `npm start` run's sft checkpoint): a trained policy's
+    // valid, varied steps are what the default really runs (the untrained start is every path's
+    // worst or best case, see docs/BENCHMARKS.md). The current path is then the household default
+    // itself and the former one the same with behaviour log-probs re-scored; the growing prompt,
+    // which needs an SFT of its own format, is not run.
+    const i = ctx.args.indexOf('--start');
+    const trained = i >= 0 ? ctx.args[i + 1] : undefined;
+    if (i >= 0 && (!trained || trained.startsWith('--')))
+      throw new Error(
+        '--start needs a checkpoint folder (a policy saved by the trainer, e.g. <checkpoints>/sft)',
+      );
+    const base = trained
+      ? benchConfig(iterations, 0, trained, tasks)
+      : benchConfig(iterations, sftSteps, await start('tiny-2k'), tasks);
+    const formerBase = trained ? base : benchConfig(iterations, sftSteps, await start('tiny'), tasks);
     const former: TrainConfigInput = {
       ...formerBase,
       loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'windowed' },
       policy: sftSteps > 0 ? { preset: 'tiny' } : formerBase.policy,
       ppo: { ...HOUSEHOLD_DEFAULT.ppo, behaviourLogprobs: 'rescore' },
     };
-    ctx.log('former path: windowed prompt (tiny), step rows, behaviour log-probs re-scored');
+    const labels = trained
+      ? {
+          former: `former: household default from ${trained}, behaviour log-probs re-scored`,
+          current: `current: household default (${HOUSEHOLD_DEFAULT.loop.promptFormat}, ${HOUSEHOLD_DEFAULT.policy.preset}) from ${trained}`,
+        }
+      : {
+          former: 'former: windowed (tiny), step rows, re-scored',
+          current: 'current: growing (tiny-2k), packed, rollout log-probs',
+        };
+    ctx.log(labels.former);
     const a = await rlRun(former, ctx.log);
-    ctx.log('current path: growing prompt (tiny-2k), packed trajectories, rollout log-probs');
+    ctx.log(labels.current);
     const b = await rlRun(base, ctx.log);
     rmSync(scratch, { recursive: true, force: true });
     const perMin = (r: PathRun) => r.envSteps / (r.rlCpu / 60);
@@ -180,14 +203,17 @@ export const suite: Suite = {
     return {
       results,
       report: [
-        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
+        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${trained ? `from the trained checkpoint ${trained}` : sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
         '',
         '| path | env steps | mean length | RL CPU s | rollout CPU s | update CPU s | prefill tokens / step | peak RSS MB |',
         '|---|---|---|---|---|---|---|---|',
-        row('former: windowed (tiny), step rows, re-scored', a),
-        row('current: growing (tiny-2k), packed, rollout log-probs', b),
+        row(labels.former, a),
+        row(labels.current, b),
         '',
-        'RL CPU runs from each rollout start to its update end (credit assignment included, checkpoints not). `peak_rss_mb` is the highest RSS sampled at the RL phase progress events. The two paths play different trajectories (their SFT differs), so compare per env step.',
+        'RL CPU runs from each rollout start to its update end (credit assignment and the reference scoring between rollout and update included, checkpoints not); rollout CPU is the rollout phase, update CPU the PPO epochs (the reference and behaviour scoring before them count in neither). `peak_rss_mb` is the highest RSS sampled at the RL phase progress events.',
+        trained
+          ? 'Both paths start from the same checkpoint with the same seeds, so they play the same trajectories (the behaviour log-probs do not change the rollout): the difference is the re-scoring pass.'
+          : 'The two paths play different trajectories (their SFT differs), so compare per env step.',
       ].join('\n'),
     };
   },
