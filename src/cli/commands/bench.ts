@@ -46,7 +46,7 @@ export function registerBench(program: Command): void {
     .option('--only <parts>', 'learning suite: its parts, comma-separated')
     .option('--seeds <n>', 'learning suite: seeds per method')
     .option('--scratch <dir>', 'learning suite: folder for its stores and checkpoints')
-    .option('--tasks <n>', 'trainer suite: tasks per RL iteration (default 2, as npm start)')
+    .option('--tasks <n>', 'trainer suite: tasks per RL iteration (default 8, the household default)')
     .option('--iterations <n>', 'trainer suite: RL iterations per path (default 2)')
     .option(
       '--start <dir>',
