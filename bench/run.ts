@@ -29,7 +29,7 @@ export const QUICK = 'quick';
 /** Options only one suite reads (from `BenchContext.args`); any other suite refuses them. */
 export const SUITE_OPTIONS: Record<string, readonly string[]> = {
   learning: ['--only', '--seeds', '--scratch'],
-  trainer: ['--tasks', '--iterations'],
+  trainer: ['--tasks', '--iterations', '--start'],
 };
 
 /** The suites with their descriptions and the commands that run them (`stepwise bench` alone). */

@@ -28,6 +28,8 @@ interface PathRun {
   rlCpu: number;
   rolloutCpu: number;
   updateCpu: number;
+  /** Between a rollout's end and its update's start: credit assignment, behaviour and reference scoring. */
+  scoringCpu: number;
   prefillPerStep: number;
   /** Highest RSS sampled at the RL phase's progress events, MB. */
   peakRssMb: number;
@@ -42,19 +44,28 @@ export async function rlRun(config: TrainConfigInput, log: (line: string) => voi
   const db = join(dir, 'run.db');
   let rolloutCpu = 0;
   let updateCpu = 0;
+  let scoringCpu = 0;
   let rlCpu = 0;
   let peakRss = 0;
-  let at = { rollout: process.cpuUsage(), update: process.cpuUsage(), iteration: process.cpuUsage() };
+  let at = {
+    rollout: process.cpuUsage(),
+    update: process.cpuUsage(),
+    iteration: process.cpuUsage(),
+    rolloutEnd: process.cpuUsage(),
+  };
   const onProgress = (e: ProgressEvent) => {
     if (e.phase === 'sft') return;
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     if (e.type === 'start') {
+      if (e.phase === 'update') scoringCpu += cpuSeconds(process.cpuUsage(at.rolloutEnd));
       at = { ...at, [e.phase]: process.cpuUsage() };
       if (e.phase === 'rollout' && e.iteration !== undefined) at.iteration = process.cpuUsage();
     } else if (e.type === 'end') {
       const spent = cpuSeconds(process.cpuUsage(at[e.phase]));
-      if (e.phase === 'rollout') rolloutCpu += spent;
-      else {
+      if (e.phase === 'rollout') {
+        rolloutCpu += spent;
+        at.rolloutEnd = process.cpuUsage();
+      } else {
         updateCpu += spent;
         rlCpu += cpuSeconds(process.cpuUsage(at.iteration));
       }
@@ -73,6 +84,7 @@ export async function rlRun(config: TrainConfigInput, log: (line: string) => voi
       rlCpu,
       rolloutCpu,
       updateCpu,
+      scoringCpu,
       // Per-iteration figures weighted alike (iterations have similar step counts).
       prefillPerStep: prefill.reduce((a, b) => a + b, 0) / prefill.length,
       peakRssMb: peakRss / 2 ** 20,
@@ -119,7 +131,7 @@ export function benchConfig(
 export const suite: Suite = {
   name: 'trainer',
   description:
-    'household default, RL phase CPU: former path (windowed, step rows, re-scored) vs current (growing, packed, rollout log-probs)',
+    'household default, RL phase CPU: former path (windowed, step rows, re-scored) vs current (growing, packed, rollout log-probs); with --start, the default from a trained checkpoint vs the same re-scored',
   quick: false,
   async run(ctx) {
     const flag = (name: string, fallback: number) => {
@@ -144,17 +156,40 @@ export const suite: Suite = {
       await policy.dispose();
       return dir;
     };
-    const base = benchConfig(iterations, sftSteps, await start('tiny-2k'), tasks);
-    const formerBase = benchConfig(iterations, sftSteps, await start('tiny'), tasks);
+    // --start <checkpoint>: both paths start RL from that trained policy (an SFT of the household
+    // default's format and preset, e.g. an `npm start` run's sft checkpoint): a trained policy's
+    // valid, varied steps are what the default really runs (the untrained start is every path's
+    // worst or best case, see docs/BENCHMARKS.md). The current path is then the household default
+    // itself and the former one the same with behaviour log-probs re-scored; the growing prompt,
+    // which needs an SFT of its own format, is not run.
+    const i = ctx.args.indexOf('--start');
+    const trained = i >= 0 ? ctx.args[i + 1] : undefined;
+    if (i >= 0 && (!trained || trained.startsWith('--')))
+      throw new Error(
+        '--start needs a checkpoint folder (a policy saved by the trainer, e.g. <checkpoints>/sft)',
+      );
+    const base = trained
+      ? benchConfig(iterations, 0, trained, tasks)
+      : benchConfig(iterations, sftSteps, await start('tiny-2k'), tasks);
+    const formerBase = trained ? base : benchConfig(iterations, sftSteps, await start('tiny'), tasks);
     const former: TrainConfigInput = {
       ...formerBase,
       loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'windowed' },
       policy: sftSteps > 0 ? { preset: 'tiny' } : formerBase.policy,
       ppo: { ...HOUSEHOLD_DEFAULT.ppo, behaviourLogprobs: 'rescore' },
     };
-    ctx.log('former path: windowed prompt (tiny), step rows, behaviour log-probs re-scored');
+    const labels = trained
+      ? {
+          former: `former: household default from ${trained}, behaviour log-probs re-scored`,
+          current: `current: household default (${HOUSEHOLD_DEFAULT.loop.promptFormat}, ${HOUSEHOLD_DEFAULT.policy.preset}) from ${trained}`,
+        }
+      : {
+          former: 'former: windowed (tiny), step rows, re-scored',
+          current: 'current: growing (tiny-2k), packed, rollout log-probs',
+        };
+    ctx.log(labels.former);
     const a = await rlRun(former, ctx.log);
-    ctx.log('current path: growing prompt (tiny-2k), packed trajectories, rollout log-probs');
+    ctx.log(labels.current);
     const b = await rlRun(base, ctx.log);
     rmSync(scratch, { recursive: true, force: true });
     const perMin = (r: PathRun) => r.envSteps / (r.rlCpu / 60);
@@ -170,24 +205,33 @@ export const suite: Suite = {
       rl_cpu_seconds_per_iteration_former: a.rlCpu / a.iterations,
       peak_rss_mb: b.peakRssMb,
       peak_rss_mb_former: a.peakRssMb,
+      rollout_cpu_ms_per_env_step: (1000 * b.rolloutCpu) / b.envSteps,
+      rollout_cpu_ms_per_env_step_former: (1000 * a.rolloutCpu) / a.envSteps,
+      scoring_cpu_ms_per_env_step: (1000 * b.scoringCpu) / b.envSteps,
+      scoring_cpu_ms_per_env_step_former: (1000 * a.scoringCpu) / a.envSteps,
+      update_cpu_ms_per_env_step: (1000 * b.updateCpu) / b.envSteps,
+      update_cpu_ms_per_env_step_former: (1000 * a.updateCpu) / a.envSteps,
       env_steps: b.envSteps,
       env_steps_former: a.envSteps,
       mean_length: b.meanLength,
       mean_length_former: a.meanLength,
     };
     const row = (label: string, r: PathRun) =>
-      `| ${label} | ${r.envSteps} | ${formatNumber(r.meanLength)} | ${formatNumber(r.rlCpu)} | ${formatNumber(r.rolloutCpu)} | ${formatNumber(r.updateCpu)} | ${formatNumber(r.prefillPerStep)} | ${formatNumber(r.peakRssMb)} |`;
+      `| ${label} | ${r.envSteps} | ${formatNumber(r.meanLength)} | ${formatNumber(r.rlCpu)} | ${formatNumber(r.rolloutCpu)} | ${formatNumber(r.scoringCpu)} | ${formatNumber(r.updateCpu)} | ${formatNumber(r.prefillPerStep)} | ${formatNumber(r.peakRssMb)} |`;
     return {
       results,
       report: [
-        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
+        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${trained ? `from the trained checkpoint ${trained}` : sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
         '',
-        '| path | env steps | mean length | RL CPU s | rollout CPU s | update CPU s | prefill tokens / step | peak RSS MB |',
-        '|---|---|---|---|---|---|---|---|',
-        row('former: windowed (tiny), step rows, re-scored', a),
-        row('current: growing (tiny-2k), packed, rollout log-probs', b),
+        '| path | env steps | mean length | RL CPU s | rollout CPU s | scoring CPU s | update CPU s | prefill tokens / step | peak RSS MB |',
+        '|---|---|---|---|---|---|---|---|---|',
+        row(labels.former, a),
+        row(labels.current, b),
         '',
-        'RL CPU runs from each rollout start to its update end (credit assignment included, checkpoints not). `peak_rss_mb` is the highest RSS sampled at the RL phase progress events. The two paths play different trajectories (their SFT differs), so compare per env step.',
+        'RL CPU runs from each rollout start to its update end (credit assignment and the reference scoring between rollout and update included, checkpoints not); rollout CPU is the rollout phase, update CPU the PPO epochs (the reference and behaviour scoring before them count in neither). `peak_rss_mb` is the highest RSS sampled at the RL phase progress events.',
+        trained
+          ? 'Both paths start from the same checkpoint with the same seeds, so they play the same trajectories (the behaviour log-probs do not change the rollout): the difference is the re-scoring pass.'
+          : 'The two paths play different trajectories (their SFT differs), so compare per env step.',
       ].join('\n'),
     };
   },

@@ -130,15 +130,26 @@ function sequenceOf(steps: readonly TrainStep[]): TrainSequence {
 /** Tokens per scoring call: bounds the [rows, seq, vocab] logits of the scoring graph. */
 const SCORE_TOKENS = 16_384;
 
-/** Teacher-forced log-probs of whole rows under `policy`, in chunks of similar length. */
-export async function scoreRows(policy: Policy, rows: readonly number[][]): Promise<number[][]> {
+/**
+ * Teacher-forced log-probs of whole rows under `policy`, in chunks of similar length. With `masks`
+ * (the rows' loss masks) only the masked tokens are scored, the others read 0: the update reads
+ * no other.
+ */
+export async function scoreRows(
+  policy: Policy,
+  rows: readonly number[][],
+  masks?: readonly (readonly number[])[],
+): Promise<number[][]> {
   const out: number[][] = new Array(rows.length);
   const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.length - rows[b]!.length);
   for (let i = 0; i < order.length; ) {
     let j = i + 1;
     while (j < order.length && (j - i + 1) * rows[order[j]!]!.length <= SCORE_TOKENS) j++;
     const part = order.slice(i, j);
-    const { logprobs } = await policy.runner.score(part.map((k) => rows[k]!));
+    const { logprobs } = await policy.runner.score(
+      part.map((k) => rows[k]!),
+      masks && part.map((k) => masks[k]!),
+    );
     part.forEach((k, n) => {
       out[k] = Array.from(logprobs[n]!);
     });
@@ -173,20 +184,23 @@ export async function tokenRows(
   // A stale sequence's ratio is against the policy that sampled it; the others are re-scored
   // unless the policy has not changed since their rollout.
   const rescore = fromRollout ? [] : seqs.flatMap((s, i) => (s.stale ? [] : [i]));
+  // Only the masked (response) tokens' log-probs are read by the loss, so only those are scored.
+  const masks = seqs.map((s) => s.mask);
   const scored = await scoreRows(
     policy,
     rescore.map((i) => tokens[i]!),
+    rescore.map((i) => masks[i]!),
   );
   const old = seqs.map((s) => s.behaviour);
   rescore.forEach((i, n) => {
     old[i] = scored[n]!;
   });
-  const ref = (options.klCoef ?? 1) > 0 ? await scoreRows(reference, tokens) : old;
+  const ref = (options.klCoef ?? 1) > 0 ? await scoreRows(reference, tokens, masks) : old;
   const rows = seqs.map((s, i) => ({
     tokens: s.tokens,
     mask: s.mask,
     advantages: s.advantages,
-    // Scored rows carry log-probs of prompt tokens too; only the masked positions are read.
+    // Scored rows carry log-probs of the masked positions only (0 elsewhere), the only ones read.
     oldLogprobs: old[i]!,
     refLogprobs: ref[i]!,
     steps: s.steps,

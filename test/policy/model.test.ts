@@ -137,6 +137,114 @@ describe('whole-model gradient (float64, central differences)', () => {
   }
 });
 
+describe('train step on the masked positions only (select)', () => {
+  it("gives the full layout's loss, metrics and gradients (float64, relative 1e-12)", async () => {
+    const c = micro(hfFeatures);
+    const cfg = LossConfig.parse({ klCoef: 0.1, entropyCoef: 0.05 });
+    const B = 2;
+    const T = 5;
+    const rand = lcg(11);
+    const ids = Array.from({ length: B * T }, () => Math.floor(rand() * c.vocabSize));
+    const targets = Array.from({ length: B * T }, () => Math.floor(rand() * c.vocabSize));
+    // Row 0 has four masked positions, row 1 three: row 1's fourth selected entry is padding
+    // (position 0, mask 0), as packBatch lays it out.
+    const mask = [0, 1, 1, 1, 1, 0, 0, 1, 1, 1];
+    const picked = [
+      [1, 2, 3, 4],
+      [2, 3, 4],
+    ];
+    const K = 4;
+    const per = {
+      advantages: Array.from({ length: B * T }, () => rand() * 2 - 1),
+      old: Array.from({ length: B * T }, () => -1 - rand()),
+      ref: Array.from({ length: B * T }, () => -1 - rand()),
+    };
+
+    const g = new Graph('select-check');
+    const params = paramInputs(g, c, 'float64');
+    const specs = paramSpecs(c);
+    const build = (prefix: string, seq: string, select?: boolean) => {
+      const idsT = g.input(`${prefix}ids`, 'int64', ['batch', 'seq']);
+      const targetsT = g.input(`${prefix}targets`, 'int64', ['batch', seq]);
+      const selectT = select ? g.input(`${prefix}select`, 'int64', ['batch', seq]) : undefined;
+      const input = (n: string) => g.input(`${prefix}${n}`, 'float64', ['batch', seq]);
+      const scores = scoreTokens(c, params, idsT, targetsT, false, selectT);
+      const terms = lossTerms(
+        {
+          logprobs: scores.logprobs,
+          entropy: scores.entropy,
+          mask: input('mask'),
+          advantages: input('advantages'),
+          oldLogprobs: input('old'),
+          refLogprobs: input('ref'),
+        },
+        cfg,
+      );
+      const grads = grad(
+        terms.loss,
+        specs.map((s) => params.get(s.name)!),
+      );
+      for (const k of ['loss', 'kl', 'entropy', 'clipFraction'] as const) g.output(`${prefix}${k}`, terms[k]);
+      for (const [i, s] of specs.entries()) g.output(`${prefix}grad.${s.name}`, grads[i]!);
+    };
+    build('full.', 'seq');
+    build('sel.', 'sel', true);
+    const session = await ort.InferenceSession.create(g.toOnnx());
+
+    const i64 = (a: number[], n: number) =>
+      new ort.Tensor('int64', BigInt64Array.from(a.map(BigInt)), [B, n]);
+    const f64 = (a: number[], n: number) => new ort.Tensor('float64', Float64Array.from(a), [B, n]);
+    const gatherSel = (a: number[], pad: number) =>
+      picked.flatMap((row, b) =>
+        Array.from({ length: K }, (_, j) => (j < row.length ? a[b * T + row[j]!]! : pad)),
+      );
+    const feeds: Record<string, ort.Tensor> = {
+      'full.ids': i64(ids, T),
+      'full.targets': i64(targets, T),
+      'full.mask': f64(mask, T),
+      'full.advantages': f64(per.advantages, T),
+      'full.old': f64(per.old, T),
+      'full.ref': f64(per.ref, T),
+      'sel.ids': i64(ids, T),
+      'sel.select': i64(
+        picked.flatMap((row, b) => Array.from({ length: K }, (_, j) => b * T + (row[j] ?? 0))),
+        K,
+      ),
+      'sel.targets': i64(gatherSel(targets, 0), K),
+      'sel.mask': f64(gatherSel(mask, 0), K),
+      'sel.advantages': f64(gatherSel(per.advantages, 0), K),
+      'sel.old': f64(gatherSel(per.old, 0), K),
+      'sel.ref': f64(gatherSel(per.ref, 0), K),
+    };
+    const init = initParams(c, 5);
+    for (const s of specs)
+      feeds[s.name] = new ort.Tensor(
+        'float64',
+        Float64Array.from(init.get(s.name)!, (v) => v * 10),
+        s.shape,
+      );
+    const out = await session.run(feeds);
+    const close = (a: number, b: number, what: string) =>
+      expect(
+        Math.abs(a - b) / Math.max(1e-30, Math.abs(a) + Math.abs(b)),
+        `${what}: ${a} vs ${b}`,
+      ).toBeLessThan(1e-12);
+    for (const k of ['loss', 'kl', 'entropy', 'clipFraction']) {
+      close((out[`full.${k}`]!.data as Float64Array)[0]!, (out[`sel.${k}`]!.data as Float64Array)[0]!, k);
+    }
+    expect((out['full.loss']!.data as Float64Array)[0]).not.toBe(0);
+    for (const s of specs) {
+      const full = out[`full.grad.${s.name}`]!.data as Float64Array;
+      const sel = out[`sel.grad.${s.name}`]!.data as Float64Array;
+      const scale = full.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expect(scale, `${s.name} has a gradient`).toBeGreaterThan(0);
+      full.forEach((v, i) => {
+        expect(Math.abs(v - sel[i]!) / scale, `grad ${s.name}[${i}]`).toBeLessThan(1e-12);
+      });
+    }
+  });
+});
+
 describe('training', () => {
   it('memorizes a small corpus (SFT loss falls by 10x, greedy decode replays it)', async () => {
     const c = modelConfig({ vocabSize: 32, width: 32, layers: 2, heads: 4, contextLength: 16 });
@@ -172,6 +280,36 @@ describe('training', () => {
     const fresh = new ModelRunner(c, r.getParams(), 'cpu', { bakeWeights: false });
     const want = (await fresh.score(rows)).logprobs[0]!;
     for (let t = 0; t < 5; t++) expect(after[t]).toBeCloseTo(want[t]!, 5);
+  });
+
+  it('scores only the wanted tokens when asked, the same log-probs as scoring everything (0 elsewhere)', async () => {
+    const c = micro();
+    const r = new ModelRunner(c, initParams(c, 7));
+    const rows = [
+      [1, 2, 3, 4, 5, 6],
+      [7, 8, 9],
+      [3, 1, 4, 1],
+    ];
+    const wanted = [
+      [0, 0, 0, 1, 1, 1],
+      [0, 1, 0],
+      [0, 0, 0, 0],
+    ];
+    const full = await r.score(rows);
+    const some = await r.score(rows, wanted);
+    rows.forEach((row, b) => {
+      for (let t = 0; t < row.length; t++) {
+        for (const k of ['logprobs', 'entropy'] as const) {
+          const want = wanted[b]![t] ? full[k][b]![t]! : 0;
+          expect(some[k][b]![t], `${k} row ${b} token ${t}`).toBeCloseTo(want, 5);
+        }
+      }
+    });
+    expect(full.logprobs[0]![4]).toBeLessThan(-0.1);
+    await expect(r.score(rows, [[1]])).rejects.toThrow(/1 flag arrays for 3 rows/);
+    await expect(r.score(rows, [[1], [0, 1, 0], [0, 0, 0, 0]])).rejects.toThrow(
+      /row 0's flags have 1 entries; expected 6/,
+    );
   });
 
   it('skips the update on a non-finite loss and leaves the parameters untouched', async () => {

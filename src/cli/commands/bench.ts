@@ -14,6 +14,7 @@ interface BenchFlags {
   scratch?: string;
   tasks?: string;
   iterations?: string;
+  start?: string;
 }
 
 interface Harness {
@@ -45,12 +46,16 @@ export function registerBench(program: Command): void {
     .option('--only <parts>', 'learning suite: its parts, comma-separated')
     .option('--seeds <n>', 'learning suite: seeds per method')
     .option('--scratch <dir>', 'learning suite: folder for its stores and checkpoints')
-    .option('--tasks <n>', 'trainer suite: tasks per RL iteration (default 2, as npm start)')
+    .option('--tasks <n>', 'trainer suite: tasks per RL iteration (default 8, the household default)')
     .option('--iterations <n>', 'trainer suite: RL iterations per path (default 2)')
+    .option(
+      '--start <dir>',
+      "trainer suite: start RL from this trained checkpoint (the household default's format)",
+    )
     .action(async (flags: BenchFlags) => {
       const { suiteList, runBench } = await harness();
       // The suite's own options go to it as words, as a suite reads them.
-      const args = (['only', 'seeds', 'scratch', 'tasks', 'iterations'] as const).flatMap((k) =>
+      const args = (['only', 'seeds', 'scratch', 'tasks', 'iterations', 'start'] as const).flatMap((k) =>
         flags[k] === undefined ? [] : [`--${k}`, flags[k]!],
       );
       if (flags.suite === undefined) {

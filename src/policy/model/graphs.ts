@@ -73,7 +73,9 @@ export interface TokenScores {
 
 /**
  * Teacher-forced log-probs of `targets` for right-padded rows (positions 0..seq-1, causal mask
- * built in the graph). Shared by the score graph and the train step.
+ * built in the graph). Shared by the score graph and the train step. With `select` (int64
+ * [batch, k], flat indices row x seq + position, see `TransformerInputs.select`) only those
+ * positions are scored: `targets` and the outputs are then [batch, k].
  */
 export function scoreTokens(
   c: ModelConfig,
@@ -81,25 +83,36 @@ export function scoreTokens(
   ids: Tensor,
   targets: Tensor,
   train = false,
+  select?: Tensor,
 ): TokenScores {
   const g = ids.graph;
   const dtype = params.get('tokenEmbedding')!.dtype as FloatType;
   const positions = arangePositions(g, ids);
   const bias = causalBias(g, positions, dtype);
-  const { logits } = transformer(c, params, { ids, positions, bias, train });
+  const { logits } = transformer(c, params, { ids, positions, bias, train, select });
   const logp = logSoftmax(logits, -1);
   const logprobs = squeeze(gatherElements(logp, unsqueeze(targets, -1), -1), -1);
   const entropy = neg(reduceSum(mul(exp(logp), logp), -1));
   return { logprobs, entropy };
 }
 
-/** The score graph: inputs ids, targets (int64 [batch, seq]) + parameters; outputs logprobs, entropy. */
-export function buildScoreGraph(c: ModelConfig, dtype: FloatType = 'float32', weights?: Params): Graph {
-  const g = new Graph('score');
+/**
+ * The score graph: inputs ids, targets (int64 [batch, seq]) + parameters; outputs logprobs,
+ * entropy. With `select`, an int64 [batch, sel] input of flat positions (see `scoreTokens`) and
+ * targets and outputs [batch, sel].
+ */
+export function buildScoreGraph(
+  c: ModelConfig,
+  dtype: FloatType = 'float32',
+  weights?: Params,
+  select = false,
+): Graph {
+  const g = new Graph(select ? 'score-select' : 'score');
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
-  const targets = g.input('targets', 'int64', ['batch', 'seq']);
+  const picked = select ? g.input('select', 'int64', ['batch', 'sel']) : undefined;
+  const targets = g.input('targets', 'int64', ['batch', select ? 'sel' : 'seq']);
   const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
-  const { logprobs, entropy } = scoreTokens(c, params, ids, targets);
+  const { logprobs, entropy } = scoreTokens(c, params, ids, targets, false, picked);
   g.output('logprobs', logprobs);
   g.output('entropy', entropy);
   return g;

@@ -2,9 +2,12 @@
  * The train-step graph: forward, loss, backward, global-norm clip, AdamW and the non-finite guard
  * in one ONNX graph, so one session.run is one optimizer step.
  *
- * Inputs   ids, targets                   int64 [batch, seq]  (targets[b, t] = the token after ids[b, t])
- *          mask                           float [batch, seq]  (1 on tokens that count)
- *          advantages, oldLogprobs, refLogprobs   float [batch, seq]   (RL only)
+ * Inputs   ids                            int64 [batch, seq]
+ *          select                         int64 [batch, sel]  (flat indices b x seq + t of the positions
+ *                                                              the loss reads: the masked ones, padded)
+ *          targets                        int64 [batch, sel]  (the token after ids at each selected position)
+ *          mask                           float [batch, sel]  (1 on tokens that count, 0 on padding)
+ *          advantages, oldLogprobs, refLogprobs   float [batch, sel]   (RL only)
  *          lr, step                       float scalars        (step = updates applied so far)
  *          <param>, m.<param>, v.<param>  parameters and AdamW moments
  * Outputs  new.<param>, new.m.<param>, new.v.<param>, new.step
@@ -27,9 +30,13 @@ export function tokenInputs(kind: LossConfig['kind']): string[] {
 export function buildTrainGraph(c: ModelConfig, cfg: LossConfig, dtype: FloatType = 'float32'): Graph {
   const g = new Graph(`train-${cfg.kind}`);
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
-  const targets = g.input('targets', 'int64', ['batch', 'seq']);
+  // Logits only where the loss looks: every per-token term is over the selected positions, so the
+  // loss, its aggregations (masked means, per-row sums) and the gradients are those of the full
+  // [batch, seq] layout without the masked-out positions' zero terms.
+  const select = g.input('select', 'int64', ['batch', 'sel']);
+  const targets = g.input('targets', 'int64', ['batch', 'sel']);
   const perToken: Record<string, Tensor> = {};
-  for (const name of tokenInputs(cfg.kind)) perToken[name] = g.input(name, dtype, ['batch', 'seq']);
+  for (const name of tokenInputs(cfg.kind)) perToken[name] = g.input(name, dtype, ['batch', 'sel']);
   const lr = g.input('lr', dtype, []);
   const step = g.input('step', dtype, []);
   // With LoRA the base weights are inputs only: no gradient, no moments, no new values.
@@ -38,7 +45,7 @@ export function buildTrainGraph(c: ModelConfig, cfg: LossConfig, dtype: FloatTyp
   const m = specs.map((s) => g.input(`m.${s.name}`, dtype, s.shape));
   const v = specs.map((s) => g.input(`v.${s.name}`, dtype, s.shape));
 
-  const scores = scoreTokens(c, params, ids, targets, true);
+  const scores = scoreTokens(c, params, ids, targets, true, select);
   // The entropy enters the gradient only through the RL bonus; otherwise it is a metric.
   const entropy = cfg.kind === 'rl' && cfg.entropyCoef > 0 ? scores.entropy : stopGradient(scores.entropy);
   const terms = lossTerms(

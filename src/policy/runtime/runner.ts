@@ -304,40 +304,70 @@ export class ModelRunner {
 
   /**
    * Teacher-forced log-probs: for each row, log p(tokens[t] | tokens[< t]) for t = 1..len-1 (entry 0
-   * is 0: the first token has no context). Rows are right-padded into one batch.
+   * is 0: the first token has no context). Rows are right-padded into one batch. With `wanted`
+   * (one flag array per row, aligned with its tokens), only the tokens whose flag is non-zero are
+   * scored and the others read 0: the head and its [rows, seq, vocab] log-softmax then run on those
+   * positions only (the update reads the response tokens' log-probs, a tenth of a windowed row).
    */
-  async score(rows: number[][]): Promise<{ logprobs: Float32Array[]; entropy: Float32Array[] }> {
+  async score(
+    rows: number[][],
+    wanted?: readonly (readonly number[])[],
+  ): Promise<{ logprobs: Float32Array[]; entropy: Float32Array[] }> {
     this.checkTokens(rows);
+    if (wanted) {
+      if (wanted.length !== rows.length)
+        throw new Error(`score: ${wanted.length} flag arrays for ${rows.length} rows; expected one per row`);
+      wanted.forEach((w, i) => {
+        if (w.length !== rows[i]!.length)
+          throw new Error(
+            `score: row ${i}'s flags have ${w.length} entries; expected ${rows[i]!.length} (one per token)`,
+          );
+      });
+    }
     const seq = Math.max(...rows.map((r) => r.length)) - 1;
     if (seq < 1)
       return {
         logprobs: rows.map((r) => new Float32Array(r.length)),
         entropy: rows.map((r) => new Float32Array(r.length)),
       };
-    const ids: number[] = [];
-    const targets: number[] = [];
-    for (const r of rows) {
-      for (let t = 0; t < seq; t++) {
-        ids.push(t < r.length ? r[t]! : 0);
-        targets.push(t + 1 < r.length ? r[t + 1]! : 0);
-      }
-    }
-    const { session, feeds } = await this.inference('score', (w) =>
-      buildScoreGraph(this.config, 'float32', w).toOnnx(),
+    const ids = new Array<number>(rows.length * seq).fill(0);
+    rows.forEach((r, b) => {
+      for (let t = 0; t < r.length - 1; t++) ids[b * seq + t] = r[t]!;
+    });
+    // Positions t (predicting token t + 1) to score, per row: all of them, or the wanted ones.
+    const picked = rows.map((r, b) => {
+      const at: number[] = [];
+      for (let t = 0; t < r.length - 1; t++) if (!wanted || wanted[b]![t + 1] !== 0) at.push(t);
+      return at;
+    });
+    const sel = Math.max(1, ...picked.map((a) => a.length));
+    const select = new Array<number>(rows.length * sel).fill(0);
+    const targets = new Array<number>(rows.length * sel).fill(0);
+    picked.forEach((at, b) => {
+      for (let j = 0; j < sel; j++) select[b * sel + j] = b * seq + (at[j] ?? 0);
+      at.forEach((t, j) => {
+        targets[b * sel + j] = rows[b]![t + 1]!;
+      });
+    });
+    const { session, feeds } = await this.inference(wanted ? 'score-select' : 'score', (w) =>
+      buildScoreGraph(this.config, 'float32', w, wanted !== undefined).toOnnx(),
     );
     const out = await session.run({
       ...feeds,
       ids: i64(ids, [rows.length, seq]),
-      targets: i64(targets, [rows.length, seq]),
+      targets: i64(targets, [rows.length, wanted ? sel : seq]),
+      ...(wanted ? { select: i64(select, [rows.length, sel]) } : {}),
     });
     const lp = out.logprobs!.data as Float32Array;
     const ent = out.entropy!.data as Float32Array;
-    const cut = (src: Float32Array, r: number[], i: number) => {
+    const cut = (src: Float32Array, r: number[], b: number) => {
       const a = new Float32Array(r.length);
-      a.set(src.subarray(i * seq, i * seq + r.length - 1), 1);
+      picked[b]!.forEach((t, j) => {
+        a[t + 1] = src[b * (wanted ? sel : seq) + j]!;
+      });
       return a;
     };
-    return { logprobs: rows.map((r, i) => cut(lp, r, i)), entropy: rows.map((r, i) => cut(ent, r, i)) };
+    return { logprobs: rows.map((r, b) => cut(lp, r, b)), entropy: rows.map((r, b) => cut(ent, r, b)) };
   }
 
   /**
@@ -611,7 +641,10 @@ export class ModelRunner {
     }
   }
 
-  /** Pack rows into the train graph's [batch, seq] inputs (shifted by one: targets are next tokens). */
+  /**
+   * Pack rows into the train graph's inputs: ids [batch, seq], and the masked positions' targets
+   * (next tokens) and per-token terms [batch, sel] with their flat indices in `select`.
+   */
   packBatch(batch: TokenBatch, cfg: LossConfig): Record<string, ort.Tensor> {
     if (batch.length === 0) throw new Error('update: the batch is empty; expected at least one row');
     this.checkTokens(
@@ -622,10 +655,19 @@ export class ModelRunner {
     const B = batch.length;
     const seq = Math.max(...batch.map((r) => r.tokens.length)) - 1;
     if (seq < 1) throw new Error('update: every row has a single token; expected at least two per row');
+    // The positions the loss reads (mask on the token predicted there), padded to the row with
+    // the most; padding picks position 0 of its row with mask 0.
+    const picked = batch.map((row) => {
+      const at: number[] = [];
+      for (let t = 0; t < row.tokens.length - 1; t++) if ((row.mask?.[t + 1] ?? 0) !== 0) at.push(t);
+      return at;
+    });
+    const sel = Math.max(1, ...picked.map((a) => a.length));
     const ids = new BigInt64Array(B * seq);
-    const targets = new BigInt64Array(B * seq);
+    const select = new BigInt64Array(B * sel);
+    const targets = new BigInt64Array(B * sel);
     const floats: Record<string, Float32Array> = {};
-    for (const n of needed) floats[n] = new Float32Array(B * seq);
+    for (const n of needed) floats[n] = new Float32Array(B * sel);
     batch.forEach((row, b) => {
       for (const n of needed) {
         const arr = row[n as keyof TokenRow] as number[] | undefined;
@@ -636,17 +678,21 @@ export class ModelRunner {
           );
         }
       }
-      for (let t = 0; t < row.tokens.length - 1; t++) {
-        ids[b * seq + t] = BigInt(row.tokens[t]!);
-        targets[b * seq + t] = BigInt(row.tokens[t + 1]!);
-        for (const n of needed) floats[n]![b * seq + t] = (row[n as keyof TokenRow] as number[])[t + 1]!;
-      }
+      for (let t = 0; t < row.tokens.length - 1; t++) ids[b * seq + t] = BigInt(row.tokens[t]!);
+      select.fill(BigInt(b * seq), b * sel, (b + 1) * sel);
+      picked[b]!.forEach((t, j) => {
+        const i = b * sel + j;
+        select[i] = BigInt(b * seq + t);
+        targets[i] = BigInt(row.tokens[t + 1]!);
+        for (const n of needed) floats[n]![i] = (row[n as keyof TokenRow] as number[])[t + 1]!;
+      });
     });
     const feeds: Record<string, ort.Tensor> = {
       ids: new ort.Tensor('int64', ids, [B, seq]),
-      targets: new ort.Tensor('int64', targets, [B, seq]),
+      select: new ort.Tensor('int64', select, [B, sel]),
+      targets: new ort.Tensor('int64', targets, [B, sel]),
     };
-    for (const n of needed) feeds[n] = new ort.Tensor('float32', floats[n]!, [B, seq]);
+    for (const n of needed) feeds[n] = new ort.Tensor('float32', floats[n]!, [B, sel]);
     return feeds;
   }
 
