@@ -44,6 +44,9 @@ describe('stepwise', () => {
     expect(cli('bench', '--suite', 'credit', '--seeds', '2').stderr).toMatch(
       /--seeds belongs to the learning suite; use it with --suite learning/,
     );
+    expect(cli('bench', '--suite', 'credit', '--sft-steps', '2').stderr).toMatch(
+      /--sft-steps belongs to the trainer suite; use it with --suite trainer/,
+    );
     expect(cli('bench', '--suite', 'nope').stderr).toMatch(
       /unknown bench suite 'nope'; expected quick or one of: tokenizer/,
     );

@@ -15,6 +15,7 @@ interface BenchFlags {
   tasks?: string;
   iterations?: string;
   start?: string;
+  sftSteps?: string;
 }
 
 interface Harness {
@@ -52,11 +53,17 @@ export function registerBench(program: Command): void {
       '--start <dir>',
       "trainer suite: start RL from this trained checkpoint (the household default's format)",
     )
+    .option(
+      '--sft-steps <n>',
+      "trainer suite: SFT steps of each path's own prompt format before RL (default 0)",
+    )
     .action(async (flags: BenchFlags) => {
       const { suiteList, runBench } = await harness();
       // The suite's own options go to it as words, as a suite reads them.
-      const args = (['only', 'seeds', 'scratch', 'tasks', 'iterations', 'start'] as const).flatMap((k) =>
-        flags[k] === undefined ? [] : [`--${k}`, flags[k]!],
+      const args = (
+        ['only', 'seeds', 'scratch', 'tasks', 'iterations', 'start', 'sftSteps'] as const
+      ).flatMap((k) =>
+        flags[k] === undefined ? [] : [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, flags[k]!],
       );
       if (flags.suite === undefined) {
         if (args.length > 0 || flags.json || flags.record)
