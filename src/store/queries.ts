@@ -173,6 +173,35 @@ export function advantageFromDb(a: {
 }
 
 /** The queries, prepared once per open database. */
+/** Every run with its iteration count and last iteration (both backends; portable SQL). */
+export const RUNS_SQL = `SELECT r.id, r.config, r.status, r.created_at, r.updated_at,
+    (SELECT count(*) FROM iterations i WHERE i.run_id = r.id) AS n,
+    (SELECT max(iteration) FROM iterations i WHERE i.run_id = r.id) AS last
+  FROM runs r ORDER BY r.created_at, r.id`;
+
+/** A row of `RUNS_SQL` as either backend returns it. */
+export interface DbRun {
+  id: string;
+  config: string;
+  status: RunStatus;
+  created_at: number;
+  updated_at: number;
+  n: number;
+  last: number | null;
+}
+
+export function runFromDb(r: DbRun): RunInfo {
+  return {
+    runId: r.id,
+    config: JSON.parse(r.config) as Json,
+    status: r.status,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    iterations: r.n,
+    lastIteration: r.last ?? undefined,
+  };
+}
+
 export class Reader {
   private readonly stepsOfIteration: Database.Statement;
   private readonly stepsOfIterationWithAdvantage: Database.Statement;
@@ -198,31 +227,7 @@ export class Reader {
   }
 
   runs(): RunInfo[] {
-    const rows = this.db
-      .prepare(
-        `SELECT r.id, r.config, r.status, r.created_at, r.updated_at,
-           (SELECT count(*) FROM iterations i WHERE i.run_id = r.id) AS n,
-           (SELECT max(iteration) FROM iterations i WHERE i.run_id = r.id) AS last
-         FROM runs r ORDER BY r.created_at, r.id`,
-      )
-      .all() as Array<{
-      id: string;
-      config: string;
-      status: RunStatus;
-      created_at: number;
-      updated_at: number;
-      n: number;
-      last: number | null;
-    }>;
-    return rows.map((r) => ({
-      runId: r.id,
-      config: JSON.parse(r.config) as Json,
-      status: r.status,
-      createdAt: r.created_at,
-      updatedAt: r.updated_at,
-      iterations: r.n,
-      lastIteration: r.last ?? undefined,
-    }));
+    return (this.db.prepare(RUNS_SQL).all() as DbRun[]).map(runFromDb);
   }
 
   run(runId: string): RunInfo | undefined {

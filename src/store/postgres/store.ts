@@ -14,11 +14,14 @@ import { encodeLogprobs, encodeTokens } from '../blobs.ts';
 import { type CheckFinding, type CheckReport, EXAMPLES, listed, storeRules, TABLES } from '../check.ts';
 import {
   advantageFromDb,
+  type DbRun,
   type DbStep,
   type DbToolCall,
   type GroupAdvantage,
   type MetricRow,
   type ResumePoint,
+  RUNS_SQL,
+  runFromDb,
   STEP_COLUMNS,
   STEP_JOINS,
   stepRowFromDb,
@@ -288,29 +291,7 @@ export class PgStore implements TrajectoryStore {
   // --- reads --------------------------------------------------------------------------------
 
   runs(): RunInfo[] {
-    const rows = this.c.rows<{
-      id: string;
-      config: string;
-      status: RunStatus;
-      created_at: number;
-      updated_at: number;
-      n: number;
-      last: number | null;
-    }>(
-      `SELECT r.id, r.config, r.status, r.created_at, r.updated_at,
-         (SELECT count(*) FROM iterations i WHERE i.run_id = r.id) AS n,
-         (SELECT max(iteration) FROM iterations i WHERE i.run_id = r.id) AS last
-       FROM runs r ORDER BY r.created_at, r.id`,
-    );
-    return rows.map((r) => ({
-      runId: r.id,
-      config: JSON.parse(r.config) as Json,
-      status: r.status,
-      createdAt: r.created_at,
-      updatedAt: r.updated_at,
-      iterations: r.n,
-      lastIteration: r.last ?? undefined,
-    }));
+    return this.c.rows<DbRun>(RUNS_SQL).map(runFromDb);
   }
 
   run(runId: string): RunInfo | undefined {
