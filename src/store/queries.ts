@@ -202,6 +202,20 @@ export function runFromDb(r: DbRun): RunInfo {
   };
 }
 
+/**
+ * Where a resumed run starts, given its last complete iteration: the iteration after it, and the
+ * newest checkpoint taken at or before it (the weights to load). Both backends' `resumePoint`.
+ */
+export function resumePointOf(last: number | undefined, checkpoints: () => CheckpointInfo[]): ResumePoint {
+  const checkpoint =
+    last === undefined
+      ? undefined
+      : checkpoints()
+          .filter((c) => c.iteration <= last)
+          .at(-1);
+  return { nextIteration: last === undefined ? 0 : last + 1, lastCompleteIteration: last, checkpoint };
+}
+
 export class Reader {
   private readonly stepsOfIteration: Database.Statement;
   private readonly stepsOfIterationWithAdvantage: Database.Statement;
@@ -245,14 +259,7 @@ export class Reader {
    * checkpoint taken at or before that complete iteration (the weights to load).
    */
   resumePoint(runId: string): ResumePoint {
-    const last = this.lastCompleteIteration(runId);
-    const checkpoint =
-      last === undefined
-        ? undefined
-        : this.checkpoints(runId)
-            .filter((c) => c.iteration <= last)
-            .at(-1);
-    return { nextIteration: last === undefined ? 0 : last + 1, lastCompleteIteration: last, checkpoint };
+    return resumePointOf(this.lastCompleteIteration(runId), () => this.checkpoints(runId));
   }
 
   iterations(runId: string): IterationInfo[] {

@@ -21,6 +21,7 @@ import {
   type MetricRow,
   type ResumePoint,
   RUNS_SQL,
+  resumePointOf,
   runFromDb,
   STEP_COLUMNS,
   STEP_JOINS,
@@ -306,14 +307,7 @@ export class PgStore implements TrajectoryStore {
   }
 
   resumePoint(runId: string): ResumePoint {
-    const last = this.lastCompleteIteration(runId);
-    const checkpoint =
-      last === undefined
-        ? undefined
-        : this.checkpoints(runId)
-            .filter((c) => c.iteration <= last)
-            .at(-1);
-    return { nextIteration: last === undefined ? 0 : last + 1, lastCompleteIteration: last, checkpoint };
+    return resumePointOf(this.lastCompleteIteration(runId), () => this.checkpoints(runId));
   }
 
   iterations(runId: string): IterationInfo[] {
