@@ -46,8 +46,10 @@ export async function runMethods(
 ): Promise<{ results: Map<string, TrainResult[]>; curves: LearningCurve[] }> {
   const results = new Map<string, TrainResult[]>();
   const curves: LearningCurve[] = [];
-  for (const method of options.methods) {
-    for (const seed of ctx.seeds) {
+  // Seed-major: a benchmark stopped part-way has every method on the seeds it finished, so the
+  // methods still compare on the same tasks and seeds.
+  for (const seed of ctx.seeds) {
+    for (const method of options.methods) {
       const db = join(ctx.dir, `${method}-${seed}.db`);
       ctx.log(`${options.part}: ${method}, seed ${seed}`);
       const result = await train(
