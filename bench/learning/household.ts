@@ -10,6 +10,8 @@ import { HouseholdGenerator } from '../../src/envs/household/generator.ts';
 import { Policy } from '../../src/policy/policy.ts';
 import { parseTrainConfig, type TrainConfigInput } from '../../src/training/config.ts';
 import { householdEvaluate } from '../../src/training/families/household.ts';
+import { makeFamily } from '../../src/training/families/index.ts';
+import { type ActionAccuracy, actionAccuracy } from '../../src/training/household-batch.ts';
 import { HOUSEHOLD_DEFAULT } from '../../src/training/presets.ts';
 import { pairedBootstrap, wilson } from '../../src/training/stats.ts';
 import type { TrainResult } from '../../src/training/trainer.ts';
@@ -52,6 +54,7 @@ export const part: LearningPart = {
     });
 
     const outcomes = await pairedOutcomes(sft, results, HOUSEHOLD_BENCH);
+    const accuracy = await sftActionAccuracy(sft.referenceCheckpoint, HOUSEHOLD_BENCH);
     const unseen = (m: string) => results.get(m)!.map((r) => r.after['valid-unseen'].success);
     const seen = (m: string) => results.get(m)!.map((r) => r.after['valid-seen'].success);
     const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -72,12 +75,16 @@ export const part: LearningPart = {
         household_gigpo_unseen: unseen('gigpo'),
         household_hgpo_unseen: unseen('hgpo'),
         household_best_unseen: [best],
+        household_sft_action_acc: [accuracy.accuracy],
       },
       table,
       curves,
       cpuSeconds: cpuSecondsSince(cpuStart),
       notes:
         `${intervalsNote(outcomes, ctx.seeds)}\n\n` +
+        `SFT held-out action accuracy (greedy action = the expert's, on the expert's own states of ` +
+        `${ACCURACY_TASKS} valid-unseen tasks): ${pct(accuracy.accuracy)} of ${accuracy.decisions} decisions ` +
+        `[${pct(accuracy.ci95[0])}, ${pct(accuracy.ci95[1])}] (Wilson 95%); by verb: ${verbs(accuracy)}.\n\n` +
         `Conditions: tiny preset (1.1M parameters, 512-token context), household world ${JSON.stringify(HOUSEHOLD_BENCH.envOptions)}, ` +
         `loop history ${HOUSEHOLD_BENCH.loop.history}, at most ${HOUSEHOLD_BENCH.loop.maxSteps} steps; ` +
         `SFT (at most ${HOUSEHOLD_BENCH.sft.maxSteps} steps of ${HOUSEHOLD_BENCH.sft.batchSize}${sft.sft ? `, ran ${sft.sft.steps}, valid loss ${sft.sft.validLoss.toFixed(3)}` : ''}) ` +
@@ -89,6 +96,34 @@ export const part: LearningPart = {
 };
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** Valid-unseen tasks whose expert decisions measure the SFT checkpoint's action accuracy. */
+const ACCURACY_TASKS = 100;
+
+/**
+ * The SFT checkpoint's greedy action accuracy on the expert's own states of held-out tasks (seeds
+ * from 1,200,000: none that the evaluation, the SFT stream or its selection used).
+ */
+async function sftActionAccuracy(checkpoint: string, base: TrainConfigInput): Promise<ActionAccuracy> {
+  const config = parseTrainConfig(base);
+  const family = await makeFamily(config, {});
+  const demos = await family.demonstrations(
+    Array.from({ length: ACCURACY_TASKS }, (_, k) => family.task('valid-unseen', 1_200_000 + k)),
+  );
+  const policy = await Policy.load(checkpoint);
+  try {
+    return await actionAccuracy(policy, demos, { maxTokens: config.loop.maxTokens });
+  } finally {
+    await policy.dispose();
+  }
+}
+
+const verbs = (a: ActionAccuracy) =>
+  Object.entries(a.byVerb)
+    .map(
+      ([verb, v]) => `${verb} ${v.correct}/${v.decisions}${v.malformed ? ` (${v.malformed} malformed)` : ''}`,
+    )
+    .join(', ');
 
 /**
  * Per-task valid-unseen outcomes of the SFT start and of every method's runs (seed after seed);

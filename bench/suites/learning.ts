@@ -52,6 +52,11 @@ const TARGETS: { text: string; parts: LearningPartName[]; met: (m: Record<string
     met: (m) => m.household_best_unseen! >= 0.85,
   },
   {
+    text: 'household SFT held-out action accuracy >= 90%',
+    parts: ['household'],
+    met: (m) => m.household_sft_action_acc! >= 0.9,
+  },
+  {
     text: 'IGPO >= GRPO + 3 F1 points (search)',
     parts: ['search'],
     met: (m) => m.search_igpo_f1! >= m.search_grpo_f1! + 0.03,

@@ -159,6 +159,8 @@ export const TrainConfig = z.strictObject({
           heads: z.number().int().min(1),
           contextLength: z.number().int().min(2),
           mlpRatio: z.number().int().min(1).default(4),
+          /** 'learned' position embeddings (the presets') or 'rope' (relative: no table, any length). */
+          positions: z.enum(['learned', 'rope']).default('learned'),
         })
         .optional(),
       /** Tokenizer vocabulary for a fresh policy. */
