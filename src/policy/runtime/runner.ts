@@ -4,6 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { headSize, kvHeads, type ModelConfig } from '../model/config.ts';
+import type { FloatType } from '../model/graphs.ts';
 import {
   buildDecodeGraph,
   buildExtendGraph,
@@ -16,7 +17,7 @@ import { checkParams, elementCount, type Params, paramSpecs, trainableSpecs } fr
 import { buildTrainGraph, METRICS, type MetricName, tokenInputs } from '../model/train.ts';
 import { MASKED } from '../model/transformer.ts';
 import { kvBytesPerToken, PrefixCache } from './prefix-cache.ts';
-import { createSession, type Device } from './session.ts';
+import { createSession, type Device, type PolicyDtype, warnDtypeFallback } from './session.ts';
 import type { SlotCache } from './slots.ts';
 
 /** Default bound of the prefix cache, in bytes of keys and values. */
@@ -62,6 +63,12 @@ export interface RunnerOptions {
   frozen?: boolean;
   /** Names the runner in errors, e.g. "adapter 'executor'". */
   label?: string;
+  /**
+   * Compute precision of the generation graphs (prefill, decode, extend, logits), already resolved
+   * for the device (`resolveCompute`). Scoring and the train step run in float32 regardless: their
+   * log-probs are the PPO ratio's two sides, which must not differ by rounding alone.
+   */
+  dtype?: PolicyDtype;
 }
 
 export type UpdateMetrics = Record<MetricName, number> & {
@@ -103,6 +110,10 @@ export class ModelRunner {
   /** Refuses `update` (see `RunnerOptions.frozen`). */
   readonly frozen: boolean;
   private readonly label: string;
+  /** The requested generation precision (`RunnerOptions.dtype`). */
+  readonly dtype: PolicyDtype;
+  /** The precision generation really runs in: `dtype`, or float32 after a graph would not load. */
+  private generationDtype: PolicyDtype;
   /** Bumped whenever the parameters change; baked inference sessions are built per version. */
   private version = 0;
   /** Bumped when `setParams` replaces the frozen base of a LoRA config (updates never change it). */
@@ -140,6 +151,8 @@ export class ModelRunner {
     this.ownsPool = options.sessions === undefined;
     this.frozen = options.frozen ?? false;
     this.label = options.label ?? 'the policy';
+    this.dtype = options.dtype ?? 'float32';
+    this.generationDtype = this.dtype;
     this.setPrefixCache(options.prefixCacheBytes ?? PREFIX_CACHE_BYTES);
     this.setParams(params);
   }
@@ -197,6 +210,11 @@ export class ModelRunner {
     this.step = step;
   }
 
+  /** The precision generation graphs really run in (float32 after a half graph would not load). */
+  get runningDtype(): PolicyDtype {
+    return this.generationDtype;
+  }
+
   /** The device sessions really run on (after a CUDA fallback), once a session exists. */
   get runningOn(): Device | undefined {
     return this.pool.device;
@@ -235,6 +253,22 @@ export class ModelRunner {
    * session for the current parameter version (older versions of the graph are released).
    */
   private async inference(
+    kind: string,
+    build: (weights: Params | undefined, dtype: FloatType) => Uint8Array,
+  ): Promise<{ session: ort.InferenceSession; feeds: Record<string, ort.Tensor> }> {
+    const dtype = this.generationDtype;
+    if (dtype === 'float32') return this.inferenceIn(kind, (w) => build(w, 'float32'));
+    try {
+      return await this.inferenceIn(`${kind}:${dtype}`, (w) => build(w, dtype));
+    } catch (e) {
+      // A kernel missing for the half type on this device: float32 from here on, said once.
+      warnDtypeFallback(dtype, this.pool.device ?? this.device, e);
+      this.generationDtype = 'float32';
+      return this.inferenceIn(kind, (w) => build(w, 'float32'));
+    }
+  }
+
+  private async inferenceIn(
     kind: string,
     build: (weights?: Params) => Uint8Array,
   ): Promise<{ session: ort.InferenceSession; feeds: Record<string, ort.Tensor> }> {
@@ -295,8 +329,8 @@ export class ModelRunner {
     this.checkTokens(rows);
     const seq = Math.max(...rows.map((r) => r.length));
     const ids = rows.flatMap((r) => [...r, ...new Array(seq - r.length).fill(0)]);
-    const { session, feeds } = await this.inference('logits', (w) =>
-      buildLogitsGraph(this.config, 'float32', w).toOnnx(),
+    const { session, feeds } = await this.inference('logits', (w, dtype) =>
+      buildLogitsGraph(this.config, dtype, w).toOnnx(),
     );
     const out = await session.run({ ...feeds, ids: i64(ids, [rows.length, seq]) });
     return { data: out.logits!.data as Float32Array, seq };
@@ -349,7 +383,8 @@ export class ModelRunner {
         targets[b * sel + j] = rows[b]![t + 1]!;
       });
     });
-    const { session, feeds } = await this.inference(wanted ? 'score-select' : 'score', (w) =>
+    // float32 whatever `dtype` is (see `RunnerOptions.dtype`).
+    const { session, feeds } = await this.inferenceIn(wanted ? 'score-select' : 'score', (w) =>
       buildScoreGraph(this.config, 'float32', w, wanted !== undefined).toOnnx(),
     );
     const out = await session.run({
@@ -405,8 +440,8 @@ export class ModelRunner {
         }
       }
     });
-    const { session, feeds } = await this.inference('prefill', (w) =>
-      buildPrefillGraph(this.config, 'float32', w).toOnnx(),
+    const { session, feeds } = await this.inference('prefill', (w, dtype) =>
+      buildPrefillGraph(this.config, dtype, w).toOnnx(),
     );
     const out = await session.run({
       ...feeds,
@@ -450,8 +485,8 @@ export class ModelRunner {
     for (let b = 0; b < B; b++) bias.fill(0, b * cap + cache.pads[b]!, b * cap + cache.length);
     const H = kvHeads(this.config);
     const hs = headSize(this.config);
-    const { session, feeds: paramFeeds } = await this.inference('decode', (w) =>
-      buildDecodeGraph(this.config, 'float32', w).toOnnx(),
+    const { session, feeds: paramFeeds } = await this.inference('decode', (w, dtype) =>
+      buildDecodeGraph(this.config, dtype, w).toOnnx(),
     );
     const feeds: Record<string, ort.Tensor> = {
       ...paramFeeds,
@@ -529,8 +564,8 @@ export class ModelRunner {
           }
         }
       });
-      const prefill = await this.inference('prefill', (w) =>
-        buildPrefillGraph(this.config, 'float32', w).toOnnx(),
+      const prefill = await this.inference('prefill', (w, dtype) =>
+        buildPrefillGraph(this.config, dtype, w).toOnnx(),
       );
       session = prefill.session;
       feeds = {
@@ -540,8 +575,8 @@ export class ModelRunner {
         bias: new ort.Tensor('float32', causal, [J, 1, S, S]),
       };
     } else {
-      const extend = await this.inference('extend', (w) =>
-        buildExtendGraph(this.config, 'float32', w).toOnnx(),
+      const extend = await this.inference('extend', (w, dtype) =>
+        buildExtendGraph(this.config, dtype, w).toOnnx(),
       );
       session = extend.session;
       feeds = {
@@ -600,8 +635,8 @@ export class ModelRunner {
     }
     const H = kvHeads(this.config);
     const hs = headSize(this.config);
-    const { session, feeds: paramFeeds } = await this.inference('decode', (w) =>
-      buildDecodeGraph(this.config, 'float32', w).toOnnx(),
+    const { session, feeds: paramFeeds } = await this.inference('decode', (w, dtype) =>
+      buildDecodeGraph(this.config, dtype, w).toOnnx(),
     );
     const feeds: Record<string, ort.Tensor> = {
       ...paramFeeds,
