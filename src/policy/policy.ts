@@ -43,7 +43,7 @@ export interface PolicyInit {
   tokenizer: Tokenizer;
   /** 'cpu' (default) or 'cuda' (falls back to CPU with a hint when CUDA is not installed). */
   device?: string;
-  /** Compute precision of generation (see `PolicyRuntimeOptions.dtype`). */
+  /** Compute precision (see `PolicyRuntimeOptions.dtype`). */
   dtype?: string;
   /** Seed of the initial weights. */
   seed?: number;
@@ -64,8 +64,9 @@ export interface PolicyInit {
 export interface PolicyRuntimeOptions {
   device?: string;
   /**
-   * Compute precision of generation: 'float32' (default), 'float16' or 'bfloat16' (see
-   * `PolicyDtype`); falls back to float32 with one message where the device cannot run it.
+   * Compute precision of generation, scoring and updates (weights stay float32): 'float32'
+   * (default), 'float16' or 'bfloat16' (see `PolicyDtype`); falls back to float32 with one message
+   * where the device cannot run it.
    */
   dtype?: string;
   bakeWeights?: boolean;
@@ -309,7 +310,7 @@ export class Policy {
     return this.runner.runningOn ?? this.runner.device;
   }
 
-  /** The precision generation runs in (float32 where the device could not run the one asked). */
+  /** The precision the graphs run in (float32 where the device could not run the one asked). */
   get dtype(): PolicyDtype {
     return this.runner.runningDtype;
   }

@@ -139,9 +139,9 @@ export const TrainConfig = z.strictObject({
       /** A checkpoint folder to start from instead (SFT is skipped unless `sft.enabled` says otherwise). */
       checkpoint: z.string().min(1).optional(),
       /**
-       * Compute precision of rollouts: 'float32', 'float16' or 'bfloat16' (half precision on CUDA;
-       * on CPU float16 runs, bfloat16 falls back to float32 with one message). Scoring and
-       * updates stay float32 (float32 weights and AdamW moments); see docs/ARCHITECTURE.md.
+       * Compute precision of rollouts, scoring and updates: 'float32', 'float16' or 'bfloat16'
+       * (half precision is for CUDA; on CPU float16 runs, bfloat16 falls back to float32 with one
+       * message). Weights and AdamW moments stay float32 (mixed precision); see docs/ARCHITECTURE.md.
        */
       dtype: PolicyDtype.default('float32'),
       /**

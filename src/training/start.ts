@@ -192,7 +192,11 @@ export async function referencePolicy(
   referenceDir: string,
 ): Promise<Policy> {
   if (policy.adapterNames.length === 0) {
-    return Policy.load(referenceDir, { device: config.device, dtype: config.policy.dtype, bakeWeights: true });
+    return Policy.load(referenceDir, {
+      device: config.device,
+      dtype: config.policy.dtype,
+      bakeWeights: true,
+    });
   }
   const name = policy.adapterName!;
   const stored = join(referenceDir, name);

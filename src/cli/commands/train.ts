@@ -88,7 +88,7 @@ export function registerTrain(program: Command): void {
     .option('--device <name>', "'cpu' or 'cuda'")
     .option(
       '--dtype <type>',
-      "policy.dtype, the rollouts' compute precision: 'float32', 'float16' or 'bfloat16' (half precision is for --device cuda)",
+      "policy.dtype, the compute precision of rollouts, scoring and updates (weights stay float32): 'float32', 'float16' or 'bfloat16' (half precision is for --device cuda)",
     )
     .option('--db <file>', 'the trajectory store (default runs/train.db)')
     .option(

@@ -12,10 +12,10 @@
  * current weights in (`weights`), which ONNX Runtime then pre-packs: faster per call, rebuilt
  * after each update.
  *
- * `dtype` is the compute precision. 'float16' and 'bfloat16' (the inference graphs of a
- * `policy.dtype` run) keep every input and output in float32 — ids aside: parameters fed as
- * inputs, biases, past and present keys/values, logits — and cast at the edges, so the runtime's
- * buffers and sampling do not change with the precision. Baked weights are stored in the half
+ * `dtype` is the compute precision. 'float16' and 'bfloat16' (a `policy.dtype` run) keep every
+ * float input and output in float32 (parameters fed as inputs, biases, past and present
+ * keys/values, logits) and cast at the edges, so the runtime's buffers and sampling do not change
+ * with the precision. Baked weights are stored in the half
  * type (half the memory on the device); norm gains and biases stay float32 (see `inFloat32` in
  * transformer.ts).
  */

@@ -5,9 +5,10 @@
 import { z } from 'zod';
 
 /**
- * Compute precision of the generation graphs (prefill, decode, extend, logits; see graphs.ts): 'float32',
- * or 'float16' / 'bfloat16' with float32 norms, softmaxes and logits. Scoring and the train step
- * stay float32 whatever this is (see docs/ARCHITECTURE.md, "Devices and precision").
+ * Compute precision of a policy's graphs (generation, scoring, the train step's forward and
+ * backward): 'float32', or 'float16' / 'bfloat16' with float32 norms, softmaxes, logits and loss.
+ * Parameters and AdamW moments stay float32 whatever this is (mixed precision; see
+ * docs/ARCHITECTURE.md, "Devices and precision").
  */
 export const PolicyDtype = z.enum(['float32', 'float16', 'bfloat16']);
 export type PolicyDtype = z.infer<typeof PolicyDtype>;
