@@ -145,6 +145,11 @@ export class Graph {
     return t;
   }
 
+  /** Whether the graph has a value of this name (declared outputs may be renamed copies). */
+  has(name: string): boolean {
+    return this.dtypes.has(name);
+  }
+
   /**
    * The element type of a named value of this graph (an input, a constant or a node's output), so a
    * check can read which precision each node computes in.

@@ -271,8 +271,16 @@ function withLora(
   let input = x;
   if (inputs.train && lora.dropout > 0) {
     const g = x.graph;
-    const u = g.emit('RandomUniformLike', [x], {}, { dtype: x.dtype, shape: x.shape });
-    const keep = g.emit('Less', [g.scalar(lora.dropout, x.dtype), u], {}, { dtype: 'bool', shape: x.shape });
+    // The draw and the compare in float32 in a half graph: ONNX Runtime's CUDA provider has no
+    // bfloat16 kernel for RandomUniformLike or Less (its operator table).
+    const ud = isHalf(x.dtype) ? 'float32' : x.dtype;
+    const u = g.emit(
+      'RandomUniformLike',
+      [x],
+      { dtype: ud === 'float32' ? 1 : 11 },
+      { dtype: ud, shape: x.shape },
+    );
+    const keep = g.emit('Less', [g.scalar(lora.dropout, ud), u], {}, { dtype: 'bool', shape: x.shape });
     const mask = cast(keep, x.dtype);
     input = mul(x, mul(mask, 1 / (1 - lora.dropout)));
   }
