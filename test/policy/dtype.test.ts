@@ -102,6 +102,17 @@ async function generate(r: ModelRunner): Promise<Float32Array[][]> {
   return out;
 }
 
+/**
+ * Ops with float16 and bfloat16 kernels in ONNX Runtime's CUDA provider, by its operator table
+ * (docs/OperatorKernels.md): a half graph may use only these on half values, or CUDA would hand the
+ * node to the CPU provider, which has no bfloat16 kernels at all.
+ */
+const CUDA_HALF_OPS = new Set(
+  'Add Cast Concat Div Expand Gather MatMul Mul Neg RandomUniformLike ReduceSum Reshape Shape Sigmoid Slice Split Squeeze Sub Sum Transpose Unsqueeze'.split(
+    ' ',
+  ),
+);
+
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -113,7 +124,12 @@ describe('half-precision graphs', () => {
       const p = weights(c);
       const sft = LossConfig.parse({ kind: 'sft' });
       const rl = LossConfig.parse({ klCoef: 0.1, entropyCoef: 0.01 });
+      const lora = modelConfig({
+        ...c,
+        lora: { rank: 2, alpha: 4, targets: ['q_proj', 'v_proj', 'gate_proj'], dropout: 0.1 },
+      });
       for (const g of [
+        buildTrainGraph(lora, sft, 'float32', dtype),
         buildPrefillGraph(c, dtype, p),
         buildDecodeGraph(c, dtype, p),
         buildExtendGraph(c, dtype, p),
@@ -133,6 +149,12 @@ describe('half-precision graphs', () => {
           expect(init.dataType, `${g.name} ${init.name}`).toBe(isNormParam(init.name!) ? T.FLOAT : half);
         }
         const ops = new Map<string, number>();
+        for (const n of model.graph!.node!) {
+          const touched = [...n.input!, ...n.output!]
+            .filter((x) => x !== '' && g.has(x))
+            .map((x) => g.dtypeOf(x));
+          if (touched.includes(dtype)) expect(CUDA_HALF_OPS, `${g.name} ${n.name}`).toContain(n.opType);
+        }
         for (const n of g.nodes) {
           const types = n.inputs.filter((x) => x !== '').map((x) => g.dtypeOf(x));
           if (['Softmax', 'LayerNormalization', 'ReduceMean', 'Sqrt'].includes(n.opType)) {
