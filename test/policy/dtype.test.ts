@@ -120,65 +120,68 @@ afterEach(() => {
 describe('half-precision graphs', () => {
   for (const dtype of ['float16', 'bfloat16'] as const) {
     it(`${dtype}: float32 inputs and outputs, half matrices, float32 norms and softmaxes`, () => {
-      const c = configs.llama!;
-      const p = weights(c);
-      const sft = LossConfig.parse({ kind: 'sft' });
-      const rl = LossConfig.parse({ klCoef: 0.1, entropyCoef: 0.01 });
-      const lora = modelConfig({
-        ...c,
-        lora: { rank: 2, alpha: 4, targets: ['q_proj', 'v_proj', 'gate_proj'], dropout: 0.1 },
-      });
-      for (const g of [
-        buildTrainGraph(lora, sft, 'float32', dtype),
-        buildPrefillGraph(c, dtype, p),
-        buildDecodeGraph(c, dtype, p),
-        buildExtendGraph(c, dtype, p),
-        buildDecodeGraph(c, dtype),
-        buildScoreGraph(c, dtype, p, true),
-        buildTrainGraph(c, sft, 'float32', dtype),
-        buildTrainGraph(c, rl, 'float32', dtype),
-      ]) {
-        const model = onnx.ModelProto.decode(g.toOnnx());
-        const elem = (v: onnxProto.onnx.IValueInfoProto) => v.type!.tensorType!.elemType;
-        for (const v of [...model.graph!.input!, ...model.graph!.output!]) {
-          expect([T.FLOAT, T.INT64, T.BOOL], `${g.name} ${v.name}`).toContain(elem(v));
-        }
-        const half = dtype === 'float16' ? T.FLOAT16 : T.BFLOAT16;
-        for (const init of model.graph!.initializer!) {
-          if (!p.has(init.name!)) continue;
-          expect(init.dataType, `${g.name} ${init.name}`).toBe(isNormParam(init.name!) ? T.FLOAT : half);
-        }
-        const ops = new Map<string, number>();
-        for (const n of model.graph!.node!) {
-          const touched = [...n.input!, ...n.output!]
-            .filter((x) => x !== '' && g.has(x))
-            .map((x) => g.dtypeOf(x));
-          if (touched.includes(dtype)) expect(CUDA_HALF_OPS, `${g.name} ${n.name}`).toContain(n.opType);
-        }
-        for (const n of g.nodes) {
-          const types = n.inputs.filter((x) => x !== '').map((x) => g.dtypeOf(x));
-          if (['Softmax', 'LayerNormalization', 'ReduceMean', 'Sqrt'].includes(n.opType)) {
-            expect(types[0], `${g.name} ${n.name}`).toBe('float32');
-          }
-          // The train graph's AdamW and clip run on the float32 master weights; every other
-          // product is half.
-          if (n.opType === 'MatMul') {
-            expect(types, `${g.name} ${n.name}`).toEqual([dtype, dtype]);
-            ops.set('MatMul', (ops.get('MatMul') ?? 0) + 1);
-          }
-          if (n.opType === 'ScatterElements') expect(types[0], `${g.name} ${n.name}`).toBe('float32');
-          if (n.opType === 'Softmax') ops.set('Softmax', (ops.get('Softmax') ?? 0) + 1);
-        }
-        // Every layer's projections and attention products are half; one softmax per layer.
-        expect(ops.get('MatMul')).toBeGreaterThanOrEqual(5 * c.layers);
-        expect(ops.get('Softmax')).toBe(c.layers);
-        if (g.name.startsWith('train')) {
-          // Parameters, moments and their new values are float32 (mixed precision).
-          for (const o of model.graph!.output!) expect(elem(o), o.name!).not.toBe(half);
-          expect(model.graph!.input!.some((i) => i.name === 'lossScale')).toBe(dtype === 'float16');
-        }
-      }
+      for (const c of Object.values(configs)) checkHalfGraphs(c, dtype);
     });
+  }
+
+  function checkHalfGraphs(c: ModelConfig, dtype: 'float16' | 'bfloat16'): void {
+    const p = weights(c);
+    const sft = LossConfig.parse({ kind: 'sft' });
+    const rl = LossConfig.parse({ klCoef: 0.1, entropyCoef: 0.01 });
+    const lora = modelConfig({
+      ...c,
+      lora: { rank: 2, alpha: 4, targets: ['q_proj', 'v_proj', 'gate_proj'], dropout: 0.1 },
+    });
+    for (const g of [
+      buildTrainGraph(lora, sft, 'float32', dtype),
+      buildPrefillGraph(c, dtype, p),
+      buildDecodeGraph(c, dtype, p),
+      buildExtendGraph(c, dtype, p),
+      buildDecodeGraph(c, dtype),
+      buildScoreGraph(c, dtype, p, true),
+      buildTrainGraph(c, sft, 'float32', dtype),
+      buildTrainGraph(c, rl, 'float32', dtype),
+    ]) {
+      const model = onnx.ModelProto.decode(g.toOnnx());
+      const elem = (v: onnxProto.onnx.IValueInfoProto) => v.type!.tensorType!.elemType;
+      for (const v of [...model.graph!.input!, ...model.graph!.output!]) {
+        expect([T.FLOAT, T.INT64, T.BOOL], `${g.name} ${v.name}`).toContain(elem(v));
+      }
+      const half = dtype === 'float16' ? T.FLOAT16 : T.BFLOAT16;
+      for (const init of model.graph!.initializer!) {
+        if (!p.has(init.name!)) continue;
+        expect(init.dataType, `${g.name} ${init.name}`).toBe(isNormParam(init.name!) ? T.FLOAT : half);
+      }
+      const ops = new Map<string, number>();
+      for (const n of model.graph!.node!) {
+        const touched = [...n.input!, ...n.output!]
+          .filter((x) => x !== '' && g.has(x))
+          .map((x) => g.dtypeOf(x));
+        if (touched.includes(dtype)) expect(CUDA_HALF_OPS, `${g.name} ${n.name}`).toContain(n.opType);
+      }
+      for (const n of g.nodes) {
+        const types = n.inputs.filter((x) => x !== '').map((x) => g.dtypeOf(x));
+        if (['Softmax', 'LayerNormalization', 'ReduceMean', 'Sqrt'].includes(n.opType)) {
+          expect(types[0], `${g.name} ${n.name}`).toBe('float32');
+        }
+        // The train graph's AdamW and clip run on the float32 master weights; every other
+        // product is half.
+        if (n.opType === 'MatMul') {
+          expect(types, `${g.name} ${n.name}`).toEqual([dtype, dtype]);
+          ops.set('MatMul', (ops.get('MatMul') ?? 0) + 1);
+        }
+        if (n.opType === 'ScatterElements') expect(types[0], `${g.name} ${n.name}`).toBe('float32');
+        if (n.opType === 'Softmax') ops.set('Softmax', (ops.get('Softmax') ?? 0) + 1);
+      }
+      // Every layer's projections and attention products are half; one softmax per layer.
+      expect(ops.get('MatMul')).toBeGreaterThanOrEqual(5 * c.layers);
+      expect(ops.get('Softmax')).toBe(c.layers);
+      if (g.name.startsWith('train')) {
+        // Parameters, moments and their new values are float32 (mixed precision).
+        for (const o of model.graph!.output!) expect(elem(o), o.name!).not.toBe(half);
+        expect(model.graph!.input!.some((i) => i.name === 'lossScale')).toBe(dtype === 'float16');
+      }
+    }
   }
 
   it('a float32 graph has no half value and no Cast', () => {
