@@ -15,6 +15,7 @@ import {
 import { LossConfig } from '../../src/policy/model/loss.ts';
 import { initParams, isNormParam, type Params } from '../../src/policy/model/params.ts';
 import { buildTrainGraph } from '../../src/policy/model/train.ts';
+import { Policy } from '../../src/policy/policy.ts';
 import { INITIAL_LOSS_SCALE, ModelRunner } from '../../src/policy/runtime/runner.ts';
 import {
   CUDA_INSTALL_HINT,
@@ -23,6 +24,7 @@ import {
   resolveCompute,
 } from '../../src/policy/runtime/session.ts';
 import { SlotCache } from '../../src/policy/runtime/slots.ts';
+import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import { parseTrainConfig } from '../../src/training/config.ts';
 
 const { onnx } = onnxProto;
@@ -363,6 +365,24 @@ describe('fallbacks and errors', () => {
     expect(resolveCompute({ device: 'cpu', dtype: 'float16' }, (l) => quiet.push(l)).dtype).toBe('float16');
     expect(resolveCompute({}, (l) => quiet.push(l))).toEqual({ device: 'cpu', dtype: 'float32' });
     expect(quiet).toEqual([]);
+  });
+
+  it('a Policy takes dtype beside device: float16 generates and trains, bfloat16 on CPU is float32', async () => {
+    const tokenizer = Tokenizer.train(['the cat sat on the mat', 'a dog ran to the cat'], { vocabSize: 280 });
+    const model = { width: 32, layers: 2, heads: 4, contextLength: 48 };
+    const half = Policy.create({ model, tokenizer, dtype: 'float16' });
+    expect(half.dtype).toBe('float16');
+    const [reply] = await half.generate(['the cat'], { maxNewTokens: 3 });
+    expect(reply!.tokens.length).toBeGreaterThan(0);
+    const quiet = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const bf16 = Policy.create({ model, tokenizer, dtype: 'bfloat16' });
+    expect(bf16.dtype).toBe('float32');
+    quiet.mockRestore();
+    expect(() => Policy.create({ model, tokenizer, dtype: 'fp8' })).toThrow(
+      "unknown dtype 'fp8'; expected one of: float32, float16, bfloat16",
+    );
+    await half.dispose();
+    await bf16.dispose();
   });
 
   it('a bad dtype is refused naming the allowed ones', () => {
