@@ -152,7 +152,7 @@ class RunCache {
   async policy(dir: string, config: TrainConfig): Promise<Policy> {
     if (this.loaded?.dir !== dir) {
       const previous = this.loaded;
-      this.loaded = { dir, policy: Policy.load(dir, { device: config.device }) };
+      this.loaded = { dir, policy: Policy.load(dir, { device: config.device, dtype: config.policy.dtype }) };
       // Jobs of the old version still running keep their policy until they end; release it later.
       if (previous) void previous.policy.then((p) => setTimeout(() => void p.dispose(), 60_000).unref());
     }

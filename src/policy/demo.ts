@@ -213,6 +213,7 @@ async function frozenCopy(policy: Policy): Promise<Policy> {
   // The reference never changes: baking its weights in costs one build and speeds every scoring.
   return Policy.fromParts(policy.tokenizer, policy.config, params, {
     device: policy.device,
+    dtype: policy.dtype,
     bakeWeights: true,
   });
 }

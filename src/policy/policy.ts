@@ -31,7 +31,7 @@ import {
   type OnToken,
 } from './runtime/generate.ts';
 import { ModelRunner, SessionPool, type TokenBatch, type UpdateMetrics } from './runtime/runner.ts';
-import { type Device, resolveDevice } from './runtime/session.ts';
+import { type Device, type PolicyDtype, resolveCompute } from './runtime/session.ts';
 import { type PolicyTokenizer, type TemplateMessage, Tokenizer } from './tokenizer/tokenizer.ts';
 
 /** A prompt: plain text, chat messages (templated with a generation prompt), or token ids. */
@@ -43,6 +43,8 @@ export interface PolicyInit {
   tokenizer: Tokenizer;
   /** 'cpu' (default) or 'cuda' (falls back to CPU with a hint when CUDA is not installed). */
   device?: string;
+  /** Compute precision (see `PolicyRuntimeOptions.dtype`). */
+  dtype?: string;
   /** Seed of the initial weights. */
   seed?: number;
   /**
@@ -61,6 +63,12 @@ export interface PolicyInit {
 /** Runtime options of a policy built from parts or loaded from a checkpoint. */
 export interface PolicyRuntimeOptions {
   device?: string;
+  /**
+   * Compute precision of generation, scoring and updates (weights stay float32): 'float32'
+   * (default), 'float16' or 'bfloat16' (see `PolicyDtype`); falls back to float32 with one message
+   * where the device cannot run it.
+   */
+  dtype?: string;
   bakeWeights?: boolean;
   prefixCacheBytes?: number;
   /** A Hugging Face folder only: train LoRA adapters on the frozen base (see `HfLoadOptions`). */
@@ -158,6 +166,7 @@ export class Policy {
     const params = new Map(group.base.runner.getParams());
     for (const [k, v] of await loadAdapters(dir, config)) params.set(k, v);
     const runner = new ModelRunner(config, params, group.base.runner.device, {
+      dtype: group.base.runner.dtype,
       bakeWeights: group.base.runner.bakeWeights,
       prefixCacheBytes: 0,
       sessions: group.pool,
@@ -171,8 +180,9 @@ export class Policy {
   static create(init: PolicyInit): Policy {
     const base = typeof init.model === 'string' ? modelConfig(init.model) : init.model;
     const config = modelConfig({ ...base, vocabSize: init.tokenizer.vocabSize });
-    const device = resolveDevice(init.device ?? 'cpu');
+    const { device, dtype } = resolveCompute(init);
     const runner = new ModelRunner(config, initParams(config, init.seed ?? 0), device, {
+      dtype,
       bakeWeights: init.bakeWeights,
       prefixCacheBytes: init.prefixCacheBytes,
     });
@@ -191,7 +201,9 @@ export class Policy {
         `config.vocabSize (${config.vocabSize}) does not match the tokenizer's vocabulary (${tokenizer.vocabSize})`,
       );
     }
-    const runner = new ModelRunner(config, params, resolveDevice(options.device ?? 'cpu'), {
+    const { device, dtype } = resolveCompute(options);
+    const runner = new ModelRunner(config, params, device, {
+      dtype,
       bakeWeights: options.bakeWeights,
       prefixCacheBytes: options.prefixCacheBytes,
     });
@@ -219,7 +231,9 @@ export class Policy {
         lora: options.lora,
         seed: options.seed,
       });
-      const runner = new ModelRunner(m.config, m.params, resolveDevice(options.device ?? 'cpu'), {
+      const { device, dtype } = resolveCompute(options);
+      const runner = new ModelRunner(m.config, m.params, device, {
+        dtype,
         bakeWeights: options.bakeWeights,
         prefixCacheBytes: options.prefixCacheBytes,
       });
@@ -235,7 +249,9 @@ export class Policy {
     }
     const ckpt = await loadCheckpoint(dir);
     if (ckpt.tokenizerJson === undefined) throw new Error(`checkpoint '${dir}' has no tokenizer.json`);
-    const runner = new ModelRunner(ckpt.config, ckpt.params, resolveDevice(options.device ?? 'cpu'), {
+    const { device, dtype } = resolveCompute(options);
+    const runner = new ModelRunner(ckpt.config, ckpt.params, device, {
+      dtype,
       bakeWeights: options.bakeWeights,
       prefixCacheBytes: options.prefixCacheBytes,
     });
@@ -255,9 +271,10 @@ export class Policy {
     }
     const m = await loadHfModel(dir, { contextLength: options.contextLength });
     const named = await loadNamedAdapters(dir, m.config, options.adapters, options.seed);
-    const device = resolveDevice(options.device ?? 'cpu');
+    const { device, dtype } = resolveCompute(options);
     const pool = new SessionPool();
     const runnerOptions = (frozen: boolean, label: string) => ({
+      dtype,
       bakeWeights: options.bakeWeights,
       prefixCacheBytes: options.prefixCacheBytes,
       sessions: pool,
@@ -291,6 +308,11 @@ export class Policy {
 
   get device(): Device {
     return this.runner.runningOn ?? this.runner.device;
+  }
+
+  /** The precision the graphs run in (float32 where the device could not run the one asked). */
+  get dtype(): PolicyDtype {
+    return this.runner.runningDtype;
   }
 
   /** Prompt -> token ids. Chat messages get the chat template with a trailing assistant tag. */

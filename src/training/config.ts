@@ -12,6 +12,7 @@ import { SPLITS } from '../envs/types.ts';
 import { AdaptersConfig } from '../policy/hf/adapters.ts';
 import { LoraConfig, presets } from '../policy/model/config.ts';
 import { LossAgg } from '../policy/model/loss.ts';
+import { PolicyDtype } from '../policy/runtime/dtype.ts';
 import { isPostgresUrl } from '../store/postgres/store.ts';
 import { parseOrThrow } from '../util/zod.ts';
 
@@ -138,6 +139,12 @@ export const TrainConfig = z.strictObject({
       /** A checkpoint folder to start from instead (SFT is skipped unless `sft.enabled` says otherwise). */
       checkpoint: z.string().min(1).optional(),
       /**
+       * Compute precision of rollouts, scoring and updates: 'float32', 'float16' or 'bfloat16'
+       * (half precision is for CUDA; on CPU float16 runs, bfloat16 falls back to float32 with one
+       * message). Weights and AdamW moments stay float32 (mixed precision); see docs/ARCHITECTURE.md.
+       */
+      dtype: PolicyDtype.default('float32'),
+      /**
        * With a Hugging Face `checkpoint`: train LoRA adapters ({ rank, alpha, targets, dropout })
        * on the frozen base instead of every weight; checkpoints hold PEFT adapter files.
        */
@@ -173,7 +180,7 @@ export const TrainConfig = z.strictObject({
        */
       spaces: z.enum(['attached', 'separate']).default('attached'),
     })
-    .default({ preset: 'tiny', vocabSize: 1024, tokenizerTasks: 100, spaces: 'attached' }),
+    .default({ preset: 'tiny', dtype: 'float32', vocabSize: 1024, tokenizerTasks: 100, spaces: 'attached' }),
   device: z.enum(['cpu', 'cuda']).default('cpu'),
   estimator: z.enum(TRAIN_ESTIMATORS).default('gigpo'),
   /** Options of the estimator (its own schema checks them; unknown keys are refused). */

@@ -75,6 +75,7 @@ async function resumeRun({ config, store, log }: RunBase, stored: Json): Promise
   const from = point.checkpoint?.path ?? referenceDir;
   const policy = await Policy.load(from, {
     device: config.device,
+    dtype: config.policy.dtype,
     // Named adapters come back from the checkpoint's own folders, trainable as the config says.
     ...(config.policy.adapters ? { adapters: config.policy.adapters, adapter: 'planner' } : {}),
   });
@@ -153,6 +154,7 @@ async function startingPolicy(
   if (config.policy.checkpoint) {
     return Policy.load(config.policy.checkpoint, {
       device: config.device,
+      dtype: config.policy.dtype,
       lora: config.policy.lora,
       seed: config.seed,
       // An adapter per role: the run holds (and RL updates) the family's trained adapter.
@@ -174,6 +176,7 @@ async function startingPolicy(
     model: config.policy.model ?? config.policy.preset,
     tokenizer,
     device: config.device,
+    dtype: config.policy.dtype,
     seed: config.seed,
   });
 }
@@ -189,7 +192,11 @@ export async function referencePolicy(
   referenceDir: string,
 ): Promise<Policy> {
   if (policy.adapterNames.length === 0) {
-    return Policy.load(referenceDir, { device: config.device, bakeWeights: true });
+    return Policy.load(referenceDir, {
+      device: config.device,
+      dtype: config.policy.dtype,
+      bakeWeights: true,
+    });
   }
   const name = policy.adapterName!;
   const stored = join(referenceDir, name);

@@ -19,6 +19,7 @@ interface ServeFlags {
   model?: string;
   maxBatch: string;
   device: string;
+  dtype: string;
   prefixCacheMb: string;
   record?: string;
   contextLength?: string;
@@ -39,6 +40,11 @@ export function registerServe(program: Command): void {
     )
     .option('--max-batch <n>', 'most rows per decode batch', '64')
     .option('--device <device>', 'cpu or cuda', 'cpu')
+    .option(
+      '--dtype <type>',
+      "compute precision of generation: 'float32', 'float16' or 'bfloat16' (half precision is for --device cuda)",
+      'float32',
+    )
     .option(
       '--prefix-cache-mb <n>',
       'bound of the prefix cache (keys and values of prompts seen before), in MiB; 0 turns it off',
@@ -70,6 +76,7 @@ export function registerServe(program: Command): void {
       const store = opts.record === undefined ? undefined : openStore(opts.record);
       const policy = await Policy.load(opts.checkpoint, {
         device: opts.device,
+        dtype: opts.dtype,
         prefixCacheBytes: Math.floor(prefixCacheMb * 2 ** 20),
         contextLength,
       });

@@ -13,6 +13,7 @@ interface TrainFlags {
   estimator?: string;
   iterations?: string;
   device?: string;
+  dtype?: string;
   db?: string;
   resume?: boolean;
   run?: string;
@@ -85,6 +86,10 @@ export function registerTrain(program: Command): void {
     .option('--estimator <name>', 'grpo, gigpo, hgpo or rloo')
     .option('--iterations <n>', 'RL iterations')
     .option('--device <name>', "'cpu' or 'cuda'")
+    .option(
+      '--dtype <type>',
+      "policy.dtype, the compute precision of rollouts, scoring and updates (weights stay float32): 'float32', 'float16' or 'bfloat16' (half precision is for --device cuda)",
+    )
     .option('--db <file>', 'the trajectory store (default runs/train.db)')
     .option(
       '--resume',
@@ -145,6 +150,10 @@ export function registerTrain(program: Command): void {
           const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
           input.db = `runs/${String(input.runId ?? 'train')}-${stamp}.db`;
         }
+      }
+      // A resumed run may change it: the precision of rollouts is not part of the experiment's identity.
+      if (flags.dtype !== undefined) {
+        input.policy = { ...(input.policy as object | undefined), dtype: flags.dtype };
       }
       // Checked before any work: a bad config names its field here.
       parseTrainConfig(input);

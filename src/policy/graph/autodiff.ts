@@ -5,6 +5,7 @@
  */
 import { formatShape, isStatic, shapeEquals } from './dims.ts';
 import { type GradFn, isFloat, type Tensor } from './graph.ts';
+import type { DType } from './node.ts';
 
 /** Attaches a backward rule to an op's output and returns the output. */
 export function record(y: Tensor, op: string, inputs: Tensor[], backward: GradFn['backward']): Tensor {
@@ -116,8 +117,8 @@ function accumulate(t: Tensor, parts: Tensor[]): Tensor {
 }
 
 /** Zeros with t's dtype and shape (an Expand of a scalar, so no large constant is stored). */
-export function zerosLike(t: Tensor): Tensor {
+export function zerosLike(t: Tensor, dtype: DType = t.dtype): Tensor {
   const g = t.graph;
-  if (t.rank === 0) return g.scalar(0, t.dtype);
-  return g.emit('Expand', [g.scalar(0, t.dtype), g.shapeOf(t)], {}, { dtype: t.dtype, shape: t.shape });
+  if (t.rank === 0) return g.scalar(0, dtype);
+  return g.emit('Expand', [g.scalar(0, dtype), g.shapeOf(t)], {}, { dtype, shape: t.shape });
 }

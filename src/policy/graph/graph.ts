@@ -3,6 +3,7 @@
  * outputs need) and `Tensor`, the symbolic value ops take and return.
  */
 import { createHash } from 'node:crypto';
+import { fromFloat32 } from '../checkpoint/safetensors.ts';
 import {
   canonicalDim,
   type Dim,
@@ -15,7 +16,11 @@ import {
 import type { Attr, ConstData, DType, Node } from './node.ts';
 import { encodeModel } from './onnx.ts';
 
-export const isFloat = (d: DType): d is 'float32' | 'float64' => d === 'float32' || d === 'float64';
+export type FloatDType = 'float32' | 'float64' | 'float16' | 'bfloat16';
+export const isFloat = (d: DType): d is FloatDType =>
+  d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
+/** The 16-bit float types: storage and matrix products in half precision (see transformer.ts). */
+export const isHalf = (d: DType): d is 'float16' | 'bfloat16' => d === 'float16' || d === 'bfloat16';
 
 /** The ONNX opset every graph is built against; onnxruntime 1.30 supports it fully. */
 export const OPSET = 18;
@@ -62,7 +67,11 @@ export function toRaw(dtype: DType, values: Values): Uint8Array {
     arr = values instanceof Float32Array ? values.slice() : Float32Array.from(values as ArrayLike<number>);
   else if (dtype === 'float64')
     arr = values instanceof Float64Array ? values.slice() : Float64Array.from(values as ArrayLike<number>);
-  else if (dtype === 'int32') arr = Int32Array.from(values as ArrayLike<number>);
+  else if (isHalf(dtype)) {
+    // Rounded to nearest even, the conversion safetensors files are written with.
+    const f32 = values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
+    arr = fromFloat32(f32, dtype === 'float16' ? 'F16' : 'BF16');
+  } else if (dtype === 'int32') arr = Int32Array.from(values as ArrayLike<number>);
   else if (dtype === 'int64') {
     const a = new BigInt64Array(n);
     for (let i = 0; i < n; i++) a[i] = BigInt(values[i] as number | bigint);
@@ -95,6 +104,8 @@ export class Graph {
   private readonly dimCache = new Map<string, Tensor>();
   private readonly shapeCache = new Map<string, Tensor>();
   private readonly names = new Set<string>();
+  /** Element type of every value by name (inputs, constants, node outputs): see `dtypeOf`. */
+  private readonly dtypes = new Map<string, DType>();
   private counter = 0;
   private prefix = '';
 
@@ -130,7 +141,23 @@ export class Graph {
       if (!this.symbols.has(d)) this.symbols.set(d, { tensor: t, axis });
     });
     this.inputs.push(t);
+    this.dtypes.set(name, dtype);
     return t;
+  }
+
+  /** Whether the graph has a value of this name (declared outputs may be renamed copies). */
+  has(name: string): boolean {
+    return this.dtypes.has(name);
+  }
+
+  /**
+   * The element type of a named value of this graph (an input, a constant or a node's output), so a
+   * check can read which precision each node computes in.
+   */
+  dtypeOf(name: string): DType {
+    const d = this.dtypes.get(name);
+    if (!d) throw new Error(`dtypeOf: graph '${this.name}' has no value '${name}'`);
+    return d;
   }
 
   /** Declares a graph output. */
@@ -161,6 +188,7 @@ export class Graph {
     const name = this.fresh('const');
     this.initializers.set(name, { dtype, dims, raw });
     const t = new Tensor(this, name, dtype, dims);
+    this.dtypes.set(name, dtype);
     if (shared) this.constCache.set(key, t);
     return t;
   }
@@ -185,6 +213,7 @@ export class Graph {
     }
     const name = this.fresh(opType);
     const y = new Tensor(this, name, out.dtype, out.shape.map(canonicalDim));
+    this.dtypes.set(name, out.dtype);
     this.nodes.push({
       opType,
       name,
@@ -204,7 +233,10 @@ export class Graph {
   ): Tensor[] {
     const name = this.fresh(opType);
     const ys = outs.map((o, i) => new Tensor(this, `${name}_${i}`, o.dtype, o.shape.map(canonicalDim)));
-    for (const y of ys) this.names.add(y.name);
+    for (const y of ys) {
+      this.names.add(y.name);
+      this.dtypes.set(y.name, y.dtype);
+    }
     this.nodes.push({
       opType,
       name,

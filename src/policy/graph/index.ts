@@ -4,7 +4,7 @@
 export { grad, zerosLike } from './autodiff.ts';
 export type { Dim, Shape } from './dims.ts';
 export { formatShape } from './dims.ts';
-export { Graph, isFloat, OPSET, Tensor } from './graph.ts';
+export { type FloatDType, Graph, isFloat, isHalf, OPSET, Tensor } from './graph.ts';
 export { causalMask, layerNorm, rmsNorm } from './nn.ts';
 export { type DType, float } from './node.ts';
 export * from './ops/elementwise.ts';

@@ -5,8 +5,11 @@
  */
 import type { Shape } from './dims.ts';
 
-/** Element types a graph tensor can have. float64 is for gradient checks; training runs in float32. */
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
+/**
+ * Element types a graph tensor can have. float64 is for gradient checks; training runs in float32;
+ * float16 and bfloat16 are the half-precision compute of the inference graphs (see `PolicyDtype`).
+ */
+export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'bool';
 
 /** A float-valued attribute (plain numbers in `attrs` are ints). */
 export class FloatAttr {

@@ -128,6 +128,12 @@ export interface TrainStepArgs extends Omit<AdamWArgs, 'grads' | 'apply' | 'grad
   loss: Tensor;
   /** Global-norm clip threshold (ALGORITHMS.md default 1.0); omit for no clipping. */
   maxGradNorm?: number;
+  /**
+   * Scalar the loss is multiplied by before the backward pass (loss scaling for a float16
+   * backward: small gradients would underflow float16 otherwise). The gradients are divided by it
+   * again through AdamW's gradient scale, so the update and `gradNorm` are those of the loss.
+   */
+  lossScale?: Tensor;
 }
 
 export interface TrainStepResult extends AdamWResult {
@@ -143,10 +149,14 @@ export interface TrainStepResult extends AdamWResult {
  * `skipped` is true.
  */
 export function trainStep(args: TrainStepArgs): TrainStepResult {
-  const grads = grad(args.loss, args.params);
-  const norm = globalNorm(grads);
-  // The clip factor goes into AdamW as a scalar, so clipping costs no pass over the gradients.
-  const gradScale = args.maxGradNorm === undefined ? undefined : clipScale(norm, args.maxGradNorm);
+  const { lossScale } = args;
+  const grads = grad(lossScale ? mul(args.loss, lossScale) : args.loss, args.params);
+  const norm = lossScale ? div(globalNorm(grads), lossScale) : globalNorm(grads);
+  // The clip factor (and the loss scale's inverse) go into AdamW as a scalar, so neither costs a
+  // pass over the gradients.
+  const clip = args.maxGradNorm === undefined ? undefined : clipScale(norm, args.maxGradNorm);
+  const unscale = lossScale && div(1, lossScale);
+  const gradScale = clip && unscale ? mul(clip, unscale) : (clip ?? unscale);
   const ok = allFinite([args.loss, norm]);
   const g = args.loss.graph;
   const skipped = g.emit('Not', [ok], {}, { dtype: 'bool', shape: [] });

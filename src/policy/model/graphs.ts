@@ -11,12 +11,21 @@
  * runtime keeps them as ORT tensors between calls. The inference graphs can instead bake the
  * current weights in (`weights`), which ONNX Runtime then pre-packs: faster per call, rebuilt
  * after each update.
+ *
+ * `dtype` is the compute precision. 'float16' and 'bfloat16' (a `policy.dtype` run) keep every
+ * float input and output in float32 (parameters fed as inputs, biases, past and present
+ * keys/values, logits) and cast at the edges, so the runtime's buffers and sampling do not change
+ * with the precision. Baked weights are stored in the half
+ * type (half the memory on the device); norm gains and biases stay float32 (see `inFloat32` in
+ * transformer.ts).
  */
 import {
   add,
+  cast,
   exp,
   Graph,
   gatherElements,
+  isHalf,
   logSoftmax,
   mul,
   neg,
@@ -27,7 +36,7 @@ import {
   unsqueeze,
 } from '../graph/index.ts';
 import { headSize, kvHeads, type ModelConfig } from './config.ts';
-import { type Params, paramSpecs } from './params.ts';
+import { isNormParam, type Params, paramSpecs } from './params.ts';
 import {
   arangePositions,
   causalBias,
@@ -36,12 +45,29 @@ import {
   transformer,
 } from './transformer.ts';
 
-export type FloatType = 'float32' | 'float64';
+/** Compute precision of a graph (float64: gradient checks; the half types: see the top). */
+export type FloatType = 'float32' | 'float64' | 'float16' | 'bfloat16';
+
+/** The dtype of a graph's float inputs and outputs: float32 when it computes in a half type. */
+export function ioDtype(dtype: FloatType): 'float32' | 'float64' {
+  return isHalf(dtype) ? 'float32' : (dtype as 'float32' | 'float64');
+}
+
+/** The dtype a parameter is computed with: norm parameters stay float32 in a half graph. */
+function paramDtype(name: string, dtype: FloatType): FloatType {
+  return isHalf(dtype) && isNormParam(name) ? 'float32' : dtype;
+}
+
+/** A float input of the graph's I/O dtype, cast to `dtype` for the computation. */
+function floatInput(g: Graph, name: string, dtype: FloatType, shape: Parameters<Graph['input']>[2]): Tensor {
+  return cast(g.input(name, ioDtype(dtype), shape), dtype);
+}
 
 /** Declare every parameter as a graph input (name = parameter name). */
 export function paramInputs(g: Graph, c: ModelConfig, dtype: FloatType = 'float32'): ParamTensors {
   const params: ParamTensors = new Map();
-  for (const spec of paramSpecs(c)) params.set(spec.name, g.input(spec.name, dtype, spec.shape));
+  for (const spec of paramSpecs(c))
+    params.set(spec.name, floatInput(g, spec.name, paramDtype(spec.name, dtype), spec.shape));
   return params;
 }
 
@@ -59,7 +85,13 @@ export function paramConstants(
   const params: ParamTensors = new Map();
   for (const spec of paramSpecs(c)) {
     const w = weights.get(spec.name);
-    params.set(spec.name, w ? g.constant(w, 'float32', spec.shape) : g.input(spec.name, dtype, spec.shape));
+    const type = paramDtype(spec.name, dtype);
+    params.set(
+      spec.name,
+      w
+        ? g.constant(w, isHalf(type) ? type : 'float32', spec.shape)
+        : floatInput(g, spec.name, type, spec.shape),
+    );
   }
   return params;
 }
@@ -88,7 +120,7 @@ export function scoreTokens(
   const g = ids.graph;
   const dtype = params.get('tokenEmbedding')!.dtype as FloatType;
   const positions = arangePositions(g, ids);
-  const bias = causalBias(g, positions, dtype);
+  const bias = causalBias(g, positions, ioDtype(dtype));
   const { logits } = transformer(c, params, { ids, positions, bias, train, select });
   const logp = logSoftmax(logits, -1);
   const logprobs = squeeze(gatherElements(logp, unsqueeze(targets, -1), -1), -1);
@@ -123,15 +155,20 @@ function pastInputs(g: Graph, c: ModelConfig, dtype: FloatType): LayerCache[] {
   const shape = ['batch', kvHeads(c), 'keys', headSize(c)];
   const past: LayerCache[] = [];
   for (let l = 0; l < c.layers; l++) {
-    past.push({ k: g.input(`past.${l}.k`, dtype, shape), v: g.input(`past.${l}.v`, dtype, shape) });
+    past.push({
+      k: floatInput(g, `past.${l}.k`, dtype, shape),
+      v: floatInput(g, `past.${l}.v`, dtype, shape),
+    });
   }
   return past;
 }
 
+/** present.{l}.k / .v outputs, in float32 from a half graph (the runtime's cache is float32). */
 function cacheOutputs(g: Graph, presents: LayerCache[]): void {
   presents.forEach((kv, l) => {
-    g.output(`present.${l}.k`, kv.k);
-    g.output(`present.${l}.v`, kv.v);
+    const out = (t: Tensor) => (isHalf(t.dtype) ? cast(t, 'float32') : t);
+    g.output(`present.${l}.k`, out(kv.k));
+    g.output(`present.${l}.v`, out(kv.v));
   });
 }
 
@@ -144,7 +181,7 @@ export function buildPrefillGraph(c: ModelConfig, dtype: FloatType = 'float32', 
   const g = new Graph('prefill');
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   const positions = g.input('positions', 'int64', ['batch', 'seq']);
-  const bias = g.input('bias', dtype, ['batch', 1, 'seq', 'seq']);
+  const bias = g.input('bias', ioDtype(dtype), ['batch', 1, 'seq', 'seq']);
   const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
   const { logits, presents } = transformer(c, params, { ids, positions, bias });
   g.output('logits', squeeze(slice(logits, 1, -1), 1));
@@ -163,7 +200,7 @@ export function buildDecodeGraph(c: ModelConfig, dtype: FloatType = 'float32', w
   const g = new Graph('decode');
   const ids = g.input('ids', 'int64', ['batch', 1]);
   const positions = g.input('positions', 'int64', ['batch', 1]);
-  const bias = g.input('bias', dtype, ['batch', 1, 1, 'keys']);
+  const bias = g.input('bias', ioDtype(dtype), ['batch', 1, 1, 'keys']);
   const past = pastInputs(g, c, dtype);
   const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
   const { logits, presents } = transformer(c, params, { ids, positions, bias, past });
@@ -185,13 +222,13 @@ export function buildExtendGraph(c: ModelConfig, dtype: FloatType = 'float32', w
   const g = new Graph('extend');
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   const positions = g.input('positions', 'int64', ['batch', 'seq']);
-  const bias = g.input('bias', dtype, ['batch', 1, 1, 'keys']);
-  const pad = g.input('pad', dtype, ['batch', 1, 1, 'seq']);
+  const bias = g.input('bias', ioDtype(dtype), ['batch', 1, 1, 'keys']);
+  const pad = g.input('pad', ioDtype(dtype), ['batch', 1, 1, 'seq']);
   const past = pastInputs(g, c, dtype);
   const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
   // Causal among the suffix's own tokens, padding keys masked: a padding query sees nothing at all,
   // a finite all-MASKED row (its output is never used).
-  const selfBias = add(causalBias(g, arangePositions(g, ids), dtype), pad);
+  const selfBias = add(causalBias(g, arangePositions(g, ids), ioDtype(dtype)), pad);
   const { logits, presents } = transformer(c, params, { ids, positions, bias, past, selfBias });
   g.output('logits', squeeze(slice(logits, 1, -1), 1));
   cacheOutputs(g, presents);
@@ -208,7 +245,8 @@ export function buildLogitsGraph(c: ModelConfig, dtype: FloatType = 'float32', w
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
   const positions = arangePositions(g, ids);
-  const { logits } = transformer(c, params, { ids, positions, bias: causalBias(g, positions, dtype) });
+  const bias = causalBias(g, positions, ioDtype(dtype));
+  const { logits } = transformer(c, params, { ids, positions, bias });
   g.output('logits', logits);
   return g;
 }

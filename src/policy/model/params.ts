@@ -34,6 +34,14 @@ function norm(prefix: string, c: ModelConfig): ParamSpec[] {
 }
 
 /** Every parameter of a config, in a fixed order (the order of graph inputs and of the checkpoint). */
+/**
+ * Whether a parameter is a norm's gain or bias: half-precision graphs keep these in float32 and run
+ * the norm in float32 (see `inFloat32` in transformer.ts).
+ */
+export function isNormParam(name: string): boolean {
+  return /Norm\.(gain|bias)$/.test(name);
+}
+
 export function paramSpecs(c: ModelConfig): ParamSpec[] {
   const d = c.width;
   const std = 0.02;

@@ -10,14 +10,21 @@
  *          advantages, oldLogprobs, refLogprobs   float [batch, sel]   (RL only)
  *          lr, step                       float scalars        (step = updates applied so far)
  *          <param>, m.<param>, v.<param>  parameters and AdamW moments
+ *          lossScale                      float scalar         (float16 precision only)
  * Outputs  new.<param>, new.m.<param>, new.v.<param>, new.step
  *          loss, kl, entropy, clipFraction, gradNorm (float scalars), skipped (bool scalar)
+ *
+ * With a half `precision` (mixed precision): parameters, moments and every input stay float32 (the
+ * master weights); the forward and backward run on half copies of them (norms, softmaxes, logits
+ * and the loss in float32, as in the inference graphs), and the gradients come back to float32
+ * through the casts. float16 scales the loss by `lossScale` (see `trainStep`); bfloat16 has
+ * float32's range and needs no scaling.
  */
-import { Graph, stopGradient, type Tensor, trainStep } from '../graph/index.ts';
+import { cast, Graph, stopGradient, type Tensor, trainStep } from '../graph/index.ts';
 import type { ModelConfig } from './config.ts';
 import { type FloatType, paramInputs, scoreTokens } from './graphs.ts';
 import { type LossConfig, lossTerms } from './loss.ts';
-import { trainableSpecs } from './params.ts';
+import { isNormParam, trainableSpecs } from './params.ts';
 
 export const METRICS = ['loss', 'kl', 'entropy', 'clipFraction', 'gradNorm'] as const;
 export type MetricName = (typeof METRICS)[number];
@@ -27,7 +34,12 @@ export function tokenInputs(kind: LossConfig['kind']): string[] {
   return kind === 'rl' ? ['mask', 'advantages', 'oldLogprobs', 'refLogprobs'] : ['mask'];
 }
 
-export function buildTrainGraph(c: ModelConfig, cfg: LossConfig, dtype: FloatType = 'float32'): Graph {
+export function buildTrainGraph(
+  c: ModelConfig,
+  cfg: LossConfig,
+  dtype: FloatType = 'float32',
+  precision?: 'float16' | 'bfloat16',
+): Graph {
   const g = new Graph(`train-${cfg.kind}`);
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   // Logits only where the loss looks: every per-token term is over the selected positions, so the
@@ -45,7 +57,11 @@ export function buildTrainGraph(c: ModelConfig, cfg: LossConfig, dtype: FloatTyp
   const m = specs.map((s) => g.input(`m.${s.name}`, dtype, s.shape));
   const v = specs.map((s) => g.input(`v.${s.name}`, dtype, s.shape));
 
-  const scores = scoreTokens(c, params, ids, targets, true, select);
+  const compute = precision
+    ? new Map([...params].map(([k, p]) => [k, isNormParam(k) ? p : cast(p, precision)]))
+    : params;
+  const lossScale = precision === 'float16' ? g.input('lossScale', dtype, []) : undefined;
+  const scores = scoreTokens(c, compute, ids, targets, true, select);
   // The entropy enters the gradient only through the RL bonus; otherwise it is a metric.
   const entropy = cfg.kind === 'rl' && cfg.entropyCoef > 0 ? scores.entropy : stopGradient(scores.entropy);
   const terms = lossTerms(
@@ -68,6 +84,7 @@ export function buildTrainGraph(c: ModelConfig, cfg: LossConfig, dtype: FloatTyp
     step,
     lr,
     maxGradNorm: cfg.maxGradNorm,
+    lossScale,
     decay: specs.map((s) => s.decay),
     config: { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adamEps, weightDecay: cfg.weightDecay },
   });

@@ -12,6 +12,7 @@ import {
   type Graph,
   gather,
   gelu,
+  isHalf,
   layerNorm,
   matmul,
   mul,
@@ -85,11 +86,35 @@ function p(params: ParamTensors, name: string): Tensor {
   return t;
 }
 
+/**
+ * f on x in float32, the result back in x's dtype. Half-precision graphs run norms and softmaxes
+ * this way: a norm's mean of squares overflows float16 (max 65504) once activations pass ~256, and
+ * bfloat16's 8-bit mantissa loses the small differences a softmax over thousands of keys (or a
+ * vocabulary) sums; the MASKED bias is also -inf in float16, which turns a fully masked row into NaN.
+ * Norm gains and biases stay float32 parameters for the same reason (see `isNormParam`).
+ */
+function inFloat32(x: Tensor, f: (x32: Tensor) => Tensor): Tensor {
+  return isHalf(x.dtype) ? cast(f(cast(x, 'float32')), x.dtype) : f(x);
+}
+
+/** The dtype attention scores and biases are in: float32 in a half-precision graph (`inFloat32`). */
+function scoreDtype(compute: Tensor['dtype']): Tensor['dtype'] {
+  return isHalf(compute) ? 'float32' : compute;
+}
+
 /** The config's norm over the last axis: LayerNorm (gain, bias) or RMSNorm (gain). */
 export function norm(c: ModelConfig, params: ParamTensors, prefix: string, x: Tensor): Tensor {
   const gain = p(params, `${prefix}.gain`);
-  if (c.norm === 'rmsnorm') return rmsNorm(x, gain, normEps(c));
-  return layerNorm(x, gain, p(params, `${prefix}.bias`), normEps(c));
+  return inFloat32(x, (x32) =>
+    c.norm === 'rmsnorm'
+      ? rmsNorm(x32, gain, normEps(c))
+      : layerNorm(x32, gain, p(params, `${prefix}.bias`), normEps(c)),
+  );
+}
+
+/** softmax(scores + bias) over the keys, in float32 when the scores are half (`inFloat32`). */
+function attentionProbs(scores: Tensor, bias: Tensor): Tensor {
+  return inFloat32(scores, (s) => softmax(addBias(s, bias), -1));
 }
 
 /**
@@ -187,8 +212,8 @@ function attention(
   let k = splitHeads(c, lora('k_proj', x, slice(qkv, -1, qWidth, qWidth + kvWidth)), kvh);
   const v = splitHeads(c, lora('v_proj', x, slice(qkv, -1, qWidth + kvWidth)), kvh);
   if (c.qkNorm) {
-    q = rmsNorm(q, p(params, `layers.${l}.qNorm.gain`), normEps(c));
-    k = rmsNorm(k, p(params, `layers.${l}.kNorm.gain`), normEps(c));
+    q = inFloat32(q, (x) => rmsNorm(x, p(params, `layers.${l}.qNorm.gain`), normEps(c)));
+    k = inFloat32(k, (x) => rmsNorm(x, p(params, `layers.${l}.kNorm.gain`), normEps(c)));
   }
   // Scale q before the product: fewer multiplies than scaling the [.., seq, keys] scores (RoPE is
   // linear, so scaling before it is the same).
@@ -204,7 +229,7 @@ function attention(
       ? inputs.selfBias
         ? attendWithPast(q, k, v, past, inputs.bias, inputs.selfBias)
         : attendWithCache(q, k, v, past, inputs.bias)
-      : matmul(softmax(addBias(matmul(q, transposeLast(k)), inputs.bias), -1), v);
+      : matmul(attentionProbs(matmul(q, transposeLast(k)), inputs.bias), v);
   } else {
     const q5 = grouped(q, kvh);
     const g5 = (t: Tensor) => unsqueeze(t, 2); // [b, kvHeads, 1, ..]
@@ -220,7 +245,7 @@ function attention(
             unsqueeze(inputs.selfBias, 1),
           )
         : attendWithCache(q5, g5(k), g5(v), { k: g5(past.k), v: g5(past.v) }, bias5)
-      : matmul(softmax(addBias(matmul(q5, transposeLast(g5(k))), bias5), -1), g5(v));
+      : matmul(attentionProbs(matmul(q5, transposeLast(g5(k))), bias5), g5(v));
     heads = reshape(out5, [b!, c.heads, t!, hs]);
   }
   const merged = reshape(transpose(heads, [0, 2, 1, 3]), [b!, t!, qWidth]);
@@ -246,8 +271,16 @@ function withLora(
   let input = x;
   if (inputs.train && lora.dropout > 0) {
     const g = x.graph;
-    const u = g.emit('RandomUniformLike', [x], {}, { dtype: x.dtype, shape: x.shape });
-    const keep = g.emit('Less', [g.scalar(lora.dropout, x.dtype), u], {}, { dtype: 'bool', shape: x.shape });
+    // The draw and the compare in float32 in a half graph: ONNX Runtime's CUDA provider has no
+    // bfloat16 kernel for RandomUniformLike or Less (its operator table).
+    const ud = isHalf(x.dtype) ? 'float32' : x.dtype;
+    const u = g.emit(
+      'RandomUniformLike',
+      [x],
+      { dtype: ud === 'float32' ? 1 : 11 },
+      { dtype: ud, shape: x.shape },
+    );
+    const keep = g.emit('Less', [g.scalar(lora.dropout, ud), u], {}, { dtype: 'bool', shape: x.shape });
     const mask = cast(keep, x.dtype);
     input = mul(x, mul(mask, 1 / (1 - lora.dropout)));
   }
@@ -272,11 +305,19 @@ function attendWithCache(q: Tensor, k: Tensor, v: Tensor, past: LayerCache, bias
   const lead = q.shape.slice(0, -1) as Dim[]; // [b, heads, t] or [b, kvHeads, group, t]
   const hs = q.shape[q.rank - 1]!;
   const keys = past.k.shape[past.k.rank - 2]!;
-  const node = (op: string, inputs: Tensor[], last: Dim, attrs: Record<string, number | number[]> = {}) =>
-    g.emit(op, inputs, attrs, { dtype: q.dtype, shape: [...lead, last] });
+  const sd = scoreDtype(q.dtype);
+  const node = (
+    op: string,
+    inputs: Tensor[],
+    last: Dim,
+    attrs: Record<string, number | number[]> = {},
+    dtype = q.dtype,
+  ) => g.emit(op, inputs, attrs, { dtype, shape: [...lead, last] });
+  const toScore = (x: Tensor) => cast(x, sd);
+  const toCompute = (x: Tensor) => cast(x, q.dtype);
   const i64 = (x: number) => g.constant([x], 'int64');
   const lastAxis = (x: Tensor, start: number, end: number, size: Dim) =>
-    node('Slice', [x, i64(start), i64(end), i64(-1)], size);
+    node('Slice', [x, i64(start), i64(end), i64(-1)], size, {}, x.dtype);
 
   const kT = g.emit(
     'Transpose',
@@ -284,12 +325,13 @@ function attendWithCache(q: Tensor, k: Tensor, v: Tensor, past: LayerCache, bias
     { perm: swapLastTwo(past.k.rank) },
     { dtype: q.dtype, shape: [...past.k.shape.slice(0, -2), hs, keys] },
   );
-  const pastScores = node('Add', [node('MatMul', [q, kT], keys), bias], keys); // [.., 1, keys]
-  const selfScore = node('ReduceSum', [node('Mul', [q, k], hs), i64(-1)], 1); // [.., 1, 1]
-  const scores = node('Concat', [pastScores, selfScore], `${keys}+1`, { axis: -1 });
-  const probs = node('Softmax', [scores], `${keys}+1`, { axis: -1 });
-  const fromPast = node('MatMul', [lastAxis(probs, 0, -1, keys), past.v], hs);
-  const fromSelf = node('Mul', [lastAxis(probs, -1, 2 ** 62, 1), v], hs);
+  // Scores, bias and softmax in float32 in a half-precision graph (`inFloat32`).
+  const pastScores = node('Add', [toScore(node('MatMul', [q, kT], keys)), bias], keys, {}, sd);
+  const selfScore = toScore(node('ReduceSum', [node('Mul', [q, k], hs), i64(-1)], 1)); // [.., 1, 1]
+  const scores = node('Concat', [pastScores, selfScore], `${keys}+1`, { axis: -1 }, sd);
+  const probs = node('Softmax', [scores], `${keys}+1`, { axis: -1 }, sd);
+  const fromPast = node('MatMul', [toCompute(lastAxis(probs, 0, -1, keys)), past.v], hs);
+  const fromSelf = node('Mul', [toCompute(lastAxis(probs, -1, 2 ** 62, 1)), v], hs);
   return node('Add', [fromPast, fromSelf], hs);
 }
 
@@ -318,8 +360,16 @@ function attendWithPast(
   const hs = q.shape[q.rank - 1]!;
   const t = q.shape[q.rank - 2]!;
   const keys = past.k.shape[past.k.rank - 2]!;
-  const node = (op: string, inputs: Tensor[], last: Dim, attrs: Record<string, number | number[]> = {}) =>
-    g.emit(op, inputs, attrs, { dtype: q.dtype, shape: [...lead, last] });
+  const sd = scoreDtype(q.dtype);
+  const node = (
+    op: string,
+    inputs: Tensor[],
+    last: Dim,
+    attrs: Record<string, number | number[]> = {},
+    dtype = q.dtype,
+  ) => g.emit(op, inputs, attrs, { dtype, shape: [...lead, last] });
+  const toScore = (x: Tensor) => cast(x, sd);
+  const toCompute = (x: Tensor) => cast(x, q.dtype);
   const keysT = (x: Tensor, n: Dim) =>
     g.emit(
       'Transpose',
@@ -328,16 +378,28 @@ function attendWithPast(
       { dtype: q.dtype, shape: [...x.shape.slice(0, -2), hs, n] },
     );
   const lastAx = g.constant([-1], 'int64');
-  const pastScores = node('Add', [node('MatMul', [q, keysT(past.k, keys)], keys), bias], keys);
-  const selfScores = node('Add', [node('MatMul', [q, keysT(k, t)], t), selfBias], t);
+  // Scores, biases and softmax in float32 in a half-precision graph (`inFloat32`).
+  const pastScores = node(
+    'Add',
+    [toScore(node('MatMul', [q, keysT(past.k, keys)], keys)), bias],
+    keys,
+    {},
+    sd,
+  );
+  const selfScores = node('Add', [toScore(node('MatMul', [q, keysT(k, t)], t)), selfBias], t, {}, sd);
   const probs = node(
     'Softmax',
-    [node('Concat', [pastScores, selfScores], `${keys}+${t}`, { axis: -1 })],
+    [node('Concat', [pastScores, selfScores], `${keys}+${t}`, { axis: -1 }, sd)],
     `${keys}+${t}`,
     { axis: -1 },
+    sd,
   );
-  const toPast = node('Slice', [probs, g.constant([0], 'int64'), g.dim(keys), lastAx], keys);
-  const toSelf = node('Slice', [probs, g.dim(keys), g.constant([2 ** 62], 'int64'), lastAx], t);
+  const toPast = toCompute(
+    node('Slice', [probs, g.constant([0], 'int64'), g.dim(keys), lastAx], keys, {}, sd),
+  );
+  const toSelf = toCompute(
+    node('Slice', [probs, g.dim(keys), g.constant([2 ** 62], 'int64'), lastAx], t, {}, sd),
+  );
   return node('Add', [node('MatMul', [toPast, past.v], hs), node('MatMul', [toSelf, v], hs)], hs);
 }
 
@@ -379,8 +441,10 @@ export function transformer(
   // A tied head is the embedding: logits = x @ embedding^T; an untied one is stored the same way.
   const head = c.untiedHead ? p(params, 'head') : embedding;
   if (inputs.select) x = gather(reshape(x, [-1, c.width]), inputs.select);
+  // The head's product in the compute dtype, its logits out in float32: log-softmax, sampling and
+  // the runtime read them in float32 (`inFloat32`).
   const logits = matmul(norm(c, params, 'finalNorm', x), transposeLast(head));
-  return { logits, presents };
+  return { logits: isHalf(logits.dtype) ? cast(logits, 'float32') : logits, presents };
 }
 
 /** int64 [1, seq] holding 0..seq-1: positions of right-padded rows, computed inside the graph. */

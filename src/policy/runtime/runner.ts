@@ -4,6 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { headSize, kvHeads, type ModelConfig } from '../model/config.ts';
+import type { FloatType } from '../model/graphs.ts';
 import {
   buildDecodeGraph,
   buildExtendGraph,
@@ -16,8 +17,17 @@ import { checkParams, elementCount, type Params, paramSpecs, trainableSpecs } fr
 import { buildTrainGraph, METRICS, type MetricName, tokenInputs } from '../model/train.ts';
 import { MASKED } from '../model/transformer.ts';
 import { kvBytesPerToken, PrefixCache } from './prefix-cache.ts';
-import { createSession, type Device } from './session.ts';
+import { createSession, type Device, type PolicyDtype, warnDtypeFallback } from './session.ts';
 import type { SlotCache } from './slots.ts';
+
+/**
+ * Loss scaling of float16 updates: where the scale starts, and how many steps in a row without an
+ * overflow double it. PyTorch starts at 2^16 and grows every 2000 steps; a run here makes tens to
+ * hundreds of updates, so it starts lower (each overflow costs a skipped step) and grows sooner.
+ * Neither was tuned: no GPU here.
+ */
+export const INITIAL_LOSS_SCALE = 2 ** 10;
+export const LOSS_SCALE_GROWTH = 100;
 
 /** Default bound of the prefix cache, in bytes of keys and values. */
 export const PREFIX_CACHE_BYTES = 256 * 1024 * 1024;
@@ -62,6 +72,12 @@ export interface RunnerOptions {
   frozen?: boolean;
   /** Names the runner in errors, e.g. "adapter 'executor'". */
   label?: string;
+  /**
+   * Compute precision of every graph (generation, scoring, the train step's forward and backward),
+   * already resolved for the device (`resolveCompute`). Parameters and AdamW moments stay float32
+   * whatever it is (mixed precision; see train.ts).
+   */
+  dtype?: PolicyDtype;
 }
 
 export type UpdateMetrics = Record<MetricName, number> & {
@@ -103,6 +119,17 @@ export class ModelRunner {
   /** Refuses `update` (see `RunnerOptions.frozen`). */
   readonly frozen: boolean;
   private readonly label: string;
+  /** The requested compute precision (`RunnerOptions.dtype`). */
+  readonly dtype: PolicyDtype;
+  /** The precision graphs really run in: `dtype`, or float32 after a graph would not load. */
+  private computeDtype: PolicyDtype;
+  /**
+   * float16 updates: the loss scale (dynamic, as PyTorch's GradScaler: halved after a step whose
+   * gradients overflowed, which the non-finite guard skipped; doubled after LOSS_SCALE_GROWTH
+   * steps in a row without one).
+   */
+  lossScale = INITIAL_LOSS_SCALE;
+  private goodSteps = 0;
   /** Bumped whenever the parameters change; baked inference sessions are built per version. */
   private version = 0;
   /** Bumped when `setParams` replaces the frozen base of a LoRA config (updates never change it). */
@@ -140,6 +167,8 @@ export class ModelRunner {
     this.ownsPool = options.sessions === undefined;
     this.frozen = options.frozen ?? false;
     this.label = options.label ?? 'the policy';
+    this.dtype = options.dtype ?? 'float32';
+    this.computeDtype = this.dtype;
     this.setPrefixCache(options.prefixCacheBytes ?? PREFIX_CACHE_BYTES);
     this.setParams(params);
   }
@@ -197,6 +226,11 @@ export class ModelRunner {
     this.step = step;
   }
 
+  /** The precision the graphs really run in (float32 after a half graph would not load). */
+  get runningDtype(): PolicyDtype {
+    return this.computeDtype;
+  }
+
   /** The device sessions really run on (after a CUDA fallback), once a session exists. */
   get runningOn(): Device | undefined {
     return this.pool.device;
@@ -235,6 +269,22 @@ export class ModelRunner {
    * session for the current parameter version (older versions of the graph are released).
    */
   private async inference(
+    kind: string,
+    build: (weights: Params | undefined, dtype: FloatType) => Uint8Array,
+  ): Promise<{ session: ort.InferenceSession; feeds: Record<string, ort.Tensor> }> {
+    const dtype = this.computeDtype;
+    if (dtype === 'float32') return this.inferenceIn(kind, (w) => build(w, 'float32'));
+    try {
+      return await this.inferenceIn(`${kind}:${dtype}`, (w) => build(w, dtype));
+    } catch (e) {
+      // A kernel missing for the half type on this device: float32 from here on, said once.
+      warnDtypeFallback(dtype, this.pool.device ?? this.device, e);
+      this.computeDtype = 'float32';
+      return this.inferenceIn(kind, (w) => build(w, 'float32'));
+    }
+  }
+
+  private async inferenceIn(
     kind: string,
     build: (weights?: Params) => Uint8Array,
   ): Promise<{ session: ort.InferenceSession; feeds: Record<string, ort.Tensor> }> {
@@ -295,8 +345,8 @@ export class ModelRunner {
     this.checkTokens(rows);
     const seq = Math.max(...rows.map((r) => r.length));
     const ids = rows.flatMap((r) => [...r, ...new Array(seq - r.length).fill(0)]);
-    const { session, feeds } = await this.inference('logits', (w) =>
-      buildLogitsGraph(this.config, 'float32', w).toOnnx(),
+    const { session, feeds } = await this.inference('logits', (w, dtype) =>
+      buildLogitsGraph(this.config, dtype, w).toOnnx(),
     );
     const out = await session.run({ ...feeds, ids: i64(ids, [rows.length, seq]) });
     return { data: out.logits!.data as Float32Array, seq };
@@ -349,8 +399,8 @@ export class ModelRunner {
         targets[b * sel + j] = rows[b]![t + 1]!;
       });
     });
-    const { session, feeds } = await this.inference(wanted ? 'score-select' : 'score', (w) =>
-      buildScoreGraph(this.config, 'float32', w, wanted !== undefined).toOnnx(),
+    const { session, feeds } = await this.inference(wanted ? 'score-select' : 'score', (w, dtype) =>
+      buildScoreGraph(this.config, dtype, w, wanted !== undefined).toOnnx(),
     );
     const out = await session.run({
       ...feeds,
@@ -405,8 +455,8 @@ export class ModelRunner {
         }
       }
     });
-    const { session, feeds } = await this.inference('prefill', (w) =>
-      buildPrefillGraph(this.config, 'float32', w).toOnnx(),
+    const { session, feeds } = await this.inference('prefill', (w, dtype) =>
+      buildPrefillGraph(this.config, dtype, w).toOnnx(),
     );
     const out = await session.run({
       ...feeds,
@@ -450,8 +500,8 @@ export class ModelRunner {
     for (let b = 0; b < B; b++) bias.fill(0, b * cap + cache.pads[b]!, b * cap + cache.length);
     const H = kvHeads(this.config);
     const hs = headSize(this.config);
-    const { session, feeds: paramFeeds } = await this.inference('decode', (w) =>
-      buildDecodeGraph(this.config, 'float32', w).toOnnx(),
+    const { session, feeds: paramFeeds } = await this.inference('decode', (w, dtype) =>
+      buildDecodeGraph(this.config, dtype, w).toOnnx(),
     );
     const feeds: Record<string, ort.Tensor> = {
       ...paramFeeds,
@@ -529,8 +579,8 @@ export class ModelRunner {
           }
         }
       });
-      const prefill = await this.inference('prefill', (w) =>
-        buildPrefillGraph(this.config, 'float32', w).toOnnx(),
+      const prefill = await this.inference('prefill', (w, dtype) =>
+        buildPrefillGraph(this.config, dtype, w).toOnnx(),
       );
       session = prefill.session;
       feeds = {
@@ -540,8 +590,8 @@ export class ModelRunner {
         bias: new ort.Tensor('float32', causal, [J, 1, S, S]),
       };
     } else {
-      const extend = await this.inference('extend', (w) =>
-        buildExtendGraph(this.config, 'float32', w).toOnnx(),
+      const extend = await this.inference('extend', (w, dtype) =>
+        buildExtendGraph(this.config, dtype, w).toOnnx(),
       );
       session = extend.session;
       feeds = {
@@ -600,8 +650,8 @@ export class ModelRunner {
     }
     const H = kvHeads(this.config);
     const hs = headSize(this.config);
-    const { session, feeds: paramFeeds } = await this.inference('decode', (w) =>
-      buildDecodeGraph(this.config, 'float32', w).toOnnx(),
+    const { session, feeds: paramFeeds } = await this.inference('decode', (w, dtype) =>
+      buildDecodeGraph(this.config, dtype, w).toOnnx(),
     );
     const feeds: Record<string, ort.Tensor> = {
       ...paramFeeds,
@@ -704,9 +754,24 @@ export class ModelRunner {
     const feeds = this.packBatch(batch, cfg);
     this.ensureMoments();
     const { learningRate, ...baked } = cfg;
-    const s = await this.session(`train${this.loraKey}:${JSON.stringify(baked)}`, () =>
-      buildTrainGraph(this.config, cfg).toOnnx(),
-    );
+    const trainSession = (dtype: PolicyDtype) => {
+      const precision = dtype === 'float32' ? undefined : dtype;
+      return this.session(`train${precision ?? ''}${this.loraKey}:${JSON.stringify(baked)}`, () =>
+        buildTrainGraph(this.config, cfg, 'float32', precision).toOnnx(),
+      );
+    };
+    let s: ort.InferenceSession;
+    const dtype = this.computeDtype;
+    try {
+      s = await trainSession(dtype);
+    } catch (e) {
+      if (dtype === 'float32') throw e;
+      warnDtypeFallback(dtype, this.pool.device ?? this.device, e);
+      this.computeDtype = 'float32';
+      s = await trainSession('float32');
+    }
+    const scaled = this.computeDtype === 'float16';
+    if (scaled) feeds.lossScale = new ort.Tensor('float32', Float32Array.of(this.lossScale), []);
     for (const [k, t] of this.params) feeds[k] = t;
     for (const [k, t] of this.m) feeds[`m.${k}`] = t;
     for (const [k, t] of this.v) feeds[`v.${k}`] = t;
@@ -724,6 +789,14 @@ export class ModelRunner {
     const metrics = {} as UpdateMetrics;
     for (const name of METRICS) metrics[name] = (out[name]!.data as Float32Array)[0]!;
     metrics.skipped = Boolean((out.skipped!.data as Uint8Array)[0]);
+    if (scaled) {
+      this.goodSteps = metrics.skipped ? 0 : this.goodSteps + 1;
+      if (metrics.skipped) this.lossScale = Math.max(1, this.lossScale / 2);
+      else if (this.goodSteps >= LOSS_SCALE_GROWTH) {
+        this.lossScale *= 2;
+        this.goodSteps = 0;
+      }
+    }
     metrics.tokens = (feeds.mask!.data as Float32Array).reduce((a, b) => a + b, 0);
     return metrics;
   }

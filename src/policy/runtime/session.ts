@@ -8,6 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
+import { type PolicyDtype, parseDtype } from './dtype.ts';
+
+export { PolicyDtype, parseDtype } from './dtype.ts';
 
 /** Where graphs run. 'cuda' needs onnxruntime-node installed with its CUDA binaries. */
 export const Device = z.enum(['cpu', 'cuda']);
@@ -38,25 +41,74 @@ export function cudaInstalled(): boolean {
   return existsSync(path.join(bindingFolder(), lib));
 }
 
-let warnedFallback = false;
+/**
+ * What ONNX Runtime's CPU provider does with a half type, measured with onnxruntime-node 1.30 by
+ * building one-node graphs of every op the transformer uses: float16 graphs load and run (ops
+ * without a float16 CPU kernel get casts to float32 inserted around them), at about float32's
+ * CPU cost (no speed-up: the point of float16 is a GPU); bfloat16 graphs do not load (no CPU
+ * kernel for MatMul, Add, Mul, ... in bfloat16).
+ */
+export const CPU_DTYPES: readonly PolicyDtype[] = ['float32', 'float16'];
+
+const warned = new Set<string>();
+
+/** Print a fallback line once per process: a run with many runners says it once. */
+function warnOnce(line: string, warn: (line: string) => void): void {
+  if (warned.has(line)) return;
+  warned.add(line);
+  warn(line);
+}
 
 /**
- * The device graphs will really run on. Asking for 'cuda' without the CUDA binaries prints how to
- * install them (once per process) and returns 'cpu', so a run never dies for want of a GPU.
+ * The device and compute precision graphs will really run with. Asking for 'cuda' without the CUDA
+ * binaries, or for a dtype the CPU provider cannot run, prints ONE line (once per process) saying
+ * what was asked, what runs instead and how to get it, so a run never dies for want of a GPU.
  */
+export function resolveCompute(
+  requested: { device?: string; dtype?: string },
+  warn: (line: string) => void = console.warn,
+): { device: Device; dtype: PolicyDtype } {
+  const device = parseDevice(requested.device ?? 'cpu');
+  const dtype = parseDtype(requested.dtype ?? 'float32');
+  const runs: Device = device === 'cuda' && !cudaInstalled() ? 'cpu' : device;
+  const runsIn: PolicyDtype = runs === 'cpu' && !CPU_DTYPES.includes(dtype) ? 'float32' : dtype;
+  if (runs === device && runsIn === dtype) return { device, dtype };
+  const asked = dtype === 'float32' ? `device '${device}'` : `device '${device}' with dtype '${dtype}'`;
+  const why =
+    runs !== device
+      ? "onnxruntime-node's CUDA binaries are not installed"
+      : `ONNX Runtime's CPU provider has no ${dtype} kernels`;
+  const instead = runsIn === dtype ? `on CPU` : `on CPU in ${runsIn}`;
+  warnOnce(
+    `stepwise: ${asked} requested but ${why}; running ${instead}. ` +
+      `For ${dtype === 'float32' ? 'the GPU' : `${dtype} on a GPU`}: \`${CUDA_INSTALL_HINT}\` ` +
+      `(needs an NVIDIA GPU and CUDA 12) and --device cuda.`,
+    warn,
+  );
+  return { device: runs, dtype: runsIn };
+}
+
+/** The device graphs will really run on (`resolveCompute` of a float32 run). */
 export function resolveDevice(requested: string, warn: (line: string) => void = console.warn): Device {
-  const device = parseDevice(requested);
-  if (device === 'cuda' && !cudaInstalled()) {
-    if (!warnedFallback) {
-      warn(
-        `stepwise: device 'cuda' requested but onnxruntime-node's CUDA binaries are not installed; ` +
-          `install them with \`${CUDA_INSTALL_HINT}\` (needs an NVIDIA GPU and CUDA 12). Running on CPU.`,
-      );
-      warnedFallback = true;
-    }
-    return 'cpu';
-  }
-  return device;
+  return resolveCompute({ device: requested }, warn).device;
+}
+
+/**
+ * A half-precision graph that would not load (an op without a kernel of that type on the device
+ * the session landed on): say so once and let the caller rebuild it in float32.
+ */
+export function warnDtypeFallback(
+  dtype: PolicyDtype,
+  device: Device,
+  error: unknown,
+  warn: (line: string) => void = console.warn,
+): void {
+  warnOnce(
+    `stepwise: dtype '${dtype}' requested but its graph does not load on ${device.toUpperCase()} ` +
+      `(${(error as Error).message.split('\n')[0]}); running in float32.` +
+      (device === 'cpu' ? ` For ${dtype} on a GPU: \`${CUDA_INSTALL_HINT}\` and --device cuda.` : ''),
+    warn,
+  );
 }
 
 /**

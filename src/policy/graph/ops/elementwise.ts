@@ -210,7 +210,7 @@ export function clip(x: Tensor, min?: number, max?: number): Tensor {
 /** Converts dtype. Float-to-float casts pass the gradient through (cast back); others stop it. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
-  const to = { float32: 1, float64: 11, int64: 7, int32: 6, bool: 9 }[dtype];
+  const to = { float32: 1, float64: 11, float16: 10, bfloat16: 16, int64: 7, int32: 6, bool: 9 }[dtype];
   const y = x.graph.emit('Cast', [x], { to }, { dtype, shape: x.shape });
   if (!isFloat(x.dtype) || !isFloat(dtype)) return y;
   return record(y, 'cast', [x], (dy) => [cast(dy, x.dtype)]);

@@ -12,8 +12,8 @@ import {
   type Shape,
   shapeEquals,
 } from '../dims.ts';
-import type { Tensor } from '../graph.ts';
-import { add, equal, less, sub, where } from './elementwise.ts';
+import { isHalf, type Tensor } from '../graph.ts';
+import { add, cast, equal, less, sub, where } from './elementwise.ts';
 import { unbroadcast } from './reduce.ts';
 
 /**
@@ -250,7 +250,11 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
     const table = [x.shape[0]!, width];
     const flat = (t: Tensor, shape: Shape) =>
       g.emit('Reshape', [t, g.constant([-1, shape[1] as number], 'int64')], {}, { dtype: t.dtype, shape });
-    const rows = flat(dy, [n, width]);
+    // A half-precision table's gradient is summed in float32: ONNX Runtime's CPU ScatterElements
+    // has no float16 kernel for reduction 'add' (it fails at run time, not at load), and an
+    // embedding row that sums thousands of token gradients loses them in float16 anyway.
+    const acc = isHalf(x.dtype) ? 'float32' : x.dtype;
+    const rows = flat(cast(dy, acc), [n, width]);
     const ids = flat(indices, [n, 1]);
     const idsPerEntry = g.emit(
       'Expand',
@@ -258,15 +262,15 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
       {},
       { dtype: indices.dtype, shape: [n, width] },
     );
-    const zeros = flat(zerosLike(x), table);
+    const zeros = flat(zerosLike(x, acc), table);
     const summed = g.emit(
       'ScatterElements',
       [zeros, idsPerEntry, rows],
       { axis: 0, reduction: 'add' },
-      { dtype: x.dtype, shape: table },
+      { dtype: acc, shape: table },
     );
-    const dx = g.emit('Reshape', [summed, g.shapeTensor(x.shape)], {}, { dtype: x.dtype, shape: x.shape });
-    return [dx, undefined];
+    const dx = g.emit('Reshape', [summed, g.shapeTensor(x.shape)], {}, { dtype: acc, shape: x.shape });
+    return [cast(dx, x.dtype), undefined];
   });
 }
 
