@@ -3,6 +3,7 @@
  * in one ONNX graph, so one session.run is one optimizer step.
  *
  * Inputs   ids                            int64 [batch, seq]
+ *          prefixIds, prefixOf, prefixLength    int64 (only with shared prefixes, see PrefixInputs)
  *          select                         int64 [batch, sel]  (flat indices b x seq + t of the positions
  *                                                              the loss reads: the masked ones, padded)
  *          targets                        int64 [batch, sel]  (the token after ids at each selected position)
@@ -15,7 +16,7 @@
  */
 import { Graph, stopGradient, type Tensor, trainStep } from '../graph/index.ts';
 import type { ModelConfig } from './config.ts';
-import { type FloatType, paramInputs, scoreTokens } from './graphs.ts';
+import { type FloatType, paramInputs, prefixInputs, scoreTokens } from './graphs.ts';
 import { type LossConfig, lossTerms } from './loss.ts';
 import { trainableSpecs } from './params.ts';
 
@@ -27,14 +28,25 @@ export function tokenInputs(kind: LossConfig['kind']): string[] {
   return kind === 'rl' ? ['mask', 'advantages', 'oldLogprobs', 'refLogprobs'] : ['mask'];
 }
 
-export function buildTrainGraph(c: ModelConfig, cfg: LossConfig, dtype: FloatType = 'float32'): Graph {
-  const g = new Graph(`train-${cfg.kind}`);
+/**
+ * With `prefixed`, rows extend shared prompt prefixes: the inputs prefixIds [prefixes, prefixLen],
+ * prefixOf and prefixLength [batch] (see `PrefixInputs`), `ids` holds each row's suffix and
+ * `select` indexes into it.
+ */
+export function buildTrainGraph(
+  c: ModelConfig,
+  cfg: LossConfig,
+  dtype: FloatType = 'float32',
+  prefixed = false,
+): Graph {
+  const g = new Graph(`train-${cfg.kind}${prefixed ? '-prefixed' : ''}`);
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   // Logits only where the loss looks: every per-token term is over the selected positions, so the
   // loss, its aggregations (masked means, per-row sums) and the gradients are those of the full
   // [batch, seq] layout without the masked-out positions' zero terms.
   const select = g.input('select', 'int64', ['batch', 'sel']);
   const targets = g.input('targets', 'int64', ['batch', 'sel']);
+  const prefix = prefixed ? prefixInputs(g) : undefined;
   const perToken: Record<string, Tensor> = {};
   for (const name of tokenInputs(cfg.kind)) perToken[name] = g.input(name, dtype, ['batch', 'sel']);
   const lr = g.input('lr', dtype, []);
@@ -45,7 +57,7 @@ export function buildTrainGraph(c: ModelConfig, cfg: LossConfig, dtype: FloatTyp
   const m = specs.map((s) => g.input(`m.${s.name}`, dtype, s.shape));
   const v = specs.map((s) => g.input(`v.${s.name}`, dtype, s.shape));
 
-  const scores = scoreTokens(c, params, ids, targets, true, select);
+  const scores = scoreTokens(c, params, ids, targets, true, select, prefix);
   // The entropy enters the gradient only through the RL bonus; otherwise it is a metric.
   const entropy = cfg.kind === 'rl' && cfg.entropyCoef > 0 ? scores.entropy : stopGradient(scores.entropy);
   const terms = lossTerms(
