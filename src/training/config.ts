@@ -40,6 +40,11 @@ export const PpoConfig = z.strictObject({
    * policy over the rows again (the former path, kept for comparison).
    */
   behaviourLogprobs: z.enum(['rollout', 'rescore']).default('rollout'),
+  /**
+   * Shortest shared prompt prefix trained once per mini-batch: the step rows of a group at one
+   * step share their common prefix when it is at least this many tokens (issue 13); 0: off.
+   */
+  sharedPrefix: z.number().int().min(0).default(0),
   learningRate: z.number().positive().default(1e-4),
   clipLow: z.number().min(0).optional(),
   clipHigh: z.number().min(0).optional(),
