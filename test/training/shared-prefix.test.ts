@@ -139,11 +139,15 @@ describe('shared-prefix update', () => {
     expect(batches.flat()).toHaveLength(steps.length);
   });
 
-  it('refuses a row whose prefix and tokens pass the context length', async () => {
+  it('refuses a row whose prefix and tokens pass the context length, or whose first token carries the loss', async () => {
     const policy = tinyPolicy(22);
     policies.push(policy);
     const n = policy.config.contextLength;
     const row = { tokens: [1, 2, 3], mask: [0, 1, 1], prefix: new Array<number>(n - 1).fill(1) };
     await expect(policy.update([row], { kind: 'sft' })).rejects.toThrow(/with its prefix has .* tokens/);
+    const early = { tokens: [1, 2, 3], mask: [1, 1, 1], prefix: [4, 5] };
+    await expect(policy.update([early], { kind: 'sft' })).rejects.toThrow(
+      /batch row 0 continues a prefix and flags its first token/,
+    );
   });
 });

@@ -333,8 +333,23 @@ export class ModelRunner {
     });
   }
 
-  /** Prefixes: one per row (or undefined), valid token ids, prefix and row within the context. */
-  checkPrefixes(rows: number[][], prefixes: readonly (readonly number[] | undefined)[], what: string): void {
+  /**
+   * Prefixes: one per row (or undefined), valid token ids, prefix and row within the context, and
+   * no flag (loss mask, wanted score) on a prefixed row's first token: that token is predicted by
+   * the prefix's last one, which neither graph scores.
+   */
+  checkPrefixes(
+    rows: number[][],
+    prefixes: readonly (readonly number[] | undefined)[],
+    what: string,
+    flags?: readonly (readonly number[] | undefined)[],
+  ): void {
+    prefixes.forEach((p, i) => {
+      if (p && p.length > 0 && (flags?.[i]?.[0] ?? 0) !== 0)
+        throw new Error(
+          `${what} ${i} continues a prefix and flags its first token; end the prefix before the row's first scored token`,
+        );
+    });
     if (prefixes.length !== rows.length)
       throw new Error(
         `${prefixes.length} prefixes for ${rows.length} ${what}s; expected one (or undefined) per ${what}`,
@@ -379,7 +394,7 @@ export class ModelRunner {
     prefixes?: readonly (readonly number[] | undefined)[],
   ): Promise<{ logprobs: Float32Array[]; entropy: Float32Array[] }> {
     this.checkTokens(rows);
-    if (prefixes) this.checkPrefixes(rows, prefixes, 'row');
+    if (prefixes) this.checkPrefixes(rows, prefixes, 'row', wanted);
     const shared = prefixes && prefixFeeds(prefixes);
     if (wanted) {
       if (wanted.length !== rows.length)
@@ -766,6 +781,7 @@ export class ModelRunner {
       batch.map((r) => r.tokens),
       prefixes,
       'batch row',
+      batch.map((r) => r.mask),
     );
     Object.assign(feeds, prefixFeeds(prefixes));
     for (const n of needed) feeds[n] = new ort.Tensor('float32', floats[n]!, [B, sel]);
