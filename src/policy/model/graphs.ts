@@ -15,11 +15,13 @@
 import {
   add,
   cast,
+  concat,
   type Dim,
   equal,
   exp,
   Graph,
   gatherElements,
+  less,
   logSoftmax,
   matmul,
   mul,
@@ -30,6 +32,7 @@ import {
   squeeze,
   type Tensor,
   unsqueeze,
+  where,
 } from '../graph/index.ts';
 import { headSize, kvHeads, type ModelConfig } from './config.ts';
 import { type Params, paramSpecs } from './params.ts';
@@ -148,43 +151,20 @@ function prefixedLayout(
   };
   const perRow = presents.map((kv) => ({ k: pick(kv.k), v: pick(kv.v) }));
 
-  // Integer bookkeeping (no gradient): a key is visible where its position is at most the query's.
-  const i64 = (op: string, inputs: Tensor[], shape: Dim[]) =>
-    g.emit(op, inputs, {}, { dtype: 'int64', shape });
+  // Positions decide visibility: a key is visible where its position is at most the query's.
   const length = unsqueeze(prefix.length, 1); // [batch, 1]
-  const positions = i64('Add', [length, unsqueeze(arange(g, seq), 0)], [batch, seq]);
-  // A prefix's padding gets a position no query reaches.
+  const positions = add(length, unsqueeze(arange(g, seq), 0)); // [batch, seq]
   const prefixKeys = unsqueeze(arange(g, prefixLen), 0); // [1, prefixLen]
-  const keyPositions = g.emit(
-    'Concat',
-    [
-      g.emit(
-        'Where',
-        [
-          g.emit('Less', [prefixKeys, length], {}, { dtype: 'bool', shape: [batch, prefixLen] }),
-          prefixKeys,
-          g.scalar(2 ** 40, 'int64'),
-        ],
-        {},
-        { dtype: 'int64', shape: [batch, prefixLen] },
-      ),
-      positions,
-    ],
-    { axis: 1 },
-    { dtype: 'int64', shape: [batch, `${prefixLen}+${seq}`] },
-  );
-  const keys = keyPositions.shape[1]!;
-  const hidden = g.emit(
-    'Less',
-    [unsqueeze(positions, 2), unsqueeze(keyPositions, 1)],
-    {},
-    { dtype: 'bool', shape: [batch, seq, keys] },
-  );
+  // A prefix's padding gets a position no query reaches.
+  const unseen = g.scalar(2 ** 40, 'int64');
+  const keyPositions = concat([where(less(prefixKeys, length), prefixKeys, unseen), positions], 1);
+  const hidden = less(unsqueeze(positions, 2), unsqueeze(keyPositions, 1)); // [batch, seq, keys]
+  // Data, not a function of the parameters: emitted without a gradient, as `causalBias`.
   const bias = g.emit(
     'Where',
     [hidden, g.scalar(MASKED, dtype), g.scalar(0, dtype)],
     {},
-    { dtype, shape: [batch, seq, keys] },
+    { dtype, shape: hidden.shape },
   );
   return { positions, bias: unsqueeze(bias, 1), perRow };
 }
