@@ -131,7 +131,7 @@ export function benchConfig(
 export const suite: Suite = {
   name: 'trainer',
   description:
-    'household default, RL phase CPU: former path (windowed, step rows, re-scored) vs current (growing, packed, rollout log-probs); with --start, the default from a trained checkpoint vs the same re-scored',
+    'household default, RL phase CPU: former path (windowed, whole step rows, re-scored) vs current (growing, packed, rollout log-probs); with --start, the default from a trained checkpoint vs the same with whole rows, re-scored',
   quick: false,
   async run(ctx) {
     const flag = (name: string, fallback: number) => {
@@ -176,15 +176,16 @@ export const suite: Suite = {
       ...formerBase,
       loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'windowed' },
       policy: sftSteps > 0 ? { preset: 'tiny' } : formerBase.policy,
-      ppo: { ...HOUSEHOLD_DEFAULT.ppo, behaviourLogprobs: 'rescore' },
+      // The former update: whole rows (no shared prompt prefixes), behaviour log-probs re-scored.
+      ppo: { ...HOUSEHOLD_DEFAULT.ppo, behaviourLogprobs: 'rescore', sharedPrefix: 0 },
     };
     const labels = trained
       ? {
-          former: `former: household default from ${trained}, behaviour log-probs re-scored`,
+          former: `former: household default from ${trained}, whole rows, behaviour log-probs re-scored`,
           current: `current: household default (${HOUSEHOLD_DEFAULT.loop.promptFormat}, ${HOUSEHOLD_DEFAULT.policy.preset}) from ${trained}`,
         }
       : {
-          former: 'former: windowed (tiny), step rows, re-scored',
+          former: 'former: windowed (tiny), whole step rows, re-scored',
           current: 'current: growing (tiny-2k), packed, rollout log-probs',
         };
     ctx.log(labels.former);
@@ -230,7 +231,7 @@ export const suite: Suite = {
         '',
         'RL CPU runs from each rollout start to its update end (credit assignment and the reference scoring between rollout and update included, checkpoints not); rollout CPU is the rollout phase, update CPU the PPO epochs (the reference and behaviour scoring before them count in neither). `peak_rss_mb` is the highest RSS sampled at the RL phase progress events.',
         trained
-          ? 'Both paths start from the same checkpoint with the same seeds, so they play the same trajectories (the behaviour log-probs do not change the rollout): the difference is the re-scoring pass.'
+          ? 'Both paths start from the same checkpoint with the same seeds, so they play the same trajectories (the behaviour log-probs do not change the rollout): the differences are the re-scoring pass and the shared prompt prefixes (`ppo.sharedPrefix`) of the update and the reference scoring.'
           : 'The two paths play different trajectories (their SFT differs), so compare per env step.',
       ].join('\n'),
     };

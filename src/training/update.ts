@@ -36,7 +36,7 @@ export interface UpdateResult {
   /** Training sequences, and how many of them hold a whole trajectory of several steps. */
   sequences: number;
   packed: number;
-  /** Tokens passed through the model per epoch (prompts once per sequence), padding excluded. */
+  /** Tokens passed through the model per epoch (prompts once per sequence, shared prefixes once), padding excluded. */
   sequenceTokens: number;
   /** The behaviour log-probs came from the rollout (no re-scoring pass). */
   rolloutLogprobs: boolean;
@@ -133,22 +133,26 @@ const SCORE_TOKENS = 16_384;
 /**
  * Teacher-forced log-probs of whole rows under `policy`, in chunks of similar length. With `masks`
  * (the rows' loss masks) only the masked tokens are scored, the others read 0: the update reads
- * no other.
+ * no other. With `prefixes`, row i continues prefix i (if any): a chunk runs each of its distinct
+ * prefixes once, and rows of one prefix are kept in order so that they fall into the same chunk.
  */
 export async function scoreRows(
   policy: Policy,
   rows: readonly number[][],
   masks?: readonly (readonly number[])[],
+  prefixes?: readonly (readonly number[] | undefined)[],
 ): Promise<number[][]> {
   const out: number[][] = new Array(rows.length);
-  const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.length - rows[b]!.length);
+  const width = (k: number) => rows[k]!.length + (prefixes?.[k]?.length ?? 0);
+  const order = rows.map((_, i) => i).sort((a, b) => width(a) - width(b));
   for (let i = 0; i < order.length; ) {
     let j = i + 1;
-    while (j < order.length && (j - i + 1) * rows[order[j]!]!.length <= SCORE_TOKENS) j++;
+    while (j < order.length && (j - i + 1) * width(order[j]!) <= SCORE_TOKENS) j++;
     const part = order.slice(i, j);
     const { logprobs } = await policy.runner.score(
       part.map((k) => rows[k]!),
       masks && part.map((k) => masks[k]!),
+      prefixes && part.map((k) => prefixes[k]),
     );
     part.forEach((k, n) => {
       out[k] = Array.from(logprobs[n]!);
@@ -156,6 +160,95 @@ export async function scoreRows(
     i = j;
   }
   return out;
+}
+
+/** A sequence that continues a shared prompt prefix: `tokens` and its per-token arrays are the part after it. */
+export interface SharedSequence extends TrainSequence {
+  prefix?: number[];
+  /** The rows of one unit (one group at one step) share the prefix and stay in one mini-batch. */
+  unit: number;
+}
+
+/**
+ * Shared prompt prefixes (issue 13): the step rows of one group at one step (the G rollouts of a
+ * task, which begin with the same system line, task and step counter, and at step 0 the same whole
+ * prompt) become a unit whose longest common token prefix, if at least `minLength` tokens and the
+ * unit has two rows or more, is cut off its rows and trained once per mini-batch (`TokenRow.prefix`).
+ * The prefix ends before each row's first loss token, so every loss token keeps its row's own
+ * position. Packed trajectories and steps without a trajectory are units of their own.
+ */
+export function sharePrefixes(
+  seqs: readonly TrainSequence[],
+  keys: readonly (string | undefined)[],
+  minLength: number,
+): SharedSequence[] {
+  const units = new Map<string, number[]>();
+  const alone: number[][] = [];
+  seqs.forEach((s, i) => {
+    const key = keys[i];
+    if (s.steps !== 1 || key === undefined) {
+      alone.push([i]);
+      return;
+    }
+    const list = units.get(key);
+    if (list) list.push(i);
+    else units.set(key, [i]);
+  });
+  const out: SharedSequence[] = new Array(seqs.length);
+  [...units.values(), ...alone].forEach((members, unit) => {
+    const shared = members.length > 1 ? commonPrefix(members.map((i) => seqs[i]!)) : 0;
+    for (const i of members) {
+      const s = seqs[i]!;
+      if (shared < minLength || shared === 0) {
+        out[i] = { ...s, unit };
+        continue;
+      }
+      out[i] = {
+        ...s,
+        tokens: s.tokens.slice(shared),
+        mask: s.mask.slice(shared),
+        advantages: s.advantages.slice(shared),
+        behaviour: s.behaviour?.slice(shared),
+        prefix: s.tokens.slice(0, shared),
+        unit,
+      };
+    }
+  });
+  return out;
+}
+
+/**
+ * Longest common token prefix of `seqs`, cut so that each keeps its first loss token and the token
+ * before it (whose position predicts it), and at least two tokens.
+ */
+function commonPrefix(seqs: readonly TrainSequence[]): number {
+  let n = Math.min(
+    ...seqs.map((s) => {
+      const first = s.mask.indexOf(1);
+      return (first < 0 ? s.tokens.length : first) - 1;
+    }),
+    ...seqs.map((s) => s.tokens.length - 2),
+  );
+  const head = seqs[0]!.tokens;
+  for (const s of seqs) {
+    let k = 0;
+    while (k < n && s.tokens[k] === head[k]) k++;
+    n = k;
+  }
+  return Math.max(n, 0);
+}
+
+/** The unit key of each step row: its group and its step index in the trajectory. */
+function groupStepKeys(steps: readonly TrainStep[], seqs: readonly TrainSequence[]): (string | undefined)[] {
+  if (seqs.length !== steps.length) return seqs.map(() => undefined);
+  const seen = new Map<string, number>();
+  return steps.map((s) => {
+    if (s.trajectory === undefined) return undefined;
+    const index = seen.get(s.trajectory) ?? 0;
+    seen.set(s.trajectory, index + 1);
+    const cut = s.trajectory.lastIndexOf('/');
+    return `${cut < 0 ? s.trajectory : s.trajectory.slice(0, cut)}|${index}`;
+  });
 }
 
 /** How `tokenRows` builds its rows. */
@@ -166,6 +259,11 @@ export interface TokenRowOptions {
   rolloutLogprobs?: boolean;
   /** 0 skips the reference pass (its log-probs are then the behaviour ones: the KL term is off anyway). */
   klCoef?: number;
+  /**
+   * Share the prompt prefix of a group's step rows when it is at least this many tokens
+   * (`sharePrefixes`); 0 or unset: every row whole.
+   */
+  sharedPrefix?: number;
 }
 
 /**
@@ -177,9 +275,15 @@ export async function tokenRows(
   reference: Policy,
   steps: readonly TrainStep[],
   options: TokenRowOptions = {},
-): Promise<{ rows: (TokenRow & { steps: number })[]; rolloutLogprobs: boolean }> {
-  const seqs = trainingSequences(steps, options.pack ?? false);
+): Promise<{ rows: (TokenRow & { steps: number; unit: number })[]; rolloutLogprobs: boolean }> {
+  const whole = trainingSequences(steps, options.pack ?? false);
+  const min = options.sharedPrefix ?? 0;
+  const seqs: SharedSequence[] =
+    min > 0
+      ? sharePrefixes(whole, groupStepKeys(steps, whole), min)
+      : whole.map((s, unit) => ({ ...s, unit }));
   const tokens = seqs.map((s) => s.tokens);
+  const prefixes = min > 0 ? seqs.map((s) => s.prefix) : undefined;
   const fromRollout = (options.rolloutLogprobs ?? false) && seqs.every((s) => s.behaviour !== undefined);
   // A stale sequence's ratio is against the policy that sampled it; the others are re-scored
   // unless the policy has not changed since their rollout.
@@ -190,12 +294,13 @@ export async function tokenRows(
     policy,
     rescore.map((i) => tokens[i]!),
     rescore.map((i) => masks[i]!),
+    prefixes && rescore.map((i) => prefixes[i]),
   );
   const old = seqs.map((s) => s.behaviour);
   rescore.forEach((i, n) => {
     old[i] = scored[n]!;
   });
-  const ref = (options.klCoef ?? 1) > 0 ? await scoreRows(reference, tokens, masks) : old;
+  const ref = (options.klCoef ?? 1) > 0 ? await scoreRows(reference, tokens, masks, prefixes) : old;
   const rows = seqs.map((s, i) => ({
     tokens: s.tokens,
     mask: s.mask,
@@ -204,32 +309,58 @@ export async function tokenRows(
     oldLogprobs: old[i]!,
     refLogprobs: ref[i]!,
     steps: s.steps,
+    unit: s.unit,
+    ...(s.prefix ? { prefix: s.prefix } : {}),
   }));
   return { rows, rolloutLogprobs: fromRollout };
 }
 
+/** What mini-batching needs of a row: its tokens, the steps it trains, its unit and prefix. */
+export interface BatchRow {
+  tokens: readonly number[];
+  steps: number;
+  /** Rows of one unit stay in one mini-batch (they share `prefix`); unset: a unit of its own. */
+  unit?: number;
+  prefix?: readonly number[];
+}
+
 /**
- * Mini-batches of `rows` for one epoch: rows of similar length together (less padding), cut by
- * token count so that each holds about the same number of tokens, as many mini-batches as
- * `miniBatchSize` steps each would make; their order is shuffled.
+ * Mini-batches of `rows` for one epoch: units (a row, or the rows sharing a prefix) of similar
+ * length together (less padding), cut by token count (a shared prefix counted once) so that each
+ * holds about the same number of tokens, as many mini-batches as `miniBatchSize` steps each would
+ * make; their order is shuffled.
  */
-export function miniBatches<R extends { tokens: number[]; steps: number }>(
-  rows: readonly R[],
-  miniBatchSize: number,
-  rng: Rng,
-): R[][] {
+export function miniBatches<R extends BatchRow>(rows: readonly R[], miniBatchSize: number, rng: Rng): R[][] {
+  const byUnit = new Map<number, R[]>();
+  const units: R[][] = [];
+  for (const r of rows) {
+    if (r.unit === undefined) {
+      units.push([r]);
+      continue;
+    }
+    let u = byUnit.get(r.unit);
+    if (!u) {
+      u = [];
+      byUnit.set(r.unit, u);
+      units.push(u);
+    }
+    u.push(r);
+  }
   const steps = rows.reduce((a, r) => a + r.steps, 0);
-  const count = Math.min(rows.length, Math.max(1, Math.ceil(steps / miniBatchSize)));
-  const total = rows.reduce((a, r) => a + r.tokens.length, 0);
-  // Shuffled first, so that rows of equal length fall into batches at random.
-  const order = rng.shuffle(rows.map((_, i) => i));
-  order.sort((a, b) => rows[a]!.tokens.length - rows[b]!.tokens.length);
+  const count = Math.min(units.length, Math.max(1, Math.ceil(steps / miniBatchSize)));
+  const size = units.map(unitTokens);
+  // Padding follows the longest row (a shared prefix pads to the batch's longest prefix).
+  const length = units.map((u) => Math.max(...u.map((r) => r.tokens.length)));
+  const total = size.reduce((a, b) => a + b, 0);
+  // Shuffled first, so that units of equal length fall into batches at random.
+  const order = rng.shuffle(units.map((_, i) => i));
+  order.sort((a, b) => length[a]! - length[b]!);
   const batches: R[][] = [];
   let current: R[] = [];
   let filled = 0;
   for (const [n, i] of order.entries()) {
-    current.push(rows[i]!);
-    filled += rows[i]!.tokens.length;
+    current.push(...units[i]!);
+    filled += size[i]!;
     const left = order.length - n - 1;
     const wanted = count - batches.length - 1;
     if (wanted > 0 && (filled >= ((batches.length + 1) * total) / count || left === wanted)) {
@@ -239,6 +370,11 @@ export function miniBatches<R extends { tokens: number[]; steps: number }>(
   }
   if (current.length > 0) batches.push(current);
   return rng.shuffle(batches);
+}
+
+/** Tokens a unit passes through the model: each row's own, and its shared prefix once. */
+function unitTokens(unit: readonly BatchRow[]): number {
+  return unit.reduce((a, r) => a + r.tokens.length, 0) + (unit[0]!.prefix?.length ?? 0);
 }
 
 /** What the trainer knows about the steps' rollout. */
@@ -266,6 +402,7 @@ export async function update(
       options.rolloutVersion !== undefined &&
       options.rolloutVersion === policy.runner.paramsVersion,
     klCoef: config.ppo.klCoef,
+    sharedPrefix: config.ppo.sharedPrefix,
   });
   // LossConfig strips the keys that are not the loss's (epochs, miniBatchSize, maxKl).
   const loss = { kind: 'rl' as const, ...config.ppo };
@@ -319,7 +456,19 @@ export async function update(
     seconds: (performance.now() - started) / 1000,
     sequences: rows.length,
     packed: rows.filter((r) => r.steps > 1).length,
-    sequenceTokens: rows.reduce((a, r) => a + r.tokens.length, 0),
+    sequenceTokens: sequenceTokens(rows),
     rolloutLogprobs,
   };
+}
+
+/** Tokens of `rows` through the model in an epoch: each row's own, and each unit's shared prefix once. */
+function sequenceTokens(rows: readonly BatchRow[]): number {
+  const prefixed = new Map<number, number>();
+  let n = 0;
+  for (const r of rows) {
+    n += r.tokens.length;
+    if (r.prefix && r.unit !== undefined) prefixed.set(r.unit, r.prefix.length);
+  }
+  for (const k of prefixed.values()) n += k;
+  return n;
 }

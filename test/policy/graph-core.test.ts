@@ -181,6 +181,24 @@ describe('shape errors name the op and the shapes', () => {
   });
 });
 
+describe('symbolic concat sizes', () => {
+  it('names a concat of plain symbols by their sum, so two such concats broadcast', () => {
+    const g = new Graph();
+    const p = g.input('p', 'float32', ['batch', 'prefixLen']);
+    const q = g.input('q', 'float32', ['batch', 'seq']);
+    const keys = concat([p, q], 1);
+    const bias = concat(
+      [g.input('pb', 'float32', [1, 'prefixLen']), g.input('qb', 'float32', [1, 'seq'])],
+      1,
+    );
+    expect(keys.shape).toEqual(['batch', 'prefixLen+seq']);
+    expect(add(keys, bias).shape).toEqual(['batch', 'prefixLen+seq']);
+    // A product in a size gets a fresh name: 'a*b+c' would read as a product.
+    const r = reshape(g.input('r', 'float32', ['batch', 'seq', 2]), ['batch', -1]); // [batch, 2*seq]
+    expect(concat([r, q], 1).shape[1]).toMatch(/^concat\d+$/);
+  });
+});
+
 describe('graph size', () => {
   it('joins the gradients of slices that tile an axis with a Concat, not Pads', () => {
     const g = new Graph();

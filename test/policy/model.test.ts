@@ -404,3 +404,76 @@ describe('bad input fails with a clear message', () => {
     expect(() => parseDevice('tpu')).toThrow(/unknown device 'tpu'; expected one of: cpu, cuda/);
   });
 });
+
+describe('shared prompt prefixes', () => {
+  for (const variant of [{}, hfFeatures] as const) {
+    it(`rows that continue shared prefixes get the whole rows' log-probs, loss and gradients (${JSON.stringify(variant)})`, async () => {
+      const c = modelConfig({ vocabSize: 40, width: 32, layers: 2, heads: 4, contextLength: 24, ...variant });
+      const rnd = lcg(5);
+      const draw = (n: number) => Array.from({ length: n }, () => 1 + Math.floor(rnd() * 39));
+      // Prefixes of different lengths (padded and masked in the batch), shared by several rows, and
+      // a row without one.
+      const prefixes = [draw(9), draw(4), draw(6)];
+      const owner = [0, 0, 1, 1, 1, 2, -1];
+      const whole: TokenRow[] = owner.map((p) => {
+        const tokens = [...(prefixes[p] ?? []), ...draw(4 + Math.floor(rnd() * 8))];
+        const mask = tokens.map((_, t) => (t >= tokens.length - 3 ? 1 : 0));
+        return {
+          tokens,
+          mask,
+          advantages: mask.map(() => rnd() - 0.5),
+          oldLogprobs: mask.map(() => -3 - rnd()),
+          refLogprobs: mask.map(() => -3 - rnd()),
+        };
+      });
+      const split: TokenRow[] = whole.map((r, i) => {
+        const cut = prefixes[owner[i]!]?.length ?? 0;
+        return {
+          ...(cut > 0 ? { prefix: r.tokens.slice(0, cut) } : {}),
+          tokens: r.tokens.slice(cut),
+          mask: r.mask.slice(cut),
+          advantages: r.advantages!.slice(cut),
+          oldLogprobs: r.oldLogprobs!.slice(cut),
+          refLogprobs: r.refLogprobs!.slice(cut),
+        };
+      });
+      const runners = [0, 1].map(() => new ModelRunner(c, initParams(c, 6)));
+      const a = await runners[0]!.score(
+        whole.map((r) => r.tokens),
+        whole.map((r) => r.mask),
+      );
+      const b = await runners[1]!.score(
+        split.map((r) => r.tokens),
+        split.map((r) => r.mask),
+        split.map((r) => r.prefix),
+      );
+      let worst = 0;
+      split.forEach((r, i) => {
+        const cut = r.prefix?.length ?? 0;
+        r.mask.forEach((m, t) => {
+          if (m) worst = Math.max(worst, Math.abs(b.logprobs[i]![t]! - a.logprobs[i]![t + cut]!));
+        });
+      });
+      expect(worst).toBeLessThan(1e-5);
+
+      const loss = LossConfig.parse({ learningRate: 1e-9, maxGradNorm: 1e9, klCoef: 0.1, entropyCoef: 0.01 });
+      const ma = await runners[0]!.update(whole, loss);
+      const mb = await runners[1]!.update(split, loss);
+      for (const k of ['loss', 'kl', 'entropy', 'gradNorm'] as const)
+        expect(Math.abs(ma[k] - mb[k])).toBeLessThanOrEqual(1e-5 * Math.max(Math.abs(ma[k]), 1e-3));
+      expect(ma.gradNorm).toBeGreaterThan(0);
+      const ga = runners[0]!.getOptimizerState()!.m;
+      const gb = runners[1]!.getOptimizerState()!.m;
+      for (const [name, g] of ga) {
+        const h = gb.get(name)!;
+        let diff = 0;
+        let norm = 0;
+        for (let i = 0; i < g.length; i++) {
+          diff += (g[i]! - h[i]!) ** 2;
+          norm += g[i]! ** 2;
+        }
+        expect(Math.sqrt(diff / Math.max(norm, 1e-30)), name).toBeLessThan(1e-5);
+      }
+    });
+  }
+});

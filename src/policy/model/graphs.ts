@@ -22,18 +22,25 @@
 import {
   add,
   cast,
+  concat,
+  type Dim,
+  equal,
   exp,
   Graph,
   gatherElements,
   isHalf,
+  less,
   logSoftmax,
+  matmul,
   mul,
   neg,
   reduceSum,
+  reshape,
   slice,
   squeeze,
   type Tensor,
   unsqueeze,
+  where,
 } from '../graph/index.ts';
 import { headSize, kvHeads, type ModelConfig } from './config.ts';
 import { isNormParam, type Params, paramSpecs } from './params.ts';
@@ -41,7 +48,9 @@ import {
   arangePositions,
   causalBias,
   type LayerCache,
+  MASKED,
   type ParamTensors,
+  type TransformerInputs,
   transformer,
 } from './transformer.ts';
 
@@ -104,10 +113,100 @@ export interface TokenScores {
 }
 
 /**
+ * Shared prompt prefixes of a train or score graph (issue 13): rows that begin with the same
+ * tokens (the G rollouts of a task at one step) carry only their suffix in `ids`, and the prefix
+ * runs once per batch instead of once per row.
+ */
+export interface PrefixInputs {
+  /** int64 [prefixes, prefixLen]: the prefixes' tokens, right-padded. */
+  ids: Tensor;
+  /** int64 [batch]: the prefix each row extends (any index when its `length` is 0). */
+  of: Tensor;
+  /** int64 [batch]: the length of that prefix; 0 for a row without one. */
+  length: Tensor;
+}
+
+/** The graph inputs prefixIds, prefixOf and prefixLength (see `PrefixInputs`). */
+export function prefixInputs(g: Graph): PrefixInputs {
+  return {
+    ids: g.input('prefixIds', 'int64', ['prefixes', 'prefixLen']),
+    of: g.input('prefixOf', 'int64', ['batch']),
+    length: g.input('prefixLength', 'int64', ['batch']),
+  };
+}
+
+/** int64 [n] holding 0..n-1. */
+function arange(g: Graph, n: Dim): Tensor {
+  const end = g.emit('Squeeze', [g.dim(n)], {}, { dtype: 'int64', shape: [] });
+  return g.emit(
+    'Range',
+    [g.scalar(0, 'int64'), end, g.scalar(1, 'int64')],
+    {},
+    { dtype: 'int64', shape: [n] },
+  );
+}
+
+/**
+ * Positions, attention bias and per-row prefix keys/values for rows that extend shared prefixes.
+ * The prefixes go through the transformer once (causal, positions from 0; their head is never
+ * computed: nothing reads it). Each layer's prefix keys/values are picked per row with a one-hot
+ * MatMul, whose gradient sums the rows' gradients into their prefix. A row's positions continue
+ * after its prefix, and its token at position p sees the prefix keys below the prefix's length
+ * (padding beyond it is masked) and its own keys up to p: exactly the keys the token sees when the
+ * whole row goes through alone, so log-probs, loss and gradients are the whole rows'.
+ */
+function prefixedLayout(
+  c: ModelConfig,
+  params: ParamTensors,
+  ids: Tensor,
+  prefix: PrefixInputs,
+  train: boolean,
+): { positions: Tensor; bias: Tensor; perRow: LayerCache[] } {
+  const g = ids.graph;
+  const dtype = params.get('tokenEmbedding')!.dtype as FloatType;
+  const [batch, seq] = ids.shape as [Dim, Dim];
+  const [count, prefixLen] = prefix.ids.shape as [Dim, Dim];
+  const prefixPositions = arangePositions(g, prefix.ids);
+  const { presents } = g.scope('prefix', () =>
+    transformer(c, params, {
+      ids: prefix.ids,
+      positions: prefixPositions,
+      bias: causalBias(g, prefixPositions, ioDtype(dtype)),
+      train,
+    }),
+  );
+  const oneHot = cast(equal(unsqueeze(prefix.of, 1), unsqueeze(arange(g, count), 0)), dtype); // [batch, prefixes]
+  const pick = (t: Tensor) => {
+    const [, heads, , hs] = t.shape as Dim[];
+    return reshape(matmul(oneHot, reshape(t, [count, -1])), [batch, heads!, prefixLen, hs!]);
+  };
+  const perRow = presents.map((kv) => ({ k: pick(kv.k), v: pick(kv.v) }));
+
+  // Positions decide visibility: a key is visible where its position is at most the query's.
+  const length = unsqueeze(prefix.length, 1); // [batch, 1]
+  const positions = add(length, unsqueeze(arange(g, seq), 0)); // [batch, seq]
+  const prefixKeys = unsqueeze(arange(g, prefixLen), 0); // [1, prefixLen]
+  // A prefix's padding gets a position no query reaches.
+  const unseen = g.scalar(2 ** 40, 'int64');
+  const keyPositions = concat([where(less(prefixKeys, length), prefixKeys, unseen), positions], 1);
+  const hidden = less(unsqueeze(positions, 2), unsqueeze(keyPositions, 1)); // [batch, seq, keys]
+  // Data, not a function of the parameters: emitted without a gradient, as `causalBias`.
+  const biasDtype = ioDtype(dtype);
+  const bias = g.emit(
+    'Where',
+    [hidden, g.scalar(MASKED, biasDtype), g.scalar(0, biasDtype)],
+    {},
+    { dtype: biasDtype, shape: hidden.shape },
+  );
+  return { positions, bias: unsqueeze(bias, 1), perRow };
+}
+
+/**
  * Teacher-forced log-probs of `targets` for right-padded rows (positions 0..seq-1, causal mask
  * built in the graph). Shared by the score graph and the train step. With `select` (int64
  * [batch, k], flat indices row x seq + position, see `TransformerInputs.select`) only those
- * positions are scored: `targets` and the outputs are then [batch, k].
+ * positions are scored: `targets` and the outputs are then [batch, k]. With `prefix`, each row
+ * of `ids` continues its shared prefix (`prefixedLayout`).
  */
 export function scoreTokens(
   c: ModelConfig,
@@ -116,12 +215,19 @@ export function scoreTokens(
   targets: Tensor,
   train = false,
   select?: Tensor,
+  prefix?: PrefixInputs,
 ): TokenScores {
   const g = ids.graph;
   const dtype = params.get('tokenEmbedding')!.dtype as FloatType;
-  const positions = arangePositions(g, ids);
-  const bias = causalBias(g, positions, ioDtype(dtype));
-  const { logits } = transformer(c, params, { ids, positions, bias, train, select });
+  let layout: TransformerInputs;
+  if (prefix) {
+    const { positions, bias, perRow } = prefixedLayout(c, params, ids, prefix, train);
+    layout = { ids, positions, bias, train, select, prefix: perRow };
+  } else {
+    const positions = arangePositions(g, ids);
+    layout = { ids, positions, bias: causalBias(g, positions, ioDtype(dtype)), train, select };
+  }
+  const { logits } = transformer(c, params, layout);
   const logp = logSoftmax(logits, -1);
   const logprobs = squeeze(gatherElements(logp, unsqueeze(targets, -1), -1), -1);
   const entropy = neg(reduceSum(mul(exp(logp), logp), -1));
@@ -138,13 +244,15 @@ export function buildScoreGraph(
   dtype: FloatType = 'float32',
   weights?: Params,
   select = false,
+  prefixed = false,
 ): Graph {
-  const g = new Graph(select ? 'score-select' : 'score');
+  const g = new Graph(`score${select ? '-select' : ''}${prefixed ? '-prefixed' : ''}`);
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   const picked = select ? g.input('select', 'int64', ['batch', 'sel']) : undefined;
   const targets = g.input('targets', 'int64', ['batch', select ? 'sel' : 'seq']);
+  const prefix = prefixed ? prefixInputs(g) : undefined;
   const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
-  const { logprobs, entropy } = scoreTokens(c, params, ids, targets, false, picked);
+  const { logprobs, entropy } = scoreTokens(c, params, ids, targets, false, picked, prefix);
   g.output('logprobs', logprobs);
   g.output('entropy', entropy);
   return g;

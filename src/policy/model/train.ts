@@ -3,6 +3,7 @@
  * in one ONNX graph, so one session.run is one optimizer step.
  *
  * Inputs   ids                            int64 [batch, seq]
+ *          prefixIds, prefixOf, prefixLength    int64 (only with shared prefixes, see PrefixInputs)
  *          select                         int64 [batch, sel]  (flat indices b x seq + t of the positions
  *                                                              the loss reads: the masked ones, padded)
  *          targets                        int64 [batch, sel]  (the token after ids at each selected position)
@@ -22,7 +23,7 @@
  */
 import { cast, Graph, stopGradient, type Tensor, trainStep } from '../graph/index.ts';
 import type { ModelConfig } from './config.ts';
-import { type FloatType, paramInputs, scoreTokens } from './graphs.ts';
+import { type FloatType, paramInputs, prefixInputs, scoreTokens } from './graphs.ts';
 import { type LossConfig, lossTerms } from './loss.ts';
 import { isNormParam, trainableSpecs } from './params.ts';
 
@@ -34,19 +35,26 @@ export function tokenInputs(kind: LossConfig['kind']): string[] {
   return kind === 'rl' ? ['mask', 'advantages', 'oldLogprobs', 'refLogprobs'] : ['mask'];
 }
 
+/**
+ * With `prefixed`, rows extend shared prompt prefixes: the inputs prefixIds [prefixes, prefixLen],
+ * prefixOf and prefixLength [batch] (see `PrefixInputs`), `ids` holds each row's suffix and
+ * `select` indexes into it.
+ */
 export function buildTrainGraph(
   c: ModelConfig,
   cfg: LossConfig,
   dtype: FloatType = 'float32',
   precision?: 'float16' | 'bfloat16',
+  prefixed = false,
 ): Graph {
-  const g = new Graph(`train-${cfg.kind}`);
+  const g = new Graph(`train-${cfg.kind}${prefixed ? '-prefixed' : ''}`);
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
   // Logits only where the loss looks: every per-token term is over the selected positions, so the
   // loss, its aggregations (masked means, per-row sums) and the gradients are those of the full
   // [batch, seq] layout without the masked-out positions' zero terms.
   const select = g.input('select', 'int64', ['batch', 'sel']);
   const targets = g.input('targets', 'int64', ['batch', 'sel']);
+  const prefix = prefixed ? prefixInputs(g) : undefined;
   const perToken: Record<string, Tensor> = {};
   for (const name of tokenInputs(cfg.kind)) perToken[name] = g.input(name, dtype, ['batch', 'sel']);
   const lr = g.input('lr', dtype, []);
@@ -61,7 +69,7 @@ export function buildTrainGraph(
     ? new Map([...params].map(([k, p]) => [k, isNormParam(k) ? p : cast(p, precision)]))
     : params;
   const lossScale = precision === 'float16' ? g.input('lossScale', dtype, []) : undefined;
-  const scores = scoreTokens(c, compute, ids, targets, true, select);
+  const scores = scoreTokens(c, compute, ids, targets, true, select, prefix);
   // The entropy enters the gradient only through the RL bonus; otherwise it is a metric.
   const entropy = cfg.kind === 'rl' && cfg.entropyCoef > 0 ? scores.entropy : stopGradient(scores.entropy);
   const terms = lossTerms(

@@ -67,6 +67,13 @@ export interface TransformerInputs {
    * gradients were a fifth of its time.
    */
   select?: Tensor;
+  /**
+   * Keys/values per layer of each row's shared prefix, [batch, kvHeads, prefixLen, headSize],
+   * put in front of the row's own (see `prefixInputs` in graphs.ts); `bias` then covers
+   * [batch, 1, seq, prefixLen + seq]. Unlike `past` this path is differentiable: the gradients of
+   * every row that extends a prefix flow back into the prefix's computation.
+   */
+  prefix?: LayerCache[];
 }
 
 export interface TransformerOutputs {
@@ -223,13 +230,17 @@ function attention(
     k = rope(c, k, inputs.positions);
   }
   const past = inputs.past?.[l];
+  // The row's own keys come out as its cache; a shared prefix's keys only join the attention.
+  const shared = inputs.prefix?.[l];
+  const keys = shared ? concat([shared.k, k], -2) : k;
+  const values = shared ? concat([shared.v, v], -2) : v;
   let heads: Tensor; // [b, heads, t, hs]
   if (kvh === c.heads) {
     heads = past
       ? inputs.selfBias
         ? attendWithPast(q, k, v, past, inputs.bias, inputs.selfBias)
         : attendWithCache(q, k, v, past, inputs.bias)
-      : matmul(attentionProbs(matmul(q, transposeLast(k)), inputs.bias), v);
+      : matmul(attentionProbs(matmul(q, transposeLast(keys)), inputs.bias), values);
   } else {
     const q5 = grouped(q, kvh);
     const g5 = (t: Tensor) => unsqueeze(t, 2); // [b, kvHeads, 1, ..]
@@ -245,7 +256,7 @@ function attention(
             unsqueeze(inputs.selfBias, 1),
           )
         : attendWithCache(q5, g5(k), g5(v), { k: g5(past.k), v: g5(past.v) }, bias5)
-      : matmul(attentionProbs(matmul(q5, transposeLast(g5(k))), bias5), g5(v));
+      : matmul(attentionProbs(matmul(q5, transposeLast(g5(keys))), bias5), g5(values));
     heads = reshape(out5, [b!, c.heads, t!, hs]);
   }
   const merged = reshape(transpose(heads, [0, 2, 1, 3]), [b!, t!, qWidth]);
@@ -428,6 +439,8 @@ export function transformer(
   params: ParamTensors,
   inputs: TransformerInputs,
 ): TransformerOutputs {
+  if (inputs.past && inputs.prefix)
+    throw new Error('transformer: past keys/values (inference) and a shared prefix (training) do not mix');
   const embedding = p(params, 'tokenEmbedding');
   let x = gather(embedding, inputs.ids); // [b, t, width]
   if (c.positions === 'learned') x = add(x, gather(p(params, 'positionEmbedding'), inputs.positions));

@@ -42,9 +42,54 @@ export interface TokenRow {
   oldLogprobs?: number[];
   /** Log-probs of the tokens under the frozen reference policy. */
   refLogprobs?: number[];
+  /**
+   * A prompt prefix the row continues: `tokens` (and the arrays aligned with it) are then the
+   * row's tokens after it. Rows with equal prefixes in one batch share one pass of it
+   * (`prefixFeeds`); the loss never reads entry 0 of `tokens`, as without a prefix.
+   */
+  prefix?: readonly number[];
 }
 
 export type TokenBatch = TokenRow[];
+
+/**
+ * The shared-prefix inputs of a batch whose rows continue `prefixes` (undefined: none): each
+ * distinct prefix once, right-padded (prefixIds), and per row its index (prefixOf) and length
+ * (prefixLength). Undefined when no row has a prefix.
+ */
+export function prefixFeeds(
+  prefixes: readonly (readonly number[] | undefined)[],
+): Record<string, ort.Tensor> | undefined {
+  if (prefixes.every((p) => p === undefined || p.length === 0)) return undefined;
+  const index = new Map<string, number>();
+  const distinct: (readonly number[])[] = [];
+  const of = new BigInt64Array(prefixes.length);
+  const length = new BigInt64Array(prefixes.length);
+  prefixes.forEach((p, b) => {
+    if (!p || p.length === 0) return;
+    const key = p.join(',');
+    let i = index.get(key);
+    if (i === undefined) {
+      i = distinct.length;
+      index.set(key, i);
+      distinct.push(p);
+    }
+    of[b] = BigInt(i);
+    length[b] = BigInt(p.length);
+  });
+  const width = Math.max(...distinct.map((p) => p.length));
+  const ids = new BigInt64Array(distinct.length * width);
+  distinct.forEach((p, i) => {
+    p.forEach((t, j) => {
+      ids[i * width + j] = BigInt(t);
+    });
+  });
+  return {
+    prefixIds: new ort.Tensor('int64', ids, [distinct.length, width]),
+    prefixOf: new ort.Tensor('int64', of, [prefixes.length]),
+    prefixLength: new ort.Tensor('int64', length, [prefixes.length]),
+  };
+}
 
 /**
  * ONNX Runtime sessions by graph key, and the device they really run on. Runners of one base
@@ -338,6 +383,40 @@ export class ModelRunner {
     });
   }
 
+  /**
+   * Prefixes: one per row (or undefined), valid token ids, prefix and row within the context, and
+   * no flag (loss mask, wanted score) on a prefixed row's first token: that token is predicted by
+   * the prefix's last one, which neither graph scores.
+   */
+  checkPrefixes(
+    rows: number[][],
+    prefixes: readonly (readonly number[] | undefined)[],
+    what: string,
+    flags?: readonly (readonly number[] | undefined)[],
+  ): void {
+    prefixes.forEach((p, i) => {
+      if (p && p.length > 0 && (flags?.[i]?.[0] ?? 0) !== 0)
+        throw new Error(
+          `${what} ${i} continues a prefix and flags its first token; end the prefix before the row's first scored token`,
+        );
+    });
+    if (prefixes.length !== rows.length)
+      throw new Error(
+        `${prefixes.length} prefixes for ${rows.length} ${what}s; expected one (or undefined) per ${what}`,
+      );
+    this.checkTokens(
+      prefixes.flatMap((p) => (p && p.length > 0 ? [[...p]] : [])),
+      `${what} prefix`,
+    );
+    prefixes.forEach((p, i) => {
+      const n = (p?.length ?? 0) + rows[i]!.length;
+      if (n > this.config.contextLength)
+        throw new Error(
+          `${what} ${i} with its prefix has ${n} tokens, more than the context length ${this.config.contextLength}`,
+        );
+    });
+  }
+
   // --- inference -----------------------------------------------------------------------------------
 
   /** Full logits [rows, seq, vocab] for right-padded rows (tests, export checks). */
@@ -362,8 +441,11 @@ export class ModelRunner {
   async score(
     rows: number[][],
     wanted?: readonly (readonly number[])[],
+    prefixes?: readonly (readonly number[] | undefined)[],
   ): Promise<{ logprobs: Float32Array[]; entropy: Float32Array[] }> {
     this.checkTokens(rows);
+    if (prefixes) this.checkPrefixes(rows, prefixes, 'row', wanted);
+    const shared = prefixes && prefixFeeds(prefixes);
     if (wanted) {
       if (wanted.length !== rows.length)
         throw new Error(`score: ${wanted.length} flag arrays for ${rows.length} rows; expected one per row`);
@@ -399,11 +481,13 @@ export class ModelRunner {
         targets[b * sel + j] = rows[b]![t + 1]!;
       });
     });
-    const { session, feeds } = await this.inference(wanted ? 'score-select' : 'score', (w, dtype) =>
-      buildScoreGraph(this.config, dtype, w, wanted !== undefined).toOnnx(),
+    const kind = `score${wanted ? '-select' : ''}${shared ? '-prefixed' : ''}`;
+    const { session, feeds } = await this.inference(kind, (w, dtype) =>
+      buildScoreGraph(this.config, dtype, w, wanted !== undefined, shared !== undefined).toOnnx(),
     );
     const out = await session.run({
       ...feeds,
+      ...shared,
       ids: i64(ids, [rows.length, seq]),
       targets: i64(targets, [rows.length, wanted ? sel : seq]),
       ...(wanted ? { select: i64(select, [rows.length, sel]) } : {}),
@@ -742,6 +826,14 @@ export class ModelRunner {
       select: new ort.Tensor('int64', select, [B, sel]),
       targets: new ort.Tensor('int64', targets, [B, sel]),
     };
+    const prefixes = batch.map((r) => r.prefix);
+    this.checkPrefixes(
+      batch.map((r) => r.tokens),
+      prefixes,
+      'batch row',
+      batch.map((r) => r.mask),
+    );
+    Object.assign(feeds, prefixFeeds(prefixes));
     for (const n of needed) feeds[n] = new ort.Tensor('float32', floats[n]!, [B, sel]);
     return feeds;
   }
@@ -754,10 +846,12 @@ export class ModelRunner {
     const feeds = this.packBatch(batch, cfg);
     this.ensureMoments();
     const { learningRate, ...baked } = cfg;
+    const prefixed = feeds.prefixIds !== undefined;
     const trainSession = (dtype: PolicyDtype) => {
       const precision = dtype === 'float32' ? undefined : dtype;
-      return this.session(`train${precision ?? ''}${this.loraKey}:${JSON.stringify(baked)}`, () =>
-        buildTrainGraph(this.config, cfg, 'float32', precision).toOnnx(),
+      return this.session(
+        `train${precision ?? ''}${prefixed ? '-prefixed' : ''}${this.loraKey}:${JSON.stringify(baked)}`,
+        () => buildTrainGraph(this.config, cfg, 'float32', precision, prefixed).toOnnx(),
       );
     };
     let s: ort.InferenceSession;

@@ -196,9 +196,13 @@ export function concat(ts: Tensor[], axis: number): Tensor {
   if (ts.length === 1) return first;
   const g = first.graph;
   const sizes = ts.map((t) => t.shape[a]!);
+  // Sums of plain symbols keep a name ('prefixLen+seq'), so that two concats of the same sizes
+  // (keys, and the attention bias built for them) broadcast against each other.
   const total = sizes.every((s) => typeof s === 'number')
     ? (sizes as number[]).reduce((p, q) => p + q, 0)
-    : `concat${g.size}`;
+    : sizes.every((s) => typeof s === 'number' || !/[*+]/.test(s))
+      ? sizes.join('+')
+      : `concat${g.size}`;
   const y = g.emit(
     'Concat',
     ts,

@@ -1,0 +1,153 @@
+/**
+ * Shared prompt prefixes (issue 13): on real windowed rollouts of the household default (tiny,
+ * untrained), training and scoring each group-step's common prefix once gives the whole rows' loss,
+ * gradients and log-probs.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { PolicyChatModel } from '../../src/agents/chat/index.ts';
+import { rollout } from '../../src/agents/loops/rollout.ts';
+import type { Trajectory } from '../../src/agents/record.ts';
+import { HouseholdGenerator, Policy } from '../../src/index.ts';
+import type { TrainStep } from '../../src/training/credit.ts';
+import { miniBatches, tokenRows } from '../../src/training/update.ts';
+import { Rng } from '../../src/util/random.ts';
+import { domainTokenizer, tinyPolicy } from '../agents/loops-helpers.ts';
+
+const policies: Policy[] = [];
+afterAll(async () => {
+  for (const p of policies) await p.dispose();
+});
+
+async function windowedRollouts(policy: Policy): Promise<Trajectory[]> {
+  const tasks = [0, 1].map((s) => new HouseholdGenerator().generate('train', s));
+  return rollout({
+    model: new PolicyChatModel(policy),
+    tasks,
+    groupSize: 4,
+    loops: { household: { promptFormat: 'windowed', maxSteps: 3, sampling: { maxTokens: 12, seed: 9 } } },
+  });
+}
+
+function trainSteps(trajectories: readonly Trajectory[]): TrainStep[] {
+  return trajectories.flatMap((t, i) =>
+    t.steps.map((s, j) => ({
+      prompt: s.promptTokens,
+      response: s.responseTokens,
+      advantage: ((i * 7 + j * 3) % 5) - 2 + 0.25,
+      trajectory: `${t.groupId}/${t.trajectoryId}`,
+      logprobs: s.responseLogprobs,
+    })),
+  );
+}
+
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff += (a[i]! - b[i]!) ** 2;
+    norm += b[i]! ** 2;
+  }
+  return Math.sqrt(diff / Math.max(norm, 1e-30));
+}
+
+describe('shared-prefix update', () => {
+  it("trains each group-step's common prompt prefix once, with the whole rows' loss, gradients and reference log-probs", async () => {
+    const policy = tinyPolicy(21);
+    policies.push(policy);
+    const steps = trainSteps(await windowedRollouts(policy));
+    const options = { pack: true, rolloutLogprobs: true, klCoef: 0.01 };
+    const shared = await tokenRows(policy, policy, steps, { ...options, sharedPrefix: 16 });
+    const whole = await tokenRows(policy, policy, steps, options);
+    expect(shared.rows).toHaveLength(steps.length);
+    expect(whole.rows.every((r) => r.prefix === undefined)).toBe(true);
+
+    // Step 0 shares the whole prompt but its last token, later steps the opening lines: prefixes of
+    // several lengths, each cut before the row's first loss token.
+    const lengths = new Set(shared.rows.map((r) => r.prefix?.length ?? 0));
+    expect(lengths.size).toBeGreaterThan(2);
+    shared.rows.forEach((r, i) => {
+      const w = whole.rows[i]!;
+      const cut = r.prefix?.length ?? 0;
+      expect([...(r.prefix ?? []), ...r.tokens]).toEqual(w.tokens);
+      expect(r.mask[0]).toBe(0);
+      if (cut > 0) expect(cut).toBeGreaterThanOrEqual(16);
+    });
+    const tokensOf = (rows: { tokens: number[]; prefix?: readonly number[]; unit: number }[]) => {
+      const prefixes = new Map(rows.map((r) => [r.unit, r.prefix?.length ?? 0]));
+      return (
+        rows.reduce((a, r) => a + r.tokens.length, 0) + [...prefixes.values()].reduce((a, b) => a + b, 0)
+      );
+    };
+    expect(tokensOf(shared.rows)).toBeLessThan(0.8 * tokensOf(whole.rows));
+
+    // Reference log-probs scored with the prefix layout are the whole rows' (masked tokens).
+    let worst = 0;
+    shared.rows.forEach((r, i) => {
+      const cut = r.prefix?.length ?? 0;
+      r.mask.forEach((m, t) => {
+        if (m) worst = Math.max(worst, Math.abs(r.refLogprobs![t]! - whole.rows[i]!.refLogprobs![t + cut]!));
+      });
+    });
+    expect(worst).toBeLessThan(1e-5);
+
+    // One optimizer step each on fresh copies of the same weights, all rows in one batch (rows
+    // with and without a prefix, prefixes of different lengths). The first AdamW moment is
+    // (1 - beta1) x the gradient, so comparing moments compares gradients.
+    const loss = {
+      kind: 'rl' as const,
+      learningRate: 1e-9,
+      maxGradNorm: 1e9,
+      klCoef: 0.01,
+      entropyCoef: 0.001,
+    };
+    const copies = [0, 1].map(() => {
+      const p = Policy.create({ model: 'tiny', tokenizer: domainTokenizer(), seed: 21 });
+      p.runner.setParams(policy.runner.getParams());
+      policies.push(p);
+      return p;
+    });
+    // The same reference log-probs on both sides (scoring noise would otherwise enter the KL term).
+    const a = await copies[0]!.update(
+      shared.rows.map((r, i) => ({
+        ...r,
+        refLogprobs: whole.rows[i]!.refLogprobs!.slice(r.prefix?.length ?? 0),
+      })),
+      loss,
+    );
+    const b = await copies[1]!.update(whole.rows, loss);
+    expect(a.tokens).toBe(b.tokens);
+    for (const k of ['loss', 'kl', 'entropy', 'gradNorm'] as const) {
+      expect(Math.abs(a[k] - b[k])).toBeLessThanOrEqual(1e-5 * Math.max(Math.abs(b[k]), 1e-3));
+    }
+    const ma = copies[0]!.runner.getOptimizerState()!.m;
+    const mb = copies[1]!.runner.getOptimizerState()!.m;
+    let worstGrad = 0;
+    for (const [name, g] of mb) worstGrad = Math.max(worstGrad, relativeError(ma.get(name)!, g));
+    expect(worstGrad).toBeLessThan(1e-5);
+    expect(a.gradNorm).toBeGreaterThan(0);
+
+    // Mini-batches keep a group-step's rows together and the row path's optimizer-step count.
+    const batches = miniBatches(shared.rows, 4, new Rng('mb'));
+    expect(batches).toHaveLength(Math.ceil(steps.length / 4));
+    const home = new Map<number, number>();
+    batches.forEach((batch, n) => {
+      for (const r of batch) {
+        expect(home.get(r.unit) ?? n).toBe(n);
+        home.set(r.unit, n);
+      }
+    });
+    expect(batches.flat()).toHaveLength(steps.length);
+  });
+
+  it('refuses a row whose prefix and tokens pass the context length, or whose first token carries the loss', async () => {
+    const policy = tinyPolicy(22);
+    policies.push(policy);
+    const n = policy.config.contextLength;
+    const row = { tokens: [1, 2, 3], mask: [0, 1, 1], prefix: new Array<number>(n - 1).fill(1) };
+    await expect(policy.update([row], { kind: 'sft' })).rejects.toThrow(/with its prefix has .* tokens/);
+    const early = { tokens: [1, 2, 3], mask: [1, 1, 1], prefix: [4, 5] };
+    await expect(policy.update([early], { kind: 'sft' })).rejects.toThrow(
+      /batch row 0 continues a prefix and flags its first token/,
+    );
+  });
+});
