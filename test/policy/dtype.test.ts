@@ -261,6 +261,41 @@ describe('float16 generation on the CPU provider', () => {
     await f16.dispose();
   });
 
+  it('float16 with shared prompt prefixes: the same log-probs as whole rows, and a clean update', async () => {
+    // The two layouts meet in the half graphs: the prefix's keys and values are half, its mask
+    // float32; whole rows and prefixed rows must agree to float16 rounding.
+    const c = configs.llama!;
+    const p = initParams(c, 4);
+    const runner = new ModelRunner(c, p, 'cpu', { prefixCacheBytes: 0, dtype: 'float16' });
+    const shared = [3, 9, 14, 2, 7, 21, 5];
+    const tails = [
+      [4, 8, 15],
+      [16, 23, 42, 1],
+    ];
+    const mask = (n: number, from: number) => Array.from({ length: n }, (_, t) => (t >= from ? 1 : 0));
+    const whole = await runner.score(
+      tails.map((t) => [...shared, ...t]),
+      tails.map((t) => mask(shared.length + t.length, shared.length)),
+    );
+    const split = await runner.score(
+      tails,
+      tails.map((t) => mask(t.length, 1)),
+      tails.map(() => shared),
+    );
+    let worst = 0;
+    tails.forEach((t, i) => {
+      for (let j = 1; j < t.length; j++)
+        worst = Math.max(worst, Math.abs(split.logprobs[i]![j]! - whole.logprobs[i]![shared.length + j]!));
+    });
+    expect(runner.runningDtype).toBe('float16');
+    expect(worst).toBeLessThan(0.02);
+    const rows = tails.map((t) => ({ prefix: shared, tokens: t, mask: mask(t.length, 1) }));
+    const m = await runner.update(rows, LossConfig.parse({ kind: 'sft', learningRate: 1e-3 }));
+    expect(m.skipped).toBe(false);
+    expect(Number.isFinite(m.loss)).toBe(true);
+    await runner.dispose();
+  });
+
   it('float16 loss scaling: an overflowing scale skips the step untouched and halves until it fits', async () => {
     const c = configs.gpt2!;
     const r = new ModelRunner(c, initParams(c, 3), 'cpu', { prefixCacheBytes: 0, dtype: 'float16' });
