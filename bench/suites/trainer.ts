@@ -181,8 +181,8 @@ export const suite: Suite = {
     };
     const labels = trained
       ? {
-          former: `former: household default from ${trained}, whole rows, behaviour log-probs re-scored`,
-          current: `current: household default (${HOUSEHOLD_DEFAULT.loop.promptFormat}, ${HOUSEHOLD_DEFAULT.policy.preset}) from ${trained}`,
+          former: `former: household default from --start, whole rows, behaviour log-probs re-scored`,
+          current: `current: household default (${HOUSEHOLD_DEFAULT.loop.promptFormat}, ${HOUSEHOLD_DEFAULT.policy.preset}) from --start`,
         }
       : {
           former: 'former: windowed (tiny), whole step rows, re-scored',
@@ -222,7 +222,7 @@ export const suite: Suite = {
     return {
       results,
       report: [
-        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${trained ? `from the trained checkpoint ${trained}` : sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
+        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${trained ? 'from the trained checkpoint given as --start' : sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
         '',
         '| path | env steps | mean length | RL CPU s | rollout CPU s | scoring CPU s | update CPU s | prefill tokens / step | peak RSS MB |',
         '|---|---|---|---|---|---|---|---|---|',
