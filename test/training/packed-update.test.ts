@@ -7,57 +7,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PolicyChatModel } from '../../src/agents/chat/index.ts';
-import { rollout } from '../../src/agents/loops/rollout.ts';
-import type { Trajectory } from '../../src/agents/record.ts';
-import { HouseholdGenerator, Policy } from '../../src/index.ts';
+import { Policy } from '../../src/index.ts';
 import { openStore } from '../../src/store/index.ts';
-import type { TrainStep } from '../../src/training/credit.ts';
 import { recordIteration } from '../../src/training/record.ts';
 import { miniBatches, scoreRows, tokenRows, trainingSequences } from '../../src/training/update.ts';
 import { Rng } from '../../src/util/random.ts';
 import { domainTokenizer, tinyPolicy } from '../agents/loops-helpers.ts';
+import { householdRollouts, relativeError, trainSteps } from './update-fixtures.ts';
 
 const policies: Policy[] = [];
 afterAll(async () => {
   for (const p of policies) await p.dispose();
 });
 
-async function growingRollouts(
-  policy: Policy,
-  prompt: 'growing' | 'windowed' = 'growing',
-): Promise<Trajectory[]> {
-  const tasks = [0, 1].map((s) => new HouseholdGenerator().generate('train', s));
-  return rollout({
-    model: new PolicyChatModel(policy),
-    tasks,
-    groupSize: 2,
-    loops: { household: { promptFormat: prompt, maxSteps: 3, sampling: { maxTokens: 12, seed: 5 } } },
-  });
-}
-
-/** Train steps with made-up advantages (a different one per step, so that a mix-up shows). */
-function trainSteps(trajectories: readonly Trajectory[]): TrainStep[] {
-  return trajectories.flatMap((t, i) =>
-    t.steps.map((s, j) => ({
-      prompt: s.promptTokens,
-      response: s.responseTokens,
-      advantage: ((i * 7 + j * 3) % 5) - 2 + 0.25,
-      trajectory: `${t.groupId}/${t.trajectoryId}`,
-      logprobs: s.responseLogprobs,
-    })),
-  );
-}
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    norm += b[i]! ** 2;
-  }
-  return Math.sqrt(diff / Math.max(norm, 1e-30));
-}
+const growingRollouts = (policy: Policy, promptFormat: 'growing' | 'windowed' = 'growing') =>
+  householdRollouts(policy, { promptFormat, groupSize: 2, seed: 5 });
 
 describe('trajectory-packed update', () => {
   it("packs a growing trajectory into one row whose loss and gradients are the step rows'", async () => {

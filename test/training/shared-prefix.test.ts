@@ -4,51 +4,19 @@
  * gradients and log-probs.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { PolicyChatModel } from '../../src/agents/chat/index.ts';
-import { rollout } from '../../src/agents/loops/rollout.ts';
-import type { Trajectory } from '../../src/agents/record.ts';
-import { HouseholdGenerator, Policy } from '../../src/index.ts';
-import type { TrainStep } from '../../src/training/credit.ts';
+import { Policy } from '../../src/index.ts';
 import { miniBatches, tokenRows } from '../../src/training/update.ts';
 import { Rng } from '../../src/util/random.ts';
 import { domainTokenizer, tinyPolicy } from '../agents/loops-helpers.ts';
+import { householdRollouts, relativeError, trainSteps } from './update-fixtures.ts';
 
 const policies: Policy[] = [];
 afterAll(async () => {
   for (const p of policies) await p.dispose();
 });
 
-async function windowedRollouts(policy: Policy): Promise<Trajectory[]> {
-  const tasks = [0, 1].map((s) => new HouseholdGenerator().generate('train', s));
-  return rollout({
-    model: new PolicyChatModel(policy),
-    tasks,
-    groupSize: 4,
-    loops: { household: { promptFormat: 'windowed', maxSteps: 3, sampling: { maxTokens: 12, seed: 9 } } },
-  });
-}
-
-function trainSteps(trajectories: readonly Trajectory[]): TrainStep[] {
-  return trajectories.flatMap((t, i) =>
-    t.steps.map((s, j) => ({
-      prompt: s.promptTokens,
-      response: s.responseTokens,
-      advantage: ((i * 7 + j * 3) % 5) - 2 + 0.25,
-      trajectory: `${t.groupId}/${t.trajectoryId}`,
-      logprobs: s.responseLogprobs,
-    })),
-  );
-}
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < a.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    norm += b[i]! ** 2;
-  }
-  return Math.sqrt(diff / Math.max(norm, 1e-30));
-}
+const windowedRollouts = (policy: Policy) =>
+  householdRollouts(policy, { promptFormat: 'windowed', groupSize: 4, seed: 9 });
 
 describe('shared-prefix update', () => {
   it("trains each group-step's common prompt prefix once, with the whole rows' loss, gradients and reference log-probs", async () => {

@@ -303,6 +303,23 @@ function withLora(
 }
 
 /**
+ * What the two cache-reading attentions emit with: nodes of shape [...lead, last] (inference only,
+ * no gradient, so emitted directly), the scores' dtype (float32 in a half graph, `inFloat32`) and
+ * the casts into and out of it.
+ */
+function cacheNodes(q: Tensor, lead: Dim[]) {
+  const sd = scoreDtype(q.dtype);
+  const node = (
+    op: string,
+    inputs: Tensor[],
+    last: Dim,
+    attrs: Record<string, number | number[]> = {},
+    dtype = q.dtype,
+  ) => q.graph.emit(op, inputs, attrs, { dtype, shape: [...lead, last] });
+  return { sd, node, toScore: (x: Tensor) => cast(x, sd), toCompute: (x: Tensor) => cast(x, q.dtype) };
+}
+
+/**
  * One new token (t = 1) attending to `keys` cached positions and to itself, without joining the
  * cache and the new key into one tensor: the cache is read in place by two MatMuls and only the
  * [.., keys + 1] score row is concatenated. So a decode step never copies the cache, and the
@@ -316,16 +333,7 @@ function attendWithCache(q: Tensor, k: Tensor, v: Tensor, past: LayerCache, bias
   const lead = q.shape.slice(0, -1) as Dim[]; // [b, heads, t] or [b, kvHeads, group, t]
   const hs = q.shape[q.rank - 1]!;
   const keys = past.k.shape[past.k.rank - 2]!;
-  const sd = scoreDtype(q.dtype);
-  const node = (
-    op: string,
-    inputs: Tensor[],
-    last: Dim,
-    attrs: Record<string, number | number[]> = {},
-    dtype = q.dtype,
-  ) => g.emit(op, inputs, attrs, { dtype, shape: [...lead, last] });
-  const toScore = (x: Tensor) => cast(x, sd);
-  const toCompute = (x: Tensor) => cast(x, q.dtype);
+  const { sd, node, toScore, toCompute } = cacheNodes(q, lead);
   const i64 = (x: number) => g.constant([x], 'int64');
   const lastAxis = (x: Tensor, start: number, end: number, size: Dim) =>
     node('Slice', [x, i64(start), i64(end), i64(-1)], size, {}, x.dtype);
@@ -371,16 +379,7 @@ function attendWithPast(
   const hs = q.shape[q.rank - 1]!;
   const t = q.shape[q.rank - 2]!;
   const keys = past.k.shape[past.k.rank - 2]!;
-  const sd = scoreDtype(q.dtype);
-  const node = (
-    op: string,
-    inputs: Tensor[],
-    last: Dim,
-    attrs: Record<string, number | number[]> = {},
-    dtype = q.dtype,
-  ) => g.emit(op, inputs, attrs, { dtype, shape: [...lead, last] });
-  const toScore = (x: Tensor) => cast(x, sd);
-  const toCompute = (x: Tensor) => cast(x, q.dtype);
+  const { sd, node, toScore, toCompute } = cacheNodes(q, lead);
   const keysT = (x: Tensor, n: Dim) =>
     g.emit(
       'Transpose',

@@ -1,0 +1,53 @@
+/**
+ * What the update's exactness tests share: real household rollouts of a small policy, their steps
+ * as train steps with made-up advantages, and the relative error two gradients differ by.
+ */
+import { PolicyChatModel } from '../../src/agents/chat/index.ts';
+import { rollout } from '../../src/agents/loops/rollout.ts';
+import type { Trajectory } from '../../src/agents/record.ts';
+import { HouseholdGenerator, type Policy } from '../../src/index.ts';
+import type { TrainStep } from '../../src/training/credit.ts';
+
+/** G rollouts of two train tasks, at most 3 steps of 12 tokens, in the given prompt format. */
+export function householdRollouts(
+  policy: Policy,
+  options: { promptFormat: 'growing' | 'windowed'; groupSize: number; seed: number },
+): Promise<Trajectory[]> {
+  const tasks = [0, 1].map((s) => new HouseholdGenerator().generate('train', s));
+  return rollout({
+    model: new PolicyChatModel(policy),
+    tasks,
+    groupSize: options.groupSize,
+    loops: {
+      household: {
+        promptFormat: options.promptFormat,
+        maxSteps: 3,
+        sampling: { maxTokens: 12, seed: options.seed },
+      },
+    },
+  });
+}
+
+/** Train steps with made-up advantages (a different one per step, so that a mix-up shows). */
+export function trainSteps(trajectories: readonly Trajectory[]): TrainStep[] {
+  return trajectories.flatMap((t, i) =>
+    t.steps.map((s, j) => ({
+      prompt: s.promptTokens,
+      response: s.responseTokens,
+      advantage: ((i * 7 + j * 3) % 5) - 2 + 0.25,
+      trajectory: `${t.groupId}/${t.trajectoryId}`,
+      logprobs: s.responseLogprobs,
+    })),
+  );
+}
+
+/** |a - b| / |b| over all entries. */
+export function relativeError(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff += (a[i]! - b[i]!) ** 2;
+    norm += b[i]! ** 2;
+  }
+  return Math.sqrt(diff / Math.max(norm, 1e-30));
+}
