@@ -70,6 +70,8 @@ interface Decision {
   searchedNames: Set<string>;
   visited: Set<string>;
   location: string | undefined;
+  /** Whether the agent holds something (a "go to" then carries it, else it searches). */
+  holding: boolean;
 }
 
 const policy = await Policy.load(a.checkpoint);
@@ -115,6 +117,7 @@ for (let k = 0; k < Number(a.tasks); k++) {
       searchedNames,
       visited: new Set(visited),
       location: state.view().location,
+      holding: state.view().holding !== undefined,
     });
     const out = state.execute(want);
     past.push({ observation, action: want, admissible });
@@ -135,6 +138,9 @@ for (const d of decisions) {
 const counts = new Map<string, number>();
 const bump = (key: string) => counts.set(key, (counts.get(key) ?? 0) + 1);
 const verb = (c: string) => (c.startsWith('go to') ? 'go' : c.split(' ')[0]!);
+// The expert's "go to" split by what it is for: searching empty-handed or carrying the object.
+const expertVerb = (d: Decision) =>
+  verb(d.want) === 'go' ? (d.holding ? 'go (carrying)' : 'go (searching)') : verb(d.want);
 const costs = new Map<string, number>();
 let ambiguous = 0;
 let correct = 0;
@@ -157,9 +163,9 @@ for (let i = 0; i < decisions.length; i += 64) {
     { temperature: 0, maxNewTokens: maxTokens },
   );
   part.forEach((d, j) => {
-    const v = byVerb.get(verb(d.want)) ?? { n: 0, ok: 0 };
+    const v = byVerb.get(expertVerb(d)) ?? { n: 0, ok: 0 };
     v.n++;
-    byVerb.set(verb(d.want), v);
+    byVerb.set(expertVerb(d), v);
     const got = parseHouseholdResponse(out[j]!.text ?? '');
     if (got.valid && got.action === d.want) {
       correct++;
@@ -183,12 +189,12 @@ for (let i = 0; i < decisions.length; i += 64) {
             : d.admissible.some((c) => shape(c) === shape(got.action))
               ? 'an admissible command with a wrong instance number'
               : 'names something not here';
-      const kind = `inadmissible (${how}): expert ${verb(d.want)}, policy ${verb(got.action)}`;
+      const kind = `inadmissible (${how}): expert ${expertVerb(d)}, policy ${verb(got.action)}`;
       bump(kind);
       example(kind, d, got.action);
       return;
     }
-    let kind = `expert ${verb(d.want)} -> policy ${verb(got.action)}`;
+    let kind = `expert ${expertVerb(d)} -> policy ${verb(got.action)}`;
     if (verb(d.want) === 'go' && verb(got.action) === 'go') {
       const to = got.action.slice(6);
       kind += d.searchedNames.has(to)
