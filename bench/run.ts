@@ -28,7 +28,7 @@ export const QUICK = 'quick';
 
 /** Options only one suite reads (from `BenchContext.args`); any other suite refuses them. */
 export const SUITE_OPTIONS: Record<string, readonly string[]> = {
-  learning: ['--only', '--seeds', '--scratch'],
+  learning: ['--only', '--seeds', '--scratch', '--report-only'],
   trainer: ['--tasks', '--iterations', '--start', '--sft-steps'],
 };
 

@@ -5,6 +5,7 @@
  * an equal environment-step budget, for each seed.
  *
  *   npm run bench -- --suite learning [--only household|search|agentflow[,...]] [--seeds 3] [--scratch dir]
+ *   npm run bench -- --suite learning --report-only --record   # rebuild the docs from the results file
  *
  * `--scratch <dir>` keeps the parts' stores and checkpoints there (default: a new temporary
  * folder); given the folder of a killed run, each part resumes its runs where they stopped.
@@ -99,6 +100,8 @@ export function learningArgs(args: readonly string[]): {
     return i >= 0 ? args[i + 1] : undefined;
   };
   const names = PART_NAMES;
+  // A run recorded without --record (or in another checkout) reaches the docs without rerunning.
+  if (args.includes('--report-only')) return { only: [], seeds: 0 };
   const only = (value('--only')?.split(',') ?? names).map((n) => {
     if (!names.includes(n as LearningPartName)) {
       throw new Error(`learning: --only '${n}' is not a part; expected one of: ${names.join(', ')}`);

@@ -16,6 +16,7 @@ interface BenchFlags {
   iterations?: string;
   start?: string;
   sftSteps?: string;
+  reportOnly?: boolean;
 }
 
 interface Harness {
@@ -47,6 +48,10 @@ export function registerBench(program: Command): void {
     .option('--only <parts>', 'learning suite: its parts, comma-separated')
     .option('--seeds <n>', 'learning suite: seeds per method')
     .option('--scratch <dir>', 'learning suite: folder for its stores and checkpoints')
+    .option(
+      '--report-only',
+      'learning suite: rebuild the report from bench/results/learning.json, run nothing',
+    )
     .option('--tasks <n>', 'trainer suite: tasks per RL iteration (default 8, the household default)')
     .option('--iterations <n>', 'trainer suite: RL iterations per path (default 2)')
     .option(
@@ -65,6 +70,7 @@ export function registerBench(program: Command): void {
       ).flatMap((k) =>
         flags[k] === undefined ? [] : [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, flags[k]!],
       );
+      if (flags.reportOnly) args.push('--report-only');
       if (flags.suite === undefined) {
         if (args.length > 0 || flags.json || flags.record)
           throw new Error('bench: these options need --suite');
