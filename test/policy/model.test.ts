@@ -476,4 +476,30 @@ describe('shared prompt prefixes', () => {
       }
     });
   }
+
+  it("a short row behind a long prefix, padded past the context, keeps the whole rows' log-probs", async () => {
+    // The batch pads every suffix to the longest (20 tokens), so the prefixed row's padding runs to
+    // position 16 + 19 = 35, past the 24 learned positions: it must be masked, not looked up.
+    const c = modelConfig({ vocabSize: 40, width: 32, layers: 2, heads: 4, contextLength: 24 });
+    const rnd = lcg(8);
+    const draw = (n: number) => Array.from({ length: n }, () => 1 + Math.floor(rnd() * 39));
+    const prefix = draw(16);
+    const short = draw(3);
+    const long = draw(20);
+    const runner = new ModelRunner(c, initParams(c, 2));
+    const whole = await runner.score(
+      [[...prefix, ...short], long],
+      [Array.from({ length: 19 }, (_, t) => (t >= 16 ? 1 : 0)), long.map(() => 1)],
+    );
+    const split = await runner.score(
+      [short, long],
+      [short.map((_, t) => (t >= 1 ? 1 : 0)), long.map(() => 1)],
+      [prefix, undefined],
+    );
+    for (let t = 1; t < short.length; t++)
+      expect(Math.abs(split.logprobs[0]![t]! - whole.logprobs[0]![16 + t]!)).toBeLessThan(1e-5);
+    for (let t = 1; t < long.length; t++)
+      expect(Math.abs(split.logprobs[1]![t]! - whole.logprobs[1]![t]!)).toBeLessThan(1e-5);
+    await runner.dispose();
+  });
 });

@@ -198,7 +198,13 @@ function prefixedLayout(
     {},
     { dtype: biasDtype, shape: hidden.shape },
   );
-  return { positions, bias: unsqueeze(bias, 1), perRow };
+  // A short row behind a long prefix is padded to the batch's longest row, so its padding can sit
+  // past the context; those positions are masked above, but the position table (learned
+  // positions) still looks them up: clamp them into it. Real tokens are within the context (the
+  // runner checks), so they keep their positions.
+  const lastPosition = g.scalar(c.contextLength - 1, 'int64');
+  const inTable = g.emit('Min', [positions, lastPosition], {}, { dtype: 'int64', shape: positions.shape });
+  return { positions: inTable, bias: unsqueeze(bias, 1), perRow };
 }
 
 /**
