@@ -36,7 +36,7 @@ describe('stepwise', () => {
     expect(r.stdout).toMatch(/^bench suites/);
     for (const name of ['tokenizer', 'policy', 'credit', 'learning'])
       expect(r.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
-    expect(r.stdout).toMatch(/^ {2}learning .*options --only, --seeds, --scratch$/m);
+    expect(r.stdout).toMatch(/^ {2}learning .*options --only, --seeds, --scratch, --report-only$/m);
     expect(statSync(benchmarks).mtimeMs).toBe(before);
   });
 
