@@ -15,10 +15,10 @@ import { PolicyChatModel } from '../src/agents/chat/index.ts';
 import { rollout } from '../src/agents/loops/rollout.ts';
 import { HouseholdGenerator } from '../src/envs/household/generator.ts';
 import { Policy } from '../src/policy/policy.ts';
-import type { TrainStep } from '../src/training/credit.ts';
 import { domainTokenizer } from '../src/training/sft.ts';
 import { miniBatches, tokenRows } from '../src/training/update.ts';
 import { Rng } from '../src/util/random.ts';
+import { trainSteps } from '../test/training/update-fixtures.ts';
 
 const TASKS = Number(process.argv[2] ?? 4);
 const ROUNDS = Number(process.argv[3] ?? 2);
@@ -39,15 +39,7 @@ const trajectories = await rollout({
     },
   },
 });
-const steps: TrainStep[] = trajectories.flatMap((t, i) =>
-  t.steps.map((s, j) => ({
-    prompt: s.promptTokens,
-    response: s.responseTokens,
-    advantage: ((i * 7 + j * 3) % 5) - 2 + 0.25,
-    trajectory: `${t.groupId}/${t.trajectoryId}`,
-    logprobs: s.responseLogprobs,
-  })),
-);
+const steps = trainSteps(trajectories);
 const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e3;
