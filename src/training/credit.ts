@@ -17,6 +17,8 @@ export interface TrainStep {
   advantage: number;
   /** The trajectory it belongs to (`groupId/trajectoryId`): its steps may train as one sequence. */
   trajectory?: string;
+  /** Its trajectory's group: the group's rows at one step index may share their prompt's prefix. */
+  group?: string;
   /** The log-prob each response token was sampled with (the rollout's behaviour log-probs). */
   logprobs?: number[];
   /**
@@ -77,6 +79,7 @@ export async function assignCredit(
         response: s.responseTokens,
         advantage: record.value,
         trajectory: `${t.groupId}/${t.trajectoryId}`,
+        group: t.groupId,
         logprobs: s.responseLogprobs,
         ...(stale ? { stale: true } : {}),
       };

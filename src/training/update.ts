@@ -243,11 +243,10 @@ function groupStepKeys(steps: readonly TrainStep[], seqs: readonly TrainSequence
   if (seqs.length !== steps.length) return seqs.map(() => undefined);
   const seen = new Map<string, number>();
   return steps.map((s) => {
-    if (s.trajectory === undefined) return undefined;
+    if (s.trajectory === undefined || s.group === undefined) return undefined;
     const index = seen.get(s.trajectory) ?? 0;
     seen.set(s.trajectory, index + 1);
-    const cut = s.trajectory.lastIndexOf('/');
-    return `${cut < 0 ? s.trajectory : s.trajectory.slice(0, cut)}|${index}`;
+    return `${s.group}|${index}`;
   });
 }
 

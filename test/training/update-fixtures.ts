@@ -36,6 +36,7 @@ export function trainSteps(trajectories: readonly Trajectory[]): TrainStep[] {
       response: s.responseTokens,
       advantage: ((i * 7 + j * 3) % 5) - 2 + 0.25,
       trajectory: `${t.groupId}/${t.trajectoryId}`,
+      group: t.groupId,
       logprobs: s.responseLogprobs,
     })),
   );
