@@ -84,6 +84,11 @@ export const SftConfig = z.strictObject({
   /** Draw every batch from new train-split tasks' demonstrations instead of repeating `tasks`. */
   fresh: z.boolean().default(false),
   /**
+   * Shortest common prompt opening of a batch that is trained once for all its rows (the same
+   * layout as `ppo.sharedPrefix`; exact, a sum of fewer tokens); 0: off.
+   */
+  sharedPrefix: z.number().int().min(0).default(32),
+  /**
    * Keep the checkpoint with the best greedy action accuracy on held-out expert decisions
    * (`selectTasks` valid-seen tasks), measured every `evalEvery` steps; 0 = keep the last.
    */

@@ -18,6 +18,7 @@ import type { SftConfig } from './config.ts';
 import type { ProgressEvent } from './context.ts';
 import { domainCorpus } from './corpus.ts';
 import type { Demonstrated } from './family.ts';
+import { commonPrefix } from './update.ts';
 
 /** One behaviour-cloning sample: the prompt's token ids and the expert reply's (end token included). */
 export interface SftSample {
@@ -116,6 +117,19 @@ export function sftRow(s: SftSample): TokenRow {
     tokens: [...s.prompt, ...s.response],
     mask: [...s.prompt.map(() => 0), ...s.response.map(() => 1)],
   };
+}
+
+/**
+ * A batch of samples as training rows whose common prompt opening, when it is at least
+ * `sharedPrefix` tokens (0: never), is passed once for the whole batch (`TokenRow.prefix`): the
+ * loss and gradients are the whole rows', for fewer tokens through the model.
+ */
+export function sftRows(samples: readonly SftSample[], sharedPrefix: number): TokenRow[] {
+  const rows = samples.map(sftRow);
+  const shared = sharedPrefix > 0 && rows.length > 1 ? commonPrefix(rows) : 0;
+  if (shared === 0 || shared < sharedPrefix) return rows;
+  const prefix = rows[0]!.tokens.slice(0, shared);
+  return rows.map((r) => ({ tokens: r.tokens.slice(shared), mask: r.mask.slice(shared), prefix }));
 }
 
 /** Mean cross-entropy per reply token of `samples` under `policy` (teacher-forced, scoring graph). */
@@ -255,7 +269,7 @@ export async function runSft(
     }
     for (let k = 0; k < fromAggregate; k++)
       samples.push(aggregate[Math.floor(rng.next() * aggregate.length)]!);
-    const batch = samples.map(sftRow);
+    const batch = sftRows(samples, config.sharedPrefix);
     const m = await policy.update(batch, { kind: 'sft', learningRate: learningRateAt(step, config) });
     if (!Number.isFinite(m.loss)) throw new Error(`SFT diverged at step ${step}: the loss is ${m.loss}`);
     trainLoss = m.loss;

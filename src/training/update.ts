@@ -221,7 +221,9 @@ export function sharePrefixes(
  * Longest common token prefix of `seqs`, cut so that each keeps its first loss token and the token
  * before it (whose position predicts it), and at least two tokens.
  */
-function commonPrefix(seqs: readonly TrainSequence[]): number {
+export function commonPrefix(
+  seqs: readonly { tokens: readonly number[]; mask: readonly number[] }[],
+): number {
   let n = Math.min(
     ...seqs.map((s) => {
       const first = s.mask.indexOf(1);

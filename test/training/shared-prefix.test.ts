@@ -5,6 +5,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { Policy } from '../../src/index.ts';
+import { parseTrainConfig } from '../../src/training/config.ts';
+import { makeFamily } from '../../src/training/families/index.ts';
+import { HOUSEHOLD_DEFAULT } from '../../src/training/presets.ts';
+import { sftRow, sftRows, sftSamples } from '../../src/training/sft.ts';
 import { miniBatches, tokenRows } from '../../src/training/update.ts';
 import { Rng } from '../../src/util/random.ts';
 import { domainTokenizer, tinyPolicy } from '../agents/loops-helpers.ts';
@@ -105,6 +109,45 @@ describe('shared-prefix update', () => {
       }
     });
     expect(batches.flat()).toHaveLength(steps.length);
+  });
+
+  it("SFT: a batch's common prompt opening trained once gives the whole rows' loss and gradients", async () => {
+    const policy = tinyPolicy(23);
+    policies.push(policy);
+    const family = await makeFamily(parseTrainConfig(HOUSEHOLD_DEFAULT), {});
+    const demos = await family.demonstrations([0, 1, 2].map((k) => family.task('train', 500 + k)));
+    const samples = sftSamples(demos, policy.tokenizer, policy.config.contextLength).slice(0, 12);
+    expect(samples.length).toBe(12);
+    const shared = sftRows(samples, 16);
+    const whole = samples.map(sftRow);
+    // Every household prompt opens with the same instruction: one prefix for the whole batch.
+    const cut = shared[0]!.prefix?.length ?? 0;
+    expect(cut).toBeGreaterThanOrEqual(16);
+    shared.forEach((r, i) => {
+      expect(r.prefix).toBe(shared[0]!.prefix);
+      expect([...r.prefix!, ...r.tokens]).toEqual(whole[i]!.tokens);
+      expect(r.mask[0]).toBe(0);
+    });
+    // Below the threshold, or off, the rows stay whole.
+    expect(sftRows(samples, cut + 1).every((r) => r.prefix === undefined)).toBe(true);
+    expect(sftRows(samples, 0).every((r) => r.prefix === undefined)).toBe(true);
+
+    const copies = [0, 1].map(() => {
+      const p = Policy.create({ model: 'tiny', tokenizer: domainTokenizer(), seed: 23 });
+      policies.push(p);
+      return p;
+    });
+    const loss = { kind: 'sft' as const, learningRate: 1e-9, maxGradNorm: 1e9 };
+    const a = await copies[0]!.update(shared, loss);
+    const b = await copies[1]!.update(whole, loss);
+    expect(a.tokens).toBe(b.tokens);
+    expect(Math.abs(a.loss - b.loss)).toBeLessThanOrEqual(1e-5 * Math.abs(b.loss));
+    const ma = copies[0]!.runner.getOptimizerState()!.m;
+    const mb = copies[1]!.runner.getOptimizerState()!.m;
+    let worst = 0;
+    for (const [name, g] of mb) worst = Math.max(worst, relativeError(ma.get(name)!, g));
+    expect(worst).toBeLessThan(1e-5);
+    expect(b.gradNorm).toBeGreaterThan(0);
   });
 
   it('refuses a row whose prefix and tokens pass the context length, or whose first token carries the loss', async () => {
