@@ -2,7 +2,7 @@
  * The household prompt formats (`PromptFormat`). 'windowed' is laid out as the GiGPO and HGPO
  * references prompt ALFWorld: one user message with the task, the last H (observation, action)
  * pairs, the current observation and the admissible commands, asking for `<think>...</think>` then
- * `<action>...</action>`. 'growing' is a conversation: the first observation (which states the
+ * `<action>...</action>` (the instruction opens the prompt here, where the references close it). 'growing' is a conversation: the first observation (which states the
  * task) once, then each turn appends the reply as sampled and a user message with the new
  * observation and admissible commands, so that each prompt extends the previous prompt and reply
  * token for token (the prefix cache then prefills only what a turn appended) and the whole
@@ -72,11 +72,9 @@ export function householdConversation(state: Omit<HouseholdState, 'format' | 'hi
     {
       role: 'user',
       content: [
-        'You are an agent acting in a household text world.',
+        INTRODUCTION,
         `Your current observation is: ${first.observation}`,
         `Your admissible actions now are: [${quoted(admissibleOf(first.admissible, 0))}].`,
-        '',
-        ASK,
       ].join('\n'),
     },
   ];
@@ -127,19 +125,25 @@ export interface HouseholdPromptInput {
   admissible: readonly string[];
 }
 
-const ASK =
-  'Now choose your next action. First think step by step about the situation, inside <think> </think>. ' +
-  'Then write exactly one of the admissible actions inside <action> </action>.';
+/**
+ * Who the agent is and how to answer, first in every prompt. The references close their prompt
+ * with the instruction; here it opens it, so that the part of the prompt that never changes is a
+ * prefix: the prefix cache prefills it once for all rollouts, and the shared-prefix update and SFT
+ * train it once per batch (issue 13; docs/ARCHITECTURE.md, "Prompts that share their opening").
+ */
+const INTRODUCTION =
+  'You are an agent acting in a household text world. At each step, first think step by step about ' +
+  'the situation, inside <think> </think>. Then write exactly one of the admissible actions inside ' +
+  '<action> </action>.';
 
 export function householdPrompt(input: HouseholdPromptInput): ChatMessage[] {
   const admissible = input.admissible.map((a) => `'${a}'`).join(', ');
-  const lines: string[] = [];
+  const lines: string[] = [INTRODUCTION];
   if (input.stepCount === 0) {
     // At the first step the observation already states the task (as in the references).
-    lines.push('You are an agent acting in a household text world.');
     lines.push(`Your current observation is: ${input.observation}`);
   } else {
-    lines.push(`You are an agent acting in a household text world. Your task is to: ${input.task}`);
+    lines.push(`Your task is to: ${input.task}`);
     const n = input.history.length;
     const first = input.stepCount - n + 1;
     const pairs = input.history
@@ -153,8 +157,6 @@ export function householdPrompt(input: HouseholdPromptInput): ChatMessage[] {
     );
   }
   lines.push(`Your admissible actions now are: [${admissible}].`);
-  lines.push('');
-  lines.push(ASK);
   return [{ role: 'user', content: lines.join('\n') }];
 }
 
