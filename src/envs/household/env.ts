@@ -31,7 +31,7 @@ export class HouseholdEnv implements Env<HouseholdTask> {
   private current: HouseholdTask | undefined;
   private steps = 0;
   private finished = false;
-  private stateObservation = '';
+  private lastObservation = '';
 
   constructor(config: Partial<HouseholdConfig> = {}) {
     this.generator = new HouseholdGenerator(config);
@@ -41,16 +41,8 @@ export class HouseholdEnv implements Env<HouseholdTask> {
     return this.current;
   }
 
-  /**
-   * GiGPO's anchor state for the next decision: the last observation that described the state. A
-   * command that is not admissible changes nothing, so it keeps the observation before it instead
-   * of "Nothing happens.", which would put every no-op of a group, whatever the room and the
-   * agent's place in it, in one step group (measured: a third of the RL steps, in step groups of 32
-   * on average against 8-13; docs/ARCHITECTURE.md, "Anchors of steps that did nothing"). The
-   * retried decision then meets the other decisions made in that same state.
-   */
   get anchor(): string {
-    return this.stateObservation;
+    return this.lastObservation;
   }
 
   /** Steps taken in the current trajectory. */
@@ -66,8 +58,8 @@ export class HouseholdEnv implements Env<HouseholdTask> {
     this.state = new HouseholdState(t.payload);
     this.steps = 0;
     this.finished = false;
-    this.stateObservation = renderHouseholdTask(t);
-    return this.stateObservation;
+    this.lastObservation = renderHouseholdTask(t);
+    return this.lastObservation;
   }
 
   stepSync(action: string): StepResult {
@@ -81,7 +73,7 @@ export class HouseholdEnv implements Env<HouseholdTask> {
     this.steps++;
     const won = this.state.goalHolds();
     this.finished = won || this.steps >= this.generator.config.maxSteps;
-    if (admissible) this.stateObservation = feedback;
+    this.lastObservation = feedback;
     return {
       observation: feedback,
       reward: won ? HOUSEHOLD_WIN_REWARD : 0,
