@@ -29,7 +29,10 @@ export const HOUSEHOLD_DEFAULT = {
     // docs/BENCHMARKS.md "Why SFT action accuracy stops near 74%"): 80.6% held-out action
     // accuracy and 66.5% [59.7, 72.7] valid-unseen success on 200 tasks, against 70.1% and 35.0%
     // for the former 1200 steps at 2e-3 (paired +31.5 [+23.0, +39.5]), for 1.54x the SFT CPU.
-    // The policy was still under-trained there (train and held-out accuracy alike).
+    // The policy was still under-trained there (train and held-out accuracy alike). Those figures
+    // are for the prompt with the instruction last; with it first (the prompts' shared opening,
+    // 0.81 of the SFT update's CPU) npm start's SFT reached 74.9% and 53.0% [46.1, 59.8]
+    // (docs/BENCHMARKS.md, "RL from the strong start").
     batchSize: 16,
     learningRate: 3e-3,
     maxSteps: 1900,

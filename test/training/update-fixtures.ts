@@ -52,3 +52,15 @@ export function relativeError(a: Float32Array, b: Float32Array): number {
   }
   return Math.sqrt(diff / Math.max(norm, 1e-30));
 }
+
+/**
+ * The largest relative difference between two policies' first AdamW moments after one step from
+ * the same weights: (1 - beta1) x the gradient, so this compares their gradients.
+ */
+export function gradientError(a: Policy, b: Policy): number {
+  const ma = a.runner.getOptimizerState()!.m;
+  let worst = 0;
+  for (const [name, g] of b.runner.getOptimizerState()!.m)
+    worst = Math.max(worst, relativeError(ma.get(name)!, g));
+  return worst;
+}
