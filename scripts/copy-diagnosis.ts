@@ -6,6 +6,7 @@
  *   npx tsx scripts/copy-diagnosis.ts replies <checkpoint> [n]      # greedy search replies vs the expert's
  *   npx tsx scripts/copy-diagnosis.ts positions <checkpoint>...     # p(expert token) along copied spans
  *   npx tsx scripts/copy-diagnosis.ts sft search|agentflow <dir> ['<json over the scenario>']
+ *   npx tsx scripts/copy-diagnosis.ts roles <checkpoint> ['<json over the agentflow scenario>'] [n]
  *
  * `tokens`: for held-out (valid-unseen) expert replies, the share of the reply body's tokens and
  * token pairs that occur in the prompt (what an induction-style copy can reproduce), and the share
@@ -15,7 +16,10 @@
  * and on valid-unseen ones. `positions`: the mean probability of the expert's token at each position
  * of the query's and the answer's body (teacher-forced), on 100 valid-unseen decisions: where
  * copying breaks down. `sft`: the scenario's SFT alone (iterations 0) with the given overrides,
- * evaluated greedily on 100 questions per split, with its CPU time.
+ * evaluated greedily on 100 questions per split, with its CPU time. `roles`: an AgentFlow
+ * checkpoint's greedy exact-reply accuracy per env and module on the expert's own states of n tasks
+ * per split (default 50, half search, half code/math), with one wrong reply of each: which module
+ * breaks (the json is the one its `sft` run was given, so the tasks are the same).
  */
 
 import { join } from 'node:path';
@@ -25,11 +29,20 @@ import { Policy } from '../src/policy/policy.ts';
 import { parseTrainConfig } from '../src/training/config.ts';
 import { makeFamily } from '../src/training/families/index.ts';
 import { actionKind, replyAccuracy, sameAction } from '../src/training/families/tool-qa.ts';
+import type { Demonstrated } from '../src/training/family.ts';
 import { domainTokenizer } from '../src/training/sft.ts';
 import { train } from '../src/training/trainer.ts';
 
 const [command = 'tokens', arg, count] = process.argv.slice(2);
 const pct = (a: number, b: number) => `${((100 * a) / Math.max(b, 1)).toFixed(1)}%`;
+/** `b` over `a`, objects merged key by key (arrays and values replaced). */
+const merge = (a: unknown, b: unknown): unknown => {
+  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null || Array.isArray(b))
+    return b;
+  const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(b)) out[k] = k in out ? merge(out[k], v) : v;
+  return out;
+};
 
 if (command === 'tokens') {
   const config = parseTrainConfig(arg === 'agentflow' ? flowGrpo : searchIgpo);
@@ -136,13 +149,6 @@ if (command === 'tokens') {
 } else if (command === 'sft' && arg && count) {
   const base = (arg === 'agentflow' ? flowGrpo : searchIgpo) as Record<string, unknown>;
   const over = JSON.parse(process.argv[5] ?? '{}') as Record<string, unknown>;
-  const merge = (a: unknown, b: unknown): unknown => {
-    if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null || Array.isArray(b))
-      return b;
-    const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
-    for (const [k, v] of Object.entries(b)) out[k] = k in out ? merge(out[k], v) : v;
-    return out;
-  };
   const config = merge(
     { ...base, iterations: 0, db: join(count, 'sft.db'), runId: 'sft', eval: { every: 0, tasks: 100 } },
     over,
@@ -153,8 +159,45 @@ if (command === 'tokens') {
     console.log(`${split}: success ${e.success} of ${e.tasks}, ${JSON.stringify(e.scores)}`);
   }
   console.log(`SFT CPU seconds ${result.sft?.cpuSeconds?.toFixed(0)}`);
+} else if (command === 'roles' && arg) {
+  const config = parseTrainConfig(merge(flowGrpo, JSON.parse(count ?? '{}')));
+  const n = Number(process.argv[5] ?? 50);
+  const family = await makeFamily(config);
+  const policy = await Policy.load(arg);
+  try {
+    for (const split of ['valid-unseen', 'valid-seen'] as const) {
+      // the evaluation's own tasks (seeds 0..n-1), one replay each so every decision knows its env
+      const demos: (Demonstrated & { env: string })[] = [];
+      for (let seed = 0; seed < n; seed++) {
+        const task = family.task(split, seed);
+        for (const d of await family.demonstrations([task])) demos.push({ ...d, env: task.env });
+      }
+      const kind = (d: Demonstrated) => `${(d as Demonstrated & { env: string }).env}/${d.role}`;
+      const same = (got: string, want: string) => got.trim() === want.trim();
+      const r = await replyAccuracy(policy, demos, { maxTokens: 96, kind, same });
+      console.log(
+        `${split}: ${Object.entries(r.byKind)
+          .map(([k, v]) => `${k} ${v.correct}/${v.decisions}`)
+          .join(', ')}`,
+      );
+      const shown = new Set<string>();
+      for (const d of demos) {
+        if (shown.has(kind(d))) continue;
+        const [out] = await policy.generate([policy.encodePrompt(d.messages)], {
+          temperature: 0,
+          maxNewTokens: 96,
+        });
+        if (same(out!.text ?? '', d.reply)) continue;
+        shown.add(kind(d));
+        console.log(`  ${kind(d)}: ${JSON.stringify(out!.text)} for ${JSON.stringify(d.reply)}`);
+      }
+    }
+  } finally {
+    await policy.dispose();
+    await family.close?.();
+  }
 } else {
   throw new Error(
-    `usage: copy-diagnosis.ts tokens [search|agentflow] | replies <checkpoint> [n] | positions <checkpoint>... | sft search|agentflow <dir> [json]; got '${command}'`,
+    `usage: copy-diagnosis.ts tokens [search|agentflow] | replies <checkpoint> [n] | positions <checkpoint>... | sft search|agentflow <dir> [json] | roles <checkpoint> [json] [n]; got '${command}'`,
   );
 }

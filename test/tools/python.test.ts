@@ -81,6 +81,24 @@ describe('python tool', () => {
     await t.close();
   });
 
+  it('a reusing pool hands back the interpreter that ran code (state kept); the default pool never does', async () => {
+    const reusing = new PythonPool({ size: 1, announce: false, reuse: true });
+    try {
+      const t = new PythonTool({ pool: reusing, limits: { timeMs: LIMIT_MS, outputChars: 2_000 } });
+      expect(await t.execute({ code: 'y = 5\nprint(y)' })).toMatchObject({ ok: true, output: '5\n' });
+      await t.reset();
+      expect(await t.execute({ code: 'print(y)' })).toMatchObject({ ok: true, output: '5\n' });
+      await t.close();
+    } finally {
+      await reusing.close();
+    }
+    const t = tool();
+    await t.execute({ code: 'z = 5' });
+    await t.reset();
+    expect((await t.execute({ code: 'print(z)' })).error).toBe("NameError: name 'z' is not defined");
+    await t.close();
+  });
+
   it('says which protection is active', () => {
     const p = detectProtection();
     expect(['bubblewrap', 'in-process']).toContain(p.level);

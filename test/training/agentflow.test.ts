@@ -152,6 +152,35 @@ describe('AgentFlow training (Flow-GRPO on the planner)', () => {
     }
   });
 
+  it("code/math replays share reused interpreters, yet each memory holds its own program's output", async () => {
+    const config = parseTrainConfig({
+      ...base,
+      agentOptions: {
+        envs: ['codemath'],
+        maxTurns: 2,
+        replayConcurrency: 2,
+        envOptions: { codemath: { kinds: ['product'], digits: 2 } },
+      },
+      db: join(dir, 'unused.db'),
+    });
+    const family = agentflowFamily(config, {});
+    try {
+      const tasks = Array.from({ length: 6 }, (_, seed) => family.task('train', 200 + seed));
+      // twice: the second batch runs in interpreters that already ran the first one's programs
+      for (const batch of [tasks.slice(0, 3), tasks.slice(3)]) {
+        const generators = (await family.demonstrations(batch)).filter((d) => d.role === 'generator');
+        expect(generators.length).toBe(3);
+        generators.forEach((d, k) => {
+          const answer = (batch[k]!.payload as { answer: string }).answer;
+          expect(d.messages.at(-1)!.content).toContain(`result: ${answer}\n`);
+          expect(d.reply).toBe(`<answer>${answer}</answer>`);
+        });
+      }
+    } finally {
+      await family.close?.();
+    }
+  });
+
   it('rejects a bad agentOptions field by name', async () => {
     await expect(
       train(

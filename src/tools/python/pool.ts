@@ -24,6 +24,13 @@ export const PythonPoolOptions = z.object({
    * hardening protects it; with bubblewrap there is nothing to warn about.
    */
   announce: z.boolean().default(true),
+  /**
+   * Keep interpreters that ran code (up to `size` idle): only for code the caller wrote itself,
+   * such as an expert's programs replayed for demonstrations, where a fresh interpreter per
+   * episode would cost a process start (about a second) for a program that runs in milliseconds.
+   * Variables of earlier episodes stay defined, so that code must not read what it did not set.
+   */
+  reuse: z.boolean().default(false),
 });
 export type PythonPoolOptions = z.input<typeof PythonPoolOptions>;
 
@@ -48,8 +55,11 @@ export class PythonPool {
     let failures = 0;
     for (;;) {
       if (this.closed) throw new Error('PythonPool.acquire: the pool is closed');
+      this.idle = this.idle.filter((w) => w.alive);
       const worker = this.idle.shift() ?? this.spawn();
-      this.refill();
+      // A reusing pool grows by the workers given back; a spare started now would be killed on
+      // the next release (the idle list is full then).
+      if (!this.options.reuse) this.refill();
       try {
         await whileAlive(worker.ready);
         if (worker.alive) return worker;
@@ -60,12 +70,13 @@ export class PythonPool {
     }
   }
 
-  /** Give a worker back: kept if it never ran code, killed otherwise. */
+  /** Give a worker back: kept if it never ran code (or the pool reuses them), killed otherwise. */
   release(worker: PythonWorker): void {
-    if (!this.closed && worker.alive && !worker.used && this.idle.length < this.options.size) {
+    const clean = !worker.used || this.options.reuse;
+    if (!this.closed && worker.alive && clean && this.idle.length < this.options.size) {
       this.idle.push(worker);
     } else worker.kill();
-    this.refill();
+    if (!this.options.reuse) this.refill();
   }
 
   /** Wait until `size` interpreters are warm (for benchmarks and tests). */

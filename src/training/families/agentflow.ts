@@ -144,6 +144,7 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
   let source: EncyclopediaQA | undefined;
   let searchMaker: ((name: string) => AgentEnv) | undefined;
   let pool: PythonPool | undefined;
+  let replayPool: PythonPool | undefined;
   const searchSource = () => {
     source ??= new EncyclopediaQA(search!.encyclopedia);
     return source;
@@ -168,14 +169,13 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
     ((split: Split, seed: number): Task =>
       envTask(envs[seed % envs.length]!, split, Math.floor(seed / envs.length)));
 
-  const makeEnv =
-    hooks.makeEnv ??
-    ((name: string): AgentEnv => {
+  /** Envs whose Python interpreters come from `pythonPool` (one per trajectory; closing the env returns it). */
+  const envMaker =
+    (pythonPool: () => PythonPool) =>
+    (name: string): AgentEnv => {
       if (name === 'codemath') {
-        // One interpreter per trajectory from the family's pool; closing the env returns it.
-        pool ??= new PythonPool({ size: 2, announce: false });
         const tools = new ToolRunner([
-          new PythonTool({ pool, limits: { timeMs: 10_000, outputChars: 2_000 } }),
+          new PythonTool({ pool: pythonPool(), limits: { timeMs: 10_000, outputChars: 2_000 } }),
         ]);
         const env = new CodeMathEnv(codemath, { python: runnerTool(tools, 'python') });
         return { env: env as unknown as Env, tools };
@@ -190,6 +190,21 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
         return searchMaker(name);
       }
       return agentEnvMaker({ household })(name);
+    };
+  const makeEnv =
+    hooks.makeEnv ??
+    envMaker(() => {
+      pool ??= new PythonPool({ size: 2, announce: false });
+      return pool;
+    });
+  // Gold replays run only the expert's own programs, so their interpreters are reused: a fresh one
+  // per code/math replay costs a process start (about a second), which made a fresh stream of
+  // demonstrations (sft.fresh) spend most of SFT in sandboxes.
+  const replayEnv =
+    hooks.makeEnv ??
+    envMaker(() => {
+      replayPool ??= new PythonPool({ size: replayConcurrency, announce: false, reuse: true });
+      return replayPool;
     });
 
   const frozen: ChatModel | undefined = endpoint
@@ -233,7 +248,7 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
 
   const demonstrations = async (tasks: readonly Task[]): Promise<Demonstrated[]> => {
     const out = await rolloutGroups(
-      { tasks, makeEnv, concurrency: replayConcurrency },
+      { tasks, makeEnv: replayEnv, concurrency: replayConcurrency },
       'agentflow demonstrations',
       async (env, episode) => (await replayGold(env, episode, flowConfig)).samples,
     );
@@ -312,6 +327,7 @@ export function agentflowFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
 
     async close() {
       await pool?.close();
+      await replayPool?.close();
     },
   };
 }
