@@ -46,8 +46,7 @@ export const HOUSEHOLD_DEFAULT = {
     dagger: { every: 250, tasks: 32, share: 0.3, temperature: 0 },
   },
   // Issue 14's 20 iterations of 8 tasks x G = 8 (1280 trajectories). On an idle 2-core machine
-  // npm start with 8 of them took 8:23 (SFT about 4.5 minutes, 8 iterations about 2.5), so 20 fit
-  // its 15 minutes (docs/BENCHMARKS.md).
+  // the whole npm start took 13:41 (the SFT 9 minutes, the 20 iterations about 4; docs/BENCHMARKS.md).
   groupSize: 8,
   tasksPerIteration: 8,
   iterations: 20,
