@@ -126,8 +126,9 @@ export function sftRow(s: SftSample): TokenRow {
  */
 export function sftRows(samples: readonly SftSample[], sharedPrefix: number): TokenRow[] {
   const rows = samples.map(sftRow);
-  const shared = sharedPrefix > 0 && rows.length > 1 ? commonPrefix(rows) : 0;
-  if (shared === 0 || shared < sharedPrefix) return rows;
+  if (sharedPrefix === 0 || rows.length < 2) return rows;
+  const shared = commonPrefix(rows);
+  if (shared < sharedPrefix) return rows;
   const prefix = rows[0]!.tokens.slice(0, shared);
   return rows.map((r) => ({ tokens: r.tokens.slice(shared), mask: r.mask.slice(shared), prefix }));
 }

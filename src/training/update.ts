@@ -68,27 +68,30 @@ export interface TrainSequence {
  */
 export function trainingSequences(steps: readonly TrainStep[], pack: boolean): TrainSequence[] {
   const out: TrainSequence[] = [];
-  const byTrajectory = new Map<string, TrainStep[]>();
-  const order: (TrainStep | TrainStep[])[] = [];
-  for (const s of steps) {
-    if (!pack || s.trajectory === undefined) {
-      order.push(s);
-      continue;
-    }
-    let list = byTrajectory.get(s.trajectory);
-    if (!list) {
-      list = [];
-      byTrajectory.set(s.trajectory, list);
-      order.push(list);
-    }
-    list.push(s);
-  }
-  for (const item of order) {
-    const list = Array.isArray(item) ? item : [item];
+  for (const list of groupsInOrder(steps, (s) => (pack ? s.trajectory : undefined))) {
     if (list.length > 1 && promptsGrow(list)) out.push(sequenceOf(list));
     else for (const s of list) out.push(sequenceOf([s]));
   }
   return out;
+}
+
+/**
+ * `items` grouped by key, groups in the order of their first item; an item without a key is a
+ * group of its own, in its place.
+ */
+function groupsInOrder<T, K>(items: readonly T[], keyOf: (item: T) => K | undefined): T[][] {
+  const byKey = new Map<K, T[]>();
+  const groups: T[][] = [];
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = key === undefined ? undefined : byKey.get(key);
+    if (group) group.push(item);
+    else {
+      groups.push([item]);
+      if (key !== undefined) byKey.set(key, groups.at(-1)!);
+    }
+  }
+  return groups;
 }
 
 /** Whether each step's prompt starts with the previous step's prompt and response, token for token. */
@@ -332,21 +335,7 @@ export interface BatchRow {
  * make; their order is shuffled.
  */
 export function miniBatches<R extends BatchRow>(rows: readonly R[], miniBatchSize: number, rng: Rng): R[][] {
-  const byUnit = new Map<number, R[]>();
-  const units: R[][] = [];
-  for (const r of rows) {
-    if (r.unit === undefined) {
-      units.push([r]);
-      continue;
-    }
-    let u = byUnit.get(r.unit);
-    if (!u) {
-      u = [];
-      byUnit.set(r.unit, u);
-      units.push(u);
-    }
-    u.push(r);
-  }
+  const units = groupsInOrder(rows, (r) => r.unit);
   const steps = rows.reduce((a, r) => a + r.steps, 0);
   const count = Math.min(units.length, Math.max(1, Math.ceil(steps / miniBatchSize)));
   const size = units.map(unitTokens);

@@ -7,13 +7,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Policy } from '../../src/index.ts';
+import type { Policy } from '../../src/index.ts';
 import { openStore } from '../../src/store/index.ts';
 import { recordIteration } from '../../src/training/record.ts';
 import { miniBatches, scoreRows, tokenRows, trainingSequences } from '../../src/training/update.ts';
 import { Rng } from '../../src/util/random.ts';
-import { domainTokenizer, tinyPolicy } from '../agents/loops-helpers.ts';
-import { gradientError, householdRollouts, trainSteps } from './update-fixtures.ts';
+import { tinyPolicy } from '../agents/loops-helpers.ts';
+import {
+  gradientError,
+  householdRollouts,
+  ONE_STEP_RL_LOSS,
+  trainSteps,
+  weightCopies,
+} from './update-fixtures.ts';
 
 const policies: Policy[] = [];
 afterAll(async () => {
@@ -52,19 +58,9 @@ describe('trajectory-packed update', () => {
 
     // Fresh copies of the same weights; one step each. The first AdamW moment is (1 - beta1) x the
     // gradient, so comparing moments compares gradients (no clipping: a huge maxGradNorm).
-    const loss = {
-      kind: 'rl' as const,
-      learningRate: 1e-9,
-      maxGradNorm: 1e9,
-      klCoef: 0.01,
-      entropyCoef: 0.001,
-    };
-    const copies = [0, 1].map(() => {
-      const p = Policy.create({ model: 'tiny', tokenizer: domainTokenizer(), seed: 11 });
-      p.runner.setParams(policy.runner.getParams());
-      policies.push(p);
-      return p;
-    });
+    const loss = ONE_STEP_RL_LOSS;
+    const copies = weightCopies(policy, 11);
+    policies.push(...copies);
     const a = await copies[0]!.update(packed.rows, loss);
     const b = await copies[1]!.update(perStep.rows, loss);
     expect(a.tokens).toBe(b.tokens);

@@ -4,15 +4,21 @@
  * gradients and log-probs.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { Policy } from '../../src/index.ts';
+import type { Policy } from '../../src/index.ts';
 import { parseTrainConfig } from '../../src/training/config.ts';
 import { makeFamily } from '../../src/training/families/index.ts';
 import { HOUSEHOLD_DEFAULT } from '../../src/training/presets.ts';
 import { sftRow, sftRows, sftSamples } from '../../src/training/sft.ts';
 import { miniBatches, tokenRows } from '../../src/training/update.ts';
 import { Rng } from '../../src/util/random.ts';
-import { domainTokenizer, tinyPolicy } from '../agents/loops-helpers.ts';
-import { gradientError, householdRollouts, trainSteps } from './update-fixtures.ts';
+import { tinyPolicy } from '../agents/loops-helpers.ts';
+import {
+  gradientError,
+  householdRollouts,
+  ONE_STEP_RL_LOSS,
+  trainSteps,
+  weightCopies,
+} from './update-fixtures.ts';
 
 const policies: Policy[] = [];
 afterAll(async () => {
@@ -65,19 +71,9 @@ describe('shared-prefix update', () => {
     // One optimizer step each on fresh copies of the same weights, all rows in one batch (rows
     // with and without a prefix, prefixes of different lengths). The first AdamW moment is
     // (1 - beta1) x the gradient, so comparing moments compares gradients.
-    const loss = {
-      kind: 'rl' as const,
-      learningRate: 1e-9,
-      maxGradNorm: 1e9,
-      klCoef: 0.01,
-      entropyCoef: 0.001,
-    };
-    const copies = [0, 1].map(() => {
-      const p = Policy.create({ model: 'tiny', tokenizer: domainTokenizer(), seed: 21 });
-      p.runner.setParams(policy.runner.getParams());
-      policies.push(p);
-      return p;
-    });
+    const loss = ONE_STEP_RL_LOSS;
+    const copies = weightCopies(policy, 21);
+    policies.push(...copies);
     // The same reference log-probs on both sides (scoring noise would otherwise enter the KL term).
     const a = await copies[0]!.update(
       shared.rows.map((r, i) => ({
@@ -128,11 +124,8 @@ describe('shared-prefix update', () => {
     expect(sftRows(samples, cut + 1).every((r) => r.prefix === undefined)).toBe(true);
     expect(sftRows(samples, 0).every((r) => r.prefix === undefined)).toBe(true);
 
-    const copies = [0, 1].map(() => {
-      const p = Policy.create({ model: 'tiny', tokenizer: domainTokenizer(), seed: 23 });
-      policies.push(p);
-      return p;
-    });
+    const copies = weightCopies(policy, 23);
+    policies.push(...copies);
     const loss = { kind: 'sft' as const, learningRate: 1e-9, maxGradNorm: 1e9 };
     const a = await copies[0]!.update(shared, loss);
     const b = await copies[1]!.update(whole, loss);

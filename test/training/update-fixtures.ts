@@ -5,8 +5,9 @@
 import { PolicyChatModel } from '../../src/agents/chat/index.ts';
 import { rollout } from '../../src/agents/loops/rollout.ts';
 import type { Trajectory } from '../../src/agents/record.ts';
-import { HouseholdGenerator, type Policy } from '../../src/index.ts';
+import { HouseholdGenerator, Policy } from '../../src/index.ts';
 import type { TrainStep } from '../../src/training/credit.ts';
+import { domainTokenizer } from '../agents/loops-helpers.ts';
 
 /** G rollouts of two train tasks, at most 3 steps of 12 tokens, in the given prompt format. */
 export function householdRollouts(
@@ -63,4 +64,26 @@ export function gradientError(a: Policy, b: Policy): number {
   for (const [name, g] of b.runner.getOptimizerState()!.m)
     worst = Math.max(worst, relativeError(ma.get(name)!, g));
   return worst;
+}
+
+/**
+ * The exactness tests' RL loss: a step too small to matter and no clipping, so that after one
+ * update the first AdamW moment is (1 - beta1) x the gradient (`gradientError`).
+ */
+export const ONE_STEP_RL_LOSS = {
+  kind: 'rl' as const,
+  learningRate: 1e-9,
+  maxGradNorm: 1e9,
+  klCoef: 0.01,
+  entropyCoef: 0.001,
+};
+
+/** Two fresh tiny policies holding `policy`'s weights: two updates that start from the same point. */
+export function weightCopies(policy: Policy, seed: number): [Policy, Policy] {
+  const copy = () => {
+    const p = Policy.create({ model: 'tiny', tokenizer: domainTokenizer(), seed });
+    p.runner.setParams(policy.runner.getParams());
+    return p;
+  };
+  return [copy(), copy()];
 }
