@@ -9,7 +9,8 @@
  *   npx tsx bench/household-rl.ts --checkpoint runs/household-sft/sft --out runs/household-rl \
  *     [--iterations 6] [--tasks 8] [--group 8] [--lr 2e-4] [--temperature 1] [--kl 0.01] \
  *     [--epochs 1] [--mini-batch 32] [--estimator gigpo] [--eval-tasks 200] [--eval-every 2] \
- *     [--probe 1,0.5] [--seed 0]
+ *     [--probe 1,0.5] [--seed 0] [--actions free|admissible] \
+ *     [--dynamic <retries>]
  *
  * The greedy evaluation before RL is kept beside the checkpoint (`before-<n>.json`) and reused.
  *
@@ -48,6 +49,8 @@ const { values: a } = parseArgs({
     'eval-every': { type: 'string', default: '2' },
     probe: { type: 'string', default: '1' },
     seed: { type: 'string', default: '0' },
+    actions: { type: 'string', default: 'free' },
+    dynamic: { type: 'string' },
   },
 });
 if (!a.checkpoint) throw new Error('--checkpoint <dir>: the SFT checkpoint RL starts from is required');
@@ -65,7 +68,7 @@ const input = {
   estimator: a.estimator as 'gigpo',
   policy: { checkpoint: a.checkpoint },
   sft: { enabled: false },
-  loop: { ...HOUSEHOLD_DEFAULT.loop, temperature: num('temperature') },
+  loop: { ...HOUSEHOLD_DEFAULT.loop, temperature: num('temperature'), actions: a.actions as 'free' },
   iterations: num('iterations'),
   tasksPerIteration: num('tasks'),
   groupSize: num('group'),
@@ -77,6 +80,7 @@ const input = {
     ...(a.kl !== undefined ? { klCoef: num('kl') } : {}),
   },
   eval: { every: num('eval-every'), split: 'valid-unseen', tasks: num('eval-tasks') },
+  ...(a.dynamic !== undefined ? { dynamicSampling: { enabled: true, retries: num('dynamic') } } : {}),
   seed: num('seed'),
   db: join(a.out!, 'rl.db'),
   runId: 'rl',
@@ -91,7 +95,11 @@ const sft = await Policy.load(a.checkpoint);
 const probes: Record<string, unknown> = {};
 let c0 = cpu();
 // The greedy "before" is the same for every run from this checkpoint: kept beside it once measured.
-const cache = join(a.checkpoint, `..`, `before-${config.eval.tasks}.json`);
+const cache = join(
+  a.checkpoint,
+  `..`,
+  `before-${config.eval.tasks}${config.loop.actions === 'free' ? '' : `-${config.loop.actions}`}.json`,
+);
 const cached = existsSync(cache)
   ? (JSON.parse(await readFile(cache, 'utf8')) as { before: Evaluations; cpuSeconds: number })
   : undefined;
@@ -115,6 +123,7 @@ for (const t of a
     maxSteps: config.loop.maxSteps,
     maxTokens: config.loop.maxTokens,
     envOptions: config.envOptions,
+    actions: config.loop.actions,
     temperature: t,
     seed: 7,
   });

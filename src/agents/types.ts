@@ -2,6 +2,7 @@
  * The chat-model interface every agent module talks to. Pinned early because the loops, AgentFlow
  * and `stepwise serve` are written against it in parallel; its owner may add optional fields.
  */
+import type { Choices } from '../policy/runtime/choices.ts';
 import type { ChatRole, TemplateMessage } from '../policy/tokenizer/tokenizer.ts';
 
 export type { ChatRole };
@@ -36,6 +37,11 @@ export interface ChatOptions {
   stop?: string[];
   seed?: number;
   tools?: ChatToolDefinition[];
+  /**
+   * Constrained decoding: the text between `open` and `close` is one of `options`. Honoured by the
+   * local policy (src/policy/runtime/choices.ts); remote endpoints ignore it.
+   */
+  choices?: Choices;
   signal?: AbortSignal;
 }
 

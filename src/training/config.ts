@@ -4,7 +4,7 @@
  * aggregation) follow ALGORITHMS.md and are filled in by `parseTrainConfig`.
  */
 import { z } from 'zod';
-import { PromptFormat } from '../agents/prompts/household.ts';
+import { ActionChoice, PromptFormat } from '../agents/prompts/household.ts';
 import { estimators } from '../credit/estimators.ts';
 import { penaltyPlacementSchema } from '../credit/types.ts';
 import { ENV_NAMES } from '../envs/index.ts';
@@ -142,8 +142,14 @@ export const TrainConfig = z.strictObject({
        * normalisation absorbs (docs/ARCHITECTURE.md, "Rollout temperature").
        */
       temperature: z.number().min(0).default(1),
+      /**
+       * How the household command is written: 'free' text, or 'admissible': decoded as one of the
+       * admissible commands (constrained decoding; rollouts, evaluations and DAgger alike), so no
+       * step is a no-op the env cannot execute. Household only.
+       */
+      actions: ActionChoice.default('free'),
     })
-    .default({ history: 2, maxSteps: 20, maxTokens: 48, temperature: 1 }),
+    .default({ history: 2, maxSteps: 20, maxTokens: 48, temperature: 1, actions: 'free' }),
   policy: z
     .strictObject({
       /** Size of a fresh policy (its tokenizer is trained on the envs' text). */
@@ -362,6 +368,12 @@ export function parseTrainConfig(input: unknown): TrainConfig {
       "'igpo' cannot train agent 'served': its turn values score the gold answer in the env's own answer " +
         'format (<answer>...</answer>), which a served agent does not write (and recorded rollouts have no ' +
         "known answer); use 'grpo', 'rloo', 'gigpo' or 'hgpo'",
+    );
+  }
+  if (c.loop.actions === 'admissible' && (c.env !== 'household' || c.agent !== 'react')) {
+    throw new TrainConfigError(
+      'loop.actions',
+      `'admissible' chooses among the household world's admissible commands in its ReAct loop (env 'household', agent 'react'); got env '${c.env}', agent '${c.agent}'`,
     );
   }
   if (c.estimator === 'igpo' && c.env === 'household') {

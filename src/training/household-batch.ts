@@ -8,6 +8,8 @@
  */
 import { INVALID_ACTION_NOTE } from '../agents/loops/household.ts';
 import {
+  type ActionChoice,
+  actionChoices,
   type HouseholdTurn,
   householdMessages,
   type PromptFormat,
@@ -43,6 +45,8 @@ export interface LockstepOptions {
   batch?: number;
   /** Record, for every state visited, the exploring expert's command there (DAgger's labels). */
   label?: boolean;
+  /** The loop's `actions`: 'admissible' decodes each command as one of the admissible ones. */
+  actions?: ActionChoice;
 }
 
 export interface LockstepTrajectory {
@@ -128,6 +132,10 @@ export async function householdLockstep(
           temperature: options.temperature ?? 0,
           maxNewTokens: options.maxTokens,
           seed: (options.seed ?? 0) + step * 1_000_003 + i,
+          rows: part.map(({ run }) => {
+            const choices = actionChoices(options.actions ?? 'free', run.admissible);
+            return choices ? { choices } : {};
+          }),
         },
       );
       for (const [j, { run }] of part.entries()) act(run, out[j]!, options.maxSteps);

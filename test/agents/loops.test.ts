@@ -269,6 +269,39 @@ describe('household loop', () => {
     expect(model.calls[2]!.messages[0]!.content).toContain(`Action 2: '${first}'`);
   });
 
+  it("actions 'admissible' asks the model for one of the admissible commands of each state", async () => {
+    const model = replies(...expert.map(think));
+    const t = await runHousehold(
+      new HouseholdEnv() as never,
+      model,
+      { task, seed: task.seed },
+      { promptFormat: 'windowed', actions: 'admissible' },
+    );
+    expect(t.won).toBe(true);
+    // The same states, replayed: the admissible commands before each expert action.
+    const replay = new HouseholdEnv();
+    replay.resetSync(task.seed, task);
+    const shown = expert.map((action) => {
+      const list = replay.admissibleActions();
+      replay.stepSync(action);
+      return list;
+    });
+    expect(model.calls.map((c) => c.options.choices)).toEqual(
+      shown
+        .slice(0, model.calls.length)
+        .map((options) => ({ open: '<action>', close: '</action>', options })),
+    );
+    // 'free' (the default) asks for no constraint.
+    const free = replies(...expert.map(think));
+    await runHousehold(
+      new HouseholdEnv() as never,
+      free,
+      { task, seed: task.seed },
+      { promptFormat: 'windowed' },
+    );
+    expect(free.calls.every((c) => c.options.choices === undefined)).toBe(true);
+  });
+
   it('stops at the step limit, counting invalid steps', async () => {
     const t = await runHousehold(
       new HouseholdEnv() as never,

@@ -216,7 +216,14 @@ describe('household lock step', () => {
     const collect = householdDagger(
       {
         envOptions: {},
-        loop: { promptFormat: 'growing', history: 1, maxSteps: 2, maxTokens: 8, temperature: 1 },
+        loop: {
+          promptFormat: 'growing',
+          history: 1,
+          maxSteps: 2,
+          maxTokens: 8,
+          temperature: 1,
+          actions: 'free',
+        },
         sft: { dagger: { tasks: 2, temperature: 0 } },
       },
       (split, seed) => {

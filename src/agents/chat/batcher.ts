@@ -103,6 +103,7 @@ export class GenerateBatcher {
       stopTokens: [...this.policy.tokenizer.stopIds],
       seed: row.seed ?? 0,
       topLogprobs: row.topLogprobs ?? 0,
+      ...(row.choices ? { choices: row.choices } : {}),
       onToken: extra.onToken,
       signal: extra.signal,
     });

@@ -120,6 +120,7 @@ export class PolicyChatModel implements ChatModel {
         stop: options.stop ?? [],
         seed: options.seed ?? this.nextSeed++,
         topLogprobs: options.topLogprobs ?? 0,
+        ...(options.choices ? { choices: options.choices } : {}),
       },
       { onToken: options.onToken, signal: options.signal },
     );

@@ -12,6 +12,8 @@ import { z } from 'zod';
 import type { HouseholdTask } from '../../envs/household/generator.ts';
 import type { Env } from '../../envs/types.ts';
 import {
+  ActionChoice,
+  actionChoices,
   type HouseholdTurn,
   householdMessages,
   INVALID_ACTION_NOTE,
@@ -44,6 +46,8 @@ export const HouseholdLoopOptions = LoopOptions.extend({
   history: z.number().int().min(0).default(2),
   /** Steps (valid or not) before the trajectory ends; the env's own limit applies too. */
   maxSteps: z.number().int().min(1).default(50),
+  /** 'admissible': the command is decoded as one of the admissible ones (the local policy only). */
+  actions: ActionChoice.default('free'),
 });
 export type HouseholdLoopOptions = z.output<typeof HouseholdLoopOptions>;
 
@@ -76,7 +80,11 @@ export async function runHousehold(
       observation,
       admissible,
     });
-    const call = chatOptions(opts.sampling, { seed: episode.seed, trajectoryId }, steps.length);
+    const choices = actionChoices(opts.actions, admissible);
+    const call = {
+      ...chatOptions(opts.sampling, { seed: episode.seed, trajectoryId }, steps.length),
+      ...(choices ? { choices } : {}),
+    };
     const result = await ask(model, messages, call, deadline);
     if (result === TIMED_OUT || result === CONTEXT_FULL) {
       outcome = result === TIMED_OUT ? 'time_limit' : 'context_limit';

@@ -9,6 +9,7 @@
  * trajectory trains as one sequence. The wording is ours.
  */
 import { z } from 'zod';
+import type { Choices } from '../../policy/runtime/choices.ts';
 import type { ChatMessage } from '../types.ts';
 
 /**
@@ -17,6 +18,20 @@ import type { ChatMessage } from '../types.ts';
  */
 export const PromptFormat = z.enum(['growing', 'windowed']);
 export type PromptFormat = z.infer<typeof PromptFormat>;
+
+/**
+ * How the command is written: 'free' (any text inside the action tags; a command the env cannot
+ * execute is an invalid no-op) or 'admissible' (constrained decoding to one of the admissible
+ * commands, src/policy/runtime/choices.ts; the local policy only).
+ */
+export const ActionChoice = z.enum(['free', 'admissible']);
+export type ActionChoice = z.infer<typeof ActionChoice>;
+
+/** The generation constraint of `actions` in a state with these admissible commands (none for 'free'). */
+export function actionChoices(actions: ActionChoice, admissible: readonly string[]): Choices | undefined {
+  if (actions === 'free' || admissible.length === 0) return undefined;
+  return { open: '<action>', close: '</action>', options: [...admissible] };
+}
 
 /** One earlier step as the history shows it. */
 export interface HouseholdTurn {

@@ -11,6 +11,7 @@
  * steps (up to float rounding in the batched kernels).
  */
 import { Rng } from '../../util/random.ts';
+import { ChoiceConstraint, type Choices, maskLogits } from './choices.ts';
 import type { PrefixNode } from './prefix-cache.ts';
 import type { ModelRunner } from './runner.ts';
 import { logSoftmaxAt, type SamplingOptions, StopStrings, sampleToken } from './sampling.ts';
@@ -28,6 +29,8 @@ export interface RowRequest {
   seed: number;
   /** Also return the log-probs of this many most likely tokens at each step (0 = none). */
   topLogprobs: number;
+  /** Constrain the text between `choices.open` and `choices.close` to one of its options (choices.ts). */
+  choices?: Choices;
   onToken?: (token: number, logprob: number, top?: TopLogprob[]) => void;
   /** Aborting drops the row before its next step (the promise rejects with the reason). */
   signal?: AbortSignal;
@@ -54,6 +57,8 @@ export interface Generation {
 /** What generation needs from a tokenizer to watch for stop strings. */
 export interface Detokenizer {
   tokenBytes(id: number): Uint8Array;
+  /** Needed for `choices` (their options are encoded). */
+  encode?(text: string): number[];
 }
 
 export interface ContinuousBatchOptions {
@@ -92,6 +97,7 @@ interface Row extends Pending {
   rng: Rng;
   stopStrings: StopStrings | undefined;
   stopTokens: Set<number>;
+  constraint: ChoiceConstraint | undefined;
   /** Most tokens this row may generate: maxNewTokens, bounded by the context. */
   budget: number;
   out: Generation;
@@ -124,6 +130,8 @@ export class ContinuousBatch {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private firstArrival = 0;
+  /** Scratch logits for constrained rows. */
+  private masked: Float32Array = new Float32Array();
 
   constructor(
     readonly runner: ModelRunner,
@@ -152,6 +160,9 @@ export class ContinuousBatch {
       }
       if (request.stop.length > 0 && !this.options.detokenizer) {
         throw new Error('generate: stop strings need a detokenizer (Policy.generate has one)');
+      }
+      if (request.choices && !this.options.detokenizer?.encode) {
+        throw new Error('generate: choices need a tokenizer that encodes (Policy.generate has one)');
       }
       request.signal?.throwIfAborted();
     } catch (err) {
@@ -238,6 +249,8 @@ export class ContinuousBatch {
       rng: new Rng(r.seed),
       stopStrings: detok ? new StopStrings(r.stop, (t) => detok.tokenBytes(t)) : undefined,
       stopTokens: new Set(r.stopTokens),
+      constraint:
+        r.choices && new ChoiceConstraint(r.choices, detok as Required<Detokenizer>).prime(r.prompt),
       budget: Math.min(r.maxNewTokens, this.runner.config.contextLength - r.prompt.length),
       out: {
         tokens: [],
@@ -353,7 +366,12 @@ export class ContinuousBatch {
   /** Sample a row's next token from its logits and decide whether the row is done. */
   private sample(row: Row, logits: Float32Array): void {
     const r = row.request;
-    const { token, logprob } = sampleToken(logits, r.sampling, row.rng);
+    const allowed = row.constraint?.allowed();
+    if (allowed) this.masked = maskLogits(logits, allowed, this.masked);
+    let { token, logprob } = sampleToken(allowed ? this.masked : logits, r.sampling, row.rng);
+    // The model's own log-prob, not the renormalised one (choices.ts says why).
+    if (allowed) logprob = logSoftmaxAt(logits, token);
+    row.constraint?.push(token);
     row.next = token;
     row.out.tokens.push(token);
     row.out.logprobs.push(logprob);

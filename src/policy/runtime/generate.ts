@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseOrThrow } from '../../util/zod.ts';
+import { Choices } from './choices.ts';
 import type { ContinuousBatch, Generation, TopLogprob } from './continuous-batch.ts';
 import { SamplingOptions } from './sampling.ts';
 
@@ -23,6 +24,8 @@ export const RowOptions = z.object({
   seed: z.number().int().optional(),
   /** Also return the log-probs of this many most likely tokens at each step (0 = none). */
   topLogprobs: z.number().int().min(0).max(20).optional(),
+  /** The text between `open` and `close` must be one of `options` (constrained decoding, choices.ts). */
+  choices: Choices.optional(),
 });
 export type RowOptions = z.infer<typeof RowOptions>;
 
@@ -81,6 +84,7 @@ export function generate(
         stopTokens: options.stopTokens,
         seed: r.seed ?? options.seed + i,
         topLogprobs: r.topLogprobs ?? 0,
+        ...(r.choices ? { choices: r.choices } : {}),
         onToken: onToken && ((token, logprob, top) => onToken(i, token, logprob, top)),
       });
     }),

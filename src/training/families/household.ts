@@ -111,6 +111,7 @@ export function householdFamily(config: TrainConfig, hooks: FamilyHooks = {}): T
             promptFormat: config.loop.promptFormat,
             history: config.loop.history,
             maxSteps: config.loop.maxSteps,
+            actions: config.loop.actions,
             sampling: {
               temperature: request.temperature,
               maxTokens: config.loop.maxTokens,
@@ -136,6 +137,7 @@ export async function householdEvaluate(
     maxSteps: config.loop.maxSteps,
     maxTokens: config.loop.maxTokens,
     envOptions: config.envOptions,
+    actions: config.loop.actions,
   });
   return {
     split,
@@ -178,6 +180,7 @@ export function householdDagger(
       temperature,
       seed: (options.seed ?? 0) + round,
       envOptions: config.envOptions,
+      actions: config.loop.actions,
       label: true,
     });
     return sftSamples(
