@@ -3,6 +3,8 @@
  * run each method from it for each seed at one environment-step budget (resuming the runs of a
  * killed benchmark), and read each run's evaluation curve against env steps.
  */
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
@@ -21,11 +23,24 @@ export interface Measure {
 
 export const SUCCESS: Measure = { label: 'valid-unseen success', metric: 'success', of: (e) => e.success };
 
+/**
+ * A run's result, kept beside its store once it finished: a resumed benchmark reads it back whole.
+ * (A finished run resumed from its store alone has no per-task outcomes: its evaluations are
+ * stored as rates, and the paired intervals need every task's outcome.)
+ */
+async function kept(db: string, run: () => Promise<TrainResult>): Promise<TrainResult> {
+  const file = db.replace(/\.db$/, '.result.json');
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as TrainResult;
+  const result = await run();
+  await writeFile(file, JSON.stringify(result));
+  return result;
+}
+
 /** The shared SFT checkpoint (iterations 0), or the finished one a killed benchmark left in `ctx.dir`. */
 export function sharedSft(ctx: LearningContext, base: TrainConfigInput): Promise<TrainResult> {
-  return train(
-    { ...base, iterations: 0, db: join(ctx.dir, 'sft.db'), runId: 'sft', seed: 0 },
-    { log: ctx.log, resume: true },
+  const db = join(ctx.dir, 'sft.db');
+  return kept(db, () =>
+    train({ ...base, iterations: 0, db, runId: 'sft', seed: 0 }, { log: ctx.log, resume: true }),
   );
 }
 
@@ -52,19 +67,21 @@ export async function runMethods(
     for (const method of options.methods) {
       const db = join(ctx.dir, `${method}-${seed}.db`);
       ctx.log(`${options.part}: ${method}, seed ${seed}`);
-      const result = await train(
-        {
-          ...options.base,
-          policy: { checkpoint: options.sft.referenceCheckpoint },
-          sft: { enabled: false },
-          estimator: method as TrainConfigInput['estimator'],
-          iterations: 1000,
-          envStepBudget: options.envStepBudget,
-          seed,
-          db,
-          runId: `${method}-${seed}`,
-        },
-        { log: (l) => ctx.log(`  ${l}`), before: options.sft.before, resume: true },
+      const result = await kept(db, () =>
+        train(
+          {
+            ...options.base,
+            policy: { checkpoint: options.sft.referenceCheckpoint },
+            sft: { enabled: false },
+            estimator: method as TrainConfigInput['estimator'],
+            iterations: 1000,
+            envStepBudget: options.envStepBudget,
+            seed,
+            db,
+            runId: `${method}-${seed}`,
+          },
+          { log: (l) => ctx.log(`  ${l}`), before: options.sft.before, resume: true },
+        ),
       );
       results.set(method, [...(results.get(method) ?? []), result]);
       curves.push(evalCurve(db, result, method, seed, options.measure));
