@@ -176,12 +176,13 @@ export const suite: Suite = {
       ...formerBase,
       loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'windowed' },
       policy: sftSteps > 0 ? { preset: 'tiny' } : formerBase.policy,
-      // The former update: whole rows (no shared prompt prefixes), behaviour log-probs re-scored.
-      ppo: { ...HOUSEHOLD_DEFAULT.ppo, behaviourLogprobs: 'rescore', sharedPrefix: 0 },
+      // The former update: whole rows (no shared prompt prefixes), behaviour log-probs re-scored,
+      // the KL term with its full reference pass (ALGORITHMS.md's 0.01).
+      ppo: { ...HOUSEHOLD_DEFAULT.ppo, behaviourLogprobs: 'rescore', sharedPrefix: 0, klCoef: 0.01 },
     };
     const labels = trained
       ? {
-          former: `former: household default from --start, whole rows, behaviour log-probs re-scored`,
+          former: `former: household default from --start, whole rows, behaviour log-probs re-scored, KL term (0.01)`,
           current: `current: household default (${HOUSEHOLD_DEFAULT.loop.promptFormat}, ${HOUSEHOLD_DEFAULT.policy.preset}) from --start`,
         }
       : {

@@ -58,6 +58,12 @@ export const PpoConfig = z.strictObject({
   maxGradNorm: z.number().positive().default(1),
   /** A run whose mean KL to the reference passes this stops (diverging); its last good checkpoint stays. */
   maxKl: z.number().positive().default(1),
+  /**
+   * With `klCoef: 0` the loss needs no reference log-probs, so the reference pass is skipped; this
+   * share of an iteration's units (a group's rows at one step, or a row) is still scored by the
+   * reference to measure the policy's KL to it: the iteration's `kl` and `maxKl`'s guard.
+   */
+  referenceSample: z.number().gt(0).max(1).default(0.25),
 });
 
 /** SFT warm-start: behaviour cloning on expert demonstrations (see sft.ts). */

@@ -26,6 +26,7 @@ export class DivergenceError extends Error {
 /** Means over an iteration's mini-batches, and its throughput. */
 export interface UpdateResult {
   loss: number;
+  /** Mean KL to the reference (with `klCoef` 0: measured on `referenceSample` of the units). */
   kl: number;
   entropy: number;
   clipFraction: number;
@@ -261,8 +262,13 @@ export interface TokenRowOptions {
   pack?: boolean;
   /** Take behaviour log-probs from the rollout (the policy has not changed since it sampled them). */
   rolloutLogprobs?: boolean;
-  /** 0 skips the reference pass (its log-probs are then the behaviour ones: the KL term is off anyway). */
+  /**
+   * 0 skips the reference pass (its log-probs are then the behaviour ones: the KL term is off
+   * anyway), except on `referenceSample` of the units, which measure the KL to the reference.
+   */
   klCoef?: number;
+  /** With `klCoef` 0: the share of units scored by the reference for `referenceKl` (default 0.25). */
+  referenceSample?: number;
   /**
    * Share the prompt prefix of a group's step rows when it is at least this many tokens
    * (`sharePrefixes`); 0 or unset: every row whole.
@@ -279,7 +285,12 @@ export async function tokenRows(
   reference: Policy,
   steps: readonly TrainStep[],
   options: TokenRowOptions = {},
-): Promise<{ rows: (TokenRow & { steps: number; unit: number })[]; rolloutLogprobs: boolean }> {
+): Promise<{
+  rows: (TokenRow & { steps: number; unit: number })[];
+  rolloutLogprobs: boolean;
+  /** With `klCoef` 0: the behaviour policy's KL to the reference on the sampled units. */
+  referenceKl?: number;
+}> {
   const whole = trainingSequences(steps, options.pack ?? false);
   const min = options.sharedPrefix ?? 0;
   const seqs: SharedSequence[] =
@@ -304,7 +315,11 @@ export async function tokenRows(
   rescore.forEach((i, n) => {
     old[i] = scored[n]!;
   });
-  const ref = (options.klCoef ?? 1) > 0 ? await scoreRows(reference, tokens, masks, prefixes) : old;
+  const withKl = (options.klCoef ?? 1) > 0;
+  const ref = withKl ? await scoreRows(reference, tokens, masks, prefixes) : old;
+  const referenceKl = withKl
+    ? undefined
+    : await sampledReferenceKl(reference, seqs, old, options.referenceSample ?? 0.25, prefixes);
   const rows = seqs.map((s, i) => ({
     tokens: s.tokens,
     mask: s.mask,
@@ -316,7 +331,42 @@ export async function tokenRows(
     unit: s.unit,
     ...(s.prefix ? { prefix: s.prefix } : {}),
   }));
-  return { rows, rolloutLogprobs: fromRollout };
+  return { rows, rolloutLogprobs: fromRollout, ...(referenceKl !== undefined ? { referenceKl } : {}) };
+}
+
+/**
+ * The KL to the reference when the loss has no KL term: every k-th unit (k = round(1 / share)) is
+ * scored by the reference, and the estimator is the loss's own (ALGORITHMS.md: exp(d) - d - 1,
+ * d = ref - lp, clamped to [-10, 10]), a token mean over those units' response tokens, with the
+ * behaviour log-probs as lp: the policy that rolled the iteration out, measured against the start.
+ */
+async function sampledReferenceKl(
+  reference: Policy,
+  seqs: readonly SharedSequence[],
+  old: readonly (readonly number[] | undefined)[],
+  share: number,
+  prefixes: readonly (readonly number[] | undefined)[] | undefined,
+): Promise<number> {
+  const every = Math.max(1, Math.round(1 / share));
+  const picked = seqs.flatMap((s, i) => (s.unit % every === 0 ? [i] : []));
+  const ref = await scoreRows(
+    reference,
+    picked.map((i) => seqs[i]!.tokens),
+    picked.map((i) => seqs[i]!.mask),
+    prefixes && picked.map((i) => prefixes[i]),
+  );
+  let sum = 0;
+  let n = 0;
+  picked.forEach((i, k) => {
+    const { mask } = seqs[i]!;
+    for (let t = 0; t < mask.length; t++) {
+      if (mask[t] !== 1) continue;
+      const d = ref[k]![t]! - old[i]![t]!;
+      sum += Math.min(10, Math.max(-10, Math.exp(d) - d - 1));
+      n++;
+    }
+  });
+  return n === 0 ? 0 : sum / n;
 }
 
 /** What mini-batching needs of a row: its tokens, the steps it trains, its unit and prefix. */
@@ -384,7 +434,7 @@ export async function update(
   const { config, policy } = ctx;
   const { epochs, miniBatchSize, maxKl } = config.ppo;
   const started = performance.now();
-  const { rows, rolloutLogprobs } = await tokenRows(policy, ctx.reference, steps, {
+  const { rows, rolloutLogprobs, referenceKl } = await tokenRows(policy, ctx.reference, steps, {
     // A packed trajectory weighs its tokens as the step rows would only under token-mean.
     pack: config.ppo.lossAgg === 'token-mean',
     rolloutLogprobs:
@@ -392,8 +442,17 @@ export async function update(
       options.rolloutVersion !== undefined &&
       options.rolloutVersion === policy.runner.paramsVersion,
     klCoef: config.ppo.klCoef,
+    referenceSample: config.ppo.referenceSample,
     sharedPrefix: config.ppo.sharedPrefix,
   });
+  // Without a KL term the graph's KL is to the behaviour policy; the guard and the report then use
+  // the sampled KL to the reference.
+  if (referenceKl !== undefined && referenceKl > maxKl) {
+    throw new DivergenceError(
+      `iteration ${it}: the KL to the reference (${referenceKl.toFixed(4)}, on a sample of the rows) passed ppo.maxKl (${maxKl})`,
+      lastGood,
+    );
+  }
   // LossConfig strips the keys that are not the loss's (epochs, miniBatchSize, maxKl).
   const loss = { kind: 'rl' as const, ...config.ppo };
   const rng = new Rng(`ppo:${config.seed}:${it}`);
@@ -424,7 +483,7 @@ export async function update(
         }
         if (m.kl > maxKl) {
           throw new DivergenceError(
-            `iteration ${it}: the KL to the reference (${m.kl.toFixed(4)}) passed ppo.maxKl (${maxKl})`,
+            `iteration ${it}: the KL to the ${referenceKl === undefined ? 'reference' : 'behaviour policy'} (${m.kl.toFixed(4)}) passed ppo.maxKl (${maxKl})`,
             lastGood,
           );
         }
@@ -438,7 +497,7 @@ export async function update(
   }
   return {
     loss: mean(seen.loss),
-    kl: mean(seen.kl),
+    kl: referenceKl ?? mean(seen.kl),
     entropy: mean(seen.entropy),
     clipFraction: mean(seen.clipFraction),
     gradNorm: mean(seen.gradNorm),

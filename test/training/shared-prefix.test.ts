@@ -147,3 +147,39 @@ describe('shared-prefix update', () => {
     );
   });
 });
+
+describe('the KL to the reference without a KL term', () => {
+  it("klCoef 0 skips the reference pass but measures the loss's KL estimator on a share of the units", async () => {
+    const policy = tinyPolicy(23);
+    const other = tinyPolicy(24); // another untrained policy: a reference it differs from
+    policies.push(policy, other);
+    const steps = trainSteps(await windowedRollouts(policy));
+    const base = { pack: true, rolloutLogprobs: true, sharedPrefix: 16 };
+    const full = await tokenRows(policy, other, steps, { ...base, klCoef: 0.01 });
+    expect(full.referenceKl).toBeUndefined();
+    // The estimator on every unit, from the full pass: exp(d) - d - 1, d = ref - behaviour, token mean.
+    const klOf = (rows: typeof full.rows) => {
+      let sum = 0;
+      let n = 0;
+      for (const r of rows)
+        r.mask.forEach((m, t) => {
+          if (!m) return;
+          const d = r.refLogprobs![t]! - r.oldLogprobs![t]!;
+          sum += Math.min(10, Math.exp(d) - d - 1);
+          n++;
+        });
+      return sum / n;
+    };
+    const all = await tokenRows(policy, other, steps, { ...base, klCoef: 0, referenceSample: 1 });
+    expect(all.referenceKl).toBeCloseTo(klOf(full.rows), 5);
+    expect(all.referenceKl!).toBeGreaterThan(0.01);
+    // The loss then reads no reference: its reference log-probs are the behaviour ones.
+    expect(all.rows.every((r) => r.refLogprobs === r.oldLogprobs)).toBe(true);
+    // A quarter of the units: every fourth unit's tokens only.
+    const quarter = await tokenRows(policy, other, steps, { ...base, klCoef: 0, referenceSample: 0.25 });
+    expect(quarter.referenceKl).toBeCloseTo(klOf(full.rows.filter((r) => r.unit % 4 === 0)), 5);
+    // Against itself the policy has not moved.
+    const self = await tokenRows(policy, policy, steps, { ...base, klCoef: 0 });
+    expect(self.referenceKl!).toBeLessThan(1e-6);
+  });
+});
