@@ -244,9 +244,16 @@ log(
 );
 await writeFile(join(a.out!, 'result.json'), `${JSON.stringify(out, null, 2)}\n`);
 
+/** A split's figures, with its per-task outcomes (so runs can be pooled task by task later). */
 function summary(e: Evaluations['valid-unseen']) {
   const wins = Math.round(e.success * e.tasks);
-  return { tasks: e.tasks, success: e.success, ci95: wilson(wins, e.tasks), invalidRate: e.invalidRate };
+  return {
+    tasks: e.tasks,
+    success: e.success,
+    ci95: wilson(wins, e.tasks),
+    invalidRate: e.invalidRate,
+    outcomes: e.outcomes,
+  };
 }
 
 function pct(x: number): string {
