@@ -1,7 +1,7 @@
 /**
  * The embedded default: what `npm start` (and `stepwise train` without a config) runs, and what
  * the household scenarios start from. SFT on the exploring expert, then GiGPO on the household
- * world, sized to finish in about ten minutes on a 2-core CPU with the tiny policy.
+ * world, sized to finish in under fifteen minutes on a 2-core CPU with the tiny policy.
  */
 import type { TrainConfigInput } from './config.ts';
 
@@ -46,7 +46,7 @@ export const HOUSEHOLD_DEFAULT = {
     dagger: { every: 250, tasks: 32, share: 0.3, temperature: 0 },
   },
   // Issue 14's 20 iterations of 8 tasks x G = 8 (1280 trajectories). On an idle 2-core machine
-  // the whole npm start took 13:41 (the SFT 9 minutes, the 20 iterations about 4; docs/BENCHMARKS.md).
+  // the whole npm start took 12:54 (the SFT 9 minutes, the 20 iterations about 3; docs/BENCHMARKS.md).
   groupSize: 8,
   tasksPerIteration: 8,
   iterations: 20,
