@@ -10,7 +10,7 @@
  *     [--iterations 6] [--tasks 8] [--group 8] [--lr 2e-4] [--temperature 1] [--kl 0.01] \
  *     [--epochs 1] [--mini-batch 32] [--estimator gigpo] [--eval-tasks 200] [--eval-every 2] \
  *     [--probe 1,0.5] [--seed 0] [--actions free|admissible] \
- *     [--dynamic <retries>]
+ *     [--dynamic <retries>] [--history 1]
  *
  * The greedy evaluation before RL is kept beside the checkpoint (`before-<n>.json`) and reused.
  *
@@ -51,6 +51,7 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '0' },
     actions: { type: 'string', default: 'free' },
     dynamic: { type: 'string' },
+    history: { type: 'string', default: '1' },
   },
 });
 if (!a.checkpoint) throw new Error('--checkpoint <dir>: the SFT checkpoint RL starts from is required');
@@ -68,7 +69,12 @@ const input = {
   estimator: a.estimator as 'gigpo',
   policy: { checkpoint: a.checkpoint },
   sft: { enabled: false },
-  loop: { ...HOUSEHOLD_DEFAULT.loop, temperature: num('temperature'), actions: a.actions as 'free' },
+  loop: {
+    ...HOUSEHOLD_DEFAULT.loop,
+    temperature: num('temperature'),
+    actions: a.actions as 'free',
+    history: num('history'),
+  },
   iterations: num('iterations'),
   tasksPerIteration: num('tasks'),
   groupSize: num('group'),

@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/household-sft.ts --out runs/household-sft [--steps 1500] [--batch 16] [--lr 2e-3]
  *     [--warmup 100] [--decay cosine] [--dagger-every 300] [--dagger-tasks 48] [--dagger-share 0.3]
- *     [--select-tasks 40] [--eval-every 250] [--eval-tasks 200] [--preset tiny] [--fixed-tasks 0]
+ *     [--select-tasks 40] [--eval-every 250] [--eval-tasks 200] [--preset tiny] [--fixed-tasks 0] [--history 1]
  *
  * `--fixed-tasks N` trains on N fixed tasks' demonstrations instead of a fresh stream (the old
  * recipe, for comparison); `--checkpoint <dir>` skips SFT and measures that checkpoint. Writes
@@ -46,6 +46,7 @@ const { values: a } = parseArgs({
     'fixed-tasks': { type: 'string', default: '0' },
     seed: { type: 'string', default: '0' },
     checkpoint: { type: 'string' },
+    history: { type: 'string', default: '1' },
   },
 });
 const num = (k: keyof typeof a) => Number(a[k]);
@@ -54,6 +55,7 @@ const wallStart = performance.now();
 const cpuStart = process.cpuUsage();
 const config = parseTrainConfig({
   ...HOUSEHOLD_DEFAULT,
+  loop: { ...HOUSEHOLD_DEFAULT.loop, history: num('history') },
   policy: { preset: a.preset },
   seed: num('seed'),
   db: join(a.out!, 'unused.db'),
