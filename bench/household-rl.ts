@@ -104,7 +104,7 @@ let c0 = cpu();
 const cache = join(
   a.checkpoint,
   `..`,
-  `before-${config.eval.tasks}${config.loop.actions === 'free' ? '' : `-${config.loop.actions}`}.json`,
+  `before-${config.eval.tasks}${config.loop.actions === 'free' ? '' : `-${config.loop.actions}`}${config.loop.history === 1 ? '' : `-history${config.loop.history}`}.json`,
 );
 const cached = existsSync(cache)
   ? (JSON.parse(await readFile(cache, 'utf8')) as { before: Evaluations; cpuSeconds: number })
