@@ -145,18 +145,13 @@ export function diagnosis(dir: string, seeds: readonly number[], startF1: number
       const runId = `${method}-${seed}`;
       const store = openStore(join(dir, `${runId}.db`), { readonly: true });
       try {
-        const iterations = store.iterations(runId);
-        const returns = (iteration: number) =>
-          store.groups(runId, iteration).flatMap((g) => g.trajectories.map((t) => t.episodeReturn));
-        const third = Math.max(1, Math.floor(iterations.length / 3));
-        const over = (part: typeof iterations) => mean(part.flatMap((i) => returns(i.iteration)));
-        if (iterations.length > 0) {
-          rolloutF1[method]!.first.push(over(iterations.slice(0, third)));
-          rolloutF1[method]!.last.push(over(iterations.slice(-third)));
-        }
-        if (method !== 'igpo') continue;
-        for (const { iteration } of iterations) {
-          for (const g of store.groups(runId, iteration)) {
+        // One pass over the run: each iteration's rollout returns, and (IGPO) its first searches' gains.
+        const returns: number[][] = [];
+        for (const { iteration } of store.iterations(runId)) {
+          const groups = store.groups(runId, iteration);
+          returns.push(groups.flatMap((g) => g.trajectories.map((t) => t.episodeReturn)));
+          if (method !== 'igpo') continue;
+          for (const g of groups) {
             for (const t of g.trajectories) {
               const steps = store.trajectory({
                 runId,
@@ -171,6 +166,11 @@ export function diagnosis(dir: string, seeds: readonly number[], startF1: number
               (title !== undefined && question.includes(title) ? found : missed).push(gain);
             }
           }
+        }
+        const third = Math.max(1, Math.floor(returns.length / 3));
+        if (returns.length > 0) {
+          rolloutF1[method]!.first.push(mean(returns.slice(0, third).flat()));
+          rolloutF1[method]!.last.push(mean(returns.slice(-third).flat()));
         }
       } finally {
         store.close();

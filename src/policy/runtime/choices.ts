@@ -99,12 +99,9 @@ export class ChoiceConstraint {
   /** Start from a prompt: one that ends with `open` puts the first generated token inside the span. */
   prime(prompt: readonly number[]): this {
     // Every token is at least one byte, so the last open.length tokens hold the tail.
-    const decoder = new TextDecoder('utf-8');
-    let text = '';
-    for (const id of prompt.slice(-this.choices.open.length))
-      text += decoder.decode(this.tok.tokenBytes(id), { stream: true });
-    this.tail = text.slice(-this.choices.open.length);
-    if (this.tail === this.choices.open) this.node = this.root;
+    let ends = false;
+    for (const id of prompt.slice(-this.choices.open.length)) ends = this.see(id);
+    if (ends) this.node = this.root;
     return this;
   }
 
@@ -123,11 +120,15 @@ export class ChoiceConstraint {
       this.tail = '';
       return;
     }
+    if (this.see(token)) this.node = this.root;
+  }
+
+  /** Add a free token's text to the tail; true when the text now ends with `open`. */
+  private see(token: number): boolean {
     const open = this.choices.open;
-    this.tail = (this.tail + this.decoder.decode(this.tok.tokenBytes(token), { stream: true })).slice(
-      -open.length,
-    );
-    if (this.tail === open) this.node = this.root;
+    const text = this.tail + this.decoder.decode(this.tok.tokenBytes(token), { stream: true });
+    this.tail = text.slice(-open.length);
+    return this.tail === open;
   }
 }
 
