@@ -10,7 +10,7 @@
  *     [--iterations 6] [--tasks 8] [--group 8] [--lr 2e-4] [--temperature 1] [--kl 0.01] \
  *     [--epochs 1] [--mini-batch 32] [--estimator gigpo] [--eval-tasks 200] [--eval-every 2] \
  *     [--probe 1,0.5] [--seed 0] [--actions free|admissible] \
- *     [--dynamic <retries>] [--history 1]
+ *     [--dynamic <retries>] [--history 1] [--logprobs model|sampled] [--penalty 0.1]
  *
  * The greedy evaluation before RL is kept beside the checkpoint (`before-<n>.json`) and reused.
  *
@@ -52,6 +52,8 @@ const { values: a } = parseArgs({
     actions: { type: 'string', default: 'free' },
     dynamic: { type: 'string' },
     history: { type: 'string', default: '1' },
+    logprobs: { type: 'string', default: 'model' },
+    penalty: { type: 'string' },
   },
 });
 if (!a.checkpoint) throw new Error('--checkpoint <dir>: the SFT checkpoint RL starts from is required');
@@ -67,6 +69,7 @@ await mkdir(a.out!, { recursive: true });
 const input = {
   ...HOUSEHOLD_DEFAULT,
   estimator: a.estimator as 'gigpo',
+  ...(a.penalty !== undefined ? { estimatorOptions: { penaltyCoef: num('penalty') } } : {}),
   policy: { checkpoint: a.checkpoint },
   sft: { enabled: false },
   loop: {
@@ -84,6 +87,7 @@ const input = {
     epochs: num('epochs'),
     miniBatchSize: num('mini-batch'),
     ...(a.kl !== undefined ? { klCoef: num('kl') } : {}),
+    logprobs: a.logprobs as 'model',
   },
   eval: { every: num('eval-every'), split: 'valid-unseen', tasks: num('eval-tasks') },
   ...(a.dynamic !== undefined ? { dynamicSampling: { enabled: true, retries: num('dynamic') } } : {}),

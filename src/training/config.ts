@@ -42,6 +42,13 @@ export const PpoConfig = z.strictObject({
    */
   behaviourLogprobs: z.enum(['rollout', 'rescore']).default('rollout'),
   /**
+   * Which distribution the loss's log-probs are of: 'model' (the model's own, temperature 1) or
+   * 'sampled' (the one the rollout drew from: logits / loop.temperature, as verl's actor scores
+   * them). Under 'sampled' at a temperature other than 1 the behaviour log-probs are re-scored
+   * (the rollout records the model's own).
+   */
+  logprobs: z.enum(['model', 'sampled']).default('model'),
+  /**
    * Shortest shared prompt prefix trained once per mini-batch: the step rows of a group at one
    * step share their common prefix when it is at least this many tokens (issue 13); 0: off. Below
    * 32 tokens the one pass saved no longer pays for the layout (bench/train-step.ts: a 16-token

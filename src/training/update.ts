@@ -145,6 +145,7 @@ export async function scoreRows(
   rows: readonly number[][],
   masks?: readonly (readonly number[])[],
   prefixes?: readonly (readonly number[] | undefined)[],
+  temperature = 1,
 ): Promise<number[][]> {
   const out: number[][] = new Array(rows.length);
   const width = (k: number) => rows[k]!.length + (prefixes?.[k]?.length ?? 0);
@@ -157,6 +158,7 @@ export async function scoreRows(
       part.map((k) => rows[k]!),
       masks && part.map((k) => masks[k]!),
       prefixes && part.map((k) => prefixes[k]),
+      temperature,
     );
     part.forEach((k, n) => {
       out[k] = Array.from(logprobs[n]!);
@@ -274,6 +276,12 @@ export interface TokenRowOptions {
    * (`sharePrefixes`); 0 or unset: every row whole.
    */
   sharedPrefix?: number;
+  /**
+   * The loss's temperature (`LossConfig.temperature`): behaviour and reference log-probs are
+   * scored at it. The rollout records the model's own log-probs (temperature 1), so at any other
+   * temperature they are re-scored.
+   */
+  temperature?: number;
 }
 
 /**
@@ -299,7 +307,9 @@ export async function tokenRows(
       : whole.map((s, unit) => ({ ...s, unit }));
   const tokens = seqs.map((s) => s.tokens);
   const prefixes = min > 0 ? seqs.map((s) => s.prefix) : undefined;
-  const fromRollout = (options.rolloutLogprobs ?? false) && seqs.every((s) => s.behaviour !== undefined);
+  const temperature = options.temperature ?? 1;
+  const fromRollout =
+    (options.rolloutLogprobs ?? false) && temperature === 1 && seqs.every((s) => s.behaviour !== undefined);
   // A stale sequence's ratio is against the policy that sampled it; the others are re-scored
   // unless the policy has not changed since their rollout.
   const rescore = fromRollout ? [] : seqs.flatMap((s, i) => (s.stale ? [] : [i]));
@@ -310,16 +320,17 @@ export async function tokenRows(
     rescore.map((i) => tokens[i]!),
     rescore.map((i) => masks[i]!),
     prefixes && rescore.map((i) => prefixes[i]),
+    temperature,
   );
   const old = seqs.map((s) => s.behaviour);
   rescore.forEach((i, n) => {
     old[i] = scored[n]!;
   });
   const withKl = (options.klCoef ?? 1) > 0;
-  const ref = withKl ? await scoreRows(reference, tokens, masks, prefixes) : old;
+  const ref = withKl ? await scoreRows(reference, tokens, masks, prefixes, temperature) : old;
   const referenceKl = withKl
     ? undefined
-    : await sampledReferenceKl(reference, seqs, old, options.referenceSample ?? 0.25, prefixes);
+    : await sampledReferenceKl(reference, seqs, old, options.referenceSample ?? 0.25, prefixes, temperature);
   const rows = seqs.map((s, i) => ({
     tokens: s.tokens,
     mask: s.mask,
@@ -346,6 +357,7 @@ async function sampledReferenceKl(
   old: readonly (readonly number[] | undefined)[],
   share: number,
   prefixes: readonly (readonly number[] | undefined)[] | undefined,
+  temperature: number,
 ): Promise<number> {
   const every = Math.max(1, Math.round(1 / share));
   const picked = seqs.flatMap((s, i) => (s.unit % every === 0 ? [i] : []));
@@ -354,6 +366,7 @@ async function sampledReferenceKl(
     picked.map((i) => seqs[i]!.tokens),
     picked.map((i) => seqs[i]!.mask),
     prefixes && picked.map((i) => prefixes[i]),
+    temperature,
   );
   let sum = 0;
   let n = 0;
@@ -417,6 +430,15 @@ function unitTokens(unit: readonly BatchRow[]): number {
   return unit.reduce((a, r) => a + r.tokens.length, 0) + (unit[0]!.prefix?.length ?? 0);
 }
 
+/**
+ * The loss's temperature (`LossConfig.temperature`): the rollout's sampling temperature under
+ * `ppo.logprobs: 'sampled'` (1 for greedy rollouts), the model's own 1 under 'model'.
+ */
+export function lossTemperature(config: RunContext['config']): number {
+  const t = config.loop.temperature;
+  return config.ppo.logprobs === 'sampled' && t > 0 ? t : 1;
+}
+
 /** What the trainer knows about the steps' rollout. */
 export interface UpdateOptions {
   /** `Runner.paramsVersion` during the rollout (undefined: it changed, or unknown). */
@@ -444,6 +466,7 @@ export async function update(
     klCoef: config.ppo.klCoef,
     referenceSample: config.ppo.referenceSample,
     sharedPrefix: config.ppo.sharedPrefix,
+    temperature: lossTemperature(config),
   });
   // Without a KL term the graph's KL is to the behaviour policy; the guard and the report then use
   // the sampled KL to the reference.
@@ -454,7 +477,7 @@ export async function update(
     );
   }
   // LossConfig strips the keys that are not the loss's (epochs, miniBatchSize, maxKl).
-  const loss = { kind: 'rl' as const, ...config.ppo };
+  const loss = { kind: 'rl' as const, ...config.ppo, temperature: lossTemperature(config) };
   const rng = new Rng(`ppo:${config.seed}:${it}`);
   const seen = {
     loss: [] as number[],

@@ -282,6 +282,57 @@ describe('training', () => {
     for (let t = 0; t < 5; t++) expect(after[t]).toBeCloseTo(want[t]!, 5);
   });
 
+  it('scores and trains at a temperature: the log-probs and entropy of softmax(logits / T)', async () => {
+    const c = micro();
+    const r = new ModelRunner(c, initParams(c, 8));
+    const rows = [
+      [1, 2, 3, 4, 5, 6],
+      [7, 8, 9, 10],
+    ];
+    const T = 0.5;
+    const scored = await r.score(rows, undefined, undefined, T);
+    // By hand from the full logits: log_softmax(z / T)[next] and -sum p log p at each position.
+    const { data, seq } = await r.logits(rows);
+    const V = c.vocabSize;
+    rows.forEach((row, b) => {
+      for (let t = 0; t + 1 < row.length; t++) {
+        const z = Array.from(data.subarray((b * seq + t) * V, (b * seq + t + 1) * V), (x) => x / T);
+        const top = Math.max(...z);
+        const lse = top + Math.log(z.reduce((s, x) => s + Math.exp(x - top), 0));
+        const entropy = -z.reduce((s, x) => s + Math.exp(x - lse) * (x - lse), 0);
+        expect(scored.logprobs[b]![t + 1]).toBeCloseTo(z[row[t + 1]!]! - lse, 5);
+        expect(scored.entropy[b]![t + 1]).toBeCloseTo(entropy, 5);
+      }
+    });
+    // Not the model's own distribution: at T = 1 the same tokens score differently.
+    const own = await r.score(rows);
+    expect(Math.abs(own.logprobs[0]![3]! - scored.logprobs[0]![3]!)).toBeGreaterThan(1e-3);
+    // The train step at T reads the same numbers: with old = ref = the scorer's at T the KL is 0
+    // and the entropy metric is the scorer's token mean; at T = 1 it is not.
+    const batch: TokenRow[] = rows.map((tokens, b) => ({
+      tokens,
+      mask: tokens.map((_, i) => (i ? 1 : 0)),
+      advantages: tokens.map(() => 1),
+      oldLogprobs: Array.from(scored.logprobs[b]!),
+      refLogprobs: Array.from(scored.logprobs[b]!),
+    }));
+    const meanEntropy =
+      scored.entropy.reduce((s, e) => s + e.subarray(1).reduce((a, x) => a + x, 0), 0) /
+      rows.reduce((n, row) => n + row.length - 1, 0);
+    const loss = { kind: 'rl' as const, learningRate: 1e-9, klCoef: 0.01 };
+    const atT = await new ModelRunner(c, initParams(c, 8)).update(
+      batch,
+      LossConfig.parse({ ...loss, temperature: T }),
+    );
+    expect(atT.kl).toBeLessThan(1e-9);
+    expect(atT.entropy).toBeCloseTo(meanEntropy, 5);
+    const atOne = await new ModelRunner(c, initParams(c, 8)).update(batch, LossConfig.parse(loss));
+    expect(atOne.kl).toBeGreaterThan(1e-4);
+    await expect(r.score(rows, undefined, undefined, 0)).rejects.toThrow(
+      /temperature 0; expected a number above 0/,
+    );
+  });
+
   it('scores only the wanted tokens when asked, the same log-probs as scoring everything (0 elsewhere)', async () => {
     const c = micro();
     const r = new ModelRunner(c, initParams(c, 7));

@@ -183,3 +183,39 @@ describe('the KL to the reference without a KL term', () => {
     expect(self.referenceKl!).toBeLessThan(1e-6);
   });
 });
+
+describe("the loss at the rollout's temperature (ppo.logprobs 'sampled')", () => {
+  it("re-scores behaviour and reference log-probs at that temperature instead of taking the rollout's", async () => {
+    const policy = tinyPolicy(25);
+    const other = tinyPolicy(26);
+    policies.push(policy, other);
+    const steps = trainSteps(await windowedRollouts(policy));
+    const base = { pack: true, rolloutLogprobs: true, sharedPrefix: 16, klCoef: 0.01 };
+    const own = await tokenRows(policy, other, steps, base);
+    expect(own.rolloutLogprobs).toBe(true);
+    const hot = await tokenRows(policy, other, steps, { ...base, temperature: 0.5 });
+    expect(hot.rolloutLogprobs).toBe(false);
+    // Each row's response tokens, scored whole (no shared prefix) at 0.5 by the scorer.
+    const whole = async (p: Policy, r: (typeof hot.rows)[number]) => {
+      const tokens = [...(r.prefix ?? []), ...r.tokens];
+      const { logprobs } = await p.runner.score([tokens], undefined, undefined, 0.5);
+      return Array.from(logprobs[0]!.subarray(r.prefix?.length ?? 0));
+    };
+    let compared = 0;
+    for (const r of hot.rows.slice(0, 6)) {
+      const [old, ref] = [await whole(policy, r), await whole(other, r)];
+      r.mask.forEach((m, t) => {
+        if (!m) return;
+        expect(r.oldLogprobs![t]).toBeCloseTo(old[t]!, 4);
+        expect(r.refLogprobs![t]).toBeCloseTo(ref[t]!, 4);
+        compared++;
+      });
+    }
+    expect(compared).toBeGreaterThan(20);
+    // Sharper than the model's own distribution: the sampled tokens' log-probs differ.
+    const differ = own.rows[0]!.oldLogprobs!.some(
+      (lp, t) => Math.abs(lp - hot.rows[0]!.oldLogprobs![t]!) > 1e-3,
+    );
+    expect(differ).toBe(true);
+  });
+});

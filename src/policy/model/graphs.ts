@@ -212,7 +212,8 @@ function prefixedLayout(
  * built in the graph). Shared by the score graph and the train step. With `select` (int64
  * [batch, k], flat indices row x seq + position, see `TransformerInputs.select`) only those
  * positions are scored: `targets` and the outputs are then [batch, k]. With `prefix`, each row
- * of `ids` continues its shared prefix (`prefixedLayout`).
+ * of `ids` continues its shared prefix (`prefixedLayout`). With `temperature` (default 1) the
+ * log-probs and entropy are those of softmax(logits / temperature).
  */
 export function scoreTokens(
   c: ModelConfig,
@@ -222,6 +223,7 @@ export function scoreTokens(
   train = false,
   select?: Tensor,
   prefix?: PrefixInputs,
+  temperature = 1,
 ): TokenScores {
   const g = ids.graph;
   const dtype = params.get('tokenEmbedding')!.dtype as FloatType;
@@ -234,7 +236,7 @@ export function scoreTokens(
     layout = { ids, positions, bias: causalBias(g, positions, ioDtype(dtype)), train, select };
   }
   const { logits } = transformer(c, params, layout);
-  const logp = logSoftmax(logits, -1);
+  const logp = logSoftmax(temperature === 1 ? logits : mul(logits, 1 / temperature), -1);
   const logprobs = squeeze(gatherElements(logp, unsqueeze(targets, -1), -1), -1);
   const entropy = neg(reduceSum(mul(exp(logp), logp), -1));
   return { logprobs, entropy };
@@ -251,6 +253,7 @@ export function buildScoreGraph(
   weights?: Params,
   select = false,
   prefixed = false,
+  temperature = 1,
 ): Graph {
   const g = new Graph(`score${select ? '-select' : ''}${prefixed ? '-prefixed' : ''}`);
   const ids = g.input('ids', 'int64', ['batch', 'seq']);
@@ -258,7 +261,7 @@ export function buildScoreGraph(
   const targets = g.input('targets', 'int64', ['batch', select ? 'sel' : 'seq']);
   const prefix = prefixed ? prefixInputs(g) : undefined;
   const params = weights ? paramConstants(g, c, weights, dtype) : paramInputs(g, c, dtype);
-  const { logprobs, entropy } = scoreTokens(c, params, ids, targets, false, picked, prefix);
+  const { logprobs, entropy } = scoreTokens(c, params, ids, targets, false, picked, prefix, temperature);
   g.output('logprobs', logprobs);
   g.output('entropy', entropy);
   return g;

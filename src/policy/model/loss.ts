@@ -43,6 +43,12 @@ export const LossConfig = z.object({
   adamEps: z.number().positive().default(1e-8),
   /** Global gradient-norm clip. */
   maxGradNorm: z.number().positive().default(1.0),
+  /**
+   * The temperature the policy's log-probs and entropy are taken at: logits / temperature before
+   * the softmax. The trainer sets it to the rollout's sampling temperature (`ppo.logprobs`), so the
+   * gradient is that of the distribution the tokens were drawn from, as verl's actor does.
+   */
+  temperature: z.number().positive().default(1),
 });
 export type LossConfig = z.infer<typeof LossConfig>;
 

@@ -69,7 +69,7 @@ export function buildTrainGraph(
     ? new Map([...params].map(([k, p]) => [k, isNormParam(k) ? p : cast(p, precision)]))
     : params;
   const lossScale = precision === 'float16' ? g.input('lossScale', dtype, []) : undefined;
-  const scores = scoreTokens(c, compute, ids, targets, true, select, prefix);
+  const scores = scoreTokens(c, compute, ids, targets, true, select, prefix, cfg.temperature);
   // The entropy enters the gradient only through the RL bonus; otherwise it is a metric.
   const entropy = cfg.kind === 'rl' && cfg.entropyCoef > 0 ? scores.entropy : stopGradient(scores.entropy);
   const terms = lossTerms(

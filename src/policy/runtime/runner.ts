@@ -437,11 +437,13 @@ export class ModelRunner {
    * (one flag array per row, aligned with its tokens), only the tokens whose flag is non-zero are
    * scored and the others read 0: the head and its [rows, seq, vocab] log-softmax then run on those
    * positions only (the update reads the response tokens' log-probs, a tenth of a windowed row).
+   * With `temperature` the log-probs and entropy are those of softmax(logits / temperature).
    */
   async score(
     rows: number[][],
     wanted?: readonly (readonly number[])[],
     prefixes?: readonly (readonly number[] | undefined)[],
+    temperature = 1,
   ): Promise<{ logprobs: Float32Array[]; entropy: Float32Array[] }> {
     this.checkTokens(rows);
     if (prefixes) this.checkPrefixes(rows, prefixes, 'row', wanted);
@@ -481,9 +483,17 @@ export class ModelRunner {
         targets[b * sel + j] = rows[b]![t + 1]!;
       });
     });
-    const kind = `score${wanted ? '-select' : ''}${shared ? '-prefixed' : ''}`;
+    if (!(temperature > 0)) throw new Error(`score: temperature ${temperature}; expected a number above 0`);
+    const kind = `score${wanted ? '-select' : ''}${shared ? '-prefixed' : ''}${temperature === 1 ? '' : `@${temperature}`}`;
     const { session, feeds } = await this.inference(kind, (w, dtype) =>
-      buildScoreGraph(this.config, dtype, w, wanted !== undefined, shared !== undefined).toOnnx(),
+      buildScoreGraph(
+        this.config,
+        dtype,
+        w,
+        wanted !== undefined,
+        shared !== undefined,
+        temperature,
+      ).toOnnx(),
     );
     const out = await session.run({
       ...feeds,
