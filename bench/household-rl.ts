@@ -10,7 +10,8 @@
  *     [--iterations 6] [--tasks 8] [--group 8] [--lr 2e-4] [--temperature 1] [--kl 0.01] \
  *     [--epochs 1] [--mini-batch 32] [--estimator gigpo] [--eval-tasks 200] [--eval-every 2] \
  *     [--probe 1,0.5] [--seed 0] [--actions free|admissible] \
- *     [--dynamic <retries>] [--history 1] [--logprobs model|sampled] [--penalty 0.1]
+ *     [--dynamic <retries>] [--history 1] [--logprobs model|sampled] [--penalty 0.1] \
+ *     [--anchor observation|state]
  *
  * The greedy evaluation before RL is kept beside the checkpoint (`before-<n>.json`) and reused.
  *
@@ -54,6 +55,7 @@ const { values: a } = parseArgs({
     history: { type: 'string', default: '1' },
     logprobs: { type: 'string', default: 'model' },
     penalty: { type: 'string' },
+    anchor: { type: 'string', default: 'observation' },
   },
 });
 if (!a.checkpoint) throw new Error('--checkpoint <dir>: the SFT checkpoint RL starts from is required');
@@ -70,6 +72,7 @@ const input = {
   ...HOUSEHOLD_DEFAULT,
   estimator: a.estimator as 'gigpo',
   ...(a.penalty !== undefined ? { estimatorOptions: { penaltyCoef: num('penalty') } } : {}),
+  envOptions: { ...HOUSEHOLD_DEFAULT.envOptions, anchor: a.anchor as 'state' },
   policy: { checkpoint: a.checkpoint },
   sft: { enabled: false },
   loop: {

@@ -97,6 +97,34 @@ describe('household env', () => {
     expect(env.admissibleActions().filter((a) => a.startsWith('take'))).toEqual([]);
   });
 
+  it("anchor 'state': one anchor per world, whatever the observation says", () => {
+    const env = new HouseholdEnv({ anchor: 'state' });
+    const task = kitchen({ type: 'pick_and_place_simple', object: 'mug', target: 'sinkbasin' });
+    env.resetSync(0, task);
+    const start = env.anchor;
+    env.stepSync('go to countertop 1');
+    const atCounter = env.anchor;
+    expect(atCounter).not.toBe(start);
+    // A command that does nothing leaves the world, and so the anchor, as it was (the observation
+    // anchor would read "Nothing happens.", the same text in every world).
+    expect(env.stepSync('go to countertop 1').observation).toBe('Nothing happens.');
+    expect(env.anchor).toBe(atCounter);
+    // The same receptacle reached with the mug in hand is another world, though it reads the same.
+    env.stepSync('take mug 1 from countertop 1');
+    env.stepSync('go to cabinet 1');
+    const seen = env.stepSync('go to countertop 1').observation;
+    const other = new HouseholdEnv({ anchor: 'state' });
+    other.resetSync(0, task);
+    expect(other.stepSync('go to countertop 1').observation).not.toBe(seen); // the mug 1 is gone
+    expect(env.anchor).not.toBe(atCounter);
+    expect(JSON.parse(env.anchor).holding.name).toBe('mug 1');
+    // Replaying the same commands gives the same anchors: they identify worlds, not visits.
+    other.stepSync('take mug 1 from countertop 1');
+    other.stepSync('go to cabinet 1');
+    other.stepSync('go to countertop 1');
+    expect(other.anchor).toBe(env.anchor);
+  });
+
   it('is deterministic: same task and seed, same world and transcript', () => {
     const a = new HouseholdEnv();
     const b = new HouseholdEnv();

@@ -42,7 +42,9 @@ export class HouseholdEnv implements Env<HouseholdTask> {
   }
 
   get anchor(): string {
-    return this.lastObservation;
+    if (this.generator.config.anchor === 'observation' || !this.state) return this.lastObservation;
+    const { goal: _goal, ...world } = this.state.view();
+    return JSON.stringify(world);
   }
 
   /** Steps taken in the current trajectory. */

@@ -39,6 +39,14 @@ export const HouseholdConfig = z.object({
   layoutsPerRoom: z.number().int().min(5).max(1000).default(30),
   /** Steps before a trajectory ends unwon. */
   maxSteps: z.number().int().positive().default(50),
+  /**
+   * What a step's anchor (GiGPO's step groups) is: 'observation', the text the agent read (the
+   * references', on ALFWorld the only handle on the state), or 'state', the world itself (where
+   * the agent stands, what it holds, every receptacle's state and contents). The same text can
+   * stand for different worlds ("Nothing happens.", a receptacle seen with or without the object
+   * in hand); 'state' groups only identical ones, GiGPO's definition of an anchor state.
+   */
+  anchor: z.enum(['observation', 'state']).default('observation'),
 });
 export type HouseholdConfig = z.infer<typeof HouseholdConfig>;
 

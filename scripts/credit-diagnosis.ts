@@ -1,0 +1,234 @@
+/**
+ * Do the advantages point the right way? (issue 14: GiGPO's shortfall against GRPO from the strong
+ * start.) Every step of a household RL store is replayed in its task's world and labelled *good*
+ * when its command keeps the exploring expert's path as short as it was (the expert, acting from
+ * the state after the command, reaches the goal in one step fewer than from the state before) and
+ * *bad* otherwise (a malformed reply, a command that is not admissible, or one that makes the
+ * remaining path longer). Then, per store and per advantage component (the final advantage; for
+ * GiGPO also its episode and step parts), on all steps and on the steps of won and lost
+ * trajectories apart:
+ *
+ * - AUC: the probability that a good step's advantage is above a bad step's (ties count half);
+ * - the share of good steps with a positive advantage and of bad steps with a negative one;
+ * - the mean advantage of good and bad steps.
+ *
+ *   npx tsx scripts/credit-diagnosis.ts <store.db>...
+ *
+ * A credit assignment that points the right way ranks good steps above bad ones (AUC near 1); the
+ * episode-level term alone ranks them only through the outcome of their trajectory.
+ */
+import Database from 'better-sqlite3';
+import { parseHouseholdResponse } from '../src/agents/prompts/household.ts';
+import { exploringAction } from '../src/envs/household/expert.ts';
+import { HouseholdGenerator, type HouseholdTask } from '../src/envs/household/generator.ts';
+import { HouseholdState } from '../src/envs/household/world.ts';
+import type { Split } from '../src/envs/types.ts';
+
+const stores = process.argv.slice(2);
+if (stores.length === 0) throw new Error('usage: npx tsx scripts/credit-diagnosis.ts <store.db>...');
+
+/** Steps the exploring expert needs from `state` to the goal (Infinity if it cannot). */
+function expertSteps(state: HouseholdState): number {
+  for (let n = 0; n < 100; n++) {
+    if (state.goalHolds()) return n;
+    let action: string;
+    try {
+      action = exploringAction(state.view());
+    } catch {
+      return Number.POSITIVE_INFINITY;
+    }
+    if (!state.execute(action).admissible) return Number.POSITIVE_INFINITY;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+interface Labelled {
+  good: boolean;
+  won: boolean;
+  /** The group, the true state and the command (or 'malformed'): what one decision is. */
+  decision: string;
+  /** The group and the true state. */
+  state: string;
+  /** GiGPO's step group in the group (the anchor's), when recorded. */
+  stepGroup?: string;
+  /** Advantage components: 'final' always, plus the estimator's parts where it records them. */
+  values: Record<string, number>;
+}
+
+interface StepRow {
+  trajectory: number;
+  grp: number;
+  won: number;
+  split: string;
+  seed: number;
+  response: string;
+  value: number;
+  details: string | null;
+}
+
+function labelStore(path: string): { estimator: string; steps: Labelled[] } {
+  const db = new Database(path, { readonly: true });
+  const runs = db.prepare('SELECT config FROM runs').all() as { config: string }[];
+  if (runs.length !== 1) throw new Error(`${path}: ${runs.length} runs; expected one RL run per store`);
+  const config = JSON.parse(runs[0]!.config) as { env?: string; envOptions?: object };
+  if (config.env !== 'household') throw new Error(`${path}: env "${config.env}"; expected household`);
+  const generator = new HouseholdGenerator(config.envOptions ?? {});
+  const estimators = db.prepare('SELECT DISTINCT estimator FROM advantages').all() as { estimator: string }[];
+  if (estimators.length !== 1)
+    throw new Error(`${path}: advantages of ${estimators.length} estimators; expected one`);
+  const estimator = estimators[0]!.estimator;
+  const rows = db
+    .prepare(
+      `SELECT t.id AS trajectory, t.group_id AS grp, t.won, g.split, g.seed, s.response_text AS response, a.value, a.details
+       FROM steps s JOIN trajectories t ON t.id = s.trajectory_id JOIN groups g ON g.id = t.group_id
+       JOIN advantages a ON a.step_id = s.id
+       ORDER BY t.id, s.step_index`,
+    )
+    .all() as StepRow[];
+  db.close();
+  const steps: Labelled[] = [];
+  let world: HouseholdState | undefined;
+  let past: string[] = [];
+  let current = -1;
+  let task: HouseholdTask | undefined;
+  for (const r of rows) {
+    if (r.trajectory !== current) {
+      current = r.trajectory;
+      task = generator.generate(r.split as Split, r.seed) as HouseholdTask;
+      past = [];
+    }
+    // The world before this step: the task's, with the commands taken so far.
+    const replay = () => {
+      const w = new HouseholdState(task!.payload);
+      for (const c of past) w.execute(c);
+      return w;
+    };
+    world = replay();
+    const decision = parseHouseholdResponse(r.response);
+    const state = `${r.grp}|${JSON.stringify(world.view())}`;
+    const key = `${state}|${decision.valid ? decision.action : 'malformed'}`;
+    let good = false;
+    if (decision.valid) {
+      const before = expertSteps(replay());
+      const admissible = world.execute(decision.action).admissible;
+      good = admissible && 1 + expertSteps(world) <= before;
+      past.push(decision.action);
+    }
+    const values: Record<string, number> = { final: r.value };
+    const parts = r.details ? (JSON.parse(r.details) as Record<string, unknown>) : {};
+    for (const k of ['episode', 'step'] as const)
+      if (typeof parts[k] === 'number') values[k] = parts[k] as number;
+    const stepGroup = typeof parts.stepGroup === 'number' ? `${r.grp}|${parts.stepGroup}` : undefined;
+    steps.push({ good, won: r.won === 1, decision: key, state, values, ...(stepGroup ? { stepGroup } : {}) });
+  }
+  return { estimator, steps };
+}
+
+/** P(a > b) for a drawn from `pos` and b from `neg`, ties half (rank-sum form). */
+function auc(pos: readonly number[], neg: readonly number[]): number {
+  if (pos.length === 0 || neg.length === 0) return Number.NaN;
+  const all = [...pos.map((v) => ({ v, p: 1 })), ...neg.map((v) => ({ v, p: 0 }))].sort((a, b) => a.v - b.v);
+  let rankSum = 0;
+  for (let i = 0; i < all.length; ) {
+    let j = i;
+    while (j < all.length && all[j]!.v === all[i]!.v) j++;
+    const mid = (i + j + 1) / 2; // 1-based mean rank of the tie block
+    for (let k = i; k < j; k++) if (all[k]!.p) rankSum += mid;
+    i = j;
+  }
+  return (rankSum - (pos.length * (pos.length + 1)) / 2) / (pos.length * neg.length);
+}
+
+/**
+ * What the gradient sees of a decision: the samples of one command in one true state of one group
+ * share their action tokens, so their advantages add up (same-command samples with opposite
+ * advantages cancel). The share of that net mass, |sum|, that points the right way: up on good
+ * decisions, down on bad ones.
+ */
+function rightWay(steps: readonly Labelled[], component: string): { good: number; bad: number; all: number } {
+  const net = new Map<string, { sum: number; good: boolean }>();
+  for (const s of steps) {
+    const n = net.get(s.decision) ?? { sum: 0, good: s.good };
+    n.sum += s.values[component]!;
+    net.set(s.decision, n);
+  }
+  const mass = { good: [0, 0], bad: [0, 0] };
+  for (const { sum, good } of net.values()) {
+    const m = good ? mass.good : mass.bad;
+    m[1] += Math.abs(sum);
+    if ((good && sum > 0) || (!good && sum < 0)) m[0] += Math.abs(sum);
+  }
+  const share = ([right, total]: number[]) => right! / Math.max(total!, 1e-12);
+  return {
+    good: share(mass.good),
+    bad: share(mass.bad),
+    all: (mass.good[0]! + mass.bad[0]!) / Math.max(mass.good[1]! + mass.bad[1]!, 1e-12),
+  };
+}
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+const f = (x: number, d = 3) => (Number.isNaN(x) ? '-' : x.toFixed(d));
+
+const labelled = stores.map((path) => ({ path, ...labelStore(path) }));
+console.log('Per step:\n');
+console.log(
+  '| store | estimator | steps | component | trajectories | good share | AUC | good A > 0 | bad A < 0 | mean A good | mean A bad |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+for (const { path, estimator, steps } of labelled) {
+  const name = path.split('/').slice(-1)[0]!.replace(/\.db$/, '');
+  const components = Object.keys(steps[0]?.values ?? { final: 0 });
+  for (const component of components) {
+    for (const [which, keep] of [
+      ['all', () => true],
+      ['won', (s: Labelled) => s.won],
+      ['lost', (s: Labelled) => !s.won],
+    ] as const) {
+      const kept = steps.filter(keep);
+      const good = kept.filter((s) => s.good).map((s) => s.values[component]!);
+      const bad = kept.filter((s) => !s.good).map((s) => s.values[component]!);
+      console.log(
+        `| ${name} | ${estimator} | ${kept.length} | ${component} | ${which} | ${f(good.length / Math.max(kept.length, 1))} | ${f(auc(good, bad))} | ${f(good.filter((v) => v > 0).length / Math.max(good.length, 1))} | ${f(bad.filter((v) => v < 0).length / Math.max(bad.length, 1))} | ${f(mean(good))} | ${f(mean(bad))} |`,
+      );
+    }
+  }
+}
+
+console.log('\nPer decision (the net advantage of one command in one true state of one group):\n');
+console.log(
+  '| store | estimator | component | decisions | right-way mass | on good decisions | on bad decisions |',
+);
+console.log('|---|---|---|---|---|---|---|');
+for (const { path, estimator, steps } of labelled) {
+  const name = path.split('/').slice(-1)[0]!.replace(/\.db$/, '');
+  const decisions = new Set(steps.map((s) => s.decision)).size;
+  for (const component of Object.keys(steps[0]?.values ?? { final: 0 })) {
+    const r = rightWay(steps, component);
+    console.log(
+      `| ${name} | ${estimator} | ${component} | ${decisions} | ${f(r.all)} | ${f(r.good)} | ${f(r.bad)} |`,
+    );
+  }
+}
+
+/** GiGPO's step groups against the true states: how many of a shared step group's steps stand in another state. */
+const gigpo = labelled.filter((l) => l.steps.some((s) => s.stepGroup !== undefined));
+if (gigpo.length > 0) {
+  console.log('\nStep groups (the anchor: the observation) against true states:\n');
+  console.log(
+    '| store | steps in shared step groups | of them in a group with more than one true state | true states per such group |',
+  );
+  console.log('|---|---|---|---|');
+  for (const { path, steps } of gigpo) {
+    const groups = new Map<string, Labelled[]>();
+    for (const s of steps) if (s.stepGroup) groups.set(s.stepGroup, [...(groups.get(s.stepGroup) ?? []), s]);
+    const shared = [...groups.values()].filter((g) => g.length > 1);
+    const mixed = shared.filter((g) => new Set(g.map((s) => s.state)).size > 1);
+    const inShared = shared.reduce((n, g) => n + g.length, 0);
+    const inMixed = mixed.reduce((n, g) => n + g.length, 0);
+    const states = mean(mixed.map((g) => new Set(g.map((s) => s.state)).size));
+    const name = path.split('/').slice(-1)[0]!.replace(/\.db$/, '');
+    console.log(
+      `| ${name} | ${inShared} of ${steps.length} | ${f(inMixed / Math.max(inShared, 1))} | ${f(states, 1)} |`,
+    );
+  }
+}
