@@ -166,6 +166,12 @@ function rightWay(steps: readonly Labelled[], component: string): { good: number
   };
 }
 
+/** A store's name in the tables: its file name, or its folder's for the benches' `<run>/rl.db`. */
+const storeName = (path: string) => {
+  const parts = path.replace(/\.db$/, '').split('/');
+  return parts.at(-1) === 'rl' && parts.length > 1 ? parts.at(-2)! : parts.at(-1)!;
+};
+
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
 const f = (x: number, d = 3) => (Number.isNaN(x) ? '-' : x.toFixed(d));
 
@@ -176,7 +182,7 @@ console.log(
 );
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const { path, estimator, steps } of labelled) {
-  const name = path.split('/').slice(-1)[0]!.replace(/\.db$/, '');
+  const name = storeName(path);
   const components = Object.keys(steps[0]?.values ?? { final: 0 });
   for (const component of components) {
     for (const [which, keep] of [
@@ -200,7 +206,7 @@ console.log(
 );
 console.log('|---|---|---|---|---|---|---|');
 for (const { path, estimator, steps } of labelled) {
-  const name = path.split('/').slice(-1)[0]!.replace(/\.db$/, '');
+  const name = storeName(path);
   const decisions = new Set(steps.map((s) => s.decision)).size;
   for (const component of Object.keys(steps[0]?.values ?? { final: 0 })) {
     const r = rightWay(steps, component);
@@ -226,7 +232,7 @@ if (gigpo.length > 0) {
     const inShared = shared.reduce((n, g) => n + g.length, 0);
     const inMixed = mixed.reduce((n, g) => n + g.length, 0);
     const states = mean(mixed.map((g) => new Set(g.map((s) => s.state)).size));
-    const name = path.split('/').slice(-1)[0]!.replace(/\.db$/, '');
+    const name = storeName(path);
     console.log(
       `| ${name} | ${inShared} of ${steps.length} | ${f(inMixed / Math.max(inShared, 1))} | ${f(states, 1)} |`,
     );
