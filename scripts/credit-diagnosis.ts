@@ -19,28 +19,13 @@
  */
 import Database from 'better-sqlite3';
 import { parseHouseholdResponse } from '../src/agents/prompts/household.ts';
-import { exploringAction } from '../src/envs/household/expert.ts';
+import { expertStepsToGoal } from '../src/envs/household/expert.ts';
 import { HouseholdGenerator, type HouseholdTask } from '../src/envs/household/generator.ts';
 import { HouseholdState } from '../src/envs/household/world.ts';
 import type { Split } from '../src/envs/types.ts';
 
 const stores = process.argv.slice(2);
 if (stores.length === 0) throw new Error('usage: npx tsx scripts/credit-diagnosis.ts <store.db>...');
-
-/** Steps the exploring expert needs from `state` to the goal (Infinity if it cannot). */
-function expertSteps(state: HouseholdState): number {
-  for (let n = 0; n < 100; n++) {
-    if (state.goalHolds()) return n;
-    let action: string;
-    try {
-      action = exploringAction(state.view());
-    } catch {
-      return Number.POSITIVE_INFINITY;
-    }
-    if (!state.execute(action).admissible) return Number.POSITIVE_INFINITY;
-  }
-  return Number.POSITIVE_INFINITY;
-}
 
 interface Labelled {
   good: boolean;
@@ -109,9 +94,9 @@ function labelStore(path: string): { estimator: string; steps: Labelled[] } {
     const key = `${state}|${decision.valid ? decision.action : 'malformed'}`;
     let good = false;
     if (decision.valid) {
-      const before = expertSteps(replay());
+      const before = expertStepsToGoal(replay());
       const admissible = world.execute(decision.action).admissible;
-      good = admissible && 1 + expertSteps(world) <= before;
+      good = admissible && 1 + expertStepsToGoal(world) <= before;
       past.push(decision.action);
     }
     const values: Record<string, number> = { final: r.value };

@@ -18,7 +18,7 @@ import {
   parseHouseholdResponse,
 } from '../src/agents/prompts/household.ts';
 import { OBJECTS } from '../src/envs/household/catalog.ts';
-import { exploringAction } from '../src/envs/household/expert.ts';
+import { expertStepsToGoal, exploringAction } from '../src/envs/household/expert.ts';
 import { HouseholdGenerator, renderHouseholdTask } from '../src/envs/household/generator.ts';
 import { HouseholdState } from '../src/envs/household/world.ts';
 import { SPLITS, type Split } from '../src/envs/types.ts';
@@ -41,21 +41,6 @@ if (!SPLITS.includes(a.split as Split))
 const split = a.split as Split;
 const { history, maxTokens } = HOUSEHOLD_DEFAULT.loop;
 const generator = new HouseholdGenerator(HOUSEHOLD_DEFAULT.envOptions);
-
-/** Steps the exploring expert needs from `state` to the goal (Infinity if it cannot). */
-function expertSteps(state: HouseholdState): number {
-  for (let n = 0; n < 100; n++) {
-    if (state.goalHolds()) return n;
-    let action: string;
-    try {
-      action = exploringAction(state.view());
-    } catch {
-      return Number.POSITIVE_INFINITY;
-    }
-    if (!state.execute(action).admissible) return Number.POSITIVE_INFINITY;
-  }
-  return Number.POSITIVE_INFINITY;
-}
 
 interface Decision {
   task: string;
@@ -204,10 +189,10 @@ for (let i = 0; i < decisions.length; i += 64) {
         : ' (not a searched place)';
     }
     bump(kind);
-    const base = expertSteps(d.world());
+    const base = expertStepsToGoal(d.world());
     const alt = d.world();
     alt.execute(got.action);
-    const other = 1 + expertSteps(alt);
+    const other = 1 + expertStepsToGoal(alt);
     const cost =
       other < base ? 'shorter than' : other === base ? 'as short as (equally good)' : 'longer than';
     costs.set(cost, (costs.get(cost) ?? 0) + 1);

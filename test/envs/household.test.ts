@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TASK_TYPES } from '../../src/envs/household/catalog.ts';
 import { HouseholdEnv } from '../../src/envs/household/env.ts';
-import { HouseholdExpert } from '../../src/envs/household/expert.ts';
+import { expertStepsToGoal, HouseholdExpert } from '../../src/envs/household/expert.ts';
 import {
   HouseholdGenerator,
   type HouseholdTask,
@@ -123,6 +123,29 @@ describe('household env', () => {
     other.stepSync('go to cabinet 1');
     other.stepSync('go to countertop 1');
     expect(other.anchor).toBe(env.anchor);
+  });
+
+  it("expertStepsToGoal: the exploring expert's path length from any state, one shorter after its own command", () => {
+    const env = new HouseholdEnv({ receptacles: 4, objects: 1 });
+    const expert = new HouseholdExpert({ explore: true });
+    for (let seed = 0; seed < 20; seed++) {
+      const task = env.generator.generate('train', seed);
+      const { actions } = expert.demonstrate(task);
+      expect(expertStepsToGoal(new HouseholdState(task.payload))).toBe(actions.length);
+      // After the expert's first command the path is one step shorter; after a no-op it is not.
+      const after = new HouseholdState(task.payload);
+      after.execute(actions[0]!);
+      expect(expertStepsToGoal(after)).toBe(actions.length - 1);
+      const idle = new HouseholdState(task.payload);
+      expect(idle.execute('go to nowhere 9').admissible).toBe(false);
+      expect(1 + expertStepsToGoal(idle)).toBe(actions.length + 1);
+    }
+    // A goal that already holds needs nothing; a step limit below the path gives Infinity.
+    const task = env.generator.generate('train', 0);
+    const done = new HouseholdState(task.payload);
+    for (const a of expert.demonstrate(task).actions) done.execute(a);
+    expect(expertStepsToGoal(done)).toBe(0);
+    expect(expertStepsToGoal(new HouseholdState(task.payload), 1)).toBe(Number.POSITIVE_INFINITY);
   });
 
   it('is deterministic: same task and seed, same world and transcript', () => {

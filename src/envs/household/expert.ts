@@ -47,6 +47,26 @@ export class NoExpertActionError extends Error {
   override name = 'NoExpertActionError';
 }
 
+/**
+ * Steps the exploring expert needs from `state` to the goal (Infinity where it has no command or
+ * one is refused). It acts on `state`: pass a copy. How good a command is: one that leaves this
+ * one step shorter kept to an expert path (scripts/household-errors.ts, scripts/credit-diagnosis.ts).
+ */
+export function expertStepsToGoal(state: HouseholdState, limit = 100): number {
+  for (let n = 0; n < limit; n++) {
+    if (state.goalHolds()) return n;
+    let action: string;
+    try {
+      action = exploringAction(state.view());
+    } catch (err) {
+      if (err instanceof NoExpertActionError) return Number.POSITIVE_INFINITY;
+      throw err;
+    }
+    if (!state.execute(action).admissible) return Number.POSITIVE_INFINITY;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
 export function exploringAction(view: HouseholdView): string {
   const { type, object, target } = view.goal;
   const sorted = [...view.receptacles].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
