@@ -308,6 +308,13 @@ export async function tokenRows(
   const tokens = seqs.map((s) => s.tokens);
   const prefixes = min > 0 ? seqs.map((s) => s.prefix) : undefined;
   const temperature = options.temperature ?? 1;
+  if (temperature !== 1 && seqs.some((s) => s.stale)) {
+    // A stale row's ratio needs the log-probs its older policy gave at the loss's temperature,
+    // and the rollout recorded them at 1.
+    throw new Error(
+      `ppo.logprobs 'sampled' (loss temperature ${temperature}) cannot train stale rollouts (sampled by an older policy, their log-probs recorded at temperature 1); use ppo.logprobs 'model'`,
+    );
+  }
   const fromRollout =
     (options.rolloutLogprobs ?? false) && temperature === 1 && seqs.every((s) => s.behaviour !== undefined);
   // A stale sequence's ratio is against the policy that sampled it; the others are re-scored

@@ -217,5 +217,11 @@ describe("the loss at the rollout's temperature (ppo.logprobs 'sampled')", () =>
       (lp, t) => Math.abs(lp - hot.rows[0]!.oldLogprobs![t]!) > 1e-3,
     );
     expect(differ).toBe(true);
+    // A stale rollout (an older policy's) carries log-probs at temperature 1 only: refused at 0.5.
+    const stale = steps.map((s, i) => (i === 0 ? { ...s, stale: true } : s));
+    await expect(tokenRows(policy, other, stale, { ...base, temperature: 0.5 })).rejects.toThrow(
+      /cannot train stale rollouts .* use ppo.logprobs 'model'/,
+    );
+    expect((await tokenRows(policy, other, stale, base)).rows.length).toBe(own.rows.length);
   });
 });
