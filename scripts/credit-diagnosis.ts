@@ -160,66 +160,102 @@ const storeName = (path: string) => {
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
 const f = (x: number, d = 3) => (Number.isNaN(x) ? '-' : x.toFixed(d));
 
-const labelled = stores.map((path) => ({ path, ...labelStore(path) }));
-console.log('Per step:\n');
-console.log(
-  '| store | estimator | steps | component | trajectories | good share | AUC | good A > 0 | bad A < 0 | mean A good | mean A bad |',
-);
-console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-for (const { path, estimator, steps } of labelled) {
-  const name = storeName(path);
-  const components = Object.keys(steps[0]?.values ?? { final: 0 });
-  for (const component of components) {
-    for (const [which, keep] of [
-      ['all', () => true],
-      ['won', (s: Labelled) => s.won],
-      ['lost', (s: Labelled) => !s.won],
-    ] as const) {
-      const kept = steps.filter(keep);
-      const good = kept.filter((s) => s.good).map((s) => s.values[component]!);
-      const bad = kept.filter((s) => !s.good).map((s) => s.values[component]!);
-      console.log(
-        `| ${name} | ${estimator} | ${kept.length} | ${component} | ${which} | ${f(good.length / Math.max(kept.length, 1))} | ${f(auc(good, bad))} | ${f(good.filter((v) => v > 0).length / Math.max(good.length, 1))} | ${f(bad.filter((v) => v < 0).length / Math.max(bad.length, 1))} | ${f(mean(good))} | ${f(mean(bad))} |`,
-      );
-    }
-  }
+const labelled = stores.map((path) => ({ path, name: storeName(path), ...labelStore(path) }));
+
+/** A markdown table after its title. */
+function table(title: string, columns: readonly string[], rows: readonly (string | number)[][]): void {
+  console.log(`\n${title}\n`);
+  console.log(`| ${columns.join(' | ')} |`);
+  console.log(`|${columns.map(() => '---|').join('')}`);
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 }
 
-console.log('\nPer decision (the net advantage of one command in one true state of one group):\n');
-console.log(
-  '| store | estimator | component | decisions | right-way mass | on good decisions | on bad decisions |',
+const componentsOf = (steps: readonly Labelled[]) => Object.keys(steps[0]?.values ?? { final: 0 });
+const outcomes = [
+  ['all', () => true],
+  ['won', (s: Labelled) => s.won],
+  ['lost', (s: Labelled) => !s.won],
+] as const;
+
+table(
+  'Per step:',
+  [
+    'store',
+    'estimator',
+    'steps',
+    'component',
+    'trajectories',
+    'good share',
+    'AUC',
+    'good A > 0',
+    'bad A < 0',
+    'mean A good',
+    'mean A bad',
+  ],
+  labelled.flatMap(({ name, estimator, steps }) =>
+    componentsOf(steps).flatMap((component) =>
+      outcomes.map(([which, keep]) => {
+        const kept = steps.filter(keep);
+        const good = kept.filter((s) => s.good).map((s) => s.values[component]!);
+        const bad = kept.filter((s) => !s.good).map((s) => s.values[component]!);
+        const share = (xs: readonly number[], n: number) => f(xs.length / Math.max(n, 1));
+        return [
+          name,
+          estimator,
+          kept.length,
+          component,
+          which,
+          share(good, kept.length),
+          f(auc(good, bad)),
+          share(
+            good.filter((v) => v > 0),
+            good.length,
+          ),
+          share(
+            bad.filter((v) => v < 0),
+            bad.length,
+          ),
+          f(mean(good)),
+          f(mean(bad)),
+        ];
+      }),
+    ),
+  ),
 );
-console.log('|---|---|---|---|---|---|---|');
-for (const { path, estimator, steps } of labelled) {
-  const name = storeName(path);
-  const decisions = new Set(steps.map((s) => s.decision)).size;
-  for (const component of Object.keys(steps[0]?.values ?? { final: 0 })) {
-    const r = rightWay(steps, component);
-    console.log(
-      `| ${name} | ${estimator} | ${component} | ${decisions} | ${f(r.all)} | ${f(r.good)} | ${f(r.bad)} |`,
-    );
-  }
-}
+
+table(
+  'Per decision (the net advantage of one command in one true state of one group):',
+  ['store', 'estimator', 'component', 'decisions', 'right-way mass', 'on good decisions', 'on bad decisions'],
+  labelled.flatMap(({ name, estimator, steps }) => {
+    const decisions = new Set(steps.map((s) => s.decision)).size;
+    return componentsOf(steps).map((component) => {
+      const r = rightWay(steps, component);
+      return [name, estimator, component, decisions, f(r.all), f(r.good), f(r.bad)];
+    });
+  }),
+);
 
 /** GiGPO's step groups against the true states: how many of a shared step group's steps stand in another state. */
 const gigpo = labelled.filter((l) => l.steps.some((s) => s.stepGroup !== undefined));
 if (gigpo.length > 0) {
-  console.log('\nStep groups (the anchor: the observation) against true states:\n');
-  console.log(
-    '| store | steps in shared step groups | of them in a group with more than one true state | true states per such group |',
+  table(
+    "Step groups (GiGPO's anchors) against true states:",
+    [
+      'store',
+      'steps in shared step groups',
+      'of them in a group with more than one true state',
+      'true states per such group',
+    ],
+    gigpo.map(({ name, steps }) => {
+      const groups = new Map<string, Labelled[]>();
+      for (const s of steps)
+        if (s.stepGroup) groups.set(s.stepGroup, [...(groups.get(s.stepGroup) ?? []), s]);
+      const shared = [...groups.values()].filter((g) => g.length > 1);
+      const mixed = shared.filter((g) => new Set(g.map((s) => s.state)).size > 1);
+      const inShared = shared.reduce((n, g) => n + g.length, 0);
+      const inMixed = mixed.reduce((n, g) => n + g.length, 0);
+      const states = mean(mixed.map((g) => new Set(g.map((s) => s.state)).size));
+      return [name, `${inShared} of ${steps.length}`, f(inMixed / Math.max(inShared, 1)), f(states, 1)];
+    }),
   );
-  console.log('|---|---|---|---|');
-  for (const { path, steps } of gigpo) {
-    const groups = new Map<string, Labelled[]>();
-    for (const s of steps) if (s.stepGroup) groups.set(s.stepGroup, [...(groups.get(s.stepGroup) ?? []), s]);
-    const shared = [...groups.values()].filter((g) => g.length > 1);
-    const mixed = shared.filter((g) => new Set(g.map((s) => s.state)).size > 1);
-    const inShared = shared.reduce((n, g) => n + g.length, 0);
-    const inMixed = mixed.reduce((n, g) => n + g.length, 0);
-    const states = mean(mixed.map((g) => new Set(g.map((s) => s.state)).size));
-    const name = storeName(path);
-    console.log(
-      `| ${name} | ${inShared} of ${steps.length} | ${f(inMixed / Math.max(inShared, 1))} | ${f(states, 1)} |`,
-    );
-  }
 }
