@@ -72,31 +72,32 @@ function labelStore(path: string): { estimator: string; steps: Labelled[] } {
     .all() as StepRow[];
   db.close();
   const steps: Labelled[] = [];
+  // Per trajectory: the world before the step, the commands that made it, and the expert's steps
+  // from it (a step's "after" is the next step's "before", so each is computed once).
   let world: HouseholdState | undefined;
   let past: string[] = [];
+  let remaining = 0;
   let current = -1;
   let task: HouseholdTask | undefined;
   for (const r of rows) {
     if (r.trajectory !== current) {
       current = r.trajectory;
       task = generator.generate(r.split as Split, r.seed) as HouseholdTask;
+      world = new HouseholdState(task.payload);
       past = [];
+      remaining = expertStepsToGoal(new HouseholdState(task.payload));
     }
-    // The world before this step: the task's, with the commands taken so far.
-    const replay = () => {
-      const w = new HouseholdState(task!.payload);
-      for (const c of past) w.execute(c);
-      return w;
-    };
-    world = replay();
     const decision = parseHouseholdResponse(r.response);
-    const state = `${r.grp}|${JSON.stringify(world.view())}`;
+    const state = `${r.grp}|${JSON.stringify(world!.view())}`;
     const key = `${state}|${decision.valid ? decision.action : 'malformed'}`;
     let good = false;
-    if (decision.valid) {
-      const before = expertStepsToGoal(replay());
-      const admissible = world.execute(decision.action).admissible;
-      good = admissible && 1 + expertStepsToGoal(world) <= before;
+    if (decision.valid && world!.execute(decision.action).admissible) {
+      // The expert acts on what it is given: a copy of the world after the command.
+      const after = new HouseholdState(task!.payload);
+      for (const c of [...past, decision.action]) after.execute(c);
+      const left = expertStepsToGoal(after);
+      good = 1 + left <= remaining;
+      remaining = left;
       past.push(decision.action);
     }
     const values: Record<string, number> = { final: r.value };

@@ -463,6 +463,7 @@ export async function update(
   const { config, policy } = ctx;
   const { epochs, miniBatchSize, maxKl } = config.ppo;
   const started = performance.now();
+  const temperature = lossTemperature(config);
   const { rows, rolloutLogprobs, referenceKl } = await tokenRows(policy, ctx.reference, steps, {
     // A packed trajectory weighs its tokens as the step rows would only under token-mean.
     pack: config.ppo.lossAgg === 'token-mean',
@@ -473,7 +474,7 @@ export async function update(
     klCoef: config.ppo.klCoef,
     referenceSample: config.ppo.referenceSample,
     sharedPrefix: config.ppo.sharedPrefix,
-    temperature: lossTemperature(config),
+    temperature,
   });
   // Without a KL term the graph's KL is to the behaviour policy; the guard and the report then use
   // the sampled KL to the reference.
@@ -484,7 +485,7 @@ export async function update(
     );
   }
   // LossConfig strips the keys that are not the loss's (epochs, miniBatchSize, maxKl).
-  const loss = { kind: 'rl' as const, ...config.ppo, temperature: lossTemperature(config) };
+  const loss = { kind: 'rl' as const, ...config.ppo, temperature };
   const rng = new Rng(`ppo:${config.seed}:${it}`);
   const seen = {
     loss: [] as number[],
