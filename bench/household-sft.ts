@@ -8,6 +8,7 @@
  *   npx tsx bench/household-sft.ts --out runs/household-sft [--steps 1500] [--batch 16] [--lr 2e-3]
  *     [--warmup 100] [--decay cosine] [--dagger-every 300] [--dagger-tasks 48] [--dagger-share 0.3]
  *     [--select-tasks 40] [--eval-every 250] [--eval-tasks 200] [--preset tiny] [--fixed-tasks 0] [--history 1]
+ *     [--length-groups 1]
  *
  * `--fixed-tasks N` trains on N fixed tasks' demonstrations instead of a fresh stream (the old
  * recipe, for comparison); `--checkpoint <dir>` skips SFT and measures that checkpoint. Writes
@@ -47,6 +48,7 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '0' },
     checkpoint: { type: 'string' },
     history: { type: 'string', default: '1' },
+    'length-groups': { type: 'string', default: '1' },
   },
 });
 const num = (k: keyof typeof a) => Number(a[k]);
@@ -69,6 +71,7 @@ const config = parseTrainConfig({
     warmupSteps: num('warmup'),
     decay: a.decay as 'cosine',
     fresh: num('fixed-tasks') === 0,
+    lengthGroups: num('length-groups'),
     selectTasks: num('select-tasks'),
     dagger: {
       every: num('dagger-every'),

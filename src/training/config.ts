@@ -102,6 +102,12 @@ export const SftConfig = z.strictObject({
    */
   sharedPrefix: z.number().int().min(0).default(32),
   /**
+   * Batches of similar length: draw this many batches' samples at once, sort them by token count,
+   * cut them into batches and train those in a shuffled order, so a batch pads to a near length
+   * (HF Trainer's `group_by_length`). 1: every batch as drawn.
+   */
+  lengthGroups: z.number().int().min(1).default(1),
+  /**
    * Keep the checkpoint with the best greedy action accuracy on held-out expert decisions
    * (`selectTasks` valid-seen tasks), measured every `evalEvery` steps; 0 = keep the last.
    */

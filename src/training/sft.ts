@@ -250,6 +250,30 @@ export async function runSft(
     );
   };
   await select(0);
+  // The next batches: `lengthGroups` of them drawn at once (one when not grouping by length).
+  const ready: SftSample[][] = [];
+  const draw = async (): Promise<SftSample[][]> => {
+    const groups = config.lengthGroups;
+    const fromAggregate = aggregate.length === 0 ? 0 : Math.round(config.batchSize * config.dagger.share);
+    const own = (config.batchSize - fromAggregate) * groups;
+    let samples: SftSample[];
+    if (stream) {
+      samples = await stream.next(own);
+      samplesSeen += samples.length;
+    } else {
+      while (order.length < own) order.push(...rng.shuffle(fixed.map((_, i) => i)));
+      samples = order.splice(0, own).map((i) => fixed[i]!);
+    }
+    for (let k = 0; k < fromAggregate * groups; k++)
+      samples.push(aggregate[Math.floor(rng.next() * aggregate.length)]!);
+    if (groups === 1) return [samples];
+    const size = (x: SftSample) => x.prompt.length + x.response.length;
+    samples.sort((x, y) => size(x) - size(y));
+    const batches = Array.from({ length: groups }, (_, g) =>
+      samples.slice(g * config.batchSize, (g + 1) * config.batchSize),
+    );
+    return rng.shuffle(batches);
+  };
   let step = 0;
   let stoppedBy: SftResult['stoppedBy'] = 'budget';
   const daggerEvery = options.dagger ? config.dagger.every : 0;
@@ -258,19 +282,8 @@ export async function runSft(
       stoppedBy = 'target';
       break;
     }
-    const fromAggregate = aggregate.length === 0 ? 0 : Math.round(config.batchSize * config.dagger.share);
-    const own = config.batchSize - fromAggregate;
-    let samples: SftSample[];
-    if (stream) {
-      samples = await stream.next(own);
-      samplesSeen += samples.length;
-    } else {
-      if (order.length < own) order.push(...rng.shuffle(fixed.map((_, i) => i)));
-      samples = order.splice(0, own).map((i) => fixed[i]!);
-    }
-    for (let k = 0; k < fromAggregate; k++)
-      samples.push(aggregate[Math.floor(rng.next() * aggregate.length)]!);
-    const batch = sftRows(samples, config.sharedPrefix);
+    if (ready.length === 0) ready.push(...(await draw()));
+    const batch = sftRows(ready.shift()!, config.sharedPrefix);
     const m = await policy.update(batch, { kind: 'sft', learningRate: learningRateAt(step, config) });
     if (!Number.isFinite(m.loss)) throw new Error(`SFT diverged at step ${step}: the loss is ${m.loss}`);
     trainLoss = m.loss;

@@ -146,6 +146,42 @@ describe('runSft with selection and DAgger', () => {
   });
 });
 
+describe('runSft with lengthGroups', () => {
+  it('trains each pool of lengthGroups batches sorted by length, every drawn sample once', async () => {
+    const tokenizer = doorTokenizer();
+    const policy = Policy.create({ model: TINY_MODEL, tokenizer, seed: 4 });
+    policies.push(policy);
+    // Twelve samples whose prompts are 1..12 repeats long, so their token counts all differ.
+    const demos: Demonstrated[] = Array.from({ length: 12 }, (_, k) => ({
+      messages: [{ role: 'user', content: `open ${'red door '.repeat(k + 1)}` }],
+      reply: expertReply('open red door'),
+    }));
+    const samples = sftSamples(demos, tokenizer, 256);
+    const sizes = samples.map((s) => s.prompt.length + s.response.length);
+    expect(new Set(sizes).size).toBe(12);
+    const trained: number[][] = [];
+    const update = policy.update.bind(policy);
+    policy.update = (rows, options) => {
+      trained.push(rows.map((r) => (r.prefix?.length ?? 0) + r.tokens.length));
+      return update(rows, options);
+    };
+    const config = SftConfig.parse({ batchSize: 3, maxSteps: 8, targetLoss: 1e-9, lengthGroups: 4 });
+    await runSft(policy, samples, samples, config, { seed: 1 });
+    expect(trained).toHaveLength(8);
+    // Two pools of four batches: within a pool the batches cut the sorted sizes into runs of three,
+    // in a shuffled order, and together they are every sample once.
+    for (const pool of [trained.slice(0, 4), trained.slice(4)]) {
+      const ranges = pool.map((b) => [Math.min(...b), Math.max(...b)] as const);
+      const sorted = [...ranges].sort((x, y) => x[0] - y[0]);
+      for (let i = 1; i < sorted.length; i++) expect(sorted[i]![0]).toBeGreaterThan(sorted[i - 1]![1]);
+      expect(pool.flat().sort((x, y) => x - y)).toEqual([...sizes].sort((x, y) => x - y));
+    }
+    expect(trained.slice(0, 4).map((b) => Math.min(...b))).not.toEqual(
+      [...trained.slice(0, 4).map((b) => Math.min(...b))].sort((x, y) => x - y),
+    );
+  });
+});
+
 describe('household lock step', () => {
   const generator = new HouseholdGenerator();
   const tasks = [0, 1, 2].map((s) => generator.generate('train', s));
