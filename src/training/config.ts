@@ -216,8 +216,20 @@ export const TrainConfig = z.strictObject({
        * ('separate': a name is the same tokens in a question and after a tag, so it can be copied).
        */
       spaces: z.enum(['attached', 'separate']).default('attached'),
+      /**
+       * A fresh tokenizer's superword merges, learned after its `vocabSize` across the words of a
+       * line (the prompt's fixed wording becomes a few tokens; see TokenizerTrainOptions); 0: none.
+       */
+      superwords: z.number().int().min(0).default(0),
     })
-    .default({ preset: 'tiny', dtype: 'float32', vocabSize: 1024, tokenizerTasks: 100, spaces: 'attached' }),
+    .default({
+      preset: 'tiny',
+      dtype: 'float32',
+      vocabSize: 1024,
+      tokenizerTasks: 100,
+      spaces: 'attached',
+      superwords: 0,
+    }),
   device: z.enum(['cpu', 'cuda']).default('cpu'),
   estimator: z.enum(TRAIN_ESTIMATORS).default('gigpo'),
   /** Options of the estimator (its own schema checks them; unknown keys are refused). */

@@ -71,10 +71,11 @@ export async function domainTokenizer(
   demos: readonly Demonstrated[] = [],
   texts?: readonly string[],
   spaces: SpaceMode = 'attached',
+  superwords = 0,
 ): Promise<Tokenizer> {
   const corpus = texts ? [...texts] : await domainCorpus(tasks);
   for (const d of demos) corpus.push(...d.messages.map((m) => m.content), d.reply);
-  return Tokenizer.train(corpus, { vocabSize, spaces });
+  return Tokenizer.train(corpus, { vocabSize, spaces, superwords });
 }
 
 /**

@@ -171,6 +171,7 @@ async function startingPolicy(
       demos,
       await family.tokenizerText?.(),
       config.policy.spaces,
+      config.policy.superwords,
     ));
   return Policy.create({
     model: config.policy.model ?? config.policy.preset,

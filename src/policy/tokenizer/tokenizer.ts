@@ -18,7 +18,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { parseOrThrow } from '../../util/zod.ts';
 import { pretokenize, type SpaceMode } from './pretokenize.ts';
-import { mergePair, pairKey, trainMerges } from './train.ts';
+import { learnMerges, mergePair, pairKey, trainMerges } from './train.ts';
 
 /** Special token names and their ids. */
 export const SPECIAL_TOKENS = {
@@ -112,6 +112,14 @@ export const TokenizerTrainOptions = z.object({
    * encoded alike after a space or after a tag (what copying a name needs; see pretokenize.ts).
    */
   spaces: z.enum(['attached', 'separate']).default('attached'),
+  /**
+   * Superword merges learned after the word merges (SuperBPE's second stage: Liu et al., "SuperBPE:
+   * Space Travel for Language Models", 2025): BPE again across the words of each line, so a
+   * prompt's fixed wording ("Your admissible actions now are: ['") becomes a few tokens. A token
+   * holding a digit never joins one (numbers stay composable). The vocabulary grows by up to this
+   * many; 0: none.
+   */
+  superwords: z.number().int().min(0).default(0),
 });
 export type TokenizerTrainOptions = z.infer<typeof TokenizerTrainOptions>;
 
@@ -123,6 +131,8 @@ const TokenizerJson = z.object({
   merges: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])),
   /** Absent in tokenizers saved before the option existed: 'attached'. */
   spaces: z.enum(['attached', 'separate']).optional(),
+  /** How many of the last merges are superword merges (across words); absent: 0. */
+  superwords: z.number().int().min(0).optional(),
 });
 export type TokenizerJson = z.infer<typeof TokenizerJson>;
 
@@ -135,6 +145,9 @@ export class Tokenizer implements PolicyTokenizer {
   readonly merges: readonly (readonly [number, number])[];
   /** pairKey(a, b) -> merged id; a lower id is an earlier merge, i.e. a higher priority. */
   private readonly mergeOf = new Map<number, number>();
+  /** The same for the superword merges, which apply across words, after the word merges. */
+  private readonly superMergeOf = new Map<number, number>();
+  private readonly lineCache = new Map<string, number[]>();
   /** The bytes each token stands for (specials: the UTF-8 of their name). */
   private readonly bytesOf: Uint8Array[] = [];
   private readonly cache = new Map<string, number[]>();
@@ -142,10 +155,19 @@ export class Tokenizer implements PolicyTokenizer {
 
   /** How text is cut into words before BPE (see TokenizerTrainOptions.spaces). */
   readonly spaces: SpaceMode;
+  /** How many of the last merges are superword merges (see TokenizerTrainOptions.superwords). */
+  readonly superwords: number;
 
-  constructor(merges: readonly (readonly [number, number])[], options: { spaces?: SpaceMode } = {}) {
+  constructor(
+    merges: readonly (readonly [number, number])[],
+    options: { spaces?: SpaceMode; superwords?: number } = {},
+  ) {
     this.merges = merges;
     this.spaces = options.spaces ?? 'attached';
+    this.superwords = options.superwords ?? 0;
+    if (this.superwords > merges.length)
+      throw new Error(`tokenizer: ${this.superwords} superword merges, but only ${merges.length} merges`);
+    const firstSuper = FIRST_MERGE_ID + merges.length - this.superwords;
     for (let b = 0; b < 256; b++) this.bytesOf.push(Uint8Array.of(b));
     for (const name of Object.keys(SPECIAL_TOKENS)) this.bytesOf.push(this.encoder.encode(name));
     merges.forEach(([a, b], r) => {
@@ -153,7 +175,7 @@ export class Tokenizer implements PolicyTokenizer {
       if (a >= id || b >= id || (a >= 256 && a < FIRST_MERGE_ID) || (b >= 256 && b < FIRST_MERGE_ID)) {
         throw new Error(`tokenizer: merge ${r} is [${a}, ${b}]; expected two earlier non-special tokens`);
       }
-      this.mergeOf.set(pairKey(a, b), id);
+      (id < firstSuper ? this.mergeOf : this.superMergeOf).set(pairKey(a, b), id);
       const ba = this.bytesOf[a]!;
       const bb = this.bytesOf[b]!;
       const joined = new Uint8Array(ba.length + bb.length);
@@ -165,13 +187,14 @@ export class Tokenizer implements PolicyTokenizer {
 
   /** Learn a tokenizer from texts (deterministic: the same texts give the same tokenizer). */
   static train(texts: Iterable<string>, options: z.input<typeof TokenizerTrainOptions> = {}): Tokenizer {
-    const { vocabSize, minFrequency, spaces } = parseOrThrow(
+    const { vocabSize, minFrequency, spaces, superwords } = parseOrThrow(
       TokenizerTrainOptions,
       options,
       'invalid tokenizer options',
     );
-    return new Tokenizer(
-      trainMerges(texts, {
+    const all = superwords > 0 ? [...texts] : texts;
+    const words = new Tokenizer(
+      trainMerges(all, {
         firstId: FIRST_MERGE_ID,
         maxMerges: vocabSize - FIRST_MERGE_ID,
         minFrequency,
@@ -179,6 +202,25 @@ export class Tokenizer implements PolicyTokenizer {
       }),
       { spaces },
     );
+    if (superwords === 0) return words;
+    // The second stage: each distinct line as its word-merged tokens, BPE across them.
+    const lineCounts = new Map<string, number>();
+    for (const text of all)
+      for (const line of lines(text)) lineCounts.set(line, (lineCounts.get(line) ?? 0) + 1);
+    const digits = new Set<number>();
+    for (let id = 0; id < words.vocabSize; id++)
+      if (words.tokenBytes(id).some((b) => b >= 48 && b <= 57)) digits.add(id);
+    const superMerges = learnMerges(
+      [...lineCounts.keys()].map((line) => words.encode(line)),
+      [...lineCounts.values()],
+      {
+        firstId: words.vocabSize,
+        maxMerges: superwords,
+        minFrequency,
+        allow: (a, b) => !digits.has(a) && !digits.has(b),
+      },
+    );
+    return new Tokenizer([...words.merges, ...superMerges], { spaces, superwords: superMerges.length });
   }
 
   /** Number of token ids (bytes + specials + merges); the model's vocabulary must be this size. */
@@ -211,9 +253,23 @@ export class Tokenizer implements PolicyTokenizer {
   /** Plain text -> ids. Never yields a special token (see the module comment). */
   encode(text: string): number[] {
     const ids: number[] = [];
-    for (const word of pretokenize(text, this.spaces)) {
-      for (const id of this.encodeWord(word)) ids.push(id);
+    if (this.superwords === 0) {
+      for (const word of pretokenize(text, this.spaces)) for (const id of this.encodeWord(word)) ids.push(id);
+      return ids;
     }
+    for (const line of lines(text)) for (const id of this.encodeLine(line)) ids.push(id);
+    return ids;
+  }
+
+  /** A line's word tokens, then the superword merges across them (earliest first), cached. */
+  private encodeLine(line: string): number[] {
+    const hit = this.lineCache.get(line);
+    if (hit) return hit;
+    let ids: number[] = [];
+    for (const word of pretokenize(line, this.spaces)) for (const id of this.encodeWord(word)) ids.push(id);
+    ids = applyMerges(ids, this.superMergeOf);
+    if (this.lineCache.size >= CACHE_LIMIT) this.lineCache.clear();
+    this.lineCache.set(line, ids);
     return ids;
   }
 
@@ -221,23 +277,7 @@ export class Tokenizer implements PolicyTokenizer {
   private encodeWord(word: string): number[] {
     const hit = this.cache.get(word);
     if (hit) return hit;
-    let ids = Array.from(this.encoder.encode(word));
-    // Apply the earliest-learned merge present, until none applies (the order training used).
-    while (ids.length > 1) {
-      let best = -1;
-      let a = 0;
-      let b = 0;
-      for (let i = 0; i + 1 < ids.length; i++) {
-        const m = this.mergeOf.get(pairKey(ids[i]!, ids[i + 1]!));
-        if (m !== undefined && (best < 0 || m < best)) {
-          best = m;
-          a = ids[i]!;
-          b = ids[i + 1]!;
-        }
-      }
-      if (best < 0) break;
-      ids = mergePair(ids, a, b, best);
-    }
+    const ids = applyMerges(Array.from(this.encoder.encode(word)), this.mergeOf);
     if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
     this.cache.set(word, ids);
     return ids;
@@ -311,6 +351,7 @@ export class Tokenizer implements PolicyTokenizer {
       merges: this.merges.map(([a, b]) => [a, b]),
       // written only when not the default, so older readers still load default tokenizers
       ...(this.spaces === 'separate' ? { spaces: this.spaces } : {}),
+      ...(this.superwords > 0 ? { superwords: this.superwords } : {}),
     };
   }
 
@@ -325,7 +366,7 @@ export class Tokenizer implements PolicyTokenizer {
         );
       }
     }
-    return new Tokenizer(data.merges, { spaces: data.spaces });
+    return new Tokenizer(data.merges, { spaces: data.spaces, superwords: data.superwords });
   }
 
   async save(path: string): Promise<void> {
@@ -335,4 +376,29 @@ export class Tokenizer implements PolicyTokenizer {
   static async load(path: string): Promise<Tokenizer> {
     return Tokenizer.fromJSON(await readFile(path, 'utf8'));
   }
+}
+
+/** Apply the earliest-learned merge present, until none applies (the order training used). */
+function applyMerges(ids: number[], mergeOf: ReadonlyMap<number, number>): number[] {
+  while (ids.length > 1) {
+    let best = -1;
+    let a = 0;
+    let b = 0;
+    for (let i = 0; i + 1 < ids.length; i++) {
+      const m = mergeOf.get(pairKey(ids[i]!, ids[i + 1]!));
+      if (m !== undefined && (best < 0 || m < best)) {
+        best = m;
+        a = ids[i]!;
+        b = ids[i + 1]!;
+      }
+    }
+    if (best < 0) break;
+    ids = mergePair(ids, a, b, best);
+  }
+  return ids;
+}
+
+/** Text cut after each newline: the spans superword merges stay inside. Joins back to the text. */
+function lines(text: string): string[] {
+  return text.split(/(?<=\n)/).filter((l) => l.length > 0);
 }

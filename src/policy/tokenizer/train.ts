@@ -1,6 +1,7 @@
 /**
  * Byte-level BPE training: start from the 256 byte tokens and repeatedly merge the most frequent
  * adjacent pair inside words, until the vocabulary is full or no pair occurs `minFrequency` times.
+ * Superword merges (optional, after the word merges) run the same loop across the words of a line.
  *
  * Written here rather than taken from a library: the well-kept trainer (Hugging Face tokenizers)
  * is a native Rust addon, and the algorithm is short. Counts are kept incrementally (only words
@@ -95,22 +96,39 @@ export function trainMerges(
 ): [number, number][] {
   // Distinct words with their counts, in first-seen order.
   const wordCounts = new Map<string, number>();
-  const encoder = new TextEncoder();
   for (const text of texts) {
     for (const w of pretokenize(text, options.spaces)) wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
   }
-  const words: number[][] = [];
-  const freq: number[] = [];
-  for (const [w, c] of wordCounts) {
-    words.push(Array.from(encoder.encode(w)));
-    freq.push(c);
-  }
+  const encoder = new TextEncoder();
+  return learnMerges(
+    [...wordCounts.keys()].map((w) => Array.from(encoder.encode(w))),
+    [...wordCounts.values()],
+    options,
+  );
+}
 
+/**
+ * BPE's loop on token sequences: repeatedly merge the most frequent adjacent pair (counting each
+ * sequence `freq` times) into a new id, from `firstId` on. `allow(a, b)` false keeps a pair from
+ * ever being counted. Returns the merged pairs in order. Mutates `words`.
+ */
+export function learnMerges(
+  words: number[][],
+  freq: readonly number[],
+  options: {
+    firstId: number;
+    maxMerges: number;
+    minFrequency: number;
+    allow?: (a: number, b: number) => boolean;
+  },
+): [number, number][] {
+  const allow = options.allow;
   const pairCount = new Map<number, number>();
   // Words that contained a pair at some point; a word may have lost it since (checked on use).
   const pairWords = new Map<number, number[]>();
   const add = (word: number, ids: number[], sign: 1 | -1, touched: Set<number>) => {
     for (let i = 0; i + 1 < ids.length; i++) {
+      if (allow && !allow(ids[i]!, ids[i + 1]!)) continue;
       const key = pairKey(ids[i]!, ids[i + 1]!);
       pairCount.set(key, (pairCount.get(key) ?? 0) + sign * freq[word]!);
       touched.add(key);
