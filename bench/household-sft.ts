@@ -8,7 +8,7 @@
  *   npx tsx bench/household-sft.ts --out runs/household-sft [--steps 1500] [--batch 16] [--lr 2e-3]
  *     [--warmup 100] [--decay cosine] [--dagger-every 300] [--dagger-tasks 48] [--dagger-share 0.3]
  *     [--select-tasks 40] [--eval-every 250] [--eval-tasks 200] [--preset tiny] [--fixed-tasks 0] [--history 1]
- *     [--length-groups 8] [--superwords 0]
+ *     [--length-groups 8] [--superwords 256]
  *
  * `--fixed-tasks N` trains on N fixed tasks' demonstrations instead of a fresh stream (the old
  * recipe, for comparison); `--checkpoint <dir>` skips SFT and measures that checkpoint. Writes
@@ -48,7 +48,7 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '0' },
     checkpoint: { type: 'string' },
     history: { type: 'string', default: '1' },
-    superwords: { type: 'string', default: '0' },
+    superwords: { type: 'string', default: String(HOUSEHOLD_DEFAULT.policy.superwords) },
     'length-groups': { type: 'string', default: String(HOUSEHOLD_DEFAULT.sft.lengthGroups) },
   },
 });

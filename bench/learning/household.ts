@@ -24,8 +24,10 @@ export const HOUSEHOLD_BENCH = {
   // 200 fixed tasks per split, the same for every method and seed: rates with Wilson intervals and
   // differences paired task by task (issue 14).
   eval: { every: 4, split: 'valid-unseen', tasks: 200 },
-  // Batches as drawn, as bench/results/learning.json was recorded; the default's length groups
-  // give the same start for 0.83x the SFT CPU (docs/BENCHMARKS.md) and belong to the next record.
+  // Word-level tokens and batches as drawn, as bench/results/learning.json was recorded; the
+  // default's superword merges and length groups give the same start for 0.28x the SFT CPU
+  // (docs/BENCHMARKS.md) and belong to the next record.
+  policy: { ...HOUSEHOLD_DEFAULT.policy, superwords: 0 },
   sft: { ...HOUSEHOLD_DEFAULT.sft, lengthGroups: 1 },
 } satisfies TrainConfigInput;
 

@@ -171,7 +171,18 @@ export const suite: Suite = {
     const base = trained
       ? benchConfig(iterations, 0, trained, tasks)
       : benchConfig(iterations, sftSteps, await start('tiny-2k'), tasks);
-    const formerBase = trained ? base : benchConfig(iterations, sftSteps, await start('tiny'), tasks);
+    // --former-start <checkpoint>: the former path from another trained policy (e.g. an SFT with
+    // the word tokenizer, where the current one has superword merges): paths then play different
+    // trajectories, compared per environment step.
+    const j = ctx.args.indexOf('--former-start');
+    const formerTrained = j >= 0 ? ctx.args[j + 1] : undefined;
+    if (j >= 0 && (!formerTrained || formerTrained.startsWith('--') || !trained))
+      throw new Error('--former-start needs a checkpoint folder, and --start for the current path');
+    const formerBase = formerTrained
+      ? benchConfig(iterations, 0, formerTrained, tasks)
+      : trained
+        ? base
+        : benchConfig(iterations, sftSteps, await start('tiny'), tasks);
     const former: TrainConfigInput = {
       ...formerBase,
       loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'windowed' },
@@ -182,7 +193,7 @@ export const suite: Suite = {
     };
     const labels = trained
       ? {
-          former: `former: household default from --start, whole rows, behaviour log-probs re-scored, KL term (0.01)`,
+          former: `former: household default from --${formerTrained ? 'former-start' : 'start'}, whole rows, behaviour log-probs re-scored, KL term (0.01)`,
           current: `current: household default (${HOUSEHOLD_DEFAULT.loop.promptFormat}, ${HOUSEHOLD_DEFAULT.policy.preset}) from --start`,
         }
       : {
@@ -223,7 +234,7 @@ export const suite: Suite = {
     return {
       results,
       report: [
-        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${trained ? 'from the trained checkpoint given as --start' : sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
+        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${formerTrained ? 'from the trained checkpoints given as --former-start and --start' : trained ? 'from the trained checkpoint given as --start' : sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
         '',
         '| path | env steps | mean length | RL CPU s | rollout CPU s | scoring CPU s | update CPU s | prefill tokens / step | peak RSS MB |',
         '|---|---|---|---|---|---|---|---|---|',
@@ -231,9 +242,11 @@ export const suite: Suite = {
         row(labels.current, b),
         '',
         'RL CPU runs from each rollout start to its update end (credit assignment and the reference scoring between rollout and update included, checkpoints not); rollout CPU is the rollout phase, update CPU the PPO epochs (the reference and behaviour scoring before them count in neither). `peak_rss_mb` is the highest RSS sampled at the RL phase progress events.',
-        trained
-          ? 'Both paths start from the same checkpoint with the same seeds, so they play the same trajectories (the behaviour log-probs do not change the rollout): the differences are the re-scoring pass and the shared prompt prefixes (`ppo.sharedPrefix`) of the update and the reference scoring.'
-          : 'The two paths play different trajectories (their SFT differs), so compare per env step.',
+        formerTrained
+          ? 'The former path starts from the --former-start checkpoint and the current one from --start, so they play different trajectories: compare per environment step.'
+          : trained
+            ? 'Both paths start from the same checkpoint with the same seeds, so they play the same trajectories (the behaviour log-probs do not change the rollout): the differences are the re-scoring pass and the shared prompt prefixes (`ppo.sharedPrefix`) of the update and the reference scoring.'
+            : 'The two paths play different trajectories (their SFT differs), so compare per env step.',
       ].join('\n'),
     };
   },

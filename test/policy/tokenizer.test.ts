@@ -345,3 +345,85 @@ describe("Tokenizer with spaces: 'separate'", () => {
     expect(() => Tokenizer.train(texts, { spaces: 'glued' as 'separate' })).toThrow(/spaces/);
   });
 });
+
+describe('Tokenizer with superword merges', () => {
+  const rng = new Rng('superwords');
+  const rooms = ['cabinet 1', 'cabinet 2', 'fridge 1', 'sinkbasin 1', 'countertop 3', 'drawer 12'];
+  const texts = Array.from({ length: 60 }, () => {
+    const at = rooms[rng.nextUint32() % rooms.length]!;
+    const to = rooms[rng.nextUint32() % rooms.length]!;
+    return `Your task is to: put a clean mug in ${to}.\nYou arrive at ${at}. Your admissible actions now are: ['go to ${to}', 'look'].\n<think>I should go to ${to}.</think><action>go to ${to}</action>`;
+  });
+  const words = Tokenizer.train(texts, { vocabSize: 400 });
+  const tok = Tokenizer.train(texts, { vocabSize: 400, superwords: 40 });
+  const firstSuper = tok.vocabSize - tok.superwords;
+  const hasDigit = (id: number) => /[0-9]/.test(tok.decode([id]));
+
+  /** The second stage by the textbook: every line as word tokens, recount after each merge. */
+  function naiveSuperwords(): [number, number][] {
+    const counts = new Map<string, number>();
+    for (const t of texts) for (const l of t.split(/(?<=\n)/)) counts.set(l, (counts.get(l) ?? 0) + 1);
+    let lines = [...counts].map(([l, c]) => ({ ids: words.encode(l), c }));
+    const merges: [number, number][] = [];
+    while (merges.length < 40) {
+      const pairs = new Map<number, number>();
+      for (const { ids, c } of lines)
+        for (let i = 0; i + 1 < ids.length; i++) {
+          if (hasDigit(ids[i]!) || hasDigit(ids[i + 1]!)) continue;
+          const k = ids[i]! * 1048576 + ids[i + 1]!;
+          pairs.set(k, (pairs.get(k) ?? 0) + c);
+        }
+      let best = -1;
+      let bestCount = 1;
+      for (const [k, c] of pairs) if (c > bestCount || (c === bestCount && k < best)) [best, bestCount] = [k, c];
+      if (best < 0) break;
+      const pair: [number, number] = [Math.floor(best / 1048576), best % 1048576];
+      const id = words.vocabSize + merges.length;
+      merges.push(pair);
+      lines = lines.map(({ ids, c }) => {
+        const out: number[] = [];
+        for (let i = 0; i < ids.length; i++) {
+          if (ids[i] === pair[0] && ids[i + 1] === pair[1]) {
+            out.push(id);
+            i++;
+          } else out.push(ids[i]!);
+        }
+        return { ids: out, c };
+      });
+    }
+    return merges;
+  }
+
+  it('learns the word merges first, then exactly the textbook superword merges across words', () => {
+    expect(tok.merges.slice(0, words.merges.length)).toEqual(words.merges);
+    expect(tok.superwords).toBe(40);
+    expect(tok.merges.slice(words.merges.length)).toEqual(naiveSuperwords());
+  });
+
+  it('joins the fixed wording, never a token with a digit, never past a newline', () => {
+    const text = texts[0]!;
+    expect(tok.encode(text).length).toBeLessThan(words.encode(text).length / 2);
+    const superTokens = Array.from({ length: tok.superwords }, (_, r) => tok.decode([firstSuper + r]));
+    expect(superTokens).toContain('Your task is to: put a clean mug in');
+    for (const t of superTokens) {
+      expect(t, t).not.toMatch(/[0-9]/);
+      expect(t.slice(0, -1), t).not.toContain('\n');
+    }
+    // "drawer 12" keeps its number's own tokens, as in the word tokenizer.
+    const digits = (ids: number[]) => ids.filter(hasDigit).map((id) => tok.decode([id]));
+    expect(digits(tok.encode(texts[1]!))).toEqual(digits(words.encode(texts[1]!)));
+  });
+
+  it('round-trips any text and keeps its superword merges through JSON', () => {
+    for (let i = 0; i < 100; i++) {
+      const t = randomText(rng, 40) + texts[i % texts.length]!.slice(i % 17);
+      expect(tok.decode(tok.encode(t))).toBe(t);
+    }
+    const back = Tokenizer.fromJSON(JSON.stringify(tok));
+    expect(back.superwords).toBe(40);
+    for (const t of texts) expect(back.encode(t)).toEqual(tok.encode(t));
+    const { superwords: _, ...old } = words.toJSON();
+    expect(Tokenizer.fromJSON(old).superwords).toBe(0);
+    expect(() => new Tokenizer(words.merges.slice(0, 3), { superwords: 4 })).toThrow(/4 superword merges/);
+  });
+});
