@@ -29,7 +29,7 @@ export const QUICK = 'quick';
 /** Options only one suite reads (from `BenchContext.args`); any other suite refuses them. */
 export const SUITE_OPTIONS: Record<string, readonly string[]> = {
   learning: ['--only', '--seeds', '--scratch', '--report-only'],
-  trainer: ['--tasks', '--iterations', '--start', '--sft-steps'],
+  trainer: ['--tasks', '--iterations', '--start', '--former-start', '--sft-steps'],
 };
 
 /** The suites with their descriptions and the commands that run them (`stepwise bench` alone). */

@@ -15,6 +15,7 @@ interface BenchFlags {
   tasks?: string;
   iterations?: string;
   start?: string;
+  formerStart?: string;
   sftSteps?: string;
   reportOnly?: boolean;
 }
@@ -59,6 +60,10 @@ export function registerBench(program: Command): void {
       "trainer suite: start RL from this trained checkpoint (the household default's format)",
     )
     .option(
+      '--former-start <dir>',
+      'trainer suite: start the former path from this checkpoint instead (e.g. a word-tokenizer SFT)',
+    )
+    .option(
       '--sft-steps <n>',
       "trainer suite: SFT steps of each path's own prompt format before RL (default 0)",
     )
@@ -66,7 +71,7 @@ export function registerBench(program: Command): void {
       const { suiteList, runBench } = await harness();
       // The suite's own options go to it as words, as a suite reads them.
       const args = (
-        ['only', 'seeds', 'scratch', 'tasks', 'iterations', 'start', 'sftSteps'] as const
+        ['only', 'seeds', 'scratch', 'tasks', 'iterations', 'start', 'formerStart', 'sftSteps'] as const
       ).flatMap((k) =>
         flags[k] === undefined ? [] : [`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, flags[k]!],
       );
