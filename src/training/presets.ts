@@ -54,8 +54,8 @@ export const HOUSEHOLD_DEFAULT = {
     dagger: { every: 250, tasks: 32, share: 0.3, temperature: 0 },
   },
   // Issue 14's 20 iterations of 8 tasks x G = 8 (1280 trajectories). On an idle 2-core machine
-  // the whole npm start took 12:07 (the SFT 7 minutes, the 20 iterations about 3.5, the four
-  // 400-task evaluations about 1.5; docs/BENCHMARKS.md).
+  // the whole npm start took 5:08 with the superword tokenizer (12:07 with word-level tokens;
+  // docs/BENCHMARKS.md).
   groupSize: 8,
   tasksPerIteration: 8,
   iterations: 20,
