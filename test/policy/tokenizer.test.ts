@@ -375,7 +375,8 @@ describe('Tokenizer with superword merges', () => {
         }
       let best = -1;
       let bestCount = 1;
-      for (const [k, c] of pairs) if (c > bestCount || (c === bestCount && k < best)) [best, bestCount] = [k, c];
+      for (const [k, c] of pairs)
+        if (c > bestCount || (c === bestCount && k < best)) [best, bestCount] = [k, c];
       if (best < 0) break;
       const pair: [number, number] = [Math.floor(best / 1048576), best % 1048576];
       const id = words.vocabSize + merges.length;

@@ -116,7 +116,7 @@ export const TokenizerTrainOptions = z.object({
    * Superword merges learned after the word merges (SuperBPE's second stage: Liu et al., "SuperBPE:
    * Space Travel for Language Models", 2025): BPE again across the words of each line, so a
    * prompt's fixed wording ("Your admissible actions now are: ['") becomes a few tokens. A token
-   * holding a digit never joins one (numbers stay composable). The vocabulary grows by up to this
+   * holding an ASCII digit never joins one (numbers stay composable). The vocabulary grows by up to this
    * many; 0: none.
    */
   superwords: z.number().int().min(0).default(0),
