@@ -9,6 +9,18 @@ import { Rng } from '../../src/util/random.ts';
 
 const utf8 = (s: string) => Array.from(new TextEncoder().encode(s));
 
+/** Every non-overlapping occurrence of `pair`, left to right, replaced by `id` (the reference's own). */
+function replacePair(ids: number[], pair: readonly [number, number], id: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] === pair[0] && ids[i + 1] === pair[1]) {
+      out.push(id);
+      i++;
+    } else out.push(ids[i]!);
+  }
+  return out;
+}
+
 /**
  * Textbook BPE training, slow and plain: recount every pair after every merge and take the most
  * frequent (ties: smallest first id, then second id). The real trainer must agree exactly.
@@ -38,16 +50,7 @@ function naiveTrain(texts: string[], maxMerges: number, minFrequency: number): [
     if (!best || bestCount < minFrequency) break;
     const id = 262 + merges.length;
     merges.push(best);
-    words = words.map(({ ids, c }) => {
-      const out: number[] = [];
-      for (let i = 0; i < ids.length; i++) {
-        if (ids[i] === best[0] && ids[i + 1] === best[1]) {
-          out.push(id);
-          i++;
-        } else out.push(ids[i]!);
-      }
-      return { ids: out, c };
-    });
+    words = words.map(({ ids, c }) => ({ ids: replacePair(ids, best, id), c }));
   }
   return merges;
 }
@@ -57,15 +60,8 @@ function naiveEncode(merges: readonly (readonly [number, number])[], text: strin
   const out: number[] = [];
   for (const w of pretokenize(text)) {
     let ids = utf8(w);
-    merges.forEach(([a, b], r) => {
-      const next: number[] = [];
-      for (let i = 0; i < ids.length; i++) {
-        if (ids[i] === a && ids[i + 1] === b) {
-          next.push(262 + r);
-          i++;
-        } else next.push(ids[i]!);
-      }
-      ids = next;
+    merges.forEach((pair, r) => {
+      ids = replacePair(ids, pair, 262 + r);
     });
     out.push(...ids);
   }
@@ -381,16 +377,7 @@ describe('Tokenizer with superword merges', () => {
       const pair: [number, number] = [Math.floor(best / 1048576), best % 1048576];
       const id = words.vocabSize + merges.length;
       merges.push(pair);
-      lines = lines.map(({ ids, c }) => {
-        const out: number[] = [];
-        for (let i = 0; i < ids.length; i++) {
-          if (ids[i] === pair[0] && ids[i + 1] === pair[1]) {
-            out.push(id);
-            i++;
-          } else out.push(ids[i]!);
-        }
-        return { ids: out, c };
-      });
+      lines = lines.map(({ ids, c }) => ({ ids: replacePair(ids, pair, id), c }));
     }
     return merges;
   }
