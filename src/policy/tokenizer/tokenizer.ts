@@ -116,8 +116,8 @@ export const TokenizerTrainOptions = z.object({
    * Superword merges learned after the word merges (SuperBPE's second stage: Liu et al., "SuperBPE:
    * Space Travel for Language Models", 2025): BPE again across the words of each line, so a
    * prompt's fixed wording ("Your admissible actions now are: ['") becomes a few tokens. A token
-   * holding an ASCII digit never joins one (numbers stay composable). The vocabulary grows by up to this
-   * many; 0: none.
+   * holding an ASCII digit never joins one (numbers stay composable). The vocabulary grows by up to
+   * this many; 0: none.
    */
   superwords: z.number().int().min(0).default(0),
 });
@@ -252,12 +252,16 @@ export class Tokenizer implements PolicyTokenizer {
 
   /** Plain text -> ids. Never yields a special token (see the module comment). */
   encode(text: string): number[] {
+    if (this.superwords === 0) return this.encodeWords(text);
     const ids: number[] = [];
-    if (this.superwords === 0) {
-      for (const word of pretokenize(text, this.spaces)) for (const id of this.encodeWord(word)) ids.push(id);
-      return ids;
-    }
     for (const line of lines(text)) for (const id of this.encodeLine(line)) ids.push(id);
+    return ids;
+  }
+
+  /** Each word's tokens (the word merges only), in order. */
+  private encodeWords(text: string): number[] {
+    const ids: number[] = [];
+    for (const word of pretokenize(text, this.spaces)) for (const id of this.encodeWord(word)) ids.push(id);
     return ids;
   }
 
@@ -265,9 +269,7 @@ export class Tokenizer implements PolicyTokenizer {
   private encodeLine(line: string): number[] {
     const hit = this.lineCache.get(line);
     if (hit) return hit;
-    let ids: number[] = [];
-    for (const word of pretokenize(line, this.spaces)) for (const id of this.encodeWord(word)) ids.push(id);
-    ids = applyMerges(ids, this.superMergeOf);
+    const ids = applyMerges(this.encodeWords(line), this.superMergeOf);
     if (this.lineCache.size >= CACHE_LIMIT) this.lineCache.clear();
     this.lineCache.set(line, ids);
     return ids;
