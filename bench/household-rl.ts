@@ -11,7 +11,7 @@
  *     [--epochs 1] [--mini-batch 32] [--estimator gigpo] [--eval-tasks 200] [--eval-every 2] \
  *     [--probe 1,0.5] [--seed 0] [--actions free|admissible] \
  *     [--dynamic <retries>] [--history 1] [--logprobs model|sampled] [--penalty 0.1] \
- *     [--anchor observation|state]
+ *     [--anchor observation|state] [--skip-zero true|false]
  *
  * The greedy evaluation before RL is kept beside the checkpoint (`before-<n>.json`) and reused.
  *
@@ -56,6 +56,7 @@ const { values: a } = parseArgs({
     logprobs: { type: 'string', default: 'model' },
     penalty: { type: 'string' },
     anchor: { type: 'string', default: 'observation' },
+    'skip-zero': { type: 'string' },
   },
 });
 if (!a.checkpoint) throw new Error('--checkpoint <dir>: the SFT checkpoint RL starts from is required');
@@ -91,6 +92,7 @@ const input = {
     miniBatchSize: num('mini-batch'),
     ...(a.kl !== undefined ? { klCoef: num('kl') } : {}),
     logprobs: a.logprobs as 'model',
+    ...(a['skip-zero'] !== undefined ? { skipZeroAdvantage: a['skip-zero'] === 'true' } : {}),
   },
   eval: { every: num('eval-every'), split: 'valid-unseen', tasks: num('eval-tasks') },
   ...(a.dynamic !== undefined ? { dynamicSampling: { enabled: true, retries: num('dynamic') } } : {}),

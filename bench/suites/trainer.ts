@@ -188,12 +188,18 @@ export const suite: Suite = {
       loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'windowed' },
       policy: sftSteps > 0 ? { preset: 'tiny' } : formerBase.policy,
       // The former update: whole rows (no shared prompt prefixes), behaviour log-probs re-scored,
-      // the KL term with its full reference pass (ALGORITHMS.md's 0.01).
-      ppo: { ...HOUSEHOLD_DEFAULT.ppo, behaviourLogprobs: 'rescore', sharedPrefix: 0, klCoef: 0.01 },
+      // the KL term with its full reference pass (ALGORITHMS.md's 0.01), every row trained.
+      ppo: {
+        ...HOUSEHOLD_DEFAULT.ppo,
+        behaviourLogprobs: 'rescore',
+        sharedPrefix: 0,
+        klCoef: 0.01,
+        skipZeroAdvantage: false,
+      },
     };
     const labels = trained
       ? {
-          former: `former: household default from --${formerTrained ? 'former-start' : 'start'}, whole rows, behaviour log-probs re-scored, KL term (0.01)`,
+          former: `former: household default from --${formerTrained ? 'former-start' : 'start'}, whole rows, behaviour log-probs re-scored, KL term (0.01), zero-advantage rows trained`,
           current: `current: household default (${HOUSEHOLD_DEFAULT.loop.promptFormat}, ${HOUSEHOLD_DEFAULT.policy.preset}) from --start`,
         }
       : {

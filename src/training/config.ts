@@ -55,6 +55,14 @@ export const PpoConfig = z.strictObject({
    * prefix shared by 8 rows gave 0.97 [0.90, 1.08] of the whole rows' update CPU, 32 gave 0.87).
    */
   sharedPrefix: z.number().int().min(0).default(32),
+  /**
+   * Leave out of the update the rows whose advantage is exactly 0 (every step of a trajectory
+   * trained as one sequence): a group where every trajectory scored alike gives the policy
+   * gradient nothing, and its rows only add the entropy bonus and the KL term (none without
+   * `klCoef`). Off by default, as the references train every row; DAPO's dynamic sampling drops
+   * such groups for the same reason. Mini-batches are counted from the rows left.
+   */
+  skipZeroAdvantage: z.boolean().default(false),
   learningRate: z.number().positive().default(1e-4),
   clipLow: z.number().min(0).optional(),
   clipHigh: z.number().min(0).optional(),

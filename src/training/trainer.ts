@@ -135,6 +135,7 @@ async function iteration(ctx: IterationContext): Promise<string> {
     rollout_tokens_per_s: rolloutTokens / rolled.seconds,
     update_tokens_per_s: updated.tokens / Math.max(updated.seconds, 1e-9),
     dropped_trajectories: all.length - trajectories.length,
+    skipped_sequences: updated.skipped,
     env_steps: envStepsSoFar(ctx) + all.reduce((a, t) => a + t.steps.length, 0),
     ...(rolled.prefilledTokens === undefined
       ? {}

@@ -37,6 +37,8 @@ export interface UpdateResult {
   /** Training sequences, and how many of them hold a whole trajectory of several steps. */
   sequences: number;
   packed: number;
+  /** Sequences left out because every advantage on them is 0 (`ppo.skipZeroAdvantage`). */
+  skipped: number;
   /** Tokens passed through the model per epoch (prompts once per sequence, shared prefixes once), padding excluded. */
   sequenceTokens: number;
   /** The behaviour log-probs came from the rollout (no re-scoring pass). */
@@ -282,6 +284,13 @@ export interface TokenRowOptions {
    * temperature they are re-scored.
    */
   temperature?: number;
+  /** Leave out the sequences whose every response token has advantage 0 (`ppo.skipZeroAdvantage`). */
+  skipZeroAdvantage?: boolean;
+}
+
+/** Whether some response token of `s` carries a non-zero advantage (else it gives no policy gradient). */
+export function informative(s: { mask: readonly number[]; advantages?: readonly number[] }): boolean {
+  return s.advantages?.some((a, t) => a !== 0 && s.mask[t] === 1) ?? false;
 }
 
 /**
@@ -298,12 +307,21 @@ export async function tokenRows(
   rolloutLogprobs: boolean;
   /** With `klCoef` 0: the behaviour policy's KL to the reference on the sampled units. */
   referenceKl?: number;
+  /** Sequences left out by `skipZeroAdvantage`. */
+  skipped: number;
 }> {
-  const whole = trainingSequences(steps, options.pack ?? false);
+  const all = trainingSequences(steps, options.pack ?? false);
+  const kept = all.flatMap((s, i) => (!options.skipZeroAdvantage || informative(s) ? [i] : []));
+  const whole = kept.map((i) => all[i]!);
   const min = options.sharedPrefix ?? 0;
+  const keys = groupStepKeys(steps, all);
   const seqs: SharedSequence[] =
     min > 0
-      ? sharePrefixes(whole, groupStepKeys(steps, whole), min)
+      ? sharePrefixes(
+          whole,
+          kept.map((i) => keys[i]),
+          min,
+        )
       : whole.map((s, unit) => ({ ...s, unit }));
   const tokens = seqs.map((s) => s.tokens);
   const prefixes = min > 0 ? seqs.map((s) => s.prefix) : undefined;
@@ -349,7 +367,12 @@ export async function tokenRows(
     unit: s.unit,
     ...(s.prefix ? { prefix: s.prefix } : {}),
   }));
-  return { rows, rolloutLogprobs: fromRollout, ...(referenceKl !== undefined ? { referenceKl } : {}) };
+  return {
+    rows,
+    rolloutLogprobs: fromRollout,
+    ...(referenceKl !== undefined ? { referenceKl } : {}),
+    skipped: all.length - whole.length,
+  };
 }
 
 /**
@@ -464,7 +487,7 @@ export async function update(
   const { epochs, miniBatchSize, maxKl } = config.ppo;
   const started = performance.now();
   const temperature = lossTemperature(config);
-  const { rows, rolloutLogprobs, referenceKl } = await tokenRows(policy, ctx.reference, steps, {
+  const { rows, rolloutLogprobs, referenceKl, skipped } = await tokenRows(policy, ctx.reference, steps, {
     // A packed trajectory weighs its tokens as the step rows would only under token-mean.
     pack: config.ppo.lossAgg === 'token-mean',
     rolloutLogprobs:
@@ -475,6 +498,7 @@ export async function update(
     referenceSample: config.ppo.referenceSample,
     sharedPrefix: config.ppo.sharedPrefix,
     temperature,
+    skipZeroAdvantage: config.ppo.skipZeroAdvantage,
   });
   // Without a KL term the graph's KL is to the behaviour policy; the guard and the report then use
   // the sampled KL to the reference.
@@ -536,6 +560,7 @@ export async function update(
     seconds: (performance.now() - started) / 1000,
     sequences: rows.length,
     packed: rows.filter((r) => r.steps > 1).length,
+    skipped,
     sequenceTokens: sequenceTokens(rows),
     rolloutLogprobs,
   };
