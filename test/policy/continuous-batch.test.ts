@@ -2,7 +2,7 @@
  * Continuous batching: requests join the running decode batch between steps and leave it when
  * done, and each returns what it would alone (same seed, same tokens; log-probs within 1e-5).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { modelConfig } from '../../src/policy/model/config.ts';
 import { initParams } from '../../src/policy/model/params.ts';
 import { Policy } from '../../src/policy/policy.ts';
@@ -11,6 +11,7 @@ import {
   type Generation,
   type RowRequest,
 } from '../../src/policy/runtime/continuous-batch.ts';
+import { SlotCache } from '../../src/policy/runtime/slots.ts';
 import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 
 const tokenizer = Tokenizer.train(
@@ -95,8 +96,10 @@ describe('continuous batching', () => {
       // One busy period: nobody waited for a batch to finish.
       expect(batch.stats.runs).toBe(1);
       expect(batch.stats.rows).toBe(4);
-      // Row 0's 20 tokens took 19 decode steps; the others decoded inside them.
-      expect(batch.stats.steps).toBe(lengths[0]! - 1);
+      // Row 0's 20 tokens took 19 decode steps (20 with the cache on: its prompt, cached by the
+      // run alone, left one token to feed, which the first step took instead of a prefill); the
+      // others decoded inside them.
+      expect(batch.stats.steps).toBe(lengths[0]! - (cacheBytes === 0 ? 1 : 0));
       await p.dispose();
     });
   }
@@ -126,6 +129,56 @@ describe('continuous batching', () => {
       );
     }
     await p.dispose();
+  });
+
+  it("feeds a cached prompt's last token to a decode step instead of prefilling it", async () => {
+    const p = policy();
+    const alone: Generation[] = [];
+    for (const [i, text] of prompts.entries()) {
+      alone.push(await new ContinuousBatch(p.runner, { maxBatch: 1 }).submit(request(text, 7 + i, 8)));
+    }
+    // Every prompt is now cached but for its last token (the cache keeps keys and values, not
+    // logits): the four rows start decoding with no prefill at all, and sample what they did alone.
+    const extend = vi.spyOn(p.runner, 'extend');
+    const work = { ...p.runner.work };
+    const batch = new ContinuousBatch(p.runner, { maxBatch: 4 });
+    const out = await Promise.all(prompts.map((text, i) => batch.submit(request(text, 7 + i, 8))));
+    expect(extend).not.toHaveBeenCalled();
+    out.forEach((g, i) => {
+      expectSame(g, alone[i]!);
+    });
+    expect(batch.stats).toMatchObject({ prefills: 0, steps: 8, prefilledTokens: 4 });
+    // The fed prompt tokens count as prefilled work, the rest as decoded.
+    expect(p.runner.work.prefilledTokens - work.prefilledTokens).toBe(4);
+    expect(p.runner.work.decodedTokens - work.decodedTokens).toBe(4 * 7);
+    extend.mockRestore();
+    await p.dispose();
+  });
+
+  it('keeps slot buffers across busy periods that need the same capacity, and resizes them when idle', () => {
+    const config = modelConfig({ vocabSize: 50, width: 16, layers: 2, heads: 2, contextLength: 256 });
+    const slots = new SlotCache(config);
+    slots.reserve(3, 37); // idle: 4 rows (a power of two) of 40 positions (a multiple of 8)
+    expect([slots.rowCapacity, slots.capacity]).toEqual([4, 40]);
+    const k0 = slots.k[0];
+    for (let b = 0; b < 3; b++) slots.add();
+    for (let b = 2; b >= 0; b--) slots.remove(b);
+    // Idle again, the next busy period needs fewer rows of the same capacity: the same buffers.
+    slots.reserve(2, 40);
+    expect(slots.k[0]).toBe(k0);
+    // A shorter capacity: new, smaller buffers (a decode step reads every position of the capacity).
+    slots.reserve(2, 20);
+    expect([slots.rowCapacity, slots.capacity]).toEqual([2, 24]);
+    expect(slots.k[0]).not.toBe(k0);
+    // With a row active the capacity only grows, to a multiple of 32, keeping the row's contents.
+    slots.add();
+    slots.lengths[0] = 3;
+    slots.k[1]![5] = 7;
+    slots.reserve(1, 10);
+    expect(slots.capacity).toBe(24);
+    slots.reserve(2, 100);
+    expect([slots.rowCapacity, slots.capacity]).toEqual([2, 128]);
+    expect(slots.k[1]![5]).toBe(7);
   });
 
   it('drops a row aborted mid-decode; the others finish', async () => {

@@ -101,7 +101,7 @@ interface Row extends Pending {
   /** Most tokens this row may generate: maxNewTokens, bounded by the context. */
   budget: number;
   out: Generation;
-  /** The sampled token not yet fed to the model. */
+  /** The token the next decode step feeds: the last sampled one, or the prompt's last (see `prefill`). */
   next: number;
   done: boolean;
   /** The deepest prefix-cache node this row holds (kept from eviction while it runs). */
@@ -113,6 +113,13 @@ interface Row extends Pending {
  * the cache holds wait for that row's prefill (the second wave) and reuse it.
  */
 const SHARED_PREFIX_MIN = 8;
+
+/**
+ * An idle batch frees its slot buffers after this long, in ms. A burst right after a burst (32
+ * clients sending their next requests) reuses them instead of allocating and zeroing them again
+ * (for 32 rows of the small preset, 48 MB, whose garbage collection followed).
+ */
+const KEEP_SLOTS_MS = 2000;
 
 export class ContinuousBatch {
   readonly stats: ContinuousBatchStats = {
@@ -129,6 +136,8 @@ export class ContinuousBatch {
   private active: Row[] = [];
   private running = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Frees the slot buffers of an idle batch (see KEEP_SLOTS_MS). */
+  private releaseTimer: NodeJS.Timeout | undefined;
   private firstArrival = 0;
   /** Scratch logits for constrained rows. */
   private masked: Float32Array = new Float32Array();
@@ -197,6 +206,7 @@ export class ContinuousBatch {
     if (this.running) return;
     this.running = true;
     this.stats.runs++;
+    clearTimeout(this.releaseTimer);
     try {
       while (this.waiting.length > 0 || this.active.length > 0) {
         this.dropAborted();
@@ -207,7 +217,9 @@ export class ContinuousBatch {
       }
     } finally {
       this.running = false;
-      this.slots.release();
+      this.releaseTimer = setTimeout(() => this.slots.release(), KEEP_SLOTS_MS);
+      // A process with nothing else to do may exit meanwhile.
+      this.releaseTimer.unref();
     }
   }
 
@@ -292,7 +304,10 @@ export class ContinuousBatch {
   /**
    * Give each row of a wave a slot holding its cached prefix, then prefill the suffixes. Rows go
    * into slots longest suffix first and are prefilled in runs of similar length, so that a
-   * one-token suffix is not left-padded to a long one's length.
+   * one-token suffix is not left-padded to a long one's length. A one-token suffix (a prompt the
+   * cache holds but for its last token) is not prefilled at all: that token is the row's first
+   * input of the next decode step, which computes the same keys, values and logits as a prefill
+   * of it would, inside a step the running rows take anyway.
    */
   private async prefill(wave: Row[]): Promise<void> {
     const cache = this.runner.prefixCache;
@@ -304,7 +319,7 @@ export class ContinuousBatch {
     const suffixLength = (j: number) => wave[j]!.request.prompt.length - (matches[j]?.length ?? 0);
     order.sort((a, b) => suffixLength(b) - suffixLength(a));
     const start = this.active.length;
-    const need = Math.max(this.slots.capacity, ...wave.map((r) => r.request.prompt.length + r.budget - 1));
+    const need = Math.max(...wave.map((r) => r.request.prompt.length + r.budget - 1));
     this.slots.reserve(start + wave.length, need);
     const rows: Row[] = [];
     const suffixes: number[][] = [];
@@ -327,25 +342,31 @@ export class ContinuousBatch {
       this.stats.promptTokens += prompt.length;
       this.stats.prefilledTokens += prompt.length - cached;
     }
+    // Suffixes are sorted longest first: the one-token ones are the tail.
+    let prefilled = rows.length;
+    while (prefilled > 0 && suffixes[prefilled - 1]!.length === 1) prefilled--;
+    for (let j = prefilled; j < rows.length; j++) rows[j]!.next = suffixes[j]![0]!;
     const logits: Float32Array[] = [];
-    for (let a = 0; a < rows.length; ) {
+    for (let a = 0; a < prefilled; ) {
       // A run: rows whose suffixes are at least 3/4 of its first (longest) one, so padding
       // wastes at most a quarter of the run's work.
       let b = a + 1;
-      while (b < rows.length && 4 * suffixes[b]!.length >= 3 * suffixes[a]!.length) b++;
+      while (b < prefilled && 4 * suffixes[b]!.length >= 3 * suffixes[a]!.length) b++;
       this.stats.prefills++;
       logits.push(...(await this.runner.extend(this.slots, start + a, suffixes.slice(a, b))));
       a = b;
     }
+    // A decoding row's prompt goes into the cache when it retires (with its reply).
+    const done = rows.slice(0, prefilled);
     if (cache) {
-      rows.forEach((row, j) => {
+      done.forEach((row, j) => {
         const held = cache.insert(row.request.prompt, (s, e) => this.slots.read(start + j, s, e));
         cache.unhold(row.held);
         row.held = held;
         cache.hold(held);
       });
     }
-    rows.forEach((row, j) => {
+    done.forEach((row, j) => {
       this.sample(row, logits[j]!);
     });
     this.retire();
@@ -353,9 +374,12 @@ export class ContinuousBatch {
 
   private async step(): Promise<void> {
     this.stats.steps++;
+    // Rows that have sampled nothing yet feed their prompt's last token (see `prefill`).
+    const prompted = this.active.reduce((n, r) => n + (r.out.tokens.length === 0 ? 1 : 0), 0);
     const logits = await this.runner.decodeSlots(
       this.slots,
       this.active.map((r) => r.next),
+      prompted,
     );
     this.active.forEach((row, b) => {
       this.sample(row, logits[b]!);

@@ -726,13 +726,15 @@ export class ModelRunner {
   /**
    * One decode step of the running batch: token b goes to slot b at the slot's own length and
    * attends to that slot's positions and itself. Appends its keys/values (in place) and returns
-   * each row's next logits.
+   * each row's next logits. `promptTokens` of the tokens are prompt tokens (a prompt's last token,
+   * fed by the step instead of a prefill), counted in `work` as prefilled, not decoded.
    */
-  async decodeSlots(slots: SlotCache, tokens: number[]): Promise<Float32Array[]> {
+  async decodeSlots(slots: SlotCache, tokens: number[], promptTokens = 0): Promise<Float32Array[]> {
     const B = slots.rows;
     if (tokens.length !== B) throw new Error(`decode: got ${tokens.length} tokens for ${B} rows`);
     this.checkTokens([tokens], 'decode tokens');
-    this.work.decodedTokens += B;
+    this.work.decodedTokens += B - promptTokens;
+    this.work.prefilledTokens += promptTokens;
     const cap = slots.capacity;
     const bias = new Float32Array(B * cap).fill(MASKED);
     const positions = new BigInt64Array(B);

@@ -42,16 +42,22 @@ export class SlotCache {
   }
 
   /**
-   * Make room for `rows` rows of `capacity` positions, keeping the active rows' contents. Grows
-   * to the next power of two of rows (and a multiple of 32 positions, at most the context) so
-   * that rows joining one by one do not reallocate at every step.
+   * Make room for `rows` rows of `capacity` positions, keeping the active rows' contents. A decode
+   * step reads every position of the capacity (masked or not), so capacity costs time: with no
+   * active row the buffers take the capacity asked for, rounded up to 8 positions, reusing those
+   * of an earlier busy period when it is the same; growing while rows are active rounds up to 32
+   * and rows to the next power of two, so that rows joining one by one do not reallocate at
+   * every step.
    */
   reserve(rows: number, capacity: number): void {
     const ctx = this.config.contextLength;
     if (capacity > ctx) throw new Error(`SlotCache: capacity ${capacity} exceeds the context length ${ctx}`);
+    const idle = this.rows === 0;
+    const rounded = Math.min(ctx, Math.ceil(capacity / (idle ? 8 : 32)) * (idle ? 8 : 32));
+    if (idle && this.capacity !== rounded) this.release();
     if (rows <= this.rowCapacity && capacity <= this.capacity) return;
     const newRows = Math.max(this.rowCapacity, 2 ** Math.ceil(Math.log2(Math.max(1, rows))));
-    const newCap = Math.max(this.capacity, Math.min(ctx, Math.ceil(capacity / 32) * 32));
+    const newCap = Math.max(this.capacity, rounded);
     const { heads: H, headSize: hs } = this;
     const grow = (old: Float32Array | undefined) => {
       const next = new Float32Array(newRows * H * newCap * hs);
@@ -71,7 +77,7 @@ export class SlotCache {
     this.capacity = newCap;
   }
 
-  /** Free the buffers (the batch is idle). */
+  /** Free the buffers (the batch has been idle for a while). */
   release(): void {
     this.k = [];
     this.v = [];
