@@ -764,10 +764,15 @@ export class ModelRunner {
       for (const kind of ['k', 'v'] as const) {
         const src = out[`present.${l}.${kind}`]!.data as Float32Array; // [B, H, 1, hs]
         const dst = slots[kind][l]!;
+        // An element loop: B * H runs of headSize floats, too short for subarray + set, which
+        // allocate two views per run (3072 a step at 32 rows of the small preset).
         for (let b = 0; b < B; b++) {
           const at = slots.lengths[b]!;
-          for (let h = 0; h < H; h++)
-            dst.set(src.subarray((b * H + h) * hs, (b * H + h + 1) * hs), ((b * H + h) * cap + at) * hs);
+          for (let h = 0; h < H; h++) {
+            const from = (b * H + h) * hs;
+            const to = ((b * H + h) * cap + at) * hs;
+            for (let i = 0; i < hs; i++) dst[to + i] = src[from + i]!;
+          }
         }
       }
     }

@@ -177,6 +177,9 @@ export function samplingDistribution(
   return { tokens, probs: weights };
 }
 
+/** sampleToken's weights of one row, reused across calls (sampling is synchronous). */
+let weightScratch = new Float64Array(0);
+
 /**
  * Draw one token from a row of logits. Order: temperature, then top-k, then top-p (as in most
  * LLM servers). The log-prob is log_softmax of the RAW logits (temperature 1, untruncated).
@@ -190,14 +193,22 @@ export function sampleToken(logits: Float32Array, options: SamplingOptions, rng:
     const token = draw(tokens, probs, rng.next());
     return { token, logprob: logSoftmaxAt(logits, token, max) };
   }
-  // Untruncated: no sort; one pass for the mass, one (stopping early) to find the drawn token.
+  // Untruncated: no sort; one pass for the mass, one (stopping early) to find the drawn token,
+  // reading the weights the first pass kept (the same float64 values, without a second exp each).
+  const v = logits.length;
+  if (weightScratch.length < v) weightScratch = new Float64Array(v);
+  const weights = weightScratch;
   let total = 0;
-  for (let i = 0; i < logits.length; i++) total += Math.exp((logits[i]! - max) / t);
+  for (let i = 0; i < v; i++) {
+    const w = Math.exp((logits[i]! - max) / t);
+    weights[i] = w;
+    total += w;
+  }
   const u = rng.next() * total;
   let acc = 0;
   let token = best;
-  for (let i = 0; i < logits.length; i++) {
-    const w = Math.exp((logits[i]! - max) / t);
+  for (let i = 0; i < v; i++) {
+    const w = weights[i]!;
     acc += w;
     if (w > 0) token = i;
     if (u < acc) break;
