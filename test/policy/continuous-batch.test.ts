@@ -155,29 +155,32 @@ describe('continuous batching', () => {
     await p.dispose();
   });
 
-  it('keeps slot buffers across busy periods that need the same capacity, and resizes them when idle', () => {
+  it('lays slot buffers out for each busy period in the memory of the last one, and grows them while rows run', () => {
     const config = modelConfig({ vocabSize: 50, width: 16, layers: 2, heads: 2, contextLength: 256 });
     const slots = new SlotCache(config);
     slots.reserve(3, 37); // idle: 4 rows (a power of two) of 40 positions (a multiple of 8)
     expect([slots.rowCapacity, slots.capacity]).toEqual([4, 40]);
-    const k0 = slots.k[0];
+    const memory = slots.k[0]!.buffer;
     for (let b = 0; b < 3; b++) slots.add();
     for (let b = 2; b >= 0; b--) slots.remove(b);
-    // Idle again, the next busy period needs fewer rows of the same capacity: the same buffers.
-    slots.reserve(2, 40);
-    expect(slots.k[0]).toBe(k0);
-    // A shorter capacity: new, smaller buffers (a decode step reads every position of the capacity).
+    // Idle again: a shorter capacity (a decode step reads every position of it) in the same
+    // memory, which holds 6 rows of 24 positions.
     slots.reserve(2, 20);
-    expect([slots.rowCapacity, slots.capacity]).toEqual([2, 24]);
-    expect(slots.k[0]).not.toBe(k0);
+    expect([slots.rowCapacity, slots.capacity]).toEqual([6, 24]);
+    expect(slots.k[0]!.buffer).toBe(memory);
+    expect(slots.v[1]!.length).toBe(6 * 2 * 24 * 8);
+    // A longer one than the memory holds for 2 rows: new buffers.
+    slots.reserve(2, 100);
+    expect([slots.rowCapacity, slots.capacity]).toEqual([2, 104]);
+    expect(slots.k[0]!.buffer).not.toBe(memory);
     // With a row active the capacity only grows, to a multiple of 32, keeping the row's contents.
     slots.add();
     slots.lengths[0] = 3;
     slots.k[1]![5] = 7;
     slots.reserve(1, 10);
-    expect(slots.capacity).toBe(24);
-    slots.reserve(2, 100);
-    expect([slots.rowCapacity, slots.capacity]).toEqual([2, 128]);
+    expect(slots.capacity).toBe(104);
+    slots.reserve(3, 130);
+    expect([slots.rowCapacity, slots.capacity]).toEqual([4, 160]);
     expect(slots.k[1]![5]).toBe(7);
   });
 

@@ -44,20 +44,32 @@ export class SlotCache {
   /**
    * Make room for `rows` rows of `capacity` positions, keeping the active rows' contents. A decode
    * step reads every position of the capacity (masked or not), so capacity costs time: with no
-   * active row the buffers take the capacity asked for, rounded up to 8 positions, reusing those
-   * of an earlier busy period when it is the same; growing while rows are active rounds up to 32
-   * and rows to the next power of two, so that rows joining one by one do not reallocate at
-   * every step.
+   * active row the buffers are laid out for the capacity asked for, rounded up to 8 positions, in
+   * the memory of the earlier busy period's buffers when it is large enough (no allocation, no
+   * zeroing: positions a row has not filled are masked). Growing while rows are active rounds up
+   * to 32 positions and rows to the next power of two, so that rows joining one by one do not
+   * reallocate at every step.
    */
   reserve(rows: number, capacity: number): void {
     const ctx = this.config.contextLength;
     if (capacity > ctx) throw new Error(`SlotCache: capacity ${capacity} exceeds the context length ${ctx}`);
-    const idle = this.rows === 0;
-    const rounded = Math.min(ctx, Math.ceil(capacity / (idle ? 8 : 32)) * (idle ? 8 : 32));
-    if (idle && this.capacity !== rounded) this.release();
+    const pow2 = 2 ** Math.ceil(Math.log2(Math.max(1, rows)));
+    if (this.rows === 0) {
+      const cap = Math.min(ctx, Math.ceil(capacity / 8) * 8);
+      const per = this.heads * cap * this.headSize;
+      const room = this.k.length > 0 ? Math.floor(this.k[0]!.buffer.byteLength / 4 / per) : 0;
+      const fits = room >= pow2;
+      const layout = (old: Float32Array | undefined) =>
+        fits ? new Float32Array(old!.buffer, 0, room * per) : new Float32Array(pow2 * per);
+      this.k = Array.from({ length: this.layers }, (_, l) => layout(this.k[l]));
+      this.v = Array.from({ length: this.layers }, (_, l) => layout(this.v[l]));
+      this.rowCapacity = fits ? room : pow2;
+      this.capacity = cap;
+      return;
+    }
     if (rows <= this.rowCapacity && capacity <= this.capacity) return;
-    const newRows = Math.max(this.rowCapacity, 2 ** Math.ceil(Math.log2(Math.max(1, rows))));
-    const newCap = Math.max(this.capacity, rounded);
+    const newRows = Math.max(this.rowCapacity, pow2);
+    const newCap = Math.max(this.capacity, Math.min(ctx, Math.ceil(capacity / 32) * 32));
     const { heads: H, headSize: hs } = this;
     const grow = (old: Float32Array | undefined) => {
       const next = new Float32Array(newRows * H * newCap * hs);
