@@ -7,6 +7,7 @@ import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initPolicy } from '../../src/cli/commands/init-policy.ts';
 import { Policy } from '../../src/policy/policy.ts';
+import { Tokenizer } from '../../src/policy/tokenizer/tokenizer.ts';
 import { domainCorpus } from '../../src/training/corpus.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'stepwise-serve-'));
@@ -56,6 +57,40 @@ describe('init-policy and serve', () => {
     } finally {
       child.kill('SIGTERM');
     }
+  }, 60_000);
+
+  it('init-policy --superwords: the checkpoint keeps its superword merges, which shorten domain text', async () => {
+    const plain = join(dir, 'tiny-plain');
+    const merged = join(dir, 'tiny-superwords');
+    for (const p of [
+      await initPolicy({ preset: 'tiny', out: plain, tasks: 40 }),
+      await initPolicy({ preset: 'tiny', out: merged, tasks: 40, superwords: 64 }),
+    ])
+      await p.dispose();
+    const [a, b] = [await Policy.load(plain), await Policy.load(merged)];
+    const merges = (p: Policy) => (p.tokenizer instanceof Tokenizer ? p.tokenizer.superwords : undefined);
+    expect(merges(a)).toBe(0);
+    expect(merges(b)).toBe(64);
+    const text = "Your admissible actions now are: ['go to countertop 1', 'go to cabinet 2']";
+    expect(b.tokenizer.decode(b.tokenizer.encode(text))).toBe(text);
+    expect(b.tokenizer.encode(text).length).toBeLessThan(a.tokenizer.encode(text).length);
+    await a.dispose();
+    await b.dispose();
+  }, 120_000);
+
+  it('refuses a bad --superwords, naming it', async () => {
+    const child = spawn(
+      process.execPath,
+      ['bin/stepwise.js', 'init-policy', '--out', join(dir, 'never'), '--superwords', '-3'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/--superwords must be a whole number \(0: none\), got "-3"/);
   }, 60_000);
 
   it('refuses a bad --prefix-cache-mb, naming it', async () => {

@@ -19,6 +19,8 @@ export interface InitPolicyOptions {
   seed?: number;
   /** Tasks per env in the tokenizer's training text. */
   tasks?: number;
+  /** Superword merges after the word merges (`TokenizerTrainOptions.superwords`; the household default's `policy.superwords`). */
+  superwords?: number;
 }
 
 /** Train the tokenizer, initialize the model and save both; returns the policy (dispose it). */
@@ -40,7 +42,10 @@ export async function initPolicy(options: InitPolicyOptions): Promise<Policy> {
     );
   }
   const corpus = await domainCorpus(options.tasks);
-  const tokenizer = Tokenizer.train(corpus, { vocabSize: presets[options.preset].vocabSize });
+  const tokenizer = Tokenizer.train(corpus, {
+    vocabSize: presets[options.preset].vocabSize,
+    superwords: options.superwords ?? 0,
+  });
   const policy = Policy.create({ model: options.preset, tokenizer, seed: options.seed ?? 0 });
   await policy.save(options.out);
   return policy;
@@ -53,26 +58,35 @@ export function registerInitPolicy(program: Command): void {
     .option('--preset <name>', `model size (${Object.keys(presets).join(', ')})`, 'tiny')
     .requiredOption('--out <dir>', 'the checkpoint folder to write')
     .option('--seed <n>', 'seed of the initial weights', '0')
+    .option('--superwords <n>', 'superword merges across the words of a line, after the word merges', '0')
     .option(
       '--from <dir>',
       'start from a Hugging Face model folder (llama, qwen2, qwen3) instead of a preset',
     )
-    .action(async (opts: { preset: string; out: string; seed: string; from?: string }) => {
-      const seed = Number(opts.seed);
-      if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got "${opts.seed}"`);
-      const policy = await initPolicy({
-        preset: opts.preset as PresetName,
-        out: opts.out,
-        seed,
-        from: opts.from,
-      });
-      const what = opts.from
-        ? `${policy.hf?.rawConfig.model_type} model from ${opts.from}`
-        : `preset ${opts.preset}`;
-      console.log(
-        `wrote ${opts.out}: ${what}, vocabulary ${policy.tokenizer.vocabSize}, ` +
-          `context ${policy.config.contextLength}`,
-      );
-      await policy.dispose();
-    });
+    .action(
+      async (opts: { preset: string; out: string; seed: string; superwords: string; from?: string }) => {
+        const seed = Number(opts.seed);
+        if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got "${opts.seed}"`);
+        const superwords = Number(opts.superwords);
+        if (!Number.isInteger(superwords) || superwords < 0)
+          throw new Error(`--superwords must be a whole number (0: none), got "${opts.superwords}"`);
+        const policy = await initPolicy({
+          preset: opts.preset as PresetName,
+          out: opts.out,
+          seed,
+          superwords,
+          from: opts.from,
+        });
+        const what = opts.from
+          ? `${policy.hf?.rawConfig.model_type} model from ${opts.from}`
+          : `preset ${opts.preset}`;
+        console.log(
+          `wrote ${opts.out}: ${what}, vocabulary ${policy.tokenizer.vocabSize}` +
+            (!opts.from && superwords > 0 ? ` (${superwords} superword merges at most)` : '') +
+            ', ' +
+            `context ${policy.config.contextLength}`,
+        );
+        await policy.dispose();
+      },
+    );
 }
