@@ -194,7 +194,11 @@ export interface SftResult {
   selected?: { step: number; value: number };
   /** DAgger samples aggregated. */
   daggerSamples?: number;
-  /** Distinct samples trained on (every sample of a fresh stream counts). */
+  /**
+   * Distinct samples training could draw on: the fixed set, the fresh stream's samples that a
+   * trained batch held (not those drawn for a length pool the budget cut off), and the DAgger
+   * states added.
+   */
   samplesSeen?: number;
   stoppedBy: 'target' | 'budget';
   /** Wall-clock time of the optimizer steps and validations. */
@@ -236,6 +240,8 @@ export async function runSft(
   const order: number[] = [];
   const aggregate: SftSample[] = [];
   let samplesSeen = fixed.length;
+  // Stream samples drawn but not yet in a trained batch (a length pool is drawn ahead).
+  const pending = new Set<SftSample>();
   let trainLoss = Number.NaN;
   let validLoss = await replyLoss(policy, valid);
   const curve = [{ step: 0, validLoss }];
@@ -260,7 +266,7 @@ export async function runSft(
     let samples: SftSample[];
     if (stream) {
       samples = await stream.next(own);
-      samplesSeen += samples.length;
+      for (const x of samples) pending.add(x);
     } else {
       while (order.length < own) order.push(...rng.shuffle(fixed.map((_, i) => i)));
       samples = order.splice(0, own).map((i) => fixed[i]!);
@@ -284,7 +290,9 @@ export async function runSft(
       break;
     }
     if (ready.length === 0) ready.push(...(await draw()));
-    const batch = sftRows(ready.shift()!, config.sharedPrefix);
+    const drawn = ready.shift()!;
+    for (const x of drawn) if (pending.delete(x)) samplesSeen++;
+    const batch = sftRows(drawn, config.sharedPrefix);
     const m = await policy.update(batch, { kind: 'sft', learningRate: learningRateAt(step, config) });
     if (!Number.isFinite(m.loss)) throw new Error(`SFT diverged at step ${step}: the loss is ${m.loss}`);
     trainLoss = m.loss;

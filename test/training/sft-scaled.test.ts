@@ -182,6 +182,37 @@ describe('runSft with lengthGroups', () => {
   });
 });
 
+describe('runSft samplesSeen', () => {
+  it('counts the fresh samples of trained batches, not those of a pool the step budget cut off', async () => {
+    const tokenizer = doorTokenizer();
+    const policy = Policy.create({ model: TINY_MODEL, tokenizer, seed: 5 });
+    policies.push(policy);
+    let n = 0;
+    const stream = {
+      next: async (k: number) => {
+        const demos: Demonstrated[] = Array.from({ length: k }, () => ({
+          messages: [{ role: 'user', content: `open ${'red door '.repeat((n++ % 7) + 1)}` }],
+          reply: expertReply('open red door'),
+        }));
+        return sftSamples(demos, tokenizer, 256);
+      },
+    };
+    const valid = await stream.next(2);
+    n = 0;
+    // Pools of 4 batches of 3: 5 steps draw two pools (24 samples) and train 15 of them.
+    const config = SftConfig.parse({
+      batchSize: 3,
+      maxSteps: 5,
+      targetLoss: 1e-9,
+      lengthGroups: 4,
+      fresh: true,
+    });
+    const result = await runSft(policy, stream, valid, config, { seed: 2 });
+    expect(n).toBe(24);
+    expect(result.samplesSeen).toBe(15);
+  });
+});
+
 describe('household lock step', () => {
   const generator = new HouseholdGenerator();
   const tasks = [0, 1, 2].map((s) => generator.generate('train', s));
