@@ -72,20 +72,17 @@ function labelStore(path: string): { estimator: string; steps: Labelled[] } {
     .all() as StepRow[];
   db.close();
   const steps: Labelled[] = [];
-  // Per trajectory: the world before the step, the commands that made it, and the expert's steps
-  // from it (a step's "after" is the next step's "before", so each is computed once).
+  // Per trajectory: the world before the step and the expert's steps from it (a step's "after" is
+  // the next step's "before", so each is computed once).
   let world: HouseholdState | undefined;
-  let past: string[] = [];
   let remaining = 0;
   let current = -1;
-  let task: HouseholdTask | undefined;
   for (const r of rows) {
     if (r.trajectory !== current) {
       current = r.trajectory;
-      task = generator.generate(r.split as Split, r.seed) as HouseholdTask;
+      const task = generator.generate(r.split as Split, r.seed) as HouseholdTask;
       world = new HouseholdState(task.payload);
-      past = [];
-      remaining = expertStepsToGoal(new HouseholdState(task.payload));
+      remaining = expertStepsToGoal(world.clone());
     }
     const decision = parseHouseholdResponse(r.response);
     const state = `${r.grp}|${JSON.stringify(world!.view())}`;
@@ -93,12 +90,9 @@ function labelStore(path: string): { estimator: string; steps: Labelled[] } {
     let good = false;
     if (decision.valid && world!.execute(decision.action).admissible) {
       // The expert acts on what it is given: a copy of the world after the command.
-      const after = new HouseholdState(task!.payload);
-      for (const c of [...past, decision.action]) after.execute(c);
-      const left = expertStepsToGoal(after);
+      const left = expertStepsToGoal(world!.clone());
       good = 1 + left <= remaining;
       remaining = left;
-      past.push(decision.action);
     }
     const values: Record<string, number> = { final: r.value };
     const parts = r.details ? (JSON.parse(r.details) as Record<string, unknown>) : {};

@@ -470,3 +470,35 @@ describe('household env', () => {
     expect(randomTranscript(env, copy, 30, 1)).toEqual(randomTranscript(env, task, 30, 1));
   });
 });
+
+describe('HouseholdState.clone', () => {
+  it('is the same world after the same commands, and changes to either leave the other as it was', () => {
+    const generator = new HouseholdGenerator();
+    for (let seed = 0; seed < 30; seed++) {
+      const task = generator.generate('train', seed);
+      const world = new HouseholdState(task.payload);
+      const rng = new Rng(`clone:${seed}`);
+      const history: string[] = [];
+      for (let k = 0; k < 6; k++) {
+        const c = rng.pick(world.admissible());
+        world.execute(c);
+        history.push(c);
+      }
+      const copy = world.clone();
+      const replayed = new HouseholdState(task.payload);
+      for (const c of history) replayed.execute(c);
+      expect(copy.view()).toEqual(replayed.view());
+      expect(copy.admissible()).toEqual(world.admissible());
+      // The expert plays the copy to the goal; the original stays where it was.
+      const before = world.view();
+      expect(expertStepsToGoal(copy)).toBe(expertStepsToGoal(replayed));
+      expect(world.view()).toEqual(before);
+      // And the other way: commands on the original do not reach a new copy's state.
+      const second = world.clone();
+      // A move always changes the view (examine or look may not).
+      world.execute(rng.pick(world.admissible().filter((x) => x.startsWith('go to '))));
+      expect(second.view()).toEqual(before);
+      expect(world.view()).not.toEqual(before);
+    }
+  });
+});

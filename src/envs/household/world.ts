@@ -139,6 +139,24 @@ export class HouseholdState {
     });
   }
 
+  /**
+   * An independent copy: the same world after the same commands, for running an expert (which acts
+   * on the state it is given) without replaying the history into a new state.
+   */
+  clone(): HouseholdState {
+    const copy = Object.create(HouseholdState.prototype) as HouseholdState;
+    return Object.assign(copy, {
+      goal: this.goal,
+      receps: this.receps.map((r) => ({ ...r, contents: [...r.contents] })),
+      items: this.items.map((o) => ({ ...o })),
+      // Names to indices: fixed once the world is built, so shared.
+      recepIndex: this.recepIndex,
+      loc: this.loc,
+      held: this.held,
+      commands: undefined,
+    });
+  }
+
   /** Text of the room at the start: what the agent sees from the middle of the room. */
   overview(): string {
     return `You are in the middle of a room. Looking quickly around you, you see ${listing(this.receps.map((r) => r.name))}.`;
