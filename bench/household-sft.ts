@@ -94,14 +94,11 @@ const policy = a.checkpoint
   ? await Policy.load(a.checkpoint)
   : Policy.create({
       model: config.policy.preset,
-      tokenizer: await domainTokenizer(
-        config.policy.vocabSize,
-        config.policy.tokenizerTasks,
-        await demosOf('train', config.sft.tasks),
-        await family.tokenizerText?.(),
-        config.policy.spaces,
-        config.policy.superwords,
-      ),
+      tokenizer: await domainTokenizer({
+        ...config.policy,
+        demos: await demosOf('train', config.sft.tasks),
+        texts: await family.tokenizerText?.(),
+      }),
       seed: config.seed,
     });
 const tokenizer = policy.tokenizer;

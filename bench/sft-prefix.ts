@@ -18,13 +18,7 @@ const ROUNDS = Number(process.argv[2] ?? 12);
 const config = parseTrainConfig(HOUSEHOLD_DEFAULT);
 const family = await makeFamily(config, {});
 const demos = await family.demonstrations(Array.from({ length: 100 }, (_, k) => family.task('train', k)));
-const tokenizer = await domainTokenizer(
-  config.policy.vocabSize,
-  config.policy.tokenizerTasks,
-  demos,
-  await family.tokenizerText?.(),
-  config.policy.spaces,
-);
+const tokenizer = await domainTokenizer({ ...config.policy, demos, texts: await family.tokenizerText?.() });
 const policies = [0, 1].map(() => Policy.create({ model: config.policy.preset, tokenizer, seed: 0 }));
 const stream = demonstrationStream(family, tokenizer, policies[0]!.config.contextLength);
 const cpu = () => {

@@ -24,7 +24,11 @@ const TASKS = Number(process.argv[2] ?? 4);
 const ROUNDS = Number(process.argv[3] ?? 2);
 const G = 8;
 const MINI_BATCH = 32;
-const policy = Policy.create({ model: 'tiny', tokenizer: await domainTokenizer(1024, 100), seed: 0 });
+const policy = Policy.create({
+  model: 'tiny',
+  tokenizer: await domainTokenizer({ vocabSize: 1024, tokenizerTasks: 100 }),
+  seed: 0,
+});
 const generator = new HouseholdGenerator({ receptacles: 4, objects: 1 });
 const trajectories = await rollout({
   model: new PolicyChatModel(policy),

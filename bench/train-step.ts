@@ -22,7 +22,11 @@ const PREFIXES = (process.argv[5] ?? '16,32,60,150').split(',').map(Number);
 const ROUNDS = Number(process.argv[6] ?? 6);
 const RESPONSE = 23;
 const G = 8;
-const policy = Policy.create({ model: preset, tokenizer: await domainTokenizer(1024, 100), seed: 0 });
+const policy = Policy.create({
+  model: preset,
+  tokenizer: await domainTokenizer({ vocabSize: 1024, tokenizerTasks: 100 }),
+  seed: 0,
+});
 const V = policy.config.vocabSize;
 
 /** The mini-batch with groups sharing `shared` tokens; the same lengths for every `shared`. */

@@ -51,7 +51,7 @@ async function sftCheckpoint(dir: string): Promise<string> {
       family.demonstrations(Array.from({ length: n }, (_, k) => family.task(split, offset + k)));
     const train = await demos('train', config.sft.tasks, 1_000_000);
     const valid = await demos('valid-seen', config.sft.validTasks, 1_000_000);
-    const tokenizer = await domainTokenizer(config.policy.vocabSize, config.policy.tokenizerTasks, train);
+    const tokenizer = await domainTokenizer({ ...config.policy, demos: train });
     const policy = Policy.create({
       model: config.policy.model ?? config.policy.preset,
       tokenizer,

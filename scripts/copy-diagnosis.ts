@@ -55,13 +55,12 @@ if (command === 'tokens') {
       Array.from({ length: 100 }, (_, k) => family.task('valid-unseen', k)),
     );
     for (const spaces of ['attached', 'separate'] as const) {
-      const tok = await domainTokenizer(
-        config.policy.vocabSize,
-        config.policy.tokenizerTasks,
-        train,
-        await family.tokenizerText?.(),
+      const tok = await domainTokenizer({
+        ...config.policy,
+        demos: train,
+        texts: await family.tokenizerText?.(),
         spaces,
-      );
+      });
       const pairsOf = (ids: readonly number[]) => ids.slice(1).map((id, i) => `${ids[i]},${id}`);
       const trainPairs = new Set(train.flatMap((d) => pairsOf(tok.encode(d.reply))));
       let tokens = 0;

@@ -149,7 +149,7 @@ export const suite: Suite = {
     let tokenizer: Tokenizer | undefined;
     const start = async (preset: 'tiny' | 'tiny-2k') => {
       if (sftSteps > 0) return undefined;
-      tokenizer ??= await domainTokenizer(1024, 100);
+      tokenizer ??= await domainTokenizer({ vocabSize: 1024, tokenizerTasks: 100 });
       const policy = Policy.create({ model: preset, tokenizer, seed: 0 });
       const dir = join(scratch, preset);
       await policy.save(dir);

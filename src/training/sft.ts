@@ -65,17 +65,26 @@ export function keptByRole(
  * family's own `texts`) plus the loop's prompts and replies along expert demonstrations, so the
  * prompt's fixed wording becomes a few tokens and long prompts still fit the context.
  */
-export async function domainTokenizer(
-  vocabSize: number,
-  tasks: number,
-  demos: readonly Demonstrated[] = [],
-  texts?: readonly string[],
-  spaces: SpaceMode = 'attached',
-  superwords = 0,
-): Promise<Tokenizer> {
-  const corpus = texts ? [...texts] : await domainCorpus(tasks);
+export async function domainTokenizer(options: DomainTokenizerOptions): Promise<Tokenizer> {
+  const { vocabSize, tokenizerTasks, demos = [], texts, spaces = 'attached', superwords = 0 } = options;
+  const corpus = texts ? [...texts] : await domainCorpus(tokenizerTasks);
   for (const d of demos) corpus.push(...d.messages.map((m) => m.content), d.reply);
   return Tokenizer.train(corpus, { vocabSize, spaces, superwords });
+}
+
+/**
+ * What `domainTokenizer` is trained from and how: the `policy` config's own fields under their own
+ * names (`domainTokenizer({ ...config.policy, demos })`), plus the demonstrations and texts.
+ */
+export interface DomainTokenizerOptions {
+  vocabSize: number;
+  /** Tasks per env in the envs' corpus (unused with `texts`). */
+  tokenizerTasks: number;
+  demos?: readonly Demonstrated[];
+  /** The family's own corpus instead of the envs' (`family.tokenizerText`). */
+  texts?: readonly string[];
+  spaces?: SpaceMode;
+  superwords?: number;
 }
 
 /**

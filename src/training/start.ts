@@ -165,14 +165,7 @@ async function startingPolicy(
   }
   const tokenizer =
     hooks.tokenizer ??
-    (await domainTokenizer(
-      config.policy.vocabSize,
-      config.policy.tokenizerTasks,
-      demos,
-      await family.tokenizerText?.(),
-      config.policy.spaces,
-      config.policy.superwords,
-    ));
+    (await domainTokenizer({ ...config.policy, demos, texts: await family.tokenizerText?.() }));
   return Policy.create({
     model: config.policy.model ?? config.policy.preset,
     tokenizer,

@@ -141,7 +141,7 @@ describe('AgentFlow training (Flow-GRPO on the planner)', () => {
       for (const d of demos.filter((x) => x.role === 'executor')) expect(d.reply).toMatch(/^<tool_call>/);
       for (const d of demos.filter((x) => x.role === 'generator'))
         expect(d.reply).toMatch(/^<answer>.+<\/answer>$/);
-      const tokenizer = await domainTokenizer(1024, 20, demos);
+      const tokenizer = await domainTokenizer({ vocabSize: 1024, tokenizerTasks: 20, demos });
       for (const role of AGENTFLOW_ROLES) {
         const all = demos.filter((d) => d.role === role);
         const kept = sftSamples(all, tokenizer, 512);
