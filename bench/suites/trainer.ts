@@ -178,11 +178,10 @@ export const suite: Suite = {
     const formerTrained = j >= 0 ? ctx.args[j + 1] : undefined;
     if (j >= 0 && (!formerTrained || formerTrained.startsWith('--') || !trained))
       throw new Error('--former-start needs a checkpoint folder, and --start for the current path');
-    const formerBase = formerTrained
-      ? benchConfig(iterations, 0, formerTrained, tasks)
-      : trained
-        ? base
-        : benchConfig(iterations, sftSteps, await start('tiny'), tasks);
+    // From --start both paths share the checkpoint; without it each starts from its own preset.
+    let formerBase = base;
+    if (formerTrained) formerBase = benchConfig(iterations, 0, formerTrained, tasks);
+    else if (!trained) formerBase = benchConfig(iterations, sftSteps, await start('tiny'), tasks);
     const former: TrainConfigInput = {
       ...formerBase,
       loop: { ...HOUSEHOLD_DEFAULT.loop, promptFormat: 'windowed' },
@@ -235,12 +234,34 @@ export const suite: Suite = {
       mean_length: b.meanLength,
       mean_length_former: a.meanLength,
     };
+    // Where each path's RL starts, and so what its figures can be compared on.
+    const starts = (() => {
+      if (formerTrained)
+        return {
+          from: 'from the trained checkpoints given as --former-start and --start',
+          compare:
+            'The former path starts from the --former-start checkpoint and the current one from --start, so they play different trajectories: compare per environment step.',
+        };
+      if (trained)
+        return {
+          from: 'from the trained checkpoint given as --start',
+          compare:
+            'Both paths start from the same checkpoint with the same seeds, so they play the same trajectories (the behaviour log-probs do not change the rollout): the differences are the update path (re-scoring, shared prompt prefixes, the KL pass, zero-advantage rows) and the reference scoring.',
+        };
+      return {
+        from:
+          sftSteps > 0
+            ? `after ${sftSteps} SFT steps of each path's own prompt format`
+            : 'from an untrained policy of each preset',
+        compare: 'The two paths play different trajectories (their SFT differs), so compare per env step.',
+      };
+    })();
     const row = (label: string, r: PathRun) =>
       `| ${label} | ${r.envSteps} | ${formatNumber(r.meanLength)} | ${formatNumber(r.rlCpu)} | ${formatNumber(r.rolloutCpu)} | ${formatNumber(r.scoringCpu)} | ${formatNumber(r.updateCpu)} | ${formatNumber(r.prefillPerStep)} | ${formatNumber(r.peakRssMb)} |`;
     return {
       results,
       report: [
-        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${formerTrained ? 'from the trained checkpoints given as --former-start and --start' : trained ? 'from the trained checkpoint given as --start' : sftSteps > 0 ? `after ${sftSteps} SFT steps of each path's own prompt format` : 'from an untrained policy of each preset'}), CPU seconds of the process (all threads):`,
+        `RL phase of the household default (G=8 x ${tasks} tasks an iteration, ${iterations} iterations, ${starts.from}), CPU seconds of the process (all threads):`,
         '',
         '| path | env steps | mean length | RL CPU s | rollout CPU s | scoring CPU s | update CPU s | prefill tokens / step | peak RSS MB |',
         '|---|---|---|---|---|---|---|---|---|',
@@ -248,11 +269,7 @@ export const suite: Suite = {
         row(labels.current, b),
         '',
         'RL CPU runs from each rollout start to its update end (credit assignment and the reference scoring between rollout and update included, checkpoints not); rollout CPU is the rollout phase, update CPU the PPO epochs (the reference and behaviour scoring before them count in neither). `peak_rss_mb` is the highest RSS sampled at the RL phase progress events.',
-        formerTrained
-          ? 'The former path starts from the --former-start checkpoint and the current one from --start, so they play different trajectories: compare per environment step.'
-          : trained
-            ? 'Both paths start from the same checkpoint with the same seeds, so they play the same trajectories (the behaviour log-probs do not change the rollout): the differences are the re-scoring pass and the shared prompt prefixes (`ppo.sharedPrefix`) of the update and the reference scoring.'
-            : 'The two paths play different trajectories (their SFT differs), so compare per env step.',
+        starts.compare,
       ].join('\n'),
     };
   },
