@@ -99,6 +99,44 @@ describe('python tool', () => {
     await t.close();
   });
 
+  it('hands out at most maxActive interpreters: the next episode waits for one given back or killed', async () => {
+    const bounded = new PythonPool({ size: 0, announce: false, maxActive: 2 });
+    const settled = <T>(p: Promise<T>) => {
+      const state = { done: false };
+      void p.then(() => {
+        state.done = true;
+      });
+      return state;
+    };
+    try {
+      // Three episodes each run code: the third one's call waits for an interpreter.
+      const tools = [0, 1, 2].map(
+        () => new PythonTool({ pool: bounded, limits: { timeMs: LIMIT_MS, outputChars: 2_000 } }),
+      );
+      expect(await tools[0]!.execute({ code: 'print(1)' })).toMatchObject({ ok: true, output: '1\n' });
+      expect(await tools[1]!.execute({ code: 'print(2)' })).toMatchObject({ ok: true, output: '2\n' });
+      expect(bounded.active).toBe(2);
+      const third = tools[2]!.execute({ code: 'print(3)' });
+      const thirdState = settled(third);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(thirdState.done).toBe(false);
+      // An episode ends: its interpreter goes, and the waiting call gets a new one.
+      await tools[0]!.reset();
+      expect(await third).toMatchObject({ ok: true, output: '3\n' });
+      expect(bounded.active).toBe(2);
+      // A call that overruns its limit kills its interpreter without giving it back: that frees a slot too.
+      const fourth = new PythonTool({ pool: bounded, limits: { timeMs: LIMIT_MS, outputChars: 2_000 } });
+      const waiting = fourth.execute({ code: 'print(4)' });
+      expect((await tools[1]!.execute({ code: 'while True: pass' })).ok).toBe(false);
+      expect(await waiting).toMatchObject({ ok: true, output: '4\n' });
+      expect(bounded.active).toBe(2);
+      for (const t of [...tools, fourth]) await t.close();
+      expect(bounded.active).toBe(0);
+    } finally {
+      await bounded.close();
+    }
+  }, 60_000);
+
   it('says which protection is active', () => {
     const p = detectProtection();
     expect(['bubblewrap', 'in-process']).toContain(p.level);

@@ -31,6 +31,13 @@ export const PythonPoolOptions = z.object({
    * Variables of earlier episodes stay defined, so that code must not read what it did not set.
    */
   reuse: z.boolean().default(false),
+  /**
+   * Interpreters handed out and alive at once. Each is a process of about 100-250 MB held for a
+   * whole episode, and a batched rollout or evaluation runs hundreds of episodes at once (300
+   * AgentFlow code tasks once took the machine's 24 GB), so past this an `acquire` waits until
+   * an episode gives one back or one dies.
+   */
+  maxActive: z.number().int().min(1).default(16),
 });
 export type PythonPoolOptions = z.input<typeof PythonPoolOptions>;
 
@@ -39,6 +46,15 @@ export class PythonPool {
   readonly protection: Protection;
   private idle: PythonWorker[] = [];
   private closed = false;
+  /** Handed out and not yet given back or dead: at most `maxActive`. */
+  private readonly out = new Set<PythonWorker>();
+  /** Acquires waiting for a free slot, woken one per slot freed. */
+  private waiters: (() => void)[] = [];
+
+  /** Interpreters handed out and alive now. */
+  get active(): number {
+    return this.out.size;
+  }
 
   constructor(options: PythonPoolOptions = {}) {
     this.options = PythonPoolOptions.parse(options);
@@ -52,6 +68,10 @@ export class PythonPool {
       warned = true;
       console.error(`stepwise: ${this.protection.summary}`);
     }
+    while (this.out.size >= this.options.maxActive) {
+      if (this.closed) throw new Error('PythonPool.acquire: the pool is closed');
+      await new Promise<void>((wake) => this.waiters.push(wake));
+    }
     let failures = 0;
     for (;;) {
       if (this.closed) throw new Error('PythonPool.acquire: the pool is closed');
@@ -62,7 +82,12 @@ export class PythonPool {
       if (!this.options.reuse) this.refill();
       try {
         await whileAlive(worker.ready);
-        if (worker.alive) return worker;
+        if (worker.alive && this.out.size < this.options.maxActive) return this.handOut(worker);
+        // Another acquire took the last slot while this one waited for `ready`: wait again.
+        if (worker.alive) {
+          this.release(worker);
+          return await this.acquire();
+        }
       } catch (err) {
         // One failed start can be bad luck (a start-up timeout under load); two in a row is a fault.
         if (++failures >= 2) throw err;
@@ -72,6 +97,7 @@ export class PythonPool {
 
   /** Give a worker back: kept if it never ran code (or the pool reuses them), killed otherwise. */
   release(worker: PythonWorker): void {
+    this.free(worker);
     const clean = !worker.used || this.options.reuse;
     if (!this.closed && worker.alive && clean && this.idle.length < this.options.size) {
       this.idle.push(worker);
@@ -89,6 +115,18 @@ export class PythonPool {
     this.closed = true;
     for (const w of this.idle) w.kill();
     this.idle = [];
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  private handOut(worker: PythonWorker): PythonWorker {
+    this.out.add(worker);
+    // A tool drops a worker it killed (a timeout, a fatal error) without giving it back.
+    void worker.died.then(() => this.free(worker));
+    return worker;
+  }
+
+  private free(worker: PythonWorker): void {
+    if (this.out.delete(worker)) this.waiters.shift()?.();
   }
 
   private spawn(): PythonWorker {

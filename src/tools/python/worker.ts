@@ -39,6 +39,9 @@ export class PythonWorker {
   startMs = Number.NaN;
   /** True once code ran in it: it then holds an episode's state and is never handed to another. */
   used = false;
+  /** Settles once the worker is dead (killed, crashed or exited): its process is gone or going. */
+  readonly died: Promise<void>;
+  private markDied!: () => void;
   private child?: ChildProcess;
   private dead = false;
   private exitNote = '';
@@ -52,6 +55,9 @@ export class PythonWorker {
   private streamCap = 0;
 
   constructor(options: PythonWorkerOptions) {
+    this.died = new Promise<void>((resolve) => {
+      this.markDied = resolve;
+    });
     this.protection = detectProtection();
     this.ready = (options.snapshot ?? Promise.resolve(undefined)).then((file) =>
       this.start(options, file ? { load: file } : undefined),
@@ -119,6 +125,7 @@ export class PythonWorker {
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         this.dead = true;
+        this.markDied();
         this.exitNote = signal ? `killed by ${signal}` : `exited with code ${code}`;
         reject(new Error(`python worker ${this.exitNote} while starting: ${this.stderrTail.trim()}`));
         this.waiting?.resolve({
@@ -210,6 +217,7 @@ export class PythonWorker {
   kill(): void {
     if (this.dead) return;
     this.dead = true;
+    this.markDied();
     this.exitNote = 'killed by the host';
     try {
       if (this.child?.pid) process.kill(-this.child.pid, 'SIGKILL');
