@@ -155,7 +155,10 @@ if (command === 'tokens') {
   const result = await train(config);
   for (const split of ['valid-seen', 'valid-unseen'] as const) {
     const e = result.before[split];
-    console.log(`${split}: success ${e.success} of ${e.tasks}, ${JSON.stringify(e.scores)}`);
+    const byType = Object.entries(e.byType).map(([k, v]) => `${k} ${v.success.toFixed(3)} of ${v.tasks}`);
+    console.log(
+      `${split}: success ${e.success} of ${e.tasks} (${byType.join(', ')}), invalid ${e.invalidRate.toFixed(3)}, ${JSON.stringify(e.scores)}`,
+    );
   }
   console.log(`SFT CPU seconds ${result.sft?.cpuSeconds?.toFixed(0)}`);
 } else if (command === 'roles' && arg) {
