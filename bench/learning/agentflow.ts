@@ -29,11 +29,15 @@ export const AGENTFLOW_BENCH = {
   agentOptions: {
     ...flowGrpo.agentOptions,
     // Shorter replies than the scenario's caps: every module's prompt and reply fit 512 tokens.
+    // Each cap holds the expert's longest reply with this tokenizer (400 valid-unseen tasks: planner
+    // 71 tokens, verifier 37 with the end token). At 24 the verifier's cap was shorter than every
+    // search reply of the expert (200 of the 400), so a policy imitating them never reached the
+    // verdict and each search episode ran into a second turn no demonstration shows.
     sampling: {
       analyzer: { maxTokens: 32 },
-      planner: { maxTokens: 64 },
+      planner: { maxTokens: 80 },
       executor: { maxTokens: 64 },
-      verifier: { maxTokens: 24 },
+      verifier: { maxTokens: 48 },
       generator: { maxTokens: 24 },
     },
   },
