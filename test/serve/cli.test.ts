@@ -78,33 +78,23 @@ describe('init-policy and serve', () => {
     await b.dispose();
   }, 120_000);
 
-  it('refuses a bad --superwords, naming it', async () => {
-    const child = spawn(
-      process.execPath,
-      ['bin/stepwise.js', 'init-policy', '--out', join(dir, 'never'), '--superwords', '-3'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    const code = await new Promise<number | null>((r) => child.once('exit', r));
-    expect(code).not.toBe(0);
-    expect(err).toMatch(/--superwords must be a whole number \(0: none\), got "-3"/);
-  }, 60_000);
-
-  it('refuses a bad --prefix-cache-mb, naming it', async () => {
-    const child = spawn(
-      process.execPath,
-      ['bin/stepwise.js', 'serve', '--checkpoint', dir, '--prefix-cache-mb', 'lots'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    const code = await new Promise<number | null>((r) => child.once('exit', r));
-    expect(code).not.toBe(0);
-    expect(err).toMatch(/--prefix-cache-mb must be a number of MiB >= 0, got "lots"/);
+  it('refuses a bad --superwords or --prefix-cache-mb, naming it', async () => {
+    const init = await failing(['init-policy', '--out', join(dir, 'never'), '--superwords', '-3']);
+    expect(init.code).not.toBe(0);
+    expect(init.err).toMatch(/--superwords must be a whole number \(0: none\), got "-3"/);
+    const serve = await failing(['serve', '--checkpoint', dir, '--prefix-cache-mb', 'lots']);
+    expect(serve.code).not.toBe(0);
+    expect(serve.err).toMatch(/--prefix-cache-mb must be a number of MiB >= 0, got "lots"/);
   }, 60_000);
 });
+
+/** Run the CLI with `args` to its exit: its exit code and what it wrote to stderr. */
+async function failing(args: string[]): Promise<{ code: number | null; err: string }> {
+  const child = spawn(process.execPath, ['bin/stepwise.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  return { code, err };
+}
