@@ -48,6 +48,8 @@ export class PythonPool {
   private closed = false;
   /** Handed out and not yet given back or dead: at most `maxActive`. */
   private readonly out = new Set<PythonWorker>();
+  /** Acquires that hold a slot while their interpreter starts (counted against `maxActive`). */
+  private starting = 0;
   /** Acquires waiting for a free slot, woken one per slot freed. */
   private waiters: (() => void)[] = [];
 
@@ -68,10 +70,26 @@ export class PythonPool {
       warned = true;
       console.error(`stepwise: ${this.protection.summary}`);
     }
-    while (this.out.size >= this.options.maxActive) {
+    while (this.out.size + this.starting >= this.options.maxActive) {
       if (this.closed) throw new Error('PythonPool.acquire: the pool is closed');
       await new Promise<void>((wake) => this.waiters.push(wake));
     }
+    this.starting++;
+    try {
+      const worker = await this.start();
+      this.out.add(worker);
+      // A tool drops a worker it killed (a timeout, a fatal error) without giving it back.
+      void worker.died.then(() => this.free(worker));
+      return worker;
+    } finally {
+      this.starting--;
+      // A start that failed leaves its slot free.
+      if (this.out.size + this.starting < this.options.maxActive) this.waiters.shift()?.();
+    }
+  }
+
+  /** A started interpreter: a warm one, or a new one (a second failed start in a row throws). */
+  private async start(): Promise<PythonWorker> {
     let failures = 0;
     for (;;) {
       if (this.closed) throw new Error('PythonPool.acquire: the pool is closed');
@@ -82,12 +100,7 @@ export class PythonPool {
       if (!this.options.reuse) this.refill();
       try {
         await whileAlive(worker.ready);
-        if (worker.alive && this.out.size < this.options.maxActive) return this.handOut(worker);
-        // Another acquire took the last slot while this one waited for `ready`: wait again.
-        if (worker.alive) {
-          this.release(worker);
-          return await this.acquire();
-        }
+        if (worker.alive) return worker;
       } catch (err) {
         // One failed start can be bad luck (a start-up timeout under load); two in a row is a fault.
         if (++failures >= 2) throw err;
@@ -116,13 +129,6 @@ export class PythonPool {
     for (const w of this.idle) w.kill();
     this.idle = [];
     for (const wake of this.waiters.splice(0)) wake();
-  }
-
-  private handOut(worker: PythonWorker): PythonWorker {
-    this.out.add(worker);
-    // A tool drops a worker it killed (a timeout, a fatal error) without giving it back.
-    void worker.died.then(() => this.free(worker));
-    return worker;
   }
 
   private free(worker: PythonWorker): void {
