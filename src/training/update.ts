@@ -314,14 +314,11 @@ export async function tokenRows(
   const kept = all.flatMap((s, i) => (!options.skipZeroAdvantage || informative(s) ? [i] : []));
   const whole = kept.map((i) => all[i]!);
   const min = options.sharedPrefix ?? 0;
-  const keys = groupStepKeys(steps, all);
+  // Group-step keys follow `steps`, so they are taken over every sequence, then the kept ones.
+  const keysOf = (keys: readonly (string | undefined)[]) => kept.map((i) => keys[i]);
   const seqs: SharedSequence[] =
     min > 0
-      ? sharePrefixes(
-          whole,
-          kept.map((i) => keys[i]),
-          min,
-        )
+      ? sharePrefixes(whole, keysOf(groupStepKeys(steps, all)), min)
       : whole.map((s, unit) => ({ ...s, unit }));
   const tokens = seqs.map((s) => s.tokens);
   const prefixes = min > 0 ? seqs.map((s) => s.prefix) : undefined;
