@@ -11,7 +11,7 @@
  *     [--epochs 1] [--mini-batch 32] [--estimator gigpo] [--eval-tasks 200] [--eval-every 2] \
  *     [--probe 1,0.5] [--seed 0] [--actions free|admissible] \
  *     [--dynamic <retries>] [--history 1] [--logprobs model|sampled] [--penalty 0.1] \
- *     [--anchor observation|state] [--skip-zero true|false]
+ *     [--anchor observation|state] [--skip-zero true|false] [--average-from <iteration>|none]
  *
  * The greedy evaluation before RL is kept beside the checkpoint (`before-<n>.json`) and reused.
  *
@@ -57,6 +57,7 @@ const { values: a } = parseArgs({
     penalty: { type: 'string' },
     anchor: { type: 'string', default: 'observation' },
     'skip-zero': { type: 'string' },
+    'average-from': { type: 'string' },
   },
 });
 if (!a.checkpoint) throw new Error('--checkpoint <dir>: the SFT checkpoint RL starts from is required');
@@ -94,6 +95,9 @@ const input = {
     logprobs: a.logprobs as 'model',
     ...(a['skip-zero'] !== undefined ? { skipZeroAdvantage: a['skip-zero'] === 'true' } : {}),
   },
+  ...(a['average-from'] === undefined
+    ? {}
+    : { weightAverage: a['average-from'] === 'none' ? undefined : { from: num('average-from') } }),
   eval: { every: num('eval-every'), split: 'valid-unseen', tasks: num('eval-tasks') },
   ...(a.dynamic !== undefined ? { dynamicSampling: { enabled: true, retries: num('dynamic') } } : {}),
   seed: num('seed'),

@@ -159,7 +159,7 @@ async function pairedOutcomes(
       : await of({ ...sft, after: sft.before }, sft.referenceCheckpoint);
   const out = new Map<string, number[][]>([['sft', [sftOutcomes]]]);
   for (const [method, runs] of results) {
-    out.set(method, await Promise.all(runs.map((r) => of(r, r.lastCheckpoint))));
+    out.set(method, await Promise.all(runs.map((r) => of(r, r.finalCheckpoint))));
   }
   return out;
 }

@@ -31,6 +31,7 @@ export async function reportRun(
   if (options.summary) {
     await writeFile(options.summary, `${JSON.stringify(summaryJson(result, { curve }), null, 2)}\n`);
   }
+  console.log(`trained policy: ${result.finalCheckpoint}`);
   console.log(`store: ${redactUrl(config.db)}`);
   console.log(`learning curve: ${curve}`);
   console.log(`replay: npx stepwise view --db ${redactUrl(config.db)}`);

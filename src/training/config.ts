@@ -261,6 +261,13 @@ export const TrainConfig = z.strictObject({
    */
   envStepBudget: z.number().int().min(1).optional(),
   ppo: PpoConfig.default(PpoConfig.parse({})),
+  /**
+   * The run's result is the mean of the policy's weights after each iteration from `from` on
+   * (Polyak averaging of the iterates; src/training/average.ts), not the last iterate: the
+   * evaluation after the run and the result checkpoint (`<checkpointDir>/average`) use it, the
+   * rollouts and updates the iterate. Off unless set.
+   */
+  weightAverage: z.strictObject({ from: z.number().int().min(0) }).optional(),
   /** Drop groups whose trajectories all ended alike and roll more tasks, up to `retries` times. */
   dynamicSampling: z
     .strictObject({ enabled: z.boolean().default(false), retries: z.number().int().min(0).default(2) })

@@ -99,7 +99,7 @@ export function summaryJson(result: TrainResult, extra: Record<string, unknown> 
     db: result.db,
     runId: result.runId,
     iterationsRun: result.iterationsRun,
-    checkpoint: result.lastCheckpoint,
+    checkpoint: result.finalCheckpoint,
     reference: result.referenceCheckpoint,
     ...extra,
   };

@@ -15,6 +15,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { rolloutMetrics, type Trajectory } from '../agents/record.ts';
 import { isPostgresUrl, openStore } from '../store/index.ts';
+import { IterateAverage } from './average.ts';
 import { parseTrainConfig } from './config.ts';
 import { type Evaluations, mean, pct, type RunBase, type RunContext, type TrainHooks } from './context.ts';
 import { assignCredit } from './credit.ts';
@@ -39,7 +40,10 @@ export interface TrainResult {
   /** Iterations run in this call (a resumed run counts only its new ones). */
   iterationsRun: number;
   sft?: SftResult;
+  /** The last iteration's checkpoint (where a resumed run goes on from). */
   lastCheckpoint: string;
+  /** The policy `after` measured: `<checkpointDir>/average` with `weightAverage`, else `lastCheckpoint`. */
+  finalCheckpoint: string;
   referenceCheckpoint: string;
 }
 
@@ -79,15 +83,21 @@ async function run(ctx: RunContext, next: number, referenceDir: string): Promise
     `before: valid-seen ${pct(before['valid-seen'].success)}, valid-unseen ${pct(before['valid-unseen'].success)}`,
   );
   let lastCheckpoint = next > 0 ? store.resumePoint(config.runId).checkpoint!.path : referenceDir;
+  const average = config.weightAverage
+    ? await IterateAverage.resume(config.weightAverage.from, ctx.policy, next, lastCheckpoint, log)
+    : undefined;
   let ran = 0;
   const budget = config.envStepBudget ?? Number.POSITIVE_INFINITY;
   for (let it = next; it < config.iterations && envStepsSoFar(ctx) < budget; it++) {
-    lastCheckpoint = await iteration({ ...ctx, it, lastGood: lastCheckpoint });
+    const dir = await iteration({ ...ctx, it, lastGood: lastCheckpoint, average });
+    if (average && lastCheckpoint !== referenceDir) await average.drop(lastCheckpoint);
+    lastCheckpoint = dir;
     ran++;
   }
   if (envStepsSoFar(ctx) >= budget) {
     log(`the environment-step budget (${budget}) is spent after ${envStepsSoFar(ctx)} steps`);
   }
+  const finalCheckpoint = await finalPolicy(ctx, average, lastCheckpoint);
   const after = await evaluateAfter(ctx, before, ran);
   store.setRunStatus(config.runId, 'finished');
   return {
@@ -97,14 +107,41 @@ async function run(ctx: RunContext, next: number, referenceDir: string): Promise
     after,
     iterationsRun: ran,
     lastCheckpoint,
+    finalCheckpoint,
     referenceCheckpoint: referenceDir,
   };
+}
+
+/**
+ * With `weightAverage`, put the mean of the averaged iterates into the policy and save it as
+ * `<checkpointDir>/average`: the run's result. Otherwise the last iterate is the result.
+ */
+async function finalPolicy(
+  ctx: RunContext,
+  average: IterateAverage | undefined,
+  lastCheckpoint: string,
+): Promise<string> {
+  if (!average) return lastCheckpoint;
+  if (!average.apply()) {
+    ctx.log(
+      `weight average: no iteration at or after weightAverage.from (${average.from}) ran; the result is the last iterate`,
+    );
+    return lastCheckpoint;
+  }
+  const dir = join(ctx.config.checkpointDir, 'average');
+  await rm(dir, { recursive: true, force: true });
+  await ctx.policy.save(dir);
+  ctx.log(
+    `weight average: the result is the mean of ${average.count} iterates (from iteration ${average.from}), ${dir}`,
+  );
+  return dir;
 }
 
 /** An iteration's context: the run's, the iteration's number and the checkpoint a divergence names. */
 interface IterationContext extends RunContext {
   it: number;
   lastGood: string;
+  average?: IterateAverage;
 }
 
 /** One RL iteration; returns the path of its checkpoint. */
@@ -118,6 +155,7 @@ async function iteration(ctx: IterationContext): Promise<string> {
   const dir = join(config.checkpointDir, `iter-${it}`);
   await rm(dir, { recursive: true, force: true });
   await policy.save(dir);
+  await ctx.average?.add(it, dir);
   const { trajectories, all } = rolled;
   const rolloutTokens = trajectories.reduce(
     (a, t) => a + t.steps.reduce((b, s) => b + s.responseTokens.length, 0),
