@@ -3,11 +3,13 @@
  * and the door family with a watch on its iteration rollouts, which tells which policy object an
  * iteration rolled out with and lets the child stop in the middle of an iteration.
  */
-import type { Policy } from '../../src/policy/policy.ts';
+import { join } from 'node:path';
+import { Policy } from '../../src/policy/policy.ts';
 import { parseTrainConfig, type TrainConfigInput } from '../../src/training/config.ts';
 import { makeFamily } from '../../src/training/families/index.ts';
 import type { TaskFamily } from '../../src/training/family.ts';
-import { doorHooks, TINY_MODEL } from './helpers.ts';
+import { train } from '../../src/training/trainer.ts';
+import { doorHooks, doorTokenizer, TINY_MODEL } from './helpers.ts';
 
 /**
  * A run from the SFT checkpoint `sft` (also its reference). The learning rate is high enough that
@@ -63,4 +65,30 @@ export async function watchedDoorFamily(config: unknown, watch: RolloutWatch): P
       return trajectories;
     },
   };
+}
+
+/** Train the SFT checkpoint of `sftConfig` in `dir` (quietly); returns its folder. */
+export async function trainSft(dir: string): Promise<string> {
+  const result = await train(sftConfig(join(dir, 'sft.db')), {
+    ...doorHooks,
+    tokenizer: doorTokenizer(),
+    log: () => {},
+  });
+  return result.referenceCheckpoint;
+}
+
+export type Weights = Map<string, Float32Array>;
+
+/** The policy's parameters, copied (getParams gives views of tensors the next update overwrites). */
+export const snapshot = (policy: Policy): Weights =>
+  new Map([...policy.runner.getParams()].map(([name, values]) => [name, Float32Array.from(values)]));
+
+/** A checkpoint's parameters. */
+export async function weightsOf(checkpoint: string): Promise<Weights> {
+  const policy = await Policy.load(checkpoint);
+  try {
+    return snapshot(policy);
+  } finally {
+    await policy.dispose();
+  }
 }

@@ -14,37 +14,23 @@ import { Policy } from '../../src/policy/policy.ts';
 import { openStore } from '../../src/store/index.ts';
 import { parseTrainConfig } from '../../src/training/config.ts';
 import { train } from '../../src/training/trainer.ts';
-import { doorHooks, doorTokenizer } from './helpers.ts';
-import { resumeConfig, sftConfig, watchedDoorFamily } from './resume-helpers.ts';
+import {
+  resumeConfig,
+  snapshot,
+  trainSft,
+  type Weights,
+  watchedDoorFamily,
+  weightsOf,
+} from './resume-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'stepwise-resume-'));
 const quiet = { log: () => {} };
 let sft = '';
 
 beforeAll(async () => {
-  const result = await train(sftConfig(join(dir, 'sft.db')), {
-    ...doorHooks,
-    tokenizer: doorTokenizer(),
-    ...quiet,
-  });
-  sft = result.referenceCheckpoint;
+  sft = await trainSft(dir);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-type Weights = Map<string, Float32Array>;
-
-/** The policy's parameters, copied (getParams gives views of tensors the next update overwrites). */
-const snapshot = (policy: Policy): Weights =>
-  new Map([...policy.runner.getParams()].map(([name, values]) => [name, Float32Array.from(values)]));
-
-async function weightsOf(checkpoint: string): Promise<Weights> {
-  const policy = await Policy.load(checkpoint);
-  try {
-    return snapshot(policy);
-  } finally {
-    await policy.dispose();
-  }
-}
 
 /** Names of the parameters that differ (bit for bit) between two sets of weights. */
 const differing = (a: Weights, b: Weights) =>

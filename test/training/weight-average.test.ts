@@ -15,33 +15,17 @@ import { parseTrainConfig } from '../../src/training/config.ts';
 import { evaluate } from '../../src/training/evaluate.ts';
 import { makeFamily } from '../../src/training/families/index.ts';
 import { train } from '../../src/training/trainer.ts';
-import { doorHooks, doorTokenizer } from './helpers.ts';
-import { resumeConfig, sftConfig } from './resume-helpers.ts';
+import { doorHooks } from './helpers.ts';
+import { resumeConfig, trainSft, type Weights, weightsOf } from './resume-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'stepwise-average-'));
 const quiet = { log: () => {} };
 let sft = '';
 
 beforeAll(async () => {
-  const result = await train(sftConfig(join(dir, 'sft.db')), {
-    ...doorHooks,
-    tokenizer: doorTokenizer(),
-    ...quiet,
-  });
-  sft = result.referenceCheckpoint;
+  sft = await trainSft(dir);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-type Weights = Map<string, Float32Array>;
-
-async function weightsOf(checkpoint: string): Promise<Weights> {
-  const policy = await Policy.load(checkpoint);
-  try {
-    return new Map([...policy.runner.getParams()].map(([k, v]) => [k, Float32Array.from(v)]));
-  } finally {
-    await policy.dispose();
-  }
-}
 
 /** The largest absolute gap between two sets of weights. */
 function maxGap(a: Weights, b: Weights): number {
