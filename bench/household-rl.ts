@@ -11,6 +11,7 @@
  *     [--epochs 1] [--mini-batch 32] [--estimator gigpo] [--eval-tasks 200] [--eval-every 2] \
  *     [--probe 1,0.5] [--seed 0] [--actions free|admissible] \
  *     [--dynamic <retries>] [--history 1] [--logprobs model|sampled] [--penalty 0.1] \
+ *     [--estimator-options '{"baseGroup":true}'] \
  *     [--anchor observation|state] [--skip-zero true|false] [--average-from <iteration>|none]
  *
  * The greedy evaluation before RL is kept beside the checkpoint (`before-<n>.json`) and reused.
@@ -55,6 +56,7 @@ const { values: a } = parseArgs({
     history: { type: 'string', default: '1' },
     logprobs: { type: 'string', default: 'model' },
     penalty: { type: 'string' },
+    'estimator-options': { type: 'string', default: '{}' },
     anchor: { type: 'string', default: 'observation' },
     'skip-zero': { type: 'string' },
     'average-from': { type: 'string' },
@@ -73,7 +75,10 @@ await mkdir(a.out!, { recursive: true });
 const input = {
   ...HOUSEHOLD_DEFAULT,
   estimator: a.estimator as 'gigpo',
-  ...(a.penalty !== undefined ? { estimatorOptions: { penaltyCoef: num('penalty') } } : {}),
+  estimatorOptions: {
+    ...(JSON.parse(a['estimator-options']!) as Record<string, unknown>),
+    ...(a.penalty !== undefined ? { penaltyCoef: num('penalty') } : {}),
+  },
   envOptions: { ...HOUSEHOLD_DEFAULT.envOptions, anchor: a.anchor as 'state' },
   policy: { checkpoint: a.checkpoint },
   sft: { enabled: false },
