@@ -78,8 +78,8 @@ export async function domainTokenizer(options: DomainTokenizerOptions): Promise<
  */
 export interface DomainTokenizerOptions {
   vocabSize: number;
-  /** Tasks per env in the envs' corpus (unused with `texts`). */
-  tokenizerTasks: number;
+  /** Tasks per env in the envs' corpus (unused with `texts`; default `domainCorpus`'s). */
+  tokenizerTasks?: number;
   demos?: readonly Demonstrated[];
   /** The family's own corpus instead of the envs' (`family.tokenizerText`). */
   texts?: readonly string[];

@@ -8,8 +8,7 @@
 import type { Command } from 'commander';
 import { type PresetName, presets } from '../../policy/model/config.ts';
 import { Policy } from '../../policy/policy.ts';
-import { Tokenizer } from '../../policy/tokenizer/tokenizer.ts';
-import { domainCorpus } from '../../training/corpus.ts';
+import { domainTokenizer } from '../../training/sft.ts';
 
 export interface InitPolicyOptions {
   preset: PresetName;
@@ -41,10 +40,10 @@ export async function initPolicy(options: InitPolicyOptions): Promise<Policy> {
       `unknown preset "${options.preset}" (expected one of: ${Object.keys(presets).join(', ')})`,
     );
   }
-  const corpus = await domainCorpus(options.tasks);
-  const tokenizer = Tokenizer.train(corpus, {
+  const tokenizer = await domainTokenizer({
     vocabSize: presets[options.preset].vocabSize,
-    superwords: options.superwords ?? 0,
+    tokenizerTasks: options.tasks,
+    superwords: options.superwords,
   });
   const policy = Policy.create({ model: options.preset, tokenizer, seed: options.seed ?? 0 });
   await policy.save(options.out);
