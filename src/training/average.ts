@@ -16,7 +16,7 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadSafetensors, saveSafetensors } from '../policy/checkpoint/safetensors.ts';
+import { loadTrainable, saveTrainable } from '../policy/checkpoint/checkpoint.ts';
 import type { Params } from '../policy/model/params.ts';
 import { trainableSpecs } from '../policy/model/params.ts';
 import type { Policy } from '../policy/policy.ts';
@@ -48,34 +48,6 @@ export function addIterate(
   return { count, mean: average.mean };
 }
 
-/** Write the mean into an iteration's checkpoint folder. */
-async function saveAverage(dir: string, average: WeightAverage): Promise<void> {
-  const tensors = Object.fromEntries(
-    [...average.mean].map(([k, v]) => [k, { dtype: 'F32' as const, shape: [v.length], data: v }]),
-  );
-  await saveSafetensors(join(dir, AVERAGE_FILE), tensors, { count: String(average.count) });
-}
-
-/** The mean stored in an iteration's checkpoint folder, or undefined when it has none. */
-async function loadAverage(dir: string, names: string[]): Promise<WeightAverage | undefined> {
-  const file = join(dir, AVERAGE_FILE);
-  if (!existsSync(file)) return undefined;
-  const { tensors, metadata } = await loadSafetensors(file);
-  const count = Number(metadata.count);
-  if (!Number.isInteger(count) || count < 1) {
-    throw new Error(
-      `${file}: metadata 'count' is ${JSON.stringify(metadata.count)}; expected an integer >= 1`,
-    );
-  }
-  const mean: Params = new Map();
-  for (const k of names) {
-    const t = tensors[k];
-    if (t?.dtype !== 'F32') throw new Error(`${file}: float32 tensor '${k}' is missing`);
-    mean.set(k, t.data as Float32Array);
-  }
-  return { count, mean };
-}
-
 /** A run's average: folded in after each iteration's checkpoint, resumed from the last one's. */
 export class IterateAverage {
   private readonly names: string[];
@@ -101,8 +73,17 @@ export class IterateAverage {
   ): Promise<IterateAverage> {
     const self = new IterateAverage(from, policy, undefined);
     if (next - 1 < from) return self;
-    self.average = await loadAverage(lastDir, self.names);
-    if (!self.average) {
+    const file = join(lastDir, AVERAGE_FILE);
+    if (existsSync(file)) {
+      const { params, metadata } = await loadTrainable(file, policy.config);
+      const count = Number(metadata.count);
+      if (!Number.isInteger(count) || count < 1) {
+        throw new Error(
+          `${file}: metadata 'count' is ${JSON.stringify(metadata.count)}; expected an integer >= 1`,
+        );
+      }
+      self.average = { count, mean: params };
+    } else {
       log(`weight average: ${lastDir} holds no running mean; the average starts again at iteration ${next}`);
     }
     return self;
@@ -120,7 +101,9 @@ export class IterateAverage {
   async add(it: number, dir: string): Promise<void> {
     if (it < this.from) return;
     this.average = addIterate(this.average, this.policy.runner.getParams(), this.names);
-    await saveAverage(dir, this.average);
+    await saveTrainable(join(dir, AVERAGE_FILE), this.policy.config, this.average.mean, {
+      count: String(this.average.count),
+    });
   }
 
   /** Once a later iteration is stored, the earlier folder's mean is never read again. */
@@ -132,7 +115,7 @@ export class IterateAverage {
   apply(): boolean {
     if (!this.average) return false;
     const params: Params = new Map(this.policy.runner.getParams());
-    for (const [k, v] of this.average.mean) params.set(k, Float32Array.from(v));
+    for (const [k, v] of this.average.mean) params.set(k, v);
     this.policy.runner.setParams(params);
     return true;
   }

@@ -92,6 +92,28 @@ export async function saveOptimizer(
   });
 }
 
+/**
+ * Write only the trainable parameters (all of them, or a model's LoRA adapters) to one file, with
+ * string metadata: a running mean of them, for one (src/training/average.ts).
+ */
+export async function saveTrainable(
+  file: string,
+  config: ModelConfig,
+  params: Params,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  await saveSafetensors(file, toTensors(config, params, '', trainableSpecs(config)), metadata);
+}
+
+/** The trainable parameters written by `saveTrainable`, checked against the config's shapes. */
+export async function loadTrainable(
+  file: string,
+  config: ModelConfig,
+): Promise<{ params: Params; metadata: Record<string, string> }> {
+  const { tensors, metadata } = await loadSafetensors(file);
+  return { params: fromTensors(config, tensors, file, '', trainableSpecs(config)), metadata };
+}
+
 /** `<dir>/optimizer.safetensors` if present. */
 export async function loadOptimizer(dir: string, config: ModelConfig): Promise<Checkpoint['optimizer']> {
   const optPath = path.join(dir, 'optimizer.safetensors');
