@@ -5,7 +5,11 @@
  * on them.
  *
  *   npx tsx bench/decode-step.ts [preset small] [fill 200]
+ *
+ * Environment: ROWS (default 1,4,16,32,64) the batch sizes; KV_HEADS the preset with that many
+ * key/value heads (grouped-query attention), to see whether reading the cache is what costs.
  */
+import { presets } from '../src/policy/model/config.ts';
 import { Policy } from '../src/policy/policy.ts';
 import { SlotCache } from '../src/policy/runtime/slots.ts';
 import { Tokenizer } from '../src/policy/tokenizer/tokenizer.ts';
@@ -13,12 +17,17 @@ import { Tokenizer } from '../src/policy/tokenizer/tokenizer.ts';
 const preset = (process.argv[2] ?? 'small') as 'small';
 const fill = Number(process.argv[3] ?? 200);
 const tokenizer = Tokenizer.train(['the cat sat on the mat '.repeat(50)], { vocabSize: 2048 });
-const policy = Policy.create({ model: preset, tokenizer, seed: 0 });
+const kvHeads = process.env.KV_HEADS ? Number(process.env.KV_HEADS) : undefined;
+const policy = Policy.create({
+  model: kvHeads ? { ...presets[preset], kvHeads } : preset,
+  tokenizer,
+  seed: 0,
+});
 const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e3;
 };
-for (const B of [1, 4, 16, 64]) {
+for (const B of (process.env.ROWS ?? '1,4,16,32,64').split(',').map(Number)) {
   const slots = new SlotCache(policy.config);
   slots.reserve(B, fill + 40);
   for (let b = 0; b < B; b++) slots.add();

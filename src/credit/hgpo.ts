@@ -34,12 +34,12 @@ export interface HgpoDetails {
   /**
    * `level[k][i]`: row i's item a_k at level k; NaN when the row has no level-k group of two or
    * more members. An item equal to 0 is dropped from A. k = 0 is the base group, whose columns
-   * are empty when `baseGroup` is off.
+   * are empty when `baseGroup` is off and `combine` is 'mean'.
    */
   level: Float64Array[];
   /** `levelGroupSize[k][i]`: members of row i's level-k group (0 when the row has no level k). */
   levelGroupSize: Int32Array[];
-  /** `levelWeight[k]`: w_k = (k+1)^alpha, the same for every row; w_0 = 1, NaN when `baseGroup` is off. */
+  /** `levelWeight[k]`: w_k = (k+1)^alpha, the same for every row; w_0 = 1, NaN when there is no base group. */
   levelWeight: number[];
 }
 
@@ -60,7 +60,9 @@ export interface HgpoDiagnostics extends BaseDiagnostics {
  * `A = sum(w_k a_k) / (sum(w_k) + eps)` over the non-zero items, `w_k = (k+1)^alpha`; 0 if none.
  *
  * Options (ALGORITHMS.md defaults): `history` H (2), `alpha` (1), `baseGroup` (false: when on,
- * GiGPO's episode advantage joins as a k = 0 item of weight 1), `mode` ('mean_std_norm'),
+ * GiGPO's episode advantage joins as a k = 0 item of weight 1), `combine` ('mean'; 'episode-plus'
+ * is GiGPO's A_E + A_S with the hierarchy's weighted mean of its step-level items as A_S, the base
+ * item then always present), `mode` ('mean_std_norm'),
  * `gamma` (0.95), `penalty` (true) with `penaltyCoef` (0.1) and `penaltyPlacement`
  * ('in-return'; 'after-normalization' subtracts coef from A instead of from R_t and S).
  */
@@ -81,23 +83,22 @@ export function hgpo(
   const anchors = internAnchors(batch);
   const level: Float64Array[] = [];
   const levelGroupSize: Int32Array[] = [];
-  // sum(w_k a_k) accumulates in `advantages` itself; sum(w_k) is added up at the end from the items
+  // sum(w_k a_k) over the step levels (k >= 1) accumulates in `advantages` itself; the base item
+  // and sum(w_k) are added at the end from the items
   const advantages = new Float64Array(n);
+  const withBase = opts.baseGroup || opts.combine === 'episode-plus';
   const weights: number[] = [1];
   const levelCoverage: number[] = [0];
   const levelGroups: number[] = [0];
 
   // k = 0: the base group (GiGPO's episode advantage), weight 1; empty columns when off.
-  if (opts.baseGroup) {
+  if (withBase) {
     const score = episodeScores(batch, trajectoryReturn, invalid, coef);
     const base = episodeAdvantage(batch, trajectoryReturn, score, opts.mode, 'steps', score);
     const baseSize = new Int32Array(n);
     const groupRows = new Int32Array(batch.nGroups);
     for (let i = 0; i < n; i++) groupRows[batch.rowGroup[i]]++;
-    for (let i = 0; i < n; i++) {
-      baseSize[i] = groupRows[batch.rowGroup[i]];
-      if (base[i] !== 0) advantages[i] += base[i];
-    }
+    for (let i = 0; i < n; i++) baseSize[i] = groupRows[batch.rowGroup[i]];
     levelCoverage[0] = 1;
     levelGroups[0] = batch.nGroups;
     level.push(base);
@@ -166,14 +167,23 @@ export function hgpo(
 
   let noItem = 0;
   for (let i = 0; i < n; i++) {
-    let den = 0;
-    for (let k = 0; k < level.length; k++) {
-      // an item that exists (not NaN, and the level's columns are not empty) and is not 0
-      const a = level[k].length > 0 ? level[k][i] : Number.NaN;
+    let den = 0; // sum(w_k) over the step levels' items that exist (not NaN) and are not 0
+    for (let k = 1; k < level.length; k++) {
+      const a = level[k][i];
       if (!Number.isNaN(a) && a !== 0) den += weights[k];
     }
-    if (den === 0) noItem++;
-    else advantages[i] /= den + EPS;
+    const base = withBase ? level[0][i] : 0;
+    if (opts.combine === 'episode-plus') {
+      if (den === 0 && base === 0) noItem++;
+      advantages[i] = base + (den === 0 ? 0 : advantages[i] / (den + EPS));
+    } else {
+      if (base !== 0) {
+        advantages[i] += base;
+        den += weights[0];
+      }
+      if (den === 0) noItem++;
+      else advantages[i] /= den + EPS;
+    }
   }
   const penalty = penaltyAfter(advantages, invalid, after);
   return {
@@ -184,7 +194,7 @@ export function hgpo(
       return: returns,
       level,
       levelGroupSize,
-      levelWeight: weights.map((w, k) => (k === 0 && !opts.baseGroup ? Number.NaN : w)),
+      levelWeight: weights.map((w, k) => (k === 0 && !withBase ? Number.NaN : w)),
     },
     diagnostics: {
       ...baseDiagnostics(batch, trajectoryReturn, advantages),

@@ -121,6 +121,12 @@ export const hgpoOptionsSchema = z.strictObject({
   alpha: z.number().default(1),
   /** Add GiGPO's episode advantage as a level-0 item with weight 1. */
   baseGroup: z.boolean().default(false),
+  /**
+   * How the items make A: 'mean' (the reference) is the weighted mean of the non-zero items;
+   * 'episode-plus' is GiGPO's rule with the hierarchy as its step term, A = A_E + the weighted
+   * mean of the non-zero step-level items (k >= 1); `baseGroup` is then implied.
+   */
+  combine: z.enum(['mean', 'episode-plus']).default('mean'),
   ...penalty,
 });
 

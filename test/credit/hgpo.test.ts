@@ -107,6 +107,30 @@ describe('hgpo', () => {
     close(hgpo(pair).advantages, [(2 * a1) / (2 + eps), (-2 * a1) / (2 + eps)]);
   });
 
+  it("combine 'episode-plus' is A_E plus the weighted mean of the step-level items", () => {
+    // the pair above: A = A_E + 2 a_1 / (2 + eps), not a mean with A_E
+    const pair = [row('g', 'a', 0, 'X', 1), row('g', 'b', 0, 'X', 0)];
+    const e = 0.5 / (Math.sqrt(0.5) + eps);
+    const a1 = 0.5 / (0.5 + eps);
+    const plus = hgpo(pair, { combine: 'episode-plus' });
+    close(plus.advantages, [e + (2 * a1) / (2 + eps), -e - (2 * a1) / (2 + eps)]);
+    expect(plus.details.levelWeight[0]).toBe(1);
+    // the hand-worked batch: t1 step 1 has items b1 (k=1, weight 2) and ab (k=2, weight 3)
+    // A_E: scores 1 (t1, t3) and 0 (t2) on three rows each: mean 2/3, std_s .5
+    const won = 1 / 3 / (0.5 + eps);
+    const out = hgpo(rows, { combine: 'episode-plus', gamma: 0.5 });
+    close([out.advantages[1]], [won + (2 * b1 + 3 * ab) / (5 + eps)]);
+    // t3 step 0 is alone at every level: A_E only
+    close([out.advantages[6]], [won]);
+    // at history 0 it is GiGPO's A_E + A_S but for A_S's std_p (GiGPO: std_s)
+    const flat = [row('g', 'a', 0, 'X', 1), row('g', 'b', 0, 'X', 0), row('g', 'c', 0, 'X', 0)];
+    const h0 = hgpo(flat, { combine: 'episode-plus', history: 0 });
+    // A_E: mean 1/3, std_s sqrt(1/3); a_1: the same deviations over std_p sqrt(2/9)
+    const [stdS, stdP] = [Math.sqrt(1 / 3), Math.sqrt(2 / 9)];
+    const plus1 = (d: number) => d / (stdS + eps) + (2 * (d / (stdP + eps))) / (2 + eps);
+    close(h0.advantages, [plus1(2 / 3), plus1(-1 / 3), plus1(-1 / 3)]);
+  });
+
   it('singleton groups add nothing: all-distinct anchors give 0 (or the base item alone)', () => {
     const distinct = rows.map((r, i) => ({ ...r, anchor: `s${i}` }));
     close(hgpo(distinct).advantages, new Array(9).fill(0));
