@@ -7,6 +7,7 @@ import { rolloutMetrics } from '../agents/record.ts';
 import type { Split } from '../envs/types.ts';
 import type { Policy } from '../policy/policy.ts';
 import type { TrajectoryStore } from '../store/index.ts';
+import type { IterateAverage } from './average.ts';
 import { EVAL_SPLITS, type EvalResult, type Evaluations, mean, type RunContext } from './context.ts';
 import type { TaskFamily } from './family.ts';
 import { wilson } from './stats.ts';
@@ -145,11 +146,20 @@ export async function evaluateAfter(ctx: RunContext, before: Evaluations, ran: n
   return after;
 }
 
-/** The evaluation every `eval.every` iterations, stored as `eval/...`; undefined when not due. */
-export async function evaluateDue(ctx: RunContext, iteration: number): Promise<EvalResult | undefined> {
+/**
+ * The evaluation every `eval.every` iterations, stored as `eval/...`; undefined when not due. With
+ * `weightAverage` it measures the mean of the iterates so far (what the run would return now), so
+ * the learning curve ends at what "after" measures.
+ */
+export async function evaluateDue(
+  ctx: RunContext,
+  iteration: number,
+  average?: IterateAverage,
+): Promise<EvalResult | undefined> {
   const { every, split, tasks } = ctx.config.eval;
   if (every <= 0 || (iteration + 1) % every !== 0) return undefined;
-  const e = await evaluate(ctx.policy, ctx.family, split, tasks);
+  const run = () => evaluate(ctx.policy, ctx.family, split, tasks);
+  const e = average ? await average.withMean(run) : await run();
   ctx.store.writeMetrics(ctx.config.runId, iteration, evalMetrics('eval', e));
   return e;
 }

@@ -189,7 +189,7 @@ async function iteration(ctx: IterationContext): Promise<string> {
   store.writeIteration(config.runId, { iteration: it, groups: credit.groups, metrics });
   store.addCheckpoint(config.runId, it, dir, { step: policy.runner.step });
 
-  const e = await evaluateDue(ctx, it);
+  const e = await evaluateDue(ctx, it, ctx.average);
   ctx.log(
     `iter ${it}: success ${pct(metrics.success_rate!)} | return ${metrics.mean_return!.toFixed(2)} | ` +
       `invalid ${pct(metrics.invalid_rate!)} | len ${metrics.mean_length!.toFixed(1)} | KL ${metrics.kl!.toFixed(4)} | ` +

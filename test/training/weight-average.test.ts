@@ -3,7 +3,8 @@
  * door-task runs: the result checkpoint holds exactly the mean of the averaged iterations' stored
  * checkpoints (not the last iterate), the evaluation after the run measured it, only the latest
  * iteration keeps its running mean, and a run stopped after two iterations and resumed for a third
- * ends with the same mean as one that ran all three (the mean is resumed, not restarted).
+ * ends with the same mean as one that ran all three (the mean is resumed, not restarted); the
+ * evaluations every `eval.every` iterations measure the mean so far while the rollouts keep the iterate.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,9 +15,10 @@ import { AVERAGE_FILE, addIterate } from '../../src/training/average.ts';
 import { parseTrainConfig } from '../../src/training/config.ts';
 import { evaluate } from '../../src/training/evaluate.ts';
 import { makeFamily } from '../../src/training/families/index.ts';
+import type { TaskFamily } from '../../src/training/family.ts';
 import { train } from '../../src/training/trainer.ts';
 import { doorHooks } from './helpers.ts';
-import { resumeConfig, trainSft, type Weights, weightsOf } from './resume-helpers.ts';
+import { resumeConfig, snapshot, trainSft, type Weights, weightsOf } from './resume-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'stepwise-average-'));
 const quiet = { log: () => {} };
@@ -119,6 +121,44 @@ describe('weightAverage on a run', () => {
     // Restarted at iteration 2 the mean would be iteration 2 alone.
     expect(maxGap(avg!, meanOf([w1!, w2!]))).toBeLessThan(1e-6);
     expect(maxGap(avg!, w2!)).toBeGreaterThan(1e-5);
+  });
+
+  it('evaluates the mean in the middle of the run and rolls out with the iterate', async () => {
+    const db = join(dir, 'curve.db');
+    const cfg = { ...config(db, 3), eval: { every: 1, tasks: 2 } };
+    const family = await makeFamily(parseTrainConfig(cfg), doorHooks);
+    const evaluated: Weights[] = [];
+    const rolled: Weights[] = [];
+    const watched: TaskFamily = {
+      ...family,
+      async rollout(policy, request) {
+        (request.temperature === 0 ? evaluated : rolled).push(snapshot(policy));
+        return family.rollout(policy, request);
+      },
+      ...(family.evaluate
+        ? {
+            async evaluate(policy, split, tasks) {
+              evaluated.push(snapshot(policy));
+              return family.evaluate!(policy, split, tasks);
+            },
+          }
+        : {}),
+    };
+    await train(cfg, { ...doorHooks, family: watched, ...quiet });
+    const ckpt = parseTrainConfig(cfg).checkpointDir;
+    const [w0, w1, w2] = await Promise.all(['iter-0', 'iter-1', 'iter-2'].map((d) => weightsOf(join(ckpt, d))));
+    // Evaluations: before (2 splits), after iterations 0, 1, 2, after the run (2 splits).
+    expect(evaluated).toHaveLength(7);
+    const [, , e0, e1, e2, after] = evaluated;
+    expect(maxGap(e0!, w0!)).toBeLessThan(1e-7); // before `from`: the iterate
+    expect(maxGap(e1!, w1!)).toBeLessThan(1e-7); // the mean of iteration 1 alone
+    expect(maxGap(e2!, meanOf([w1!, w2!]))).toBeLessThan(1e-6);
+    expect(maxGap(e2!, w2!)).toBeGreaterThan(1e-5);
+    expect(maxGap(after!, e2!)).toBeLessThan(1e-7);
+    // The rollouts after an evaluation of the mean continue from the iterate.
+    expect(rolled).toHaveLength(3);
+    expect(maxGap(rolled[1]!, w0!)).toBeLessThan(1e-7);
+    expect(maxGap(rolled[2]!, w1!)).toBeLessThan(1e-7);
   });
 
   it('is the last iterate when no iteration reached `from`', async () => {
