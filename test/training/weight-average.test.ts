@@ -146,7 +146,9 @@ describe('weightAverage on a run', () => {
     };
     await train(cfg, { ...doorHooks, family: watched, ...quiet });
     const ckpt = parseTrainConfig(cfg).checkpointDir;
-    const [w0, w1, w2] = await Promise.all(['iter-0', 'iter-1', 'iter-2'].map((d) => weightsOf(join(ckpt, d))));
+    const [w0, w1, w2] = await Promise.all(
+      ['iter-0', 'iter-1', 'iter-2'].map((d) => weightsOf(join(ckpt, d))),
+    );
     // Evaluations: before (2 splits), after iterations 0, 1, 2, after the run (2 splits).
     expect(evaluated).toHaveLength(7);
     const [, , e0, e1, e2, after] = evaluated;
