@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import flowGrpo from '../../scenarios/agentflow-flowgrpo.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
-import { differenceText, perQuestion, rateText } from './paired.ts';
+import { differenceText, perQuestion, perSeed, rateText, seedDifferenceText } from './paired.ts';
 import { cpuSecondsSince, type Measure, runMethods, sharedSft } from './shared.ts';
 import type { LearningPart, LearningPartResult } from './types.ts';
 
@@ -122,7 +122,8 @@ export const part: LearningPart = {
       startQ && rlQ
         ? `\n\nValid-unseen accuracy with Wilson 95% intervals: SFT start ${rateText(sftStart['valid-unseen'].outcomes!)}; ` +
           `Flow-GRPO ${runs.map((r, i) => `seed ${ctx.seeds[i]} ${rateText(r.after['valid-unseen'].outcomes!)}`).join(', ')}. ` +
-          `Flow-GRPO (per-task mean over seeds) - SFT, paired: ${differenceText(startQ, rlQ).text}.`
+          `Flow-GRPO (per-task mean over seeds) - SFT, paired: ${differenceText(startQ, rlQ).text}; ` +
+          `with the RL seeds' spread (two-level bootstrap): ${seedDifferenceText([startQ], perSeed(unseen('after'), 'success')!)}.`
         : '\n\n(Per-task outcomes are missing: some runs were read back from a store; rerun without --scratch for intervals.)';
     const diagnosis =
       gain >= 0.1

@@ -13,7 +13,7 @@ import { householdEvaluate } from '../../src/training/families/household.ts';
 import { makeFamily } from '../../src/training/families/index.ts';
 import { type ActionAccuracy, actionAccuracy } from '../../src/training/household-batch.ts';
 import { HOUSEHOLD_DEFAULT } from '../../src/training/presets.ts';
-import { pairedBootstrap, wilson } from '../../src/training/stats.ts';
+import { pairedBootstrap, seedBootstrap, wilson } from '../../src/training/stats.ts';
 import type { TrainResult } from '../../src/training/trainer.ts';
 import { cpuSecondsSince, runMethods, SUCCESS, sharedSft } from './shared.ts';
 import type { LearningPart, LearningPartResult } from './types.ts';
@@ -185,10 +185,14 @@ function intervalsNote(outcomes: Map<string, number[][]>, seeds: readonly number
   ];
   // The seeds' runs side by side: task i of seed s pairs with task i of seed s of the other method.
   const pooled = (m: string) => outcomes.get(m)!.flat();
+  const points = (d: { value: number; ci95: [number, number] }) =>
+    `${(100 * d.value).toFixed(1)} points [${(100 * d.ci95[0]).toFixed(1)}, ${(100 * d.ci95[1]).toFixed(1)}]`;
   const diff = (b: string, a: string, label: string) => {
     const xa = a === 'sft' ? outcomes.get(m0(outcomes))!.flatMap(() => sft) : pooled(a);
-    const d = pairedBootstrap(xa, pooled(b));
-    return `${label} ${(100 * d.value).toFixed(1)} points [${(100 * d.ci95[0]).toFixed(1)}, ${(100 * d.ci95[1]).toFixed(1)}]`;
+    // Beside the task-paired interval, the two-level one over tasks and seeds: it also holds how
+    // far one method's RL seeds land apart, which the pooled pairs do not see.
+    const seeded = seedBootstrap(outcomes.get(a)!, outcomes.get(b)!);
+    return `${label} ${points(pairedBootstrap(xa, pooled(b)))}, over tasks and seeds ${points(seeded).replace(' points', '')}`;
   };
   const diffs = [
     diff('gigpo', 'grpo', 'GiGPO - GRPO'),
@@ -196,7 +200,7 @@ function intervalsNote(outcomes: Map<string, number[][]>, seeds: readonly number
     ...[...outcomes.keys()].filter((m) => m !== 'sft').map((m) => diff(m, 'sft', `${m} - SFT`)),
   ];
   lines.push(
-    `Paired differences over ${pooled(m0(outcomes)).length} (task, seed) pairs, paired bootstrap 95% interval: ${diffs.join('; ')}.`,
+    `Paired differences over ${pooled(m0(outcomes)).length} (task, seed) pairs, paired bootstrap 95% interval, then the two-level bootstrap's over tasks and seeds: ${diffs.join('; ')}.`,
   );
   return lines.join(' ');
 }

@@ -3,18 +3,25 @@
  * evaluated greedily on the same questions (seeds 0..n-1 of a split), so figures pair up question
  * by question. A method's per-question figure is its mean over the RL seeds; a mean F1 gets a
  * bootstrap interval, an accuracy a Wilson interval, a difference of two methods the paired
- * bootstrap interval.
+ * bootstrap interval over questions and, beside it, the two-level one over questions and seeds
+ * (`seedBootstrap`), which also holds how far the RL seeds of one method land apart.
  */
 import type { EvalResult } from '../../src/training/context.ts';
-import { meanBootstrap, pairedBootstrap, wilson } from '../../src/training/stats.ts';
+import { meanBootstrap, pairedBootstrap, seedBootstrap, wilson } from '../../src/training/stats.ts';
 
-/** One figure per question, averaged over the given evaluations (one per seed), or undefined when one lacks it. */
-export function perQuestion(evals: readonly EvalResult[], metric: string): number[] | undefined {
+/** One figure per question for each evaluation (one per seed), or undefined when one lacks it. */
+export function perSeed(evals: readonly EvalResult[], metric: string): number[][] | undefined {
   const vectors = evals.map((e) => (metric === 'success' ? e.outcomes : e.taskScores?.[metric]));
   if (vectors.length === 0 || vectors.some((v) => v === undefined)) return undefined;
   const n = vectors[0]!.length;
-  if (vectors.some((v) => v!.length !== n)) return undefined;
-  return Array.from({ length: n }, (_, i) => vectors.reduce((s, v) => s + v![i]!, 0) / vectors.length);
+  return vectors.some((v) => v!.length !== n) ? undefined : (vectors as number[][]);
+}
+
+/** One figure per question, averaged over the given evaluations (one per seed), or undefined when one lacks it. */
+export function perQuestion(evals: readonly EvalResult[], metric: string): number[] | undefined {
+  const vectors = perSeed(evals, metric);
+  if (!vectors) return undefined;
+  return vectors[0]!.map((_, i) => vectors.reduce((s, v) => s + v[i]!, 0) / vectors.length);
 }
 
 const pct = (x: number) => (100 * x).toFixed(1);
@@ -40,4 +47,11 @@ export function differenceText(a: readonly number[], b: readonly number[]): { va
     value: d.value,
     text: `${sign}${pct(d.value)} points, 95% interval ${range(d.ci95)} (${d.tasks} paired questions)`,
   };
+}
+
+/** b - a over questions and seeds (`a[s]`, `b[s]`: one seed's per-question figures), in points. */
+export function seedDifferenceText(a: readonly number[][], b: readonly number[][]): string {
+  const d = seedBootstrap(a, b);
+  const sign = d.value >= 0 ? '+' : '';
+  return `${sign}${pct(d.value)} points, 95% interval over questions and seeds ${range(d.ci95)} (${d.tasks} questions, ${d.seeds[0]} and ${d.seeds[1]} seeds)`;
 }

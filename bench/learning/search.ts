@@ -12,7 +12,7 @@ import searchIgpo from '../../scenarios/search-igpo.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
 import type { TrainResult } from '../../src/training/trainer.ts';
-import { differenceText, meanText, perQuestion } from './paired.ts';
+import { differenceText, meanText, perQuestion, perSeed, seedDifferenceText } from './paired.ts';
 import { cpuSecondsSince, runMethods, sharedSft } from './shared.ts';
 import type { LearningPart, LearningPartResult } from './types.ts';
 
@@ -90,6 +90,12 @@ export const part: LearningPart = {
       );
     const startF1 = perQuestion([sft.before['valid-unseen']], 'f1');
     const [grpoQ, igpoQ] = [f1Of('grpo'), f1Of('igpo')];
+    const seedsOf = (m: string) =>
+      perSeed(
+        results.get(m)!.map((r) => r.after['valid-unseen']),
+        'f1',
+      );
+    const [grpoSeeds, igpoSeeds] = [seedsOf('grpo'), seedsOf('igpo')];
     const paired =
       grpoQ && igpoQ && startF1
         ? [
@@ -98,6 +104,11 @@ export const part: LearningPart = {
               `GRPO ${meanText(grpoQ)}, IGPO ${meanText(igpoQ)}.`,
             `IGPO - GRPO, paired: ${differenceText(grpoQ, igpoQ).text}; GRPO - SFT ${differenceText(startF1, grpoQ).text}; ` +
               `IGPO - SFT ${differenceText(startF1, igpoQ).text}.`,
+            ...(grpoSeeds && igpoSeeds
+              ? [
+                  `With the RL seeds' spread (two-level bootstrap): IGPO - GRPO ${seedDifferenceText(grpoSeeds, igpoSeeds)}.`,
+                ]
+              : []),
           ]
         : [
             '(Per-question figures are missing: some runs were read back from a store; rerun without --scratch for intervals.)',

@@ -1,7 +1,8 @@
 /**
  * Intervals for evaluation figures, so a reported success rate says how sure it is: the Wilson
- * score interval for a rate, and the paired bootstrap interval for the difference of two success
- * vectors measured on the same tasks (after minus before, method B minus method A).
+ * score interval for a rate, the paired bootstrap interval for the difference of two success
+ * vectors measured on the same tasks (after minus before, method B minus method A), and the
+ * two-level bootstrap over tasks and training seeds for methods trained with several seeds.
  */
 import { Rng } from '../util/random.ts';
 
@@ -82,6 +83,76 @@ export function pairedBootstrap(
     value,
     ci95: [quantile(means, 0.025), quantile(means, 0.975)],
     tasks: n,
+    onlyB: d.filter((x) => x > 0).length,
+    onlyA: d.filter((x) => x < 0).length,
+  };
+}
+
+/**
+ * The 95% interval of mean(b) - mean(a) when each method was trained with several seeds and every
+ * seed's policy was evaluated on the same tasks: `a[s][i]` is the outcome of task i under method
+ * a's seed-s policy. Two-level (hierarchical) bootstrap (Davison & Hinkley, "Bootstrap Methods and
+ * their Application", 1997, section 3.8): each resample draws the tasks with replacement (the same
+ * draw for both methods, so they stay paired) and, independently for each method, its seeds with
+ * replacement. The task-paired bootstrap of `pairedBootstrap` over pooled (task, seed) pairs sees
+ * only the evaluation's noise; this interval also holds the training's (how far two seeds of one
+ * method land apart), which is what a claim that one method trains better than another needs. With
+ * two or three seeds a method's seed spread is itself poorly known, so the interval is a lower
+ * bound on the real uncertainty, not an exact one. Seeded.
+ */
+export function seedBootstrap(
+  a: readonly (readonly number[])[],
+  b: readonly (readonly number[])[],
+  options: { resamples?: number; seed?: number } = {},
+): PairedDifference & { seeds: [a: number, b: number] } {
+  if (a.length === 0 || b.length === 0) {
+    throw new Error(`seedBootstrap: each method needs at least one seed; got ${a.length} and ${b.length}`);
+  }
+  const n = a[0]!.length;
+  if (n === 0) throw new Error('seedBootstrap: no tasks');
+  for (const [name, runs] of [
+    ['a', a],
+    ['b', b],
+  ] as const) {
+    runs.forEach((xs, s) => {
+      if (xs.length !== n) {
+        throw new Error(
+          `seedBootstrap: every seed must be evaluated on the same ${n} tasks; ${name}[${s}] has ${xs.length}`,
+        );
+      }
+      const bad = xs.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0)
+        throw new Error(`seedBootstrap: ${name}[${s}][${bad}] is ${xs[bad]}; expected a finite number`);
+    });
+  }
+  const seedMean = (runs: readonly (readonly number[])[], i: number) =>
+    runs.reduce((sum, xs) => sum + xs[i]!, 0) / runs.length;
+  const d = Array.from({ length: n }, (_, i) => seedMean(b, i) - seedMean(a, i));
+  const value = d.reduce((sum, x) => sum + x, 0) / n;
+  const resamples = options.resamples ?? 10_000;
+  const rng = new Rng(`seed-bootstrap:${options.seed ?? 0}`);
+  const draw = (k: number) => Array.from({ length: k }, () => Math.floor(rng.next() * k));
+  const means = new Float64Array(resamples);
+  for (let r = 0; r < resamples; r++) {
+    const sa = draw(a.length);
+    const sb = draw(b.length);
+    let sum = 0;
+    for (let t = 0; t < n; t++) {
+      const i = Math.floor(rng.next() * n);
+      let x = 0;
+      for (const s of sb) x += b[s]![i]!;
+      let y = 0;
+      for (const s of sa) y += a[s]![i]!;
+      sum += x / sb.length - y / sa.length;
+    }
+    means[r] = sum / n;
+  }
+  means.sort();
+  return {
+    value,
+    ci95: [quantile(means, 0.025), quantile(means, 0.975)],
+    tasks: n,
+    seeds: [a.length, b.length],
     onlyB: d.filter((x) => x > 0).length,
     onlyA: d.filter((x) => x < 0).length,
   };

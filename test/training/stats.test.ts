@@ -1,10 +1,12 @@
 /**
  * Evaluation intervals against values computed independently: Wilson intervals from SciPy
  * (`scipy.stats.binomtest(k, n).proportion_ci(method='wilson')`), the paired bootstrap against a
- * NumPy percentile bootstrap with 400,000 resamples (`default_rng(0)`).
+ * NumPy percentile bootstrap with 400,000 resamples (`default_rng(0)`), the two-level bootstrap
+ * against a NumPy version of it (400,000 resamples: tasks, then each method's seeds, drawn with
+ * `default_rng(0)`).
  */
 import { describe, expect, it } from 'vitest';
-import { meanBootstrap, pairedBootstrap, quantile, wilson } from '../../src/training/stats.ts';
+import { meanBootstrap, pairedBootstrap, quantile, seedBootstrap, wilson } from '../../src/training/stats.ts';
 import { Rng } from '../../src/util/random.ts';
 
 describe('wilson', () => {
@@ -81,5 +83,46 @@ describe('meanBootstrap', () => {
     expect(large.ci95[1] - large.ci95[0]).toBeLessThan((small.ci95[1] - small.ci95[0]) / 2);
     expect(meanBootstrap([0.5, 0.5, 0.5])).toEqual({ value: 0.5, ci95: [0.5, 0.5], tasks: 3 });
     expect(() => meanBootstrap([])).toThrow(/no tasks/);
+  });
+});
+
+describe('seedBootstrap', () => {
+  // 60 tasks; method a with 2 seeds, method b with 3, outcomes from fixed patterns.
+  const n = 60;
+  const a = [0, 1].map((s) => Array.from({ length: n }, (_, i) => ((i * 7 + s * 3) % 5 < 2 ? 1 : 0)));
+  const b = [0, 1, 2].map((s) => Array.from({ length: n }, (_, i) => ((i * 11 + s * 5) % 7 < 3 + s ? 1 : 0)));
+
+  it('matches a NumPy two-level bootstrap over tasks and seeds', () => {
+    const d = seedBootstrap(a, b, { resamples: 40_000 });
+    expect(d.value).toBeCloseTo(0.177778, 5);
+    expect(d).toMatchObject({ tasks: 60, seeds: [2, 3] });
+    // NumPy: [-0.0056, 0.3667]; Monte Carlo error at 40,000 resamples is about 0.003.
+    expect(Math.abs(d.ci95[0] - -0.0056)).toBeLessThan(0.01);
+    expect(Math.abs(d.ci95[1] - 0.3667)).toBeLessThan(0.01);
+  });
+
+  it("holds the seeds' spread, which the task-paired interval does not", () => {
+    // b's two seeds disagree on every task (one solves all, the other none): the pooled pairs give
+    // a narrow interval around +0.5, the seeds make it span most of [0, 1].
+    const zero = Array.from({ length: 200 }, () => 0);
+    const one = zero.map(() => 1);
+    const pooled = pairedBootstrap([...zero, ...zero], [...one, ...zero]);
+    const seeded = seedBootstrap([zero, zero], [one, zero]);
+    expect(pooled.value).toBeCloseTo(0.5, 12);
+    expect(seeded.value).toBeCloseTo(0.5, 12);
+    expect(pooled.ci95[1] - pooled.ci95[0]).toBeLessThan(0.12);
+    expect(seeded.ci95[0]).toBe(0);
+    expect(seeded.ci95[1]).toBe(1);
+    // Seeds that agree: about the task interval of one seed.
+    const same = seedBootstrap([a[0]!, a[0]!], [b[0]!, b[0]!]);
+    const one0 = pairedBootstrap(a[0]!, b[0]!);
+    expect(Math.abs(same.ci95[0] - one0.ci95[0])).toBeLessThan(0.02);
+    expect(Math.abs(same.ci95[1] - one0.ci95[1])).toBeLessThan(0.02);
+  });
+
+  it('refuses seeds evaluated on different tasks, naming them', () => {
+    expect(() => seedBootstrap([[1, 0]], [[1, 0], [1]])).toThrow(/same 2 tasks; b\[1\] has 1/);
+    expect(() => seedBootstrap([], [[1]])).toThrow(/at least one seed; got 0 and 1/);
+    expect(() => seedBootstrap([[1, Number.NaN]], [[1, 0]])).toThrow(/a\[0\]\[1\] is NaN/);
   });
 });
