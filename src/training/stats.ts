@@ -70,7 +70,6 @@ export function pairedBootstrap(
   }
   const resamples = options.resamples ?? 10_000;
   const d = a.map((x, i) => b[i]! - x);
-  const value = d.reduce((s, x) => s + x, 0) / n;
   const rng = new Rng(`paired-bootstrap:${options.seed ?? 0}`);
   const means = new Float64Array(resamples);
   for (let r = 0; r < resamples; r++) {
@@ -78,11 +77,16 @@ export function pairedBootstrap(
     for (let i = 0; i < n; i++) sum += d[Math.floor(rng.next() * n)]!;
     means[r] = sum / n;
   }
+  return percentileDifference(d, means);
+}
+
+/** The per-task differences' mean with the 2.5% and 97.5% quantiles of the resampled means. */
+function percentileDifference(d: readonly number[], means: Float64Array): PairedDifference {
   means.sort();
   return {
-    value,
+    value: d.reduce((s, x) => s + x, 0) / d.length,
     ci95: [quantile(means, 0.025), quantile(means, 0.975)],
-    tasks: n,
+    tasks: d.length,
     onlyB: d.filter((x) => x > 0).length,
     onlyA: d.filter((x) => x < 0).length,
   };
@@ -128,7 +132,6 @@ export function seedBootstrap(
   const seedMean = (runs: readonly (readonly number[])[], i: number) =>
     runs.reduce((sum, xs) => sum + xs[i]!, 0) / runs.length;
   const d = Array.from({ length: n }, (_, i) => seedMean(b, i) - seedMean(a, i));
-  const value = d.reduce((sum, x) => sum + x, 0) / n;
   const resamples = options.resamples ?? 10_000;
   const rng = new Rng(`seed-bootstrap:${options.seed ?? 0}`);
   const draw = (k: number) => Array.from({ length: k }, () => Math.floor(rng.next() * k));
@@ -147,15 +150,7 @@ export function seedBootstrap(
     }
     means[r] = sum / n;
   }
-  means.sort();
-  return {
-    value,
-    ci95: [quantile(means, 0.025), quantile(means, 0.975)],
-    tasks: n,
-    seeds: [a.length, b.length],
-    onlyB: d.filter((x) => x > 0).length,
-    onlyA: d.filter((x) => x < 0).length,
-  };
+  return { ...percentileDifference(d, means), seeds: [a.length, b.length] };
 }
 
 /** The q-quantile of sorted values, linear between order statistics (numpy's default). */
