@@ -190,8 +190,9 @@ function intervalsNote(outcomes: Map<string, number[][]>, seeds: readonly number
   const diff = (b: string, a: string, label: string) => {
     const xa = a === 'sft' ? outcomes.get(m0(outcomes))!.flatMap(() => sft) : pooled(a);
     // Beside the task-paired interval, the two-level one over tasks and seeds: it also holds how
-    // far one method's RL seeds land apart, which the pooled pairs do not see.
-    const seeded = seedBootstrap(outcomes.get(a)!, outcomes.get(b)!);
+    // far one method's RL seeds land apart, which the pooled pairs do not see (the same RL seed of
+    // two methods paired: the same tasks each iteration, the same first rollouts).
+    const seeded = seedBootstrap(outcomes.get(a)!, outcomes.get(b)!, { pairSeeds: a !== 'sft' });
     return `${label} ${points(pairedBootstrap(xa, pooled(b)))}, over tasks and seeds ${points(seeded).replace(' points', '')}`;
   };
   const diffs = [

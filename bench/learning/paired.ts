@@ -49,9 +49,16 @@ export function differenceText(a: readonly number[], b: readonly number[]): { va
   };
 }
 
-/** b - a over questions and seeds (`a[s]`, `b[s]`: one seed's per-question figures), in points. */
-export function seedDifferenceText(a: readonly number[][], b: readonly number[][]): string {
-  const d = seedBootstrap(a, b);
+/**
+ * b - a over questions and seeds (`a[s]`, `b[s]`: one seed's per-question figures), in points;
+ * `pairSeeds` when a[s] and b[s] ran with the same RL seed.
+ */
+export function seedDifferenceText(
+  a: readonly number[][],
+  b: readonly number[][],
+  options: { pairSeeds?: boolean } = {},
+): string {
+  const d = seedBootstrap(a, b, options);
   const sign = d.value >= 0 ? '+' : '';
   return `${sign}${pct(d.value)} points, 95% interval over questions and seeds ${range(d.ci95)} (${d.tasks} questions, ${d.seeds[0]} and ${d.seeds[1]} seeds)`;
 }

@@ -106,7 +106,7 @@ export const part: LearningPart = {
               `IGPO - SFT ${differenceText(startF1, igpoQ).text}.`,
             ...(grpoSeeds && igpoSeeds
               ? [
-                  `With the RL seeds' spread (two-level bootstrap): IGPO - GRPO ${seedDifferenceText(grpoSeeds, igpoSeeds)}.`,
+                  `With the RL seeds' spread (two-level bootstrap): IGPO - GRPO ${seedDifferenceText(grpoSeeds, igpoSeeds, { pairSeeds: true })} (the same RL seeds paired).`,
                 ]
               : []),
           ]

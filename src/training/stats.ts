@@ -103,14 +103,23 @@ function percentileDifference(d: readonly number[], means: Float64Array): Paired
  * method land apart), which is what a claim that one method trains better than another needs. With
  * two or three seeds a method's seed spread is itself poorly known, so the interval is a lower
  * bound on the real uncertainty, not an exact one. Seeded.
+ *
+ * `pairSeeds`: a[s] and b[s] ran with the same RL seed (the same tasks drawn each iteration, the
+ * same first rollouts: common random numbers), so seed s is drawn for both at once; what the two
+ * runs of a seed share then cancels, as the tasks' difficulty does.
  */
 export function seedBootstrap(
   a: readonly (readonly number[])[],
   b: readonly (readonly number[])[],
-  options: { resamples?: number; seed?: number } = {},
+  options: { resamples?: number; seed?: number; pairSeeds?: boolean } = {},
 ): PairedDifference & { seeds: [a: number, b: number] } {
   if (a.length === 0 || b.length === 0) {
     throw new Error(`seedBootstrap: each method needs at least one seed; got ${a.length} and ${b.length}`);
+  }
+  if (options.pairSeeds && a.length !== b.length) {
+    throw new Error(
+      `seedBootstrap: pairSeeds needs the same seeds for both methods; got ${a.length} and ${b.length} seeds`,
+    );
   }
   const n = a[0]!.length;
   if (n === 0) throw new Error('seedBootstrap: no tasks');
@@ -138,7 +147,7 @@ export function seedBootstrap(
   const means = new Float64Array(resamples);
   for (let r = 0; r < resamples; r++) {
     const sa = draw(a.length);
-    const sb = draw(b.length);
+    const sb = options.pairSeeds ? sa : draw(b.length);
     let sum = 0;
     for (let t = 0; t < n; t++) {
       const i = Math.floor(rng.next() * n);

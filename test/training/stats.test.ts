@@ -120,6 +120,20 @@ describe('seedBootstrap', () => {
     expect(Math.abs(same.ci95[1] - one0.ci95[1])).toBeLessThan(0.02);
   });
 
+  it('pairSeeds draws seed s for both methods: what a seed shares cancels', () => {
+    // Seed 0 is easy for both methods, seed 1 hard for both; b is one task ahead in each.
+    const easy = Array.from({ length: 100 }, (_, i) => (i < 80 ? 1 : 0));
+    const hard = Array.from({ length: 100 }, (_, i) => (i < 20 ? 1 : 0));
+    const ahead = (xs: number[]) => xs.map((x, i) => (i === 90 ? 1 : x));
+    const apart = seedBootstrap([easy, hard], [ahead(easy), ahead(hard)]);
+    const paired = seedBootstrap([easy, hard], [ahead(easy), ahead(hard)], { pairSeeds: true });
+    expect(paired.value).toBeCloseTo(0.01, 12);
+    expect(apart.value).toBeCloseTo(0.01, 12);
+    expect(paired.ci95[1] - paired.ci95[0]).toBeLessThan(0.05);
+    expect(apart.ci95[1] - apart.ci95[0]).toBeGreaterThan(0.3);
+    expect(() => seedBootstrap([easy], [easy, hard], { pairSeeds: true })).toThrow(/same seeds.*1 and 2/);
+  });
+
   it('refuses seeds evaluated on different tasks, naming them', () => {
     expect(() => seedBootstrap([[1, 0]], [[1, 0], [1]])).toThrow(/same 2 tasks; b\[1\] has 1/);
     expect(() => seedBootstrap([], [[1]])).toThrow(/at least one seed; got 0 and 1/);
