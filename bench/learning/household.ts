@@ -185,15 +185,15 @@ function intervalsNote(outcomes: Map<string, number[][]>, seeds: readonly number
   ];
   // The seeds' runs side by side: task i of seed s pairs with task i of seed s of the other method.
   const pooled = (m: string) => outcomes.get(m)!.flat();
-  const points = (d: { value: number; ci95: [number, number] }) =>
-    `${(100 * d.value).toFixed(1)} points [${(100 * d.ci95[0]).toFixed(1)}, ${(100 * d.ci95[1]).toFixed(1)}]`;
+  const points = (d: { value: number; ci95: [number, number] }, unit = ' points') =>
+    `${(100 * d.value).toFixed(1)}${unit} [${(100 * d.ci95[0]).toFixed(1)}, ${(100 * d.ci95[1]).toFixed(1)}]`;
   const diff = (b: string, a: string, label: string) => {
     const xa = a === 'sft' ? outcomes.get(m0(outcomes))!.flatMap(() => sft) : pooled(a);
     // Beside the task-paired interval, the two-level one over tasks and seeds: it also holds how
     // far one method's RL seeds land apart, which the pooled pairs do not see (the same RL seed of
     // two methods paired: the same tasks each iteration, the same first rollouts).
     const seeded = seedBootstrap(outcomes.get(a)!, outcomes.get(b)!, { pairSeeds: a !== 'sft' });
-    return `${label} ${points(pairedBootstrap(xa, pooled(b)))}, over tasks and seeds ${points(seeded).replace(' points', '')}`;
+    return `${label} ${points(pairedBootstrap(xa, pooled(b)))}, over tasks and seeds ${points(seeded, '')}`;
   };
   const diffs = [
     diff('gigpo', 'grpo', 'GiGPO - GRPO'),

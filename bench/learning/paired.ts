@@ -20,7 +20,11 @@ export function perSeed(evals: readonly EvalResult[], metric: string): number[][
 /** One figure per question, averaged over the given evaluations (one per seed), or undefined when one lacks it. */
 export function perQuestion(evals: readonly EvalResult[], metric: string): number[] | undefined {
   const vectors = perSeed(evals, metric);
-  if (!vectors) return undefined;
+  return vectors && seedMean(vectors);
+}
+
+/** Per question, the mean of the seeds' figures. */
+export function seedMean(vectors: readonly number[][]): number[] {
   return vectors[0]!.map((_, i) => vectors.reduce((s, v) => s + v[i]!, 0) / vectors.length);
 }
 

@@ -12,7 +12,7 @@ import searchIgpo from '../../scenarios/search-igpo.ts';
 import { openStore } from '../../src/store/index.ts';
 import type { TrainConfigInput } from '../../src/training/config.ts';
 import type { TrainResult } from '../../src/training/trainer.ts';
-import { differenceText, meanText, perQuestion, perSeed, seedDifferenceText } from './paired.ts';
+import { differenceText, meanText, perQuestion, perSeed, seedDifferenceText, seedMean } from './paired.ts';
 import { cpuSecondsSince, runMethods, sharedSft } from './shared.ts';
 import type { LearningPart, LearningPartResult } from './types.ts';
 
@@ -82,20 +82,15 @@ export const part: LearningPart = {
     const grpo = after('grpo', 'f1');
     const igpo = after('igpo', 'f1');
     const gap = 100 * (mean(igpo) - mean(grpo));
-    // Paired, question by question: each method's F1 per question averaged over its seeds.
-    const f1Of = (m: string) =>
-      perQuestion(
-        results.get(m)!.map((r) => r.after['valid-unseen']),
-        'f1',
-      );
-    const startF1 = perQuestion([sft.before['valid-unseen']], 'f1');
-    const [grpoQ, igpoQ] = [f1Of('grpo'), f1Of('igpo')];
+    // Paired, question by question: each seed's F1 per question, and their mean over the seeds.
     const seedsOf = (m: string) =>
       perSeed(
         results.get(m)!.map((r) => r.after['valid-unseen']),
         'f1',
       );
     const [grpoSeeds, igpoSeeds] = [seedsOf('grpo'), seedsOf('igpo')];
+    const startF1 = perQuestion([sft.before['valid-unseen']], 'f1');
+    const [grpoQ, igpoQ] = [grpoSeeds && seedMean(grpoSeeds), igpoSeeds && seedMean(igpoSeeds)];
     const paired =
       grpoQ && igpoQ && startF1
         ? [
@@ -104,11 +99,7 @@ export const part: LearningPart = {
               `GRPO ${meanText(grpoQ)}, IGPO ${meanText(igpoQ)}.`,
             `IGPO - GRPO, paired: ${differenceText(grpoQ, igpoQ).text}; GRPO - SFT ${differenceText(startF1, grpoQ).text}; ` +
               `IGPO - SFT ${differenceText(startF1, igpoQ).text}.`,
-            ...(grpoSeeds && igpoSeeds
-              ? [
-                  `With the RL seeds' spread (two-level bootstrap): IGPO - GRPO ${seedDifferenceText(grpoSeeds, igpoSeeds, { pairSeeds: true })} (the same RL seeds paired).`,
-                ]
-              : []),
+            `With the RL seeds' spread (two-level bootstrap): IGPO - GRPO ${seedDifferenceText(grpoSeeds!, igpoSeeds!, { pairSeeds: true })} (the same RL seeds paired).`,
           ]
         : [
             '(Per-question figures are missing: some runs were read back from a store; rerun without --scratch for intervals.)',

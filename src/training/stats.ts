@@ -61,13 +61,8 @@ export function pairedBootstrap(
       `pairedBootstrap: the vectors must pair up task by task; got ${n} and ${b.length} values`,
     );
   }
-  for (const [name, xs] of [
-    ['a', a],
-    ['b', b],
-  ] as const) {
-    const bad = xs.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) throw new Error(`pairedBootstrap: ${name}[${bad}] is ${xs[bad]}; expected a finite number`);
-  }
+  checkFinite('pairedBootstrap', 'a', a);
+  checkFinite('pairedBootstrap', 'b', b);
   const resamples = options.resamples ?? 10_000;
   const d = a.map((x, i) => b[i]! - x);
   const rng = new Rng(`paired-bootstrap:${options.seed ?? 0}`);
@@ -78,6 +73,12 @@ export function pairedBootstrap(
     means[r] = sum / n;
   }
   return percentileDifference(d, means);
+}
+
+/** Refuse a value that is not a finite number, naming where it is. */
+function checkFinite(fn: string, name: string, xs: readonly number[]): void {
+  const bad = xs.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new Error(`${fn}: ${name}[${bad}] is ${xs[bad]}; expected a finite number`);
 }
 
 /** The per-task differences' mean with the 2.5% and 97.5% quantiles of the resampled means. */
@@ -133,9 +134,7 @@ export function seedBootstrap(
           `seedBootstrap: every seed must be evaluated on the same ${n} tasks; ${name}[${s}] has ${xs.length}`,
         );
       }
-      const bad = xs.findIndex((x) => !Number.isFinite(x));
-      if (bad >= 0)
-        throw new Error(`seedBootstrap: ${name}[${s}][${bad}] is ${xs[bad]}; expected a finite number`);
+      checkFinite('seedBootstrap', `${name}[${s}]`, xs);
     });
   }
   const seedMean = (runs: readonly (readonly number[])[], i: number) =>
